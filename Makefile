@@ -1,0 +1,35 @@
+# Two set-up commands: `make demo` and `make test`. Both create .venv and install what they need.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH := torch==2.13.0
+
+.PHONY: install install-dev demo test lint bench gallery clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+install: $(BIN)/python  ## the package and its runtime dependencies
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[web]'
+
+install-dev: install
+	$(BIN)/pip install -q -e '.[web,dev]'
+
+demo: install  ## stylise the bundled pair into ./impasto-demo.png
+	$(BIN)/impasto demo -o impasto-demo.png
+
+lint: install-dev
+	$(BIN)/ruff check impasto tests benchmarks
+	$(BIN)/ruff format --check impasto tests benchmarks
+	$(BIN)/mypy
+
+test: lint  ## linter, type checker, then the whole suite
+	$(BIN)/pytest -q
+
+bench: install-dev
+	$(BIN)/python benchmarks/bench.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,128 @@
+"""impasto: neural style transfer after Gatys, Ecker & Bethge, faithful and fast.
+
+>>> import impasto
+>>> image = impasto.stylize("photo.jpg", "painting.jpg", size=384)   # doctest: +SKIP
+>>> image.save("out.png")                                             # doctest: +SKIP
+
+``stylize`` is the one-call API; :func:`transfer`, :class:`Objective`, :func:`optimize`,
+:func:`load_vgg19` and the loss functions are the lower-level pieces it is made of.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from .config import PRESETS, Options, resolve
+from .errors import ConfigError, DeviceError, ImpastoError, InputError
+from .image import DEFAULT_MAX_PIXELS, load_image, read_params, save_image
+from .losses import Objective, content_loss, gram, style_layer_loss, tv_loss
+from .optimize import optimize
+from .transfer import Result, Step, transfer
+from .vgg import LAYER_NAMES, VGG19, load_vgg19
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LAYER_NAMES",
+    "PRESETS",
+    "VGG19",
+    "ConfigError",
+    "DeviceError",
+    "ImpastoError",
+    "InputError",
+    "Objective",
+    "Options",
+    "Result",
+    "Step",
+    "__version__",
+    "bundled_image",
+    "content_loss",
+    "gram",
+    "load_image",
+    "load_vgg19",
+    "optimize",
+    "read_params",
+    "resolve",
+    "save_image",
+    "style_layer_loss",
+    "stylize",
+    "stylize_full",
+    "transfer",
+    "tv_loss",
+]
+
+ImageLike = str | os.PathLike[str] | Image.Image
+
+
+def bundled_image(name: str) -> Path:
+    """Path of a bundled example image, e.g. ``bundled_image("tubingen")`` (see data/CREDITS.md)."""
+    data = Path(str(resources.files("impasto") / "data"))
+    matches = sorted(data.glob(f"{name}.*"))
+    if not matches:
+        names = sorted(p.stem for p in data.glob("*.jpg"))
+        from .errors import did_you_mean
+
+        raise InputError(f"no bundled image '{name}'{did_you_mean(name, names)}")
+    return matches[0]
+
+
+def _as_image(img: ImageLike, max_pixels: int) -> Image.Image:
+    if isinstance(img, Image.Image):
+        return img.convert("RGB") if img.mode != "RGB" else img
+    return load_image(img, max_pixels=max_pixels)
+
+
+def stylize_full(
+    content: ImageLike,
+    style: ImageLike | Sequence[ImageLike],
+    *,
+    preset: str = "default",
+    on_step: Callable[[Step], None] | None = None,
+    image_every: int = 0,
+    should_stop: Callable[[], bool] | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    **options: Any,
+) -> Result:
+    """Like :func:`stylize`, returning the :class:`Result` (losses, steps, parameters) too."""
+    opts: Options = resolve(preset, **options)
+    styles = [style] if isinstance(style, str | os.PathLike | Image.Image) else list(style)
+    if not styles:
+        raise ConfigError("at least one style image is needed")
+    content_img = _as_image(content, max_pixels)
+    style_imgs = [_as_image(s, max_pixels) for s in styles]
+    init_img = None
+    if opts.init not in ("noise", "content"):
+        init_img = load_image(opts.init, max_pixels=max_pixels)
+    result = transfer(
+        content_img,
+        style_imgs,
+        opts,
+        init_image=init_img,
+        on_step=on_step,
+        image_every=image_every,
+        should_stop=should_stop,
+    )
+    result.params = {"impasto": __version__, "preset": preset} | result.params
+    return result
+
+
+def stylize(
+    content: ImageLike,
+    style: ImageLike | Sequence[ImageLike],
+    *,
+    preset: str = "default",
+    **options: Any,
+) -> Image.Image:
+    """Paint ``content`` in the manner of ``style`` (paths or PIL images); returns an RGB image.
+
+    Minimises L_total = alpha L_content + beta sum_l w_l E_l (Gatys et al. 2016, eq. 7) over the
+    pixels. ``preset`` ("default" or "paper") sets every option; any field of :class:`Options`
+    given as a keyword overrides it, e.g. ``stylize(c, s, size=256, ratio=1e-4, seed=3)``.
+    """
+    return stylize_full(content, style, preset=preset, **options).image

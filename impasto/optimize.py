@@ -1,0 +1,131 @@
+"""The optimisation loop on the pixels: L-BFGS (the paper's choice) or Adam, one scale at a time.
+
+The loss is always evaluated on the image that will be saved: pixels are clamped to 0..255
+*inside* the objective, so the optimiser's loss is the saved image's loss (up to rounding to
+8 bits) and nothing is lost by clamping afterwards. The lowest-loss image seen is kept and
+returned, so an interrupted or non-monotone run still yields its best image.
+
+This module never prints: progress goes to a callback.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from .losses import Objective
+
+__all__ = ["ScaleResult", "optimize"]
+
+# on_step(step, loss, terms, image): step counts from 1; image is the clamped current image.
+StepCallback = Callable[[int, torch.Tensor, dict[str, torch.Tensor], torch.Tensor], None]
+
+
+@dataclass
+class ScaleResult:
+    """The outcome of optimising at one scale."""
+
+    image: torch.Tensor  # (1, 3, H, W), 0..255, the lowest-loss image evaluated
+    loss: float
+    terms: dict[str, float]
+    steps: int  # steps actually taken
+    interrupted: bool = False  # Ctrl-C
+    stopped: bool = False  # should_stop() returned True
+    seconds: float = 0.0
+
+
+class _Best:
+    """Lowest loss seen and its image, updated on the device without a host synchronisation."""
+
+    def __init__(self, image: torch.Tensor) -> None:
+        self.loss = torch.full((), math.inf, device=image.device)
+        self.image = image.detach().clone()
+        self.terms: dict[str, torch.Tensor] = {}
+
+    def update(self, loss: torch.Tensor, image: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
+        loss = loss.detach()
+        better = loss < self.loss
+        self.loss = torch.where(better, loss, self.loss)
+        self.image = torch.where(better, image.detach(), self.image)
+        for k, v in terms.items():
+            self.terms[k] = torch.where(better, v, self.terms[k]) if k in self.terms else v
+
+
+def optimize(
+    objective: Objective,
+    init: torch.Tensor,
+    steps: int,
+    *,
+    optimizer: str = "lbfgs",
+    learning_rate: float = 2.0,
+    lbfgs_history: int = 100,
+    on_step: StepCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> ScaleResult:
+    """Minimise ``objective`` over the pixels of ``init`` (1, 3, H, W, values 0..255) for ``steps`` steps.
+
+    One step is one evaluation of the loss and its gradient followed by one update, for both
+    optimisers (L-BFGS without line search, as in the public implementations of the paper).
+    Ctrl-C (KeyboardInterrupt) ends the loop early and returns the best image so far.
+    """
+    start = time.perf_counter()
+    x = init.detach().clone(memory_format=torch.contiguous_format).clamp_(0, 255).requires_grad_(True)
+    best = _Best(x)
+    opt: torch.optim.Optimizer
+    if optimizer == "lbfgs":
+        opt = torch.optim.LBFGS(
+            [x],
+            lr=1.0,
+            max_iter=1,
+            history_size=lbfgs_history,
+            tolerance_grad=-1.0,  # a fixed budget: never stop early on small gradients
+            tolerance_change=-1.0,
+            line_search_fn=None,
+        )
+    else:
+        opt = torch.optim.Adam([x], lr=learning_rate)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad(set_to_none=False)
+        image = x.clamp(0, 255)
+        loss, terms = objective(image)
+        loss.backward()
+        best.update(loss, image, terms)
+        closure.last = (loss.detach(), terms, image.detach())  # type: ignore[attr-defined]
+        return loss
+
+    done, interrupted, stopped = 0, False, False
+    try:
+        for step in range(1, steps + 1):
+            if should_stop is not None and should_stop():
+                stopped = True
+                break
+            opt.step(closure)  # type: ignore[arg-type]
+            if optimizer == "adam":
+                with torch.no_grad():
+                    x.clamp_(0, 255)  # projected gradient: Adam keeps no curvature to disturb
+            done = step
+            loss, terms, image = closure.last  # type: ignore[attr-defined]
+            if on_step is not None:
+                on_step(step, loss, terms, image)
+        # The last update has not been evaluated yet: evaluate it so it can count as the best.
+        with torch.no_grad():
+            image = x.clamp(0, 255)
+            loss, terms = objective(image)
+            best.update(loss, image, terms)
+    except KeyboardInterrupt:
+        interrupted = True
+    terms_f = {k: float(v) for k, v in best.terms.items()}
+    return ScaleResult(
+        image=best.image,
+        loss=float(best.loss),
+        terms=terms_f,
+        steps=done,
+        interrupted=interrupted,
+        stopped=stopped,
+        seconds=time.perf_counter() - start,
+    )

