@@ -74,6 +74,10 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_common(demo)
     _add_option_flags(demo)
 
+    serve = sub.add_parser("serve", help="start the local web studio")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+
     info = sub.add_parser("info", help="show the parameters stored in an impasto output")
     info.add_argument("image")
     info.add_argument("--json", action="store_true", help="print as JSON")
@@ -200,6 +204,19 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from .web.server import serve  # the web extra is optional
+
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"impasto: warning: binding {args.host}: anyone who can reach this machine on the network can use the studio",
+            file=sys.stderr,
+        )
+    print(f"impasto studio on http://{args.host}:{args.port}/  (Ctrl-C to stop)", file=sys.stderr)
+    serve(host=args.host, port=args.port)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 failure, 2 bad input or usage, 130 Ctrl-C)."""
     parser = _build_parser()
@@ -208,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "info":
             return _info(args)
+        if args.command == "serve":
+            return _serve(args)
         if args.command == "demo":
             return _run_transfer(args, bundled_image("tubingen"), [bundled_image("starry_night")])
         return _run_transfer(args, args.content, args.styles)
