@@ -1,0 +1,191 @@
+"""The HTTP API: jobs (create, read, image, events, cancel), bundled examples, the form's fields.
+
+Jobs are addressed only by their server-generated uuid4; anything else is a 404.
+"""
+
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from .. import __version__
+from ..errors import InputError
+from .fields import form_fields, preset_values
+from .jobs import FINISHED, Job, JobManager
+from .media import example_path, examples, thumbnail
+from .models import ErrorMessage, ExampleInfo, FieldInfo, JobCreated, JobStatus, StudioInfo
+from .submit import create_job, request_schema
+
+__all__ = ["build_router"]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorMessage, "description": text}
+    for code, text in ((400, "bad input"), (404, "unknown job"), (422, "invalid option"))
+}
+_PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}, "description": "a PNG"}}
+
+
+def _field_schema(f: FieldInfo) -> dict[str, Any]:
+    schema: dict[str, Any] = {"description": f.help}
+    if f.kind in ("int", "float"):
+        schema["type"] = "integer" if f.kind == "int" else "number"
+        if f.minimum is not None:
+            schema["minimum"] = f.minimum
+        if f.maximum is not None:
+            schema["maximum"] = f.maximum
+    else:
+        schema["type"] = "string"
+        if f.choices:
+            schema["enum"] = list(f.choices)
+    return schema
+
+
+def build_router(manager: JobManager) -> APIRouter:
+    """The API routes, bound to one job manager and its settings."""
+    settings = manager.settings
+    router = APIRouter(prefix="/api", tags=["studio"])
+    fields = [FieldInfo(**dataclasses.asdict(f)) for f in form_fields(settings)]
+    presets = preset_values()
+    names = [e.name for e in examples()]
+
+    def job_dep(job_id: str) -> Job:
+        job = manager.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job '{job_id[:40]}' (finished jobs are deleted after a while)")
+        return job
+
+    JobDep = Annotated[Job, Depends(job_dep)]
+
+    def status(job: Job) -> JobStatus:
+        snap = manager.status(job)
+        base = f"/api/jobs/{job.id}"
+        spec = job.spec
+        inputs = [("content", spec.content)] + [("style", s) for s in spec.styles]
+        inputs += [("init", spec.init)] if spec.init is not None else []
+        snap["inputs"] = [
+            {"role": role, "label": s.label, "example": s.example, "width": s.width, "height": s.height,
+             "url": f"{base}/inputs/{i}"}
+            for i, (role, s) in enumerate(inputs)
+        ]  # fmt: skip
+        snap |= {
+            "image_url": f"{base}/image",
+            "download_url": f"{base}/image?download=1",
+            "events_url": f"{base}/events",
+        }
+        return JobStatus(**snap)
+
+    @router.get("/options", response_model=StudioInfo, summary="The form: option fields, presets, limits")
+    def options() -> StudioInfo:
+        limits = {k: v for k, v in dataclasses.asdict(settings).items() if k.startswith("max_")}
+        return StudioInfo(version=__version__, presets=presets, default_preset="default", fields=fields, limits=limits)
+
+    @router.get("/examples", response_model=list[ExampleInfo], summary="The bundled example images")
+    def list_examples() -> list[ExampleInfo]:
+        return [
+            ExampleInfo(
+                **dataclasses.asdict(e),
+                thumbnail_url=f"/api/examples/{e.name}/thumbnail",
+                image_url=f"/api/examples/{e.name}/image",
+            )
+            for e in examples()
+        ]
+
+    def example_file(name: str) -> str:
+        try:
+            return str(example_path(name))
+        except InputError as exc:
+            raise HTTPException(404, str(exc)) from None
+
+    @router.get("/examples/{name}/thumbnail", responses={200: {"content": {"image/jpeg": {}}}, 404: _ERRORS[404]})
+    def example_thumbnail(name: str) -> Response:
+        """A small JPEG of a bundled example."""
+        example_file(name)
+        return Response(thumbnail(name), media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
+
+    @router.get("/examples/{name}/image", responses={200: {"content": {"image/jpeg": {}}}, 404: _ERRORS[404]})
+    def example_image(name: str) -> Response:
+        """A bundled example at full size."""
+        with open(example_file(name), "rb") as fh:
+            return Response(fh.read(), media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
+
+    @router.post(
+        "/jobs",
+        status_code=201,
+        response_model=JobCreated,
+        max_body_size=settings.max_request_bytes,
+        summary="Start a style transfer",
+        responses={**_ERRORS, 413: {"model": ErrorMessage}, 415: {"model": ErrorMessage}, 429: {"model": ErrorMessage}},
+        openapi_extra={"requestBody": request_schema({f.name: _field_schema(f) for f in fields}, list(presets), names)},
+    )
+    async def post_job(request: Request) -> JobCreated:
+        """Multipart form: a ``content`` file (or ``content_example``), one or more ``style`` files (and/or
+        ``style_example`` names), an optional ``init_image``, a ``preset`` and any option fields, named as
+        the CLI's options (``size``, ``steps``, ``ratio``, ...). Empty fields take the preset's value."""
+        job = await create_job(request, manager)
+        base = f"/api/jobs/{job.id}"
+        return JobCreated(id=job.id, status_url=base, events_url=f"{base}/events", image_url=f"{base}/image")
+
+    @router.get("/jobs", response_model=list[JobStatus], summary="Every job still kept, newest first")
+    def list_jobs() -> list[JobStatus]:
+        return [status(j) for j in manager.jobs()]
+
+    @router.get("/jobs/{job_id}", response_model=JobStatus, responses=_ERRORS, summary="A job's state and progress")
+    def get_job(job: JobDep) -> JobStatus:
+        return status(job)
+
+    @router.delete("/jobs/{job_id}", response_model=JobStatus, summary="Cancel a job (it keeps its image)",
+                   responses={**_ERRORS, 409: {"model": ErrorMessage, "description": "already finished"}})  # fmt: skip
+    def cancel_job(job: JobDep) -> JobStatus:
+        """A queued job is cancelled at once; a running one after its current step, keeping its best image."""
+        manager.cancel(job)
+        return status(job)
+
+    @router.get("/jobs/{job_id}/image", response_class=Response, responses={**_PNG, **_ERRORS})
+    def job_image(job: JobDep, download: bool = False) -> Response:
+        """The latest image as PNG (the result once finished), its parameters embedded in a text chunk."""
+        image = manager.image(job)
+        try:
+            data = image if isinstance(image, bytes) or image is None else image.read_bytes()
+        except FileNotFoundError:
+            data = None  # deleted meanwhile
+        if data is None:
+            raise HTTPException(404, f"job {job.id} has no image yet ({job.state.value})")
+        name = f"impasto-{job.id[:8]}-step{job.image_step}.png"
+        disposition = f'{"attachment" if download else "inline"}; filename="{name}"'
+        headers = {"Cache-Control": "no-store", "Content-Disposition": disposition}
+        return Response(data, media_type="image/png", headers=headers)
+
+    @router.get("/jobs/{job_id}/inputs/{index}", response_class=Response, responses=_ERRORS)
+    def job_input(job: JobDep, index: int) -> Response:
+        """An input image as it was uploaded: 0 is the content, then the styles, then the init image."""
+        spec = job.spec
+        images = [spec.content, *spec.styles, *([spec.init] if spec.init else [])]
+        if not 0 <= index < len(images):
+            raise HTTPException(404, f"job {job.id} has no input {index}")
+        try:
+            data = images[index].path.read_bytes()
+        except FileNotFoundError:
+            raise HTTPException(404, f"job {job.id} has been deleted") from None
+        return Response(data, media_type=images[index].media_type, headers={"Cache-Control": "no-store"})
+
+    @router.get("/jobs/{job_id}/events", response_class=EventSourceResponse, responses=_ERRORS)
+    async def job_events(job: JobDep) -> AsyncIterator[ServerSentEvent]:
+        """Server-sent events: a ``status`` event (a JobStatus) whenever the job changes, until it ends."""
+        with manager.listen(job) as changed:
+            last = -1
+            while True:
+                changed.clear()
+                if manager.get(job.id) is None:
+                    yield ServerSentEvent(event="gone", data={"id": job.id})
+                    return
+                snap = status(job)
+                if snap.version != last:
+                    last = snap.version
+                    yield ServerSentEvent(event="status", data=snap.model_dump(), id=str(snap.version), retry=2000)
+                if job.state in FINISHED:
+                    return
+                await changed.wait()
+
+    return router

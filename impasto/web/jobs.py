@@ -1,0 +1,407 @@
+"""The job queue: one worker thread per device runs one job at a time; the others wait in line.
+
+The HTTP side only ever reads snapshots (:meth:`JobManager.status`) taken under one lock, and is
+woken by :meth:`JobManager.listen` when a job changes, so a running job never blocks a request.
+Finished jobs and their folders are deleted after ``keep_seconds`` or beyond ``keep_jobs``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from .. import __version__, stylize_full
+from ..config import Options
+from ..errors import ImpastoError
+from ..image import save_image
+from ..transfer import Result, Step
+from .media import StoredImage, encode_png
+from .settings import StudioSettings
+
+__all__ = ["Conflict", "Job", "JobManager", "JobSpec", "QueueFull", "Runner", "State"]
+
+log = logging.getLogger("impasto.web")
+
+Runner = Callable[..., Result]  # the signature of impasto.stylize_full
+
+
+class State(str, enum.Enum):
+    """Where a job is in its life."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINISHED = (State.DONE, State.FAILED, State.CANCELLED)
+
+
+class QueueFull(ImpastoError):
+    """Too many jobs are waiting (HTTP 429)."""
+
+
+class Conflict(ImpastoError):
+    """The request does not fit the job's state, e.g. cancelling a finished job (HTTP 409)."""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a job was asked to do: checked options and stored input images."""
+
+    preset: str
+    overrides: dict[str, Any]  # the fields as submitted, for "restore these settings"
+    options: Options  # resolved
+    content: StoredImage
+    styles: tuple[StoredImage, ...]
+    init: StoredImage | None
+    device: str  # resolved: one queue per device
+
+
+@dataclass(eq=False)
+class Job:
+    """A job and its latest progress. Mutated only by :class:`JobManager` under its lock."""
+
+    id: str
+    spec: JobSpec
+    folder: Path
+    created: float = field(default_factory=time.time)
+    state: State = State.QUEUED
+    step: int = 0
+    scale: int = 0
+    scales: int = 0
+    size: tuple[int, int] | None = None
+    loss: float | None = None
+    losses: dict[str, float] = field(default_factory=dict)
+    elapsed: float = 0.0
+    eta: float | None = None
+    error: str | None = None
+    started: float | None = None
+    finished: float | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    preview: Image.Image | None = None
+    image_version: int = 0  # +1 whenever ``preview`` changes
+    image_step: int = 0
+    version: int = 0  # +1 whenever anything changes
+    result_path: Path | None = None
+    png: tuple[int, bytes] | None = None  # (image_version, encoded preview)
+
+    def params(self) -> dict[str, Any]:
+        """The parameters embedded in this job's images (as ``impasto info`` shows them)."""
+        spec = self.spec
+        opts = spec.options.to_dict()
+        if spec.init is not None:
+            opts["init"] = f"image: {spec.init.label}"
+        return {
+            "impasto": __version__,
+            "preset": spec.preset,
+            "content": spec.content.label,
+            "styles": [s.label for s in spec.styles],
+            **{k: v for k, v in opts.items() if k not in ("weights", "weights_format")},
+            "device": spec.device,
+        }
+
+
+class _Listener:
+    """Wakes one asyncio task, from any thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.event = asyncio.Event()
+
+    def wake(self) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is listening
+            self.loop.call_soon_threadsafe(self.event.set)
+
+
+class JobManager:
+    """Queues, runs, cancels and forgets jobs. ``runner`` defaults to :func:`impasto.stylize_full`."""
+
+    def __init__(self, settings: StudioSettings, runner: Runner | None = None) -> None:
+        self.settings = settings
+        self.runner: Runner = runner or stylize_full
+        self._own_root = settings.workdir is None
+        self.root = Path(tempfile.mkdtemp(prefix="impasto-studio-")) if settings.workdir is None else settings.workdir
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._wake = threading.Condition(self._lock)
+        self._jobs: dict[str, Job] = {}
+        self._queues: dict[str, deque[Job]] = {}
+        self._workers: dict[str, threading.Thread] = {}
+        self._listeners: dict[str, set[_Listener]] = {}
+        self._closed = False
+
+    # --- submitting -------------------------------------------------------------------------
+
+    def reserve(self) -> tuple[str, Path]:
+        """A new job id (uuid4) and an empty folder for its files; refuses when the queue is full."""
+        self._check_capacity()
+        job_id = str(uuid.uuid4())
+        folder = self.root / job_id
+        folder.mkdir()
+        return job_id, folder
+
+    def _check_capacity(self) -> None:
+        with self._lock:
+            if self._closed:
+                raise QueueFull("the studio is shutting down")
+            waiting = sum(len(q) for q in self._queues.values())
+            if waiting >= self.settings.max_queued:
+                raise QueueFull(f"{waiting} jobs are already waiting: try again when one has finished")
+
+    def submit(self, job_id: str, folder: Path, spec: JobSpec) -> Job:
+        """Queue a job on its device's worker."""
+        with self._lock:
+            self._check_capacity()
+            job = Job(job_id, spec, folder)
+            self._jobs[job_id] = job
+            self._queues.setdefault(spec.device, deque()).append(job)
+            if spec.device not in self._workers:
+                worker = threading.Thread(
+                    target=self._work, args=(spec.device,), name=f"impasto-{spec.device}", daemon=True
+                )
+                self._workers[spec.device] = worker
+                worker.start()
+            self._wake.notify_all()
+        log.info("job %s queued on %s", job_id, spec.device)
+        self.prune()
+        return job
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job | None:
+        """The job with this id, if it is (still) known."""
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def jobs(self) -> list[Job]:
+        """All known jobs, newest first."""
+        with self._lock:
+            return list(reversed(self._jobs.values()))
+
+    def status(self, job: Job) -> dict[str, Any]:
+        """A consistent snapshot of a job's state and progress."""
+        with self._lock:
+            queue = self._queues.get(job.spec.device, deque())
+            position = queue.index(job) + 1 if job.state is State.QUEUED and job in queue else None
+            return {
+                "id": job.id,
+                "state": job.state.value,
+                "position": position,
+                "step": job.step,
+                "total": job.spec.options.steps,
+                "scale": job.scale,
+                "scales": job.scales,
+                "size": list(job.size) if job.size else None,
+                "loss": job.loss,
+                "losses": dict(job.losses),
+                "elapsed": job.elapsed,
+                "eta": job.eta,
+                "error": job.error,
+                "cancel_requested": job.cancel.is_set(),
+                "created": job.created,
+                "started": job.started,
+                "finished": job.finished,
+                "image_version": job.image_version,
+                "image_step": job.image_step,
+                "has_image": job.preview is not None or job.result_path is not None,
+                "preset": job.spec.preset,
+                "options": dict(job.spec.overrides),
+                "params": job.params(),
+                "device": job.spec.device,
+                "version": job.version,
+            }
+
+    def image(self, job: Job) -> bytes | Path | None:
+        """The finished PNG file, else the latest preview as PNG bytes, else None."""
+        with self._lock:
+            if job.result_path is not None:
+                return job.result_path
+            if job.preview is None:
+                return None
+            if job.png is not None and job.png[0] == job.image_version:
+                return job.png[1]
+            version, preview, params = job.image_version, job.preview, job.params() | {"step": job.image_step}
+        data = encode_png(preview, params, compress_level=1)  # outside the lock: it takes a while
+        with self._lock:
+            if job.image_version == version:
+                job.png = (version, data)
+        return data
+
+    @contextlib.contextmanager
+    def listen(self, job: Job) -> Iterator[asyncio.Event]:
+        """An event set (from any thread) whenever ``job`` changes; use inside the event loop."""
+        listener = _Listener()
+        with self._lock:
+            self._listeners.setdefault(job.id, set()).add(listener)
+        try:
+            yield listener.event
+        finally:
+            with self._lock:
+                self._listeners.get(job.id, set()).discard(listener)
+                if not self._listeners.get(job.id, True):
+                    del self._listeners[job.id]
+
+    def _bump(self, job: Job) -> None:
+        job.version += 1
+        for listener in self._listeners.get(job.id, ()):
+            listener.wake()
+
+    # --- cancelling and forgetting ----------------------------------------------------------
+
+    def cancel(self, job: Job) -> None:
+        """Stop a job: a queued one at once, a running one after its current step (keeping its image)."""
+        with self._lock:
+            if job.state in FINISHED:
+                raise Conflict(f"job {job.id} has already finished ({job.state.value})")
+            job.cancel.set()
+            if job.state is State.QUEUED:
+                queue = self._queues[job.spec.device]
+                queue.remove(job)
+                job.state, job.finished = State.CANCELLED, time.time()
+                for other in queue:
+                    self._bump(other)  # their positions moved
+            self._bump(job)
+        log.info("job %s: cancel requested", job.id)
+
+    def prune(self, now: float | None = None) -> None:
+        """Forget finished jobs older than ``keep_seconds`` and beyond the newest ``keep_jobs``."""
+        now = time.time() if now is None else now
+        with self._lock:
+            done = sorted((j for j in self._jobs.values() if j.state in FINISHED), key=lambda j: j.finished or 0)
+            expired = [j for j in done if now - (j.finished or now) > self.settings.keep_seconds]
+            keep = [j for j in done if j not in expired]
+            expired += keep[: max(0, len(keep) - self.settings.keep_jobs)]
+            for job in expired:
+                del self._jobs[job.id]
+                self._bump(job)  # its event streams end
+        for job in expired:
+            shutil.rmtree(job.folder, ignore_errors=True)
+            log.info("job %s: deleted", job.id)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Cancel everything, wait for the workers, delete the work folder if it was a temporary one."""
+        with self._lock:
+            self._closed = True
+            for job in self._jobs.values():
+                if job.state not in FINISHED:
+                    job.cancel.set()
+                if job.state is State.QUEUED:
+                    job.state, job.finished = State.CANCELLED, time.time()
+                    self._bump(job)
+            for queue in self._queues.values():
+                queue.clear()
+            self._wake.notify_all()
+            workers = list(self._workers.values())
+        deadline = time.monotonic() + timeout
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        if self._own_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    # --- the worker -------------------------------------------------------------------------
+
+    def _work(self, device: str) -> None:
+        while True:
+            with self._lock:
+                queue = self._queues[device]
+                while not self._closed and not queue:
+                    self._wake.wait()
+                if self._closed:
+                    return
+                job = queue.popleft()
+                job.state, job.started = State.RUNNING, time.time()
+                self._bump(job)
+                for other in queue:
+                    self._bump(other)
+            log.info("job %s started", job.id)
+            self._execute(job)
+            log.info("job %s %s", job.id, job.state.value)
+            self.prune()
+
+    def _image_every(self, device: str) -> int:
+        if self.settings.image_every > 0:
+            return self.settings.image_every
+        return 1 if device == "cpu" else 5  # a copy to the host costs a GPU a synchronisation
+
+    def _execute(self, job: Job) -> None:
+        spec = job.spec
+        last_preview = [0.0]
+
+        def on_step(s: Step) -> None:
+            now = time.monotonic()
+            with self._lock:
+                new_scale = s.scale != job.scale
+                job.step, job.scale, job.scales, job.size = s.step, s.scale, s.scales, s.size
+                job.loss, job.losses, job.elapsed, job.eta = s.loss, s.losses, s.elapsed, s.eta
+                due = now - last_preview[0] >= self.settings.preview_seconds or s.step >= s.total or new_scale
+                if s.image is not None and due:
+                    job.preview, job.image_step = s.image, s.step
+                    job.image_version += 1
+                    last_preview[0] = now
+                self._bump(job)
+
+        overrides = dict(spec.overrides)
+        if spec.init is not None:
+            overrides["init"] = str(spec.init.path)
+        try:
+            result = self.runner(
+                spec.content.path,
+                [s.path for s in spec.styles],
+                preset=spec.preset,
+                on_step=on_step,
+                image_every=self._image_every(spec.device),
+                should_stop=lambda: job.cancel.is_set() or self._closed,
+                max_pixels=self.settings.max_pixels,
+                **overrides,
+            )
+            meta = job.params() | {
+                "loss": result.loss,
+                "losses": result.losses,
+                "steps_done": result.steps,
+                "seconds": round(result.elapsed, 2),
+                "interrupted": result.interrupted or result.stopped,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+            path = save_image(result.image, job.folder / "result.png", meta)
+        except ImpastoError as exc:
+            self._finish(job, State.FAILED, error=str(exc))
+        except Exception as exc:  # a bug or an exhausted device must not take the worker down
+            log.exception("job %s failed", job.id)
+            self._finish(job, State.FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
+        else:
+            stopped = result.stopped or result.interrupted
+            self._finish(job, State.CANCELLED if stopped else State.DONE, result=result, path=path)
+
+    def _finish(
+        self,
+        job: Job,
+        state: State,
+        *,
+        error: str | None = None,
+        result: Result | None = None,
+        path: Path | None = None,
+    ) -> None:
+        with self._lock:
+            job.state, job.error, job.finished = state, error, time.time()
+            if result is not None:
+                job.step, job.loss, job.losses = result.steps, result.loss, result.losses
+                job.elapsed, job.eta = result.elapsed, 0.0
+                job.preview, job.image_step, job.result_path = result.image, result.steps, path
+                job.image_version += 1
+            self._bump(job)

@@ -1,0 +1,211 @@
+// The chosen images: a content photo, one or more style paintings, an optional init image.
+// Each is a local file (dropped or picked) or a bundled example (sent by name).
+
+import { el } from "./form.js";
+
+function fromFile(file) {
+  return { kind: "file", file, label: file.name || "image", url: URL.createObjectURL(file) };
+}
+
+function fromExample(example) {
+  return { kind: "example", name: example.name, label: example.title || example.name, url: example.thumbnail_url };
+}
+
+function release(item) {
+  if (item && item.kind === "file") URL.revokeObjectURL(item.url);
+}
+
+export class ImageChoice {
+  constructor(limits, { contentBox, styleBox, contentDrop, styleDrop, contentFile, styleFile, grid }, onError) {
+    this.limits = limits;
+    this.content = null;
+    this.styles = [];
+    this.init = null;
+    this.examples = [];
+    this.boxes = { contentBox, styleBox };
+    this.grid = grid;
+    this.onError = onError;
+    this.listeners = [];
+    this.initBox = null;
+
+    contentFile.addEventListener("change", () => {
+      if (contentFile.files.length) this.setContent(contentFile.files[0]);
+      contentFile.value = "";
+    });
+    styleFile.addEventListener("change", () => {
+      this.addStyles([...styleFile.files]);
+      styleFile.value = "";
+    });
+    this.dropZone(contentDrop, (files) => this.setContent(files[0]));
+    this.dropZone(styleDrop, (files) => this.addStyles(files));
+  }
+
+  dropZone(zone, accept) {
+    zone.addEventListener("dragover", (event) => {
+      event.preventDefault();
+      zone.classList.add("over");
+    });
+    zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+    zone.addEventListener("drop", (event) => {
+      event.preventDefault();
+      zone.classList.remove("over");
+      const files = [...event.dataTransfer.files].filter((f) => f.type.startsWith("image/") || f.type === "");
+      if (files.length) accept(files);
+      else this.onError("Drop image files (JPEG, PNG, WebP, ...).");
+    });
+  }
+
+  checkSize(file) {
+    if (file.size > this.limits.max_upload_bytes) {
+      const mb = (this.limits.max_upload_bytes / 2 ** 20).toFixed(0);
+      this.onError(`${file.name} is over the upload limit of ${mb} MB.`);
+      return false;
+    }
+    return true;
+  }
+
+  setContent(fileOrExample) {
+    if (fileOrExample instanceof Blob && !this.checkSize(fileOrExample)) return;
+    release(this.content);
+    this.content = fileOrExample instanceof Blob ? fromFile(fileOrExample) : fromExample(fileOrExample);
+    this.render();
+  }
+
+  addStyles(items) {
+    for (const item of items) {
+      if (this.styles.length >= this.limits.max_styles) {
+        this.onError(`At most ${this.limits.max_styles} style images.`);
+        break;
+      }
+      if (item instanceof Blob && !this.checkSize(item)) continue;
+      this.styles.push(item instanceof Blob ? fromFile(item) : fromExample(item));
+    }
+    this.render();
+  }
+
+  setInit(file) {
+    release(this.init);
+    this.init = file ? fromFile(file) : null;
+    this.render();
+  }
+
+  clear() {
+    release(this.content);
+    this.styles.forEach(release);
+    release(this.init);
+    this.content = null;
+    this.styles = [];
+    this.init = null;
+  }
+
+  chip(item, remove) {
+    const close = el("button", { type: "button", title: "remove", text: "×" });
+    close.setAttribute("aria-label", `remove ${item.label}`);
+    close.addEventListener("click", remove);
+    return el("div", { class: "chip", title: item.label }, el("img", { src: item.url, alt: "" }), el("span", { text: item.label }), close);
+  }
+
+  render() {
+    const { contentBox, styleBox } = this.boxes;
+    contentBox.replaceChildren();
+    if (this.content) {
+      contentBox.append(
+        this.chip(this.content, () => {
+          release(this.content);
+          this.content = null;
+          this.render();
+        }),
+      );
+    }
+    styleBox.replaceChildren(
+      ...this.styles.map((item, i) =>
+        this.chip(item, () => {
+          release(item);
+          this.styles.splice(i, 1);
+          this.render();
+        }),
+      ),
+    );
+    if (this.initBox) {
+      this.initBox.replaceChildren();
+      if (this.init) this.initBox.append(this.chip(this.init, () => this.setInit(null)));
+    }
+    for (const callback of this.listeners) callback();
+  }
+
+  // An "or start from an image" picker under the init field.
+  attachInit(initField) {
+    const input = el("input", { type: "file", accept: "image/*", id: "init-file" });
+    input.addEventListener("change", () => {
+      if (input.files.length && this.checkSize(input.files[0])) this.setInit(input.files[0]);
+      input.value = "";
+    });
+    this.initBox = el("div", { class: "chosen" });
+    const label = el("label", { class: "drop", for: "init-file" }, input, el("span", { text: "or start from an image…" }));
+    initField.append(this.initBox, label);
+  }
+
+  showExamples(examples) {
+    this.examples = examples;
+    this.grid.replaceChildren(
+      ...examples.map((example) => {
+        const credit = [example.title, example.author, example.licence].filter(Boolean).join(" — ");
+        const asContent = el("button", { type: "button", text: "photo", title: `use ${example.name} as the photo` });
+        const asStyle = el("button", { type: "button", text: "+ style", title: `add ${example.name} as a style` });
+        asContent.dataset.example = example.name;
+        asStyle.dataset.example = example.name;
+        asContent.addEventListener("click", () => this.setContent(example));
+        asStyle.addEventListener("click", () => this.addStyles([example]));
+        return el(
+          "figure",
+          { class: "example", title: credit },
+          el("img", { src: example.thumbnail_url, alt: example.title, loading: "lazy" }),
+          el("figcaption", { text: example.name.replaceAll("_", " ") }),
+          el("div", { class: "pick" }, asContent, asStyle),
+        );
+      }),
+    );
+  }
+
+  ready() {
+    return Boolean(this.content) && this.styles.length > 0;
+  }
+
+  appendTo(data) {
+    const put = (field, exampleField, item) => {
+      if (item.kind === "example") data.append(exampleField, item.name);
+      else data.append(field, item.file, item.file.name || "image");
+    };
+    put("content", "content_example", this.content);
+    for (const style of this.styles) put("style", "style_example", style);
+    if (this.init) data.append("init_image", this.init.file, this.init.file.name || "init");
+  }
+
+  // Bring back a finished job's images: examples by name, uploads fetched from the server.
+  async restore(inputs) {
+    const items = await Promise.all(
+      inputs.map(async (input) => {
+        if (input.example) {
+          const example = this.examples.find((e) => e.name === input.example);
+          return { role: input.role, item: example ? fromExample(example) : null };
+        }
+        const response = await fetch(input.url);
+        if (!response.ok) throw new Error(`the images of this job are gone (${response.status})`);
+        const blob = await response.blob();
+        return { role: input.role, item: fromFile(new File([blob], input.label, { type: blob.type })) };
+      }),
+    );
+    this.clear();
+    for (const { role, item } of items) {
+      if (!item) continue;
+      if (role === "content") this.content = item;
+      else if (role === "style") this.styles.push(item);
+      else this.init = item;
+    }
+    this.render();
+  }
+
+  onChange(callback) {
+    this.listeners.push(callback);
+  }
+}

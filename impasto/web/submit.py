@@ -1,0 +1,176 @@
+"""Turning a multipart ``POST /api/jobs`` into a queued job, checking everything on the way.
+
+Order of checks: the form's shape (which fields, how many), the option values
+(:func:`impasto.config.resolve` and the web bounds), the device, then the images (size, decodable,
+pixels, big enough for the layers). Nothing is queued unless all pass; the job's folder is
+deleted again on any error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
+
+from ..errors import ConfigError, InputError
+from ..image import load_image
+from ..transfer import resolve_device
+from .fields import FILE_FIELDS, check_sizes, parse_options
+from .jobs import Job, JobManager, JobSpec
+from .media import StoredImage, TooLarge, example_path, safe_label, store_image
+
+__all__ = ["MAX_FIELD_BYTES", "create_job", "request_schema"]
+
+MAX_FIELD_BYTES = 64 * 1024  # one text field
+_CHUNK = 1 << 20
+
+
+class UnsupportedMedia(InputError):
+    """The request is not a form (HTTP 415)."""
+
+
+def _split(form: FormData) -> tuple[dict[str, str], list[str], dict[str, list[UploadFile]]]:
+    """(single text fields, style_example names, files by field) from the submitted form."""
+    text: dict[str, str] = {}
+    style_examples: list[str] = []
+    files: dict[str, list[UploadFile]] = {}
+    for key, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            if key not in ("content", "style", "init_image"):
+                raise ConfigError(f"field '{key[:40]}' is not a file field (files go in content, style, init_image)")
+            files.setdefault(key, []).append(value)
+        elif key == "style_example":
+            style_examples += [v for v in value.replace(",", " ").split() if v]
+        elif key in ("content", "style", "init_image"):
+            raise ConfigError(f"field '{key}' must be a file upload")
+        elif key in text:
+            raise ConfigError(f"field '{key[:40]}' was given more than once")
+        else:
+            text[key] = value
+    for key in ("content", "init_image"):
+        if len(files.get(key, [])) > 1:
+            raise ConfigError(f"only one {key} file is allowed")
+    return text, style_examples, files
+
+
+@functools.lru_cache(maxsize=32)
+def _example(name: str) -> StoredImage:
+    try:
+        path = example_path(name)
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None  # a bad form value, not a bad file
+    img = load_image(path)
+    return StoredImage(path, name, name, img.width, img.height, "image/jpeg")
+
+
+async def _read(upload: UploadFile, limit: int, role: str) -> bytes:
+    """The uploaded bytes, refusing more than ``limit`` without reading them all."""
+    chunks, size = [], 0
+    while chunk := await upload.read(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(
+                f"{role} '{safe_label(upload.filename, 'upload')}' is over the upload limit of {limit:,} bytes"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _store(
+    upload: UploadFile, folder: Path, name: str, role: str, max_bytes: int, max_pixels: int
+) -> StoredImage:
+    data = await _read(upload, max_bytes, role)
+    label = safe_label(upload.filename, role)
+    return await run_in_threadpool(store_image, data, folder / name, label, role, max_pixels)
+
+
+def _device_key(name: str) -> str:
+    device = resolve_device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return str(device)
+
+
+async def create_job(request: Request, manager: JobManager) -> Job:
+    """Check the request, store its images and queue the job; raises an ImpastoError on bad input."""
+    settings = manager.settings
+    ctype = request.headers.get("content-type", "")
+    if not ctype.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        raise UnsupportedMedia(f"send the job as multipart/form-data, not '{ctype[:60] or 'nothing'}'")
+    form = await request.form(max_files=settings.max_styles + 2, max_fields=200, max_part_size=MAX_FIELD_BYTES)
+    try:
+        return await _create(form, manager)
+    finally:
+        await form.close()
+
+
+async def _create(form: FormData, manager: JobManager) -> Job:
+    settings = manager.settings
+    text, style_examples, files = _split(form)
+    preset, overrides, opts = parse_options(text, settings)
+    device = _device_key(opts.device)
+    content_example = text.get("content_example", "").strip()
+    if bool(content_example) == bool(files.get("content")):
+        raise ConfigError("give exactly one content image: a 'content' file or a 'content_example' name")
+    n_styles = len(files.get("style", [])) + len(style_examples)
+    if n_styles == 0:
+        raise ConfigError("give at least one style image: 'style' files or 'style_example' names")
+    if n_styles > settings.max_styles:
+        raise ConfigError(f"at most {settings.max_styles} style images, got {n_styles}")
+    if files.get("init_image") and "init" in overrides:
+        raise ConfigError("give either init (noise or content) or an init_image, not both")
+    content = _example(content_example) if content_example else None
+    examples = [_example(name) for name in style_examples]
+    job_id, folder = manager.reserve()
+    try:
+        limit, pixels = settings.max_upload_bytes, settings.max_pixels
+        if content is None:
+            content = await _store(files["content"][0], folder, "content", "content image", limit, pixels)
+        styles = [
+            await _store(f, folder, f"style-{i}", f"style image {i}", limit, pixels)
+            for i, f in enumerate(files.get("style", []), start=1)
+        ] + examples
+        init = None
+        if files.get("init_image"):
+            init = await _store(files["init_image"][0], folder, "init", "init image", limit, pixels)
+        check_sizes(opts, (content.width, content.height), [(s.width, s.height) for s in styles])
+        if init is not None:
+            opts = dataclasses.replace(opts, init=str(init.path))
+        spec = JobSpec(preset, overrides, opts, content, tuple(styles), init, device)
+        return manager.submit(job_id, folder, spec)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def request_schema(field_schemas: dict[str, Any], preset_names: list[str], example_names: list[str]) -> dict[str, Any]:
+    """The OpenAPI requestBody of ``POST /api/jobs`` (the route reads the form itself)."""
+    properties: dict[str, Any] = {
+        "content": {"type": "string", "format": "binary", "description": "the content image (the photo)"},
+        "content_example": {"type": "string", "enum": example_names, "description": "or a bundled image"},
+        "style": {
+            "type": "array",
+            "items": {"type": "string", "format": "binary"},
+            "description": "one or more style images (the paintings)",
+        },
+        "style_example": {
+            "type": "array",
+            "items": {"type": "string", "enum": example_names},
+            "description": "and/or bundled images",
+        },
+        "init_image": {"type": "string", "format": "binary", "description": "start from this image"},
+        "preset": {"type": "string", "enum": preset_names, "default": "default", "description": "named presets"},
+    }
+    properties.update(field_schemas)
+    assert set(FILE_FIELDS) <= set(properties)
+    return {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": {"type": "object", "properties": properties}}},
+    }

@@ -1,0 +1,833 @@
+"""The studio's HTTP API: every endpoint, every bad request we could think of, the job queue.
+
+Most tests run jobs through :class:`FakeRunner`, a stand-in for :func:`impasto.stylize_full` that
+paints a colour ramp at a pace the test controls; the ``slow`` ones run the real network on tiny
+images.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from impasto import bundled_image, load_image, read_params, resolve
+from impasto.config import PRESETS, Options
+from impasto.errors import ConfigError, InputError
+from impasto.transfer import Result, Step
+from impasto.web.fields import EXCLUDED
+from impasto.web.server import create_app, serve
+from impasto.web.settings import StudioSettings
+
+FINISHED = ("done", "failed", "cancelled")
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def png(width: int = 64, height: int = 48, color: tuple[int, int, int] = (200, 120, 40)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class FakeRunner:
+    """Stands in for ``impasto.stylize_full``: same signature, a colour ramp instead of a network.
+
+    Each step waits for ``gate`` (while honouring ``should_stop``), then sleeps ``delay`` seconds.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.delay = 0.0
+        self.error: BaseException | None = None
+
+    def __call__(
+        self,
+        content: Path,
+        styles: list[Path],
+        *,
+        preset: str,
+        on_step: Callable[[Step], None],
+        image_every: int,
+        should_stop: Callable[[], bool],
+        max_pixels: int,
+        **options: Any,
+    ) -> Result:
+        opts = resolve(preset, **options)
+        self.calls.append({"content": content, "styles": styles, "preset": preset, "options": options, "opts": opts})
+        if self.error is not None:
+            raise self.error
+        for path in (content, *styles):
+            load_image(path, max_pixels=max_pixels)
+        image = Image.new("RGB", (opts.size, opts.size * 3 // 4), (0, 0, 0))
+        done, stopped, start = 0, False, time.perf_counter()
+        for step in range(1, opts.steps + 1):
+            while not self.gate.wait(0.01):
+                if should_stop():
+                    break
+            if should_stop():
+                stopped = True
+                break
+            time.sleep(self.delay)
+            image = Image.new("RGB", image.size, (step * 40 % 256, 100, 200))
+            done = step
+            loss = 100.0 / step
+            on_step(
+                Step(
+                    step=step,
+                    total=opts.steps,
+                    scale=1,
+                    scales=1,
+                    size=image.size,
+                    loss=loss,
+                    losses={"content": loss / 2, "style": loss / 2},
+                    elapsed=time.perf_counter() - start,
+                    eta=0.01 * (opts.steps - step),
+                    image=image if image_every and step % image_every == 0 else None,
+                )
+            )
+        return Result(
+            image=image,
+            loss=1.0,
+            losses={"content": 0.5, "style": 0.5},
+            steps=done,
+            elapsed=time.perf_counter() - start,
+            stopped=stopped,
+            params=opts.to_dict(),
+        )
+
+
+def wait_for(client: TestClient, job_id: str, states: tuple[str, ...] = FINISHED, timeout: float = 20.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = client.get(f"/api/jobs/{job_id}").json()
+        if status["state"] in states:
+            return status
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} stuck in {status['state']} (wanted {states})")
+        time.sleep(0.02)
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+TINY = {"size": "64", "steps": "3", "scales": "1"}
+
+
+def submit(client: TestClient, data: dict[str, Any] | None = None, files: Any = None, **extra: str) -> Any:
+    if files is None:
+        files = [("content", ("photo.png", png(), "image/png")), ("style", ("painting.png", png(), "image/png"))]
+    return client.post("/api/jobs", data={**TINY, **(data or {}), **extra}, files=files)
+
+
+# --- fixtures ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> StudioSettings:
+    return StudioSettings(
+        workdir=tmp_path / "work",
+        max_upload_bytes=200_000,
+        max_pixels=2_000_000,
+        max_size=256,
+        max_steps=50,
+        max_styles=3,
+        max_queued=3,
+        keep_jobs=10,
+        preview_seconds=0.0,
+    )
+
+
+@pytest.fixture
+def runner() -> FakeRunner:
+    return FakeRunner()
+
+
+@pytest.fixture
+def client(settings: StudioSettings, runner: FakeRunner) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, runner)) as c:
+        yield c
+    runner.gate.set()
+
+
+def job_folders(settings: StudioSettings) -> list[Path]:
+    assert settings.workdir is not None
+    return sorted(settings.workdir.iterdir())
+
+
+# --- the page, the docs, the form --------------------------------------------------------------
+
+
+def test_page_and_static_files(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert '<script type="module" src="/static/app.js">' in page.text
+    for name in ("app.js", "form.js", "images.js", "job.js", "style.css"):
+        r = client.get(f"/static/{name}")
+        assert r.status_code == 200, name
+        assert ("javascript" in r.headers["content-type"]) or name.endswith(".css")
+
+
+@pytest.mark.parametrize(
+    "path", ["/static/", "/static", "/static/../server.py", "/static/%2e%2e/server.py", "/api/", "/work/"]
+)
+def test_no_directory_listing_or_escape(client: TestClient, path: str) -> None:
+    r = client.get(path)
+    assert r.status_code == 404
+    assert "detail" in r.json()
+
+
+def test_docs_and_openapi(client: TestClient) -> None:
+    assert client.get("/docs").status_code == 200
+    schema = client.get("/openapi.json").json()
+    paths = schema["paths"]
+    assert set(paths["/api/jobs"]) == {"get", "post"}
+    assert set(paths["/api/jobs/{job_id}"]) == {"get", "delete"}
+    for path in ("/api/jobs/{job_id}/image", "/api/jobs/{job_id}/events", "/api/examples", "/api/options"):
+        assert "get" in paths[path], path
+    body = paths["/api/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
+    web_fields = [f.name for f in dataclasses.fields(Options) if f.name not in EXCLUDED]
+    assert set(web_fields) | {"content", "style", "content_example", "style_example", "init_image", "preset"} == set(
+        body
+    )
+    assert body["size"]["maximum"] == 256
+    assert body["pooling"]["enum"] == ["max", "avg"]
+
+
+def test_form_fields_are_derived_from_options(client: TestClient) -> None:
+    info = client.get("/api/options").json()
+    fields = {f["name"]: f for f in info["fields"]}
+    expected = [f for f in dataclasses.fields(Options) if f.name not in EXCLUDED]
+    assert list(fields) == [f.name for f in expected]
+    for f in expected:
+        assert fields[f.name]["help"] == f.metadata["help"], f.name
+    assert fields["size"]["kind"] == "int" and fields["size"]["maximum"] == 256
+    assert fields["ratio"]["kind"] == "float" and fields["ratio"]["main"]
+    assert fields["style_size"]["optional"] and fields["content_weight"]["optional"]
+    assert fields["init"]["choices"] == ["noise", "content"]
+    assert "cpu" in fields["device"]["choices"]
+    assert fields["style_layers"]["kind"] == "layers"
+    assert set(info["presets"]) == set(PRESETS)
+    for name in PRESETS:
+        assert info["presets"][name]["steps"] == resolve(name).steps
+    assert info["limits"]["max_upload_bytes"] == 200_000
+
+
+def test_examples_and_thumbnails(client: TestClient) -> None:
+    listed = client.get("/api/examples").json()
+    names = [e["name"] for e in listed]
+    assert names == sorted(p.stem for p in bundled_image("tubingen").parent.glob("*.jpg"))
+    tubingen = next(e for e in listed if e["name"] == "tubingen")
+    assert "Praefcke" in tubingen["author"] and "CC BY" in tubingen["licence"]
+    thumb = client.get(tubingen["thumbnail_url"])
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    with Image.open(io.BytesIO(thumb.content)) as img:
+        assert max(img.size) <= 256
+    full = client.get(tubingen["image_url"])
+    assert full.content == bundled_image("tubingen").read_bytes()
+
+
+@pytest.mark.parametrize("name", ["nope", "CREDITS", "..%2FCREDITS.md", "*", "tubingen.jpg"])
+def test_unknown_example_is_404(client: TestClient, name: str) -> None:
+    for suffix in ("thumbnail", "image"):
+        r = client.get(f"/api/examples/{name}/{suffix}")
+        assert r.status_code == 404
+        assert "detail" in r.json()
+
+
+# --- jobs that work ------------------------------------------------------------------------------
+
+
+def test_job_lifecycle(client: TestClient, runner: FakeRunner, tmp_path: Path) -> None:
+    files = [
+        ("content", ("my photo.png", png(80, 60), "image/png")),
+        ("style", ("a.png", png(color=(1, 2, 3)), "image/png")),
+        ("style", ("b.png", png(color=(4, 5, 6)), "image/png")),
+    ]
+    r = submit(client, {"ratio": "0.05", "seed": "7"}, files=files)
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    assert uuid.UUID(job_id).version == 4
+    assert r.json()["events_url"] == f"/api/jobs/{job_id}/events"
+
+    status = wait_for(client, job_id)
+    assert status["state"] == "done"
+    assert status["step"] == status["total"] == 3
+    assert status["has_image"] and status["error"] is None
+    assert status["losses"] == {"content": 0.5, "style": 0.5}
+    assert status["options"] == {"size": 64, "steps": 3, "scales": 1, "ratio": 0.05, "seed": 7}
+    assert [(i["role"], i["label"]) for i in status["inputs"]] == [
+        ("content", "my photo.png"),
+        ("style", "a.png"),
+        ("style", "b.png"),
+    ]
+    assert status["position"] is None and status["finished"] >= status["started"] >= status["created"]
+
+    call = runner.calls[-1]
+    assert call["opts"].ratio == 0.05 and call["opts"].seed == 7 and len(call["styles"]) == 2
+
+    image = client.get(f"/api/jobs/{job_id}/image")
+    assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+    assert image.headers["content-disposition"].startswith("inline")
+    out = tmp_path / "got.png"
+    out.write_bytes(image.content)
+    params = read_params(out)
+    assert params["size"] == 64 and params["ratio"] == 0.05 and params["preset"] == "default"
+    assert params["content"] == "my photo.png" and params["styles"] == ["a.png", "b.png"]
+    assert params["steps_done"] == 3 and "weights" not in params
+
+    download = client.get(f"/api/jobs/{job_id}/image?download=1")
+    assert download.headers["content-disposition"].startswith("attachment; filename=")
+    assert download.content == image.content
+
+    assert client.get(f"/api/jobs/{job_id}/inputs/0").content == png(80, 60)
+    assert client.get(f"/api/jobs/{job_id}/inputs/2").content == png(color=(4, 5, 6))
+    assert client.get(f"/api/jobs/{job_id}/inputs/3").status_code == 404
+    assert client.get(f"/api/jobs/{job_id}/inputs/-1").status_code == 404
+    assert client.get(f"/api/jobs/{job_id}/inputs/x").status_code == 422
+    assert [j["id"] for j in client.get("/api/jobs").json()] == [job_id]
+
+
+def test_job_from_examples(client: TestClient, runner: FakeRunner) -> None:
+    r = client.post(
+        "/api/jobs",
+        data={**TINY, "content_example": "tubingen", "style_example": ["starry_night", "udnie"]},
+    )
+    assert r.status_code == 201, r.text
+    status = wait_for(client, r.json()["id"])
+    assert status["state"] == "done"
+    assert [(i["example"], i["role"]) for i in status["inputs"]] == [
+        ("tubingen", "content"),
+        ("starry_night", "style"),
+        ("udnie", "style"),
+    ]
+    call = runner.calls[-1]
+    assert call["content"] == bundled_image("tubingen")
+    assert call["styles"] == [bundled_image("starry_night"), bundled_image("udnie")]
+
+
+def test_upload_and_example_styles_mix(client: TestClient, runner: FakeRunner) -> None:
+    files = [("content", ("c.png", png(), "image/png")), ("style", ("s.png", png(), "image/png"))]
+    r = submit(client, {"style_example": "the_scream"}, files=files)
+    assert r.status_code == 201, r.text
+    assert wait_for(client, r.json()["id"])["state"] == "done"
+    assert len(runner.calls[-1]["styles"]) == 2
+
+
+def test_init_image_upload(client: TestClient, runner: FakeRunner) -> None:
+    files = [
+        ("content", ("c.png", png(), "image/png")),
+        ("style", ("s.png", png(), "image/png")),
+        ("init_image", ("start.png", png(color=(9, 9, 9)), "image/png")),
+    ]
+    r = submit(client, files=files)
+    assert r.status_code == 201, r.text
+    status = wait_for(client, r.json()["id"])
+    assert status["params"]["init"] == "image: start.png"
+    assert [i["role"] for i in status["inputs"]] == ["content", "style", "init"]
+    init_path = Path(runner.calls[-1]["options"]["init"])
+    assert init_path.name == "init" and load_image(init_path).getpixel((0, 0)) == (9, 9, 9)
+
+
+# One valid, non-default value for every web form field. A new Options field fails the first test
+# below until it gets a value here, so every field keeps being tested.
+FIELD_VALUES: dict[str, str] = {
+    "size": "96",
+    "style_size": "80",
+    "steps": "4",
+    "scales": "2",
+    "content_layers": "conv3_2",
+    "style_layers": "conv1_1:0.5 conv2_1:0.5",
+    "ratio": "0.5",
+    "style_weight": "2",
+    "content_weight": "3.5",
+    "init": "noise",
+    "optimizer": "adam",
+    "learning_rate": "4",
+    "lbfgs_history": "7",
+    "pooling": "avg",
+    "tv_weight": "0.001",
+    "seed": "123",
+    "device": "cpu",
+    "precision": "bf16",
+}
+
+
+def test_field_values_cover_every_web_field() -> None:
+    assert set(FIELD_VALUES) == {f.name for f in dataclasses.fields(Options)} - set(EXCLUDED)
+
+
+@pytest.mark.parametrize("name", sorted(FIELD_VALUES))
+def test_every_form_field_reaches_the_runner(client: TestClient, runner: FakeRunner, name: str) -> None:
+    r = submit(client, {name: FIELD_VALUES[name]}, steps="1" if name != "steps" else FIELD_VALUES[name])
+    assert r.status_code == 201, r.text
+    status = wait_for(client, r.json()["id"])
+    assert status["state"] == "done", status["error"]
+    opts = runner.calls[-1]["opts"]
+    assert name in status["options"]
+    expected = resolve("default", **{name: status["options"][name]}).to_dict()[name]
+    if isinstance(expected, float):
+        expected = pytest.approx(expected)
+    assert opts.to_dict()[name] == expected
+    assert expected != resolve("default").to_dict()[name]  # the value is not the default anyway
+
+
+def test_empty_fields_take_the_preset_value(client: TestClient, runner: FakeRunner) -> None:
+    r = submit(client, {"preset": "paper", "style_size": "", "content_weight": "", "pooling": "", "init": " "})
+    assert r.status_code == 201, r.text
+    status = wait_for(client, r.json()["id"])
+    assert status["options"] == {"size": 64, "steps": 3, "scales": 1}
+    opts = runner.calls[-1]["opts"]
+    assert (opts.pooling, opts.init, opts.style_size, opts.content_weight) == ("avg", "noise", None, None)
+
+
+def test_client_file_names_never_reach_the_disk(client: TestClient, settings: StudioSettings) -> None:
+    files = [
+        ("content", ("../../../../tmp/evil.png", png(), "image/png")),
+        ("style", ("..\\..\\x.png", png(), "image/png")),
+    ]
+    r = submit(client, files=files)
+    assert r.status_code == 201, r.text
+    status = wait_for(client, r.json()["id"])
+    assert [i["label"] for i in status["inputs"]] == ["evil.png", "x.png"]
+    (folder,) = job_folders(settings)
+    assert folder.name == r.json()["id"]
+    assert sorted(p.name for p in folder.iterdir()) == ["content", "result.png", "style-1"]
+
+
+# --- bad requests --------------------------------------------------------------------------------
+
+GOOD = [("content", ("c.png", png(), "image/png")), ("style", ("s.png", png(), "image/png"))]
+STYLE = [("style", ("s.png", png(), "image/png"))]
+BAD_REQUESTS: list[tuple[str, dict[str, Any], Any, int, str]] = [
+    ("no content", {}, STYLE, 422, "exactly one content"),
+    ("two contents", {"content_example": "tubingen"}, GOOD, 422, "exactly one content"),
+    ("no style", {}, [GOOD[0]], 422, "at least one style"),
+    ("too many styles", {"style_example": ["udnie"] * 4}, [GOOD[0]], 422, "at most 3 style"),
+    ("size not a number", {"size": "abc"}, GOOD, 422, "size must be a whole number"),
+    ("size a fraction", {"size": "12.5"}, GOOD, 422, "whole number"),
+    ("size too large", {"size": "4096"}, GOOD, 422, "size must be <= 256"),
+    ("size zero", {"size": "0"}, GOOD, 422, "size must be >= 16"),
+    ("style size too large", {"style_size": "100000"}, GOOD, 422, "style_size must be <= 256"),
+    ("steps negative", {"steps": "-1"}, GOOD, 422, "steps must be >= 1"),
+    ("steps too many", {"steps": "10000"}, GOOD, 422, "steps must be <= 50"),
+    ("scales too many", {"scales": "99"}, GOOD, 422, "scales must be <= 5"),
+    ("preset too big for the web", {"preset": "paper", "size": ""}, GOOD, 422, "size must be <= 256"),
+    ("ratio nan", {"ratio": "nan"}, GOOD, 422, "finite"),
+    ("ratio inf", {"ratio": "inf"}, GOOD, 422, "finite"),
+    ("ratio negative", {"ratio": "-1"}, GOOD, 422, "ratio must be >= 0"),
+    ("ratio text", {"ratio": "lots"}, GOOD, 422, "ratio must be a number"),
+    ("seed too big", {"seed": str(2**40)}, GOOD, 422, "seed must be <="),
+    ("lbfgs history huge", {"lbfgs_history": "100000"}, GOOD, 422, "lbfgs_history must be <="),
+    ("unknown preset", {"preset": "papr"}, GOOD, 422, "did you mean 'paper'"),
+    ("unknown field", {"sise": "64"}, GOOD, 422, "unknown field 'sise' (did you mean 'size'?)"),
+    ("weights path", {"weights": "/etc/passwd"}, GOOD, 422, "cannot be set from the web"),
+    ("weights format", {"weights_format": "caffe"}, GOOD, 422, "cannot be set from the web"),
+    ("init a path", {"init": "/etc/passwd"}, GOOD, 422, "unknown init"),
+    ("unknown device", {"device": "tpu"}, GOOD, 422, "unknown device"),
+    ("unknown pooling", {"pooling": "mean"}, GOOD, 422, "unknown pooling 'mean'"),
+    ("unknown optimizer", {"optimizer": "sgd"}, GOOD, 422, "unknown optimizer"),
+    ("unknown layer", {"style_layers": "conv9_9"}, GOOD, 422, "unknown layer 'conv9_9'"),
+    ("bad layer weight", {"style_layers": "conv1_1:x"}, GOOD, 422, "is not a number"),
+    ("layer list too long", {"style_layers": "conv1_1 " * 200}, GOOD, 422, "too long"),
+    ("unknown content example", {"content_example": "nope"}, STYLE, 422, "no bundled example 'nope'"),
+    ("path as example", {"content_example": "../../etc/passwd"}, STYLE, 422, "no bundled example"),
+    ("glob as example", {"style_example": "*"}, [GOOD[0]], 422, "no bundled example"),
+    ("field twice", {"size": ["64", "96"]}, GOOD, 422, "more than once"),
+    ("text in a file field", {"content": "hello"}, STYLE, 422, "must be a file upload"),
+    ("file in a text field", {}, [*GOOD, ("size", ("x.png", b"1", "image/png"))], 422, "is not a file field"),
+    ("init and init image", {"init": "noise"}, [*GOOD, ("init_image", ("i.png", png(), "image/png"))], 422, "either"),
+    ("two init images", {}, [*GOOD, *[("init_image", ("i.png", png(), "image/png"))] * 2], 422, "only one init"),
+    ("output too small for conv5_1", {"size": "16"}, GOOD, 422, "too small for layer conv5_1"),
+    ("not an image", {}, [("content", ("c.png", b"hello world", "image/png")), *STYLE], 400, "not an image file"),
+    ("empty file", {}, [("content", ("c.png", b"", "image/png")), *STYLE], 400, "file is empty"),
+    ("truncated image", {}, [("content", ("c.png", png()[:60], "image/png")), *STYLE], 400, "truncated or corrupt"),
+    ("tiny image", {}, [("content", ("c.png", png(8, 8), "image/png")), *STYLE], 400, "too small"),
+    ("too many pixels", {}, [("content", ("c.png", png(1600, 1600), "image/png")), *STYLE], 400, "over the limit"),
+    (
+        "huge file",
+        {},
+        [("content", ("c.png", b"\x89PNG" + b"0" * 300_000, "image/png")), *STYLE],
+        413,
+        "over the upload",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("data", "files", "code", "message"), [b[1:] for b in BAD_REQUESTS], ids=[b[0] for b in BAD_REQUESTS]
+)
+def test_bad_requests_are_refused(
+    client: TestClient, settings: StudioSettings, data: dict[str, Any], files: Any, code: int, message: str
+) -> None:
+    r = client.post("/api/jobs", data={**TINY, **data}, files=files)
+    assert r.status_code == code, r.text
+    detail = r.json()["detail"]
+    assert message in detail
+    assert "\n" not in detail and str(settings.workdir) not in detail
+    assert client.get("/api/jobs").json() == []
+    assert job_folders(settings) == []
+
+
+def test_request_over_the_body_limit(client: TestClient, settings: StudioSettings) -> None:
+    blob = b"0" * (settings.max_request_bytes + 1)
+    r = client.post("/api/jobs", files=[("content", ("c.png", blob, "image/png")), *STYLE])
+    assert r.status_code == 413
+    assert "over the limit" in r.json()["detail"]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit counts the bytes as they come
+        yield b"--xyz\r\nContent-Disposition: form-data; name=content; filename=c.png\r\n\r\n"
+        for _ in range(settings.max_request_bytes // 2**16 + 2):
+            yield b"0" * 2**16
+
+    r = client.post("/api/jobs", content=chunks(), headers={"content-type": "multipart/form-data; boundary=xyz"})
+    assert r.status_code == 413
+    assert "over the limit" in r.json()["detail"]
+    assert job_folders(settings) == []
+
+
+def test_safe_label() -> None:
+    from impasto.web.media import safe_label
+
+    assert safe_label("../../etc/passwd", "x") == "passwd"
+    assert safe_label("C:\\Users\\me\\photo.jpg", "x") == "photo.jpg"
+    assert safe_label("a\x00b\nc.png", "x") == "abc.png"
+    assert safe_label("", "content image") == safe_label(None, "content image") == "content image"
+    assert safe_label("../", "style") == "style"
+    assert len(safe_label("y" * 500, "x")) == 80
+
+
+@pytest.mark.parametrize(
+    ("body", "ctype"), [(b'{"size": 64}', "application/json"), (b"", None), (b"abc", "text/plain")]
+)
+def test_not_a_form(client: TestClient, body: bytes, ctype: str | None) -> None:
+    headers = {"content-type": ctype} if ctype else {}
+    r = client.post("/api/jobs", content=body, headers=headers)
+    assert r.status_code == 415
+    assert "multipart/form-data" in r.json()["detail"]
+
+
+def test_broken_multipart(client: TestClient) -> None:
+    r = client.post(
+        "/api/jobs", content=b"--xyz\r\nbroken", headers={"content-type": "multipart/form-data; boundary=xyz"}
+    )
+    assert 400 <= r.status_code < 500
+    assert "detail" in r.json()
+
+
+@pytest.mark.parametrize("job_id", [str(uuid.uuid4()), "not-a-uuid", "..", "%2e%2e%2fwork", "0" * 500])
+def test_unknown_job_is_404(client: TestClient, job_id: str) -> None:
+    for method, suffix in [("GET", ""), ("DELETE", ""), ("GET", "/image"), ("GET", "/events"), ("GET", "/inputs/0")]:
+        r = client.request(method, f"/api/jobs/{job_id}{suffix}")
+        assert r.status_code == 404, (method, suffix, r.text)
+        assert "no job" in r.json()["detail"] or r.json()["detail"] == "Not Found"
+
+
+def test_wrong_methods(client: TestClient) -> None:
+    assert client.put("/api/jobs").status_code == 405
+    assert client.post("/api/examples").status_code == 405
+    assert client.delete("/api/jobs").status_code == 405
+
+
+# --- the queue, cancelling, failures ---------------------------------------------------------------
+
+
+def test_queue_positions_and_cancel(client: TestClient, runner: FakeRunner) -> None:
+    runner.gate.clear()
+    first, second, third = (submit(client).json()["id"] for _ in range(3))
+    wait_for(client, first, ("running",))
+    assert client.get(f"/api/jobs/{second}").json()["position"] == 1
+    assert client.get(f"/api/jobs/{third}").json()["position"] == 2
+    assert client.get(f"/api/jobs/{second}/image").status_code == 404  # no image while queued
+
+    cancelled = client.delete(f"/api/jobs/{second}")
+    assert cancelled.status_code == 200
+    assert cancelled.json()["state"] == "cancelled" and not cancelled.json()["has_image"]
+    assert client.get(f"/api/jobs/{third}").json()["position"] == 1
+    again = client.delete(f"/api/jobs/{second}")
+    assert again.status_code == 409 and "already finished (cancelled)" in again.json()["detail"]
+    assert "no image yet" in client.get(f"/api/jobs/{second}/image").json()["detail"]
+
+    runner.gate.set()
+    assert wait_for(client, first)["state"] == "done"
+    assert wait_for(client, third)["state"] == "done"
+    assert client.delete(f"/api/jobs/{third}").status_code == 409
+
+
+def test_stop_keeps_the_image(client: TestClient, runner: FakeRunner) -> None:
+    runner.delay = 0.05
+    job_id = submit(client, steps="50").json()["id"]
+    wait_until(lambda: client.get(f"/api/jobs/{job_id}").json()["step"] >= 2)
+    r = client.delete(f"/api/jobs/{job_id}")
+    assert r.status_code == 200 and r.json()["cancel_requested"]
+    assert client.delete(f"/api/jobs/{job_id}").status_code in (200, 409)  # still stopping, or stopped
+    status = wait_for(client, job_id)
+    assert status["state"] == "cancelled" and status["has_image"]
+    assert 2 <= status["step"] < 50
+    image = client.get(f"/api/jobs/{job_id}/image")
+    assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
+    assert client.delete(f"/api/jobs/{job_id}").status_code == 409
+
+
+def test_queue_full(client: TestClient, runner: FakeRunner, settings: StudioSettings) -> None:
+    runner.gate.clear()
+    ids = [submit(client).json()["id"]]
+    wait_for(client, ids[0], ("running",))
+    ids += [submit(client).json()["id"] for _ in range(settings.max_queued)]
+    r = submit(client)
+    assert r.status_code == 429 and "already waiting" in r.json()["detail"]
+    assert len(job_folders(settings)) == len(ids)
+
+
+def test_failed_jobs_report_and_the_worker_survives(client: TestClient, runner: FakeRunner) -> None:
+    runner.error = InputError("style image is lost")
+    failed = wait_for(client, submit(client).json()["id"])
+    assert failed["state"] == "failed" and failed["error"] == "style image is lost"
+    runner.error = RuntimeError("out of memory")
+    crashed = wait_for(client, submit(client).json()["id"])
+    assert crashed["state"] == "failed" and crashed["error"] == "internal error: RuntimeError: out of memory"
+    assert client.get(f"/api/jobs/{crashed['id']}/image").status_code == 404
+    runner.error = None
+    assert wait_for(client, submit(client).json()["id"])["state"] == "done"
+
+
+def test_server_answers_during_a_job(client: TestClient, runner: FakeRunner) -> None:
+    runner.gate.clear()
+    job_id = submit(client).json()["id"]
+    wait_for(client, job_id, ("running",))
+    start = time.perf_counter()
+    for path in ("/api/examples", "/api/options", f"/api/jobs/{job_id}", "/"):
+        assert client.get(path).status_code == 200
+    assert time.perf_counter() - start < 2.0
+
+
+# --- server-sent events ----------------------------------------------------------------------------
+
+
+def read_events(client: TestClient, job_id: str, limit: int | None = None) -> list[tuple[str, dict]]:
+    events: list[tuple[str, dict]] = []
+    with client.stream("GET", f"/api/jobs/{job_id}/events") as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        name = "message"
+        for line in r.iter_lines():
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                events.append((name, json.loads(line[5:])))
+                if limit is not None and len(events) >= limit:
+                    break
+    return events
+
+
+def test_events_stream_progress_until_done(client: TestClient, runner: FakeRunner) -> None:
+    runner.delay = 0.02
+    job_id = submit(client, steps="5").json()["id"]
+    events = read_events(client, job_id)
+    assert {name for name, _ in events} == {"status"}
+    states = [e["state"] for _, e in events]
+    assert states[-1] == "done" and set(states) <= {"queued", "running", "done"}
+    steps = [e["step"] for _, e in events]
+    assert steps == sorted(steps) and steps[-1] == 5
+    versions = [e["image_version"] for _, e in events]
+    assert versions == sorted(versions) and len(set(versions)) >= 3  # the preview changes as it goes
+    last = events[-1][1]
+    assert last["eta"] == 0.0 and last["loss"] == 1.0
+    assert read_events(client, job_id)[-1][1]["state"] == "done"  # a finished job answers at once
+
+
+def test_events_of_a_queued_job_show_its_position(client: TestClient, runner: FakeRunner) -> None:
+    runner.gate.clear()
+    first = submit(client).json()["id"]
+    second = submit(client).json()["id"]
+    wait_for(client, first, ("running",))
+    ((_, event),) = read_events(client, second, limit=1)
+    assert event["state"] == "queued" and event["position"] == 1
+    runner.gate.set()
+    assert read_events(client, second)[-1][1]["state"] == "done"
+
+
+def test_a_browser_that_leaves_does_not_stop_anything(client: TestClient, runner: FakeRunner) -> None:
+    runner.delay = 0.05
+    job_id = submit(client, steps="10").json()["id"]
+    assert len(read_events(client, job_id, limit=2)) == 2  # then the client hangs up
+    assert wait_for(client, job_id)["state"] == "done"
+    assert client.get("/api/options").status_code == 200
+
+
+# --- housekeeping and guards -------------------------------------------------------------------------
+
+
+def test_finished_jobs_are_deleted_beyond_keep_jobs(tmp_path: Path, runner: FakeRunner) -> None:
+    settings = StudioSettings(workdir=tmp_path / "w", keep_jobs=2, max_size=128, preview_seconds=0.0)
+    with TestClient(create_app(settings, runner)) as client:
+        ids = []
+        for _ in range(4):
+            ids.append(submit(client).json()["id"])
+            wait_for(client, ids[-1])
+        wait_until(lambda: len(client.get("/api/jobs").json()) == 2)
+        assert [j["id"] for j in client.get("/api/jobs").json()] == ids[:1:-1]
+        assert client.get(f"/api/jobs/{ids[0]}").status_code == 404
+        assert client.get(f"/api/jobs/{ids[0]}/image").status_code == 404
+        assert sorted(p.name for p in (tmp_path / "w").iterdir()) == sorted(ids[2:])
+
+
+def test_finished_jobs_expire(client: TestClient, settings: StudioSettings) -> None:
+    job_id = submit(client).json()["id"]
+    wait_for(client, job_id)
+    manager = client.app.state.manager  # type: ignore[attr-defined]
+    manager.prune(now=time.time() + settings.keep_seconds / 2)
+    assert client.get(f"/api/jobs/{job_id}").status_code == 200
+    manager.prune(now=time.time() + settings.keep_seconds + 1)
+    assert client.get(f"/api/jobs/{job_id}").status_code == 404
+    assert job_folders(settings) == []
+
+
+def test_temporary_workdir_is_removed_at_shutdown(runner: FakeRunner) -> None:
+    app = create_app(StudioSettings(max_size=128), runner)
+    with TestClient(app) as client:
+        job_id = submit(client).json()["id"]
+        wait_for(client, job_id)
+        root = app.state.manager.root
+        assert (root / job_id / "result.png").is_file()
+    assert not root.exists()
+
+
+def test_shutdown_cancels_a_running_job(settings: StudioSettings, runner: FakeRunner) -> None:
+    runner.gate.clear()
+    app = create_app(settings, runner)
+    with TestClient(app) as client:
+        running = submit(client).json()["id"]
+        queued = submit(client).json()["id"]
+        wait_for(client, running, ("running",))
+    manager = app.state.manager
+    assert manager.get(running).state.value == "cancelled"
+    assert manager.get(queued).state.value == "cancelled"
+
+
+def test_cross_site_writes_are_refused(client: TestClient, runner: FakeRunner) -> None:
+    r = client.post("/api/jobs", data=TINY, files=GOOD, headers={"origin": "http://evil.example"})
+    assert r.status_code == 403 and "cross-site" in r.json()["detail"]
+    job_id = submit(client).json()["id"]
+    r = client.delete(f"/api/jobs/{job_id}", headers={"origin": "null"})
+    assert r.status_code == 403
+    same = client.post("/api/jobs", data=TINY, files=GOOD, headers={"origin": "http://testserver"})
+    assert same.status_code == 201
+    assert client.get("/api/options", headers={"origin": "http://evil.example"}).status_code == 200
+
+
+def test_foreign_host_headers_are_refused(settings: StudioSettings, runner: FakeRunner) -> None:
+    app = create_app(dataclasses.replace(settings, allowed_hosts=("127.0.0.1", "localhost", "::1")), runner)
+    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
+        assert client.get("/").status_code == 200
+        assert client.get("/", headers={"host": "localhost:8000"}).status_code == 200
+        assert client.get("/", headers={"host": "[::1]:8000"}).status_code == 200
+        r = client.get("/api/jobs", headers={"host": "attacker.example:8000"})
+        assert r.status_code == 400 and "Host" in r.json()["detail"]
+
+
+def test_settings_from_environment() -> None:
+    env = {"IMPASTO_STUDIO_MAX_SIZE": "2048", "IMPASTO_STUDIO_KEEP_SECONDS": "60", "IMPASTO_STUDIO_WORKDIR": "/x"}
+    settings = StudioSettings.from_env(env)
+    assert settings.max_size == 2048 and settings.keep_seconds == 60.0 and settings.workdir == Path("/x")
+    assert StudioSettings.from_env({"IMPASTO_STUDIO_ALLOWED_HOSTS": "a, b"}).allowed_hosts == ("a", "b")
+    with pytest.raises(ConfigError, match="not a number"):
+        StudioSettings.from_env({"IMPASTO_STUDIO_MAX_STEPS": "many"})
+    with pytest.raises(ConfigError, match=">= 0"):
+        StudioSettings(max_steps=-1)
+
+
+def test_serve_binds_loopback_and_guards_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+    serve()
+    assert (seen["host"], seen["port"]) == ("127.0.0.1", 8000)
+    assert seen["app"].state.settings.allowed_hosts == ("127.0.0.1", "localhost", "::1")
+    serve(host="0.0.0.0", port=9000)
+    assert (seen["host"], seen["port"]) == ("0.0.0.0", 9000)
+    assert seen["app"].state.settings.allowed_hosts is None
+
+
+def test_cli_serve_prints_the_url_and_warns(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    import impasto.web.server
+    from impasto.cli import main
+
+    calls: list[tuple[str, int]] = []
+    monkeypatch.setattr(impasto.web.server, "serve", lambda host, port: calls.append((host, port)))
+    assert main(["serve"]) == 0
+    err = capsys.readouterr().err
+    assert "http://127.0.0.1:8000/" in err and "warning" not in err
+    assert main(["serve", "--host", "0.0.0.0", "--port", "8123"]) == 0
+    err = capsys.readouterr().err
+    assert "warning" in err and "http://0.0.0.0:8123/" in err
+    assert calls == [("127.0.0.1", 8000), ("0.0.0.0", 8123)]
+
+
+# --- the real network ----------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_real_job_end_to_end(tmp_path: Path) -> None:
+    settings = StudioSettings(workdir=tmp_path / "w", preview_seconds=0.0)
+    with TestClient(create_app(settings)) as client:
+        r = client.post(
+            "/api/jobs",
+            data={"content_example": "tubingen", "style_example": "starry_night", "size": "64", "steps": "3",
+                  "scales": "1", "seed": "1"},
+        )  # fmt: skip
+        assert r.status_code == 201, r.text
+        job_id = r.json()["id"]
+        events = read_events(client, job_id)
+        status = events[-1][1]
+        assert status["state"] == "done", status["error"]
+        assert status["step"] == 3 and status["loss"] > 0 and {"content", "style"} <= set(status["losses"])
+        assert len({e["image_version"] for _, e in events if e["has_image"]}) >= 2
+        out = tmp_path / "result.png"
+        out.write_bytes(client.get(f"/api/jobs/{job_id}/image?download=1").content)
+        with Image.open(out) as img:
+            assert img.size == (64, 48)
+        params = read_params(out)
+        assert params["size"] == 64 and params["steps_done"] == 3 and params["content"] == "tubingen"
+
+
+@pytest.mark.slow
+def test_real_job_can_be_stopped(tmp_path: Path) -> None:
+    settings = StudioSettings(workdir=tmp_path / "w", preview_seconds=0.0)
+    with TestClient(create_app(settings)) as client:
+        files = [
+            ("content", ("photo.jpg", bundled_image("coffee").read_bytes(), "image/jpeg")),
+            ("style", ("udnie.jpg", bundled_image("udnie").read_bytes(), "image/jpeg")),
+        ]
+        r = client.post("/api/jobs", data={"size": "48", "steps": "40", "scales": "1"}, files=files)
+        assert r.status_code == 201, r.text
+        job_id = r.json()["id"]
+        wait_until(lambda: client.get(f"/api/jobs/{job_id}").json()["step"] >= 1, timeout=60)
+        assert client.delete(f"/api/jobs/{job_id}").status_code == 200
+        status = wait_for(client, job_id, timeout=60)
+        assert status["state"] == "cancelled" and 1 <= status["step"] < 40
+        image = client.get(f"/api/jobs/{job_id}/image")
+        assert image.status_code == 200
+        with Image.open(io.BytesIO(image.content)) as img:
+            assert max(img.size) == 48
