@@ -79,6 +79,14 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
 
+    rep = sub.add_parser("reproduce", help="regenerate a figure of the paper (fig1, fig2, fig3)")
+    rep.add_argument("figure", help="fig1, fig2 or fig3")
+    rep.add_argument("-o", "--output", required=True, help="output folder")
+    rep.add_argument("--size", type=int, default=None, help="longest side of each panel, px")
+    rep.add_argument("--steps", type=int, default=None, help="L-BFGS steps per panel")
+    rep.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    rep.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
     info = sub.add_parser("info", help="show the parameters stored in an impasto output")
     info.add_argument("image")
     info.add_argument("--json", action="store_true", help="print as JSON")
@@ -175,14 +183,18 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
             max_pixels=args.max_pixels,
             **options,
         )
-    meta = params | result.params | {
-        "loss": result.loss,
-        "losses": result.losses,
-        "steps_done": result.steps,
-        "seconds": round(result.elapsed, 2),
-        "interrupted": result.interrupted,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    meta = (
+        params
+        | result.params
+        | {
+            "loss": result.loss,
+            "losses": result.losses,
+            "steps_done": result.steps,
+            "seconds": round(result.elapsed, 2),
+            "interrupted": result.interrupted,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+    )
     save_image(result.image, output, meta)
     if result.interrupted:
         print(f"interrupted after {result.steps} steps: saved the best image so far to {output}", file=sys.stderr)
@@ -229,6 +241,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "info":
             return _info(args)
+        if args.command == "reproduce":
+            from .reproduce import reproduce
+
+            def progress(line: str) -> None:
+                if not args.quiet:
+                    print(line, file=sys.stderr)
+
+            path = reproduce(
+                args.figure, args.output, size=args.size, steps=args.steps, device=args.device, log=progress
+            )
+            print(f"saved {path}", file=sys.stderr)
+            return 0
         if args.command == "serve":
             return _serve(args)
         if args.command == "demo":

