@@ -205,7 +205,9 @@ def transfer(
             last_time = now
             rate = per_pixel if rate is None else 0.8 * rate + 0.2 * per_pixel
             left_here = schedule[idx][1] - step
-            left = left_here * pixels[idx] + sum(s * p for (_, s), p in zip(schedule[idx + 1 :], pixels[idx + 1 :], strict=True))
+            left = left_here * pixels[idx] + sum(
+                s * p for (_, s), p in zip(schedule[idx + 1 :], pixels[idx + 1 :], strict=True)
+            )
             if on_step is None:
                 return
             want_image = image_every > 0 and (offset + step) % image_every == 0
