@@ -87,9 +87,15 @@ def stylize_full(
     image_every: int = 0,
     should_stop: Callable[[], bool] | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    start_time: float | None = None,
     **options: Any,
 ) -> Result:
-    """Like :func:`stylize`, returning the :class:`Result` (losses, steps, parameters) too."""
+    """Like :func:`stylize`, returning the :class:`Result` (losses, steps, parameters) too.
+
+    ``on_step`` receives a :class:`Step` after every step (with the image every ``image_every``
+    steps); ``should_stop`` is polled before every step; ``start_time`` (``time.perf_counter()``)
+    is when ``max_time`` starts counting.
+    """
     opts: Options = resolve(preset, **options)
     styles = [style] if isinstance(style, str | os.PathLike | Image.Image) else list(style)
     if not styles:
@@ -107,6 +113,7 @@ def stylize_full(
         on_step=on_step,
         image_every=image_every,
         should_stop=should_stop,
+        start_time=start_time,
     )
     result.params = {"impasto": __version__, "preset": preset} | result.params
     return result

@@ -38,8 +38,13 @@ def _field_type(f: dataclasses.Field[Any]) -> Any:
         return {"type": str, "choices": list(typing.get_args(hint))}
     if typing.get_origin(hint) in (typing.Union, types.UnionType) and args:
         hint = args[0]
+    if hint is bool:
+        return {"action": "store_true"}
     if hint in (int, float, str):
         return {"type": hint}
+    inner = [a for a in typing.get_args(hint) if a is not Ellipsis]
+    if typing.get_origin(hint) is tuple and inner and inner[0] in (int, float, str):
+        return {"type": inner[0], "nargs": "+"}
     return {"type": str, "nargs": "+"}  # layer lists
 
 
@@ -112,6 +117,13 @@ class _Progress:
         self.task: Any = None
         self.last_line = -1
         self.tty = sys.stderr.isatty()
+        self.scale = 0
+
+    def _print(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.console.print(line)
+        else:
+            print(line, file=sys.stderr)
 
     def __enter__(self) -> _Progress:
         if not self.quiet and self.tty:
@@ -141,6 +153,10 @@ class _Progress:
             save_image(s.image, snap, self.params | {"step": s.step})
         if self.quiet:
             return
+        if s.step == 1 or s.scale != self.scale:
+            self.scale = s.scale
+            plan = " -> ".join(f"{w}x{h}:{n}" for w, h, n in s.schedule)
+            self._print(f"scale {s.scale}/{s.scales}  schedule (size:steps) {plan}")
         eta = "?" if s.eta is None else _clock(s.eta)
         desc = f"scale {s.scale}/{s.scales} {s.size[0]}x{s.size[1]}"
         if self.bar is not None:
@@ -177,6 +193,7 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
         result: Result = stylize_full(
             content,
             list(styles),
+            start_time=args.start_time,
             preset=args.preset,
             on_step=progress,
             image_every=args.save_every,
@@ -235,8 +252,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 failure, 2 bad input or usage, 130 Ctrl-C)."""
+    start = time.perf_counter()  # --max-time counts from here
     parser = _build_parser()
     args = parser.parse_args(argv)
+    args.start_time = start
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # save the best image on SIGTERM too
     try:
         if args.command == "info":

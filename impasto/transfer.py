@@ -18,10 +18,12 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
+from . import color
 from .config import Options
 from .errors import ConfigError, DeviceError, did_you_mean
 from .image import load_image, pil_to_tensor, resize, tensor_to_pil
-from .losses import Objective
+from .losses import Objective, StyleRegion
+from .masks import check_aspect, region_guides, style_guide
 from .optimize import optimize
 from .vgg import VGG19, layer_depth, load_vgg19
 
@@ -44,6 +46,7 @@ class Step:
     elapsed: float  # seconds since the transfer started
     eta: float | None  # estimated seconds left
     image: Image.Image | None = None  # the current image, when requested
+    schedule: tuple[tuple[int, int, int], ...] = ()  # (width, height, steps) per scale, as now planned
 
 
 @dataclass
@@ -93,17 +96,21 @@ def get_vgg(weights: str | None, weights_format: str, pooling: str, device: str,
     return vgg.to(device=torch.device(device), memory_format=torch.channels_last)
 
 
-def plan_scales(size: int, scales: int, steps: int) -> list[tuple[int, int]]:
+def plan_scales(size: int, scales: int, steps: int, sizes: Sequence[int] | None = None) -> list[tuple[int, int]]:
     """(longest side, steps) for each scale, coarsest first.
 
-    Sides halve from the final size, never below ``MIN_COARSE_SIDE`` (fewer scales then).
-    Each scale gets half the steps of the one before it (4:2:1 for three scales): a step at
-    half the size costs a quarter as much, so most of the work is done where it is cheap and
-    the full size only refines the texture.
+    Sides halve from the final size, never below ``MIN_COARSE_SIDE`` (fewer scales then), unless
+    an explicit ladder ``sizes`` is given (its last entry is then the output size). Each scale
+    gets half the steps of the one before it (4:2:1 for three scales): a step at half the size
+    costs a quarter as much, so most of the work is done where it is cheap and the full size
+    only refines the texture.
     """
-    sides = [size]
-    while len(sides) < scales and sides[0] // 2 >= MIN_COARSE_SIDE:
-        sides.insert(0, sides[0] // 2)
+    if sizes:
+        sides = list(sizes)
+    else:
+        sides = [size]
+        while len(sides) < scales and sides[0] // 2 >= MIN_COARSE_SIDE:
+            sides.insert(0, sides[0] // 2)
     n = len(sides)
     weights = [2 ** (n - 1 - i) for i in range(n)]
     share = [steps * w // sum(weights) for w in weights]
@@ -127,27 +134,100 @@ def _check_size(label: str, width: int, height: int, opts: Options) -> None:
         )
 
 
+def _check_controls(
+    content: Image.Image,
+    styles: Sequence[Image.Image],
+    opts: Options,
+    content_mask: Image.Image | None,
+    style_masks: Sequence[Image.Image] | None,
+) -> None:
+    n = len(styles)
+    if opts.style_blend is not None and len(opts.style_blend) != n:
+        raise ConfigError(f"--style-blend has {len(opts.style_blend)} weights for {n} style image(s)")
+    if style_masks is not None:
+        if content_mask is None:
+            raise ConfigError("--style-masks needs --content-mask (which region gets which style)")
+        if len(style_masks) != n:
+            raise ConfigError(f"--style-masks has {len(style_masks)} mask(s) for {n} style image(s)")
+        for i, (m, s) in enumerate(zip(style_masks, styles, strict=True)):
+            check_aspect(m, s, f"style mask {i + 1}", f"style image {i + 1}")
+    if content_mask is not None:
+        check_aspect(content_mask, content, opts.content_mask or "content mask", "the content image")
+        regions = len(region_guides(content_mask, *resize(content_mask, 256).size))
+        if regions != n:
+            raise ConfigError(
+                f"{opts.content_mask or 'content mask'}: {regions} region(s) for {n} style image(s): "
+                "give one style image per region"
+            )
+
+
+class _Budget:
+    """Steps per scale, shrunk to fit ``max_time`` as the measured step rate becomes known."""
+
+    def __init__(self, plan: list[int], pixels: list[int], deadline: float | None) -> None:
+        self.plan = plan
+        self.alloc = list(plan)
+        self.pixels = pixels
+        self.deadline = deadline
+        self.rate: float | None = None  # seconds per step per pixel, smoothed
+
+    def observe(self, seconds: float, idx: int, here: int) -> None:
+        per_pixel = seconds / self.pixels[idx]
+        self.rate = per_pixel if self.rate is None else 0.7 * self.rate + 0.3 * per_pixel
+        if self.deadline is None or here < 2:
+            return
+        left = self.deadline - time.perf_counter()
+        need = (self.plan[idx] - here) * self.pixels[idx]
+        need += sum(p * s for p, s in zip(self.pixels[idx + 1 :], self.plan[idx + 1 :], strict=True))
+        f = min(1.0, max(left, 0.0) / max(need * self.rate, 1e-9))
+        self.alloc[idx] = here + int((self.plan[idx] - here) * f)
+        for j in range(idx + 1, len(self.plan)):
+            self.alloc[j] = max(1, int(self.plan[j] * f)) if self.plan[j] else 0
+
+    def eta(self, idx: int, here: int) -> float | None:
+        if self.rate is None:
+            return None
+        left = (self.alloc[idx] - here) * self.pixels[idx]
+        left += sum(p * s for p, s in zip(self.pixels[idx + 1 :], self.alloc[idx + 1 :], strict=True))
+        return self.rate * left
+
+    def out_of_time(self) -> bool:
+        return self.deadline is not None and time.perf_counter() >= self.deadline
+
+
 def transfer(
     content: Image.Image,
     styles: Sequence[Image.Image],
     opts: Options,
     *,
     init_image: Image.Image | None = None,
+    content_mask: Image.Image | None = None,
+    style_masks: Sequence[Image.Image] | None = None,
     on_step: Callable[[Step], None] | None = None,
     image_every: int = 0,
     should_stop: Callable[[], bool] | None = None,
+    start_time: float | None = None,
 ) -> Result:
-    """Paint ``content`` in the manner of ``styles`` (RGB PIL images) with options ``opts``."""
-    start = time.perf_counter()
+    """Paint ``content`` in the manner of ``styles`` (RGB PIL images) with options ``opts``.
+
+    ``content_mask``/``style_masks`` (images; loaded from ``opts`` paths when not given) enable
+    spatial control. ``start_time`` (a ``time.perf_counter()`` value) is when ``max_time``
+    starts counting; default: now.
+    """
+    start = start_time if start_time is not None else time.perf_counter()
     if not styles:
         raise ConfigError("at least one style image is needed")
+    if content_mask is None and opts.content_mask:
+        content_mask = load_image(opts.content_mask)
+    if style_masks is None and opts.style_masks:
+        style_masks = [load_image(m) for m in opts.style_masks]
+    _check_controls(content, styles, opts, content_mask, style_masks)
     device = resolve_device(opts.device)
     if opts.init not in ("noise", "content") and init_image is None:
         init_image = load_image(opts.init)
     vgg = get_vgg(opts.weights, opts.weights_format, opts.pooling, str(device), opts.network)
     # bf16 convolutions pay off on GPUs (tensor cores); CPUs without native bf16 run them slower.
     use_bf16 = opts.precision == "bf16" or (opts.precision == "auto" and device.type == "cuda")
-    autocast = torch.bfloat16 if use_bf16 else None
     objective = Objective(
         vgg,
         dict(opts.content_layers),
@@ -155,95 +235,124 @@ def transfer(
         content_weight=opts.alpha,
         style_weight=opts.beta,
         tv_weight=opts.tv_weight,
-        autocast_dtype=autocast,
+        autocast_dtype=torch.bfloat16 if use_bf16 else None,
+        layer_balance=opts.layer_balance,
     )
-    schedule = plan_scales(opts.size, opts.scales, opts.steps)
-    final_w, final_h = resize(content, opts.size).size
+    schedule = plan_scales(opts.size, opts.scales, opts.steps, opts.scale_sizes)
+    final_side = schedule[-1][0]
+    final_w, final_h = resize(content, final_side).size
     _check_size("the output", final_w, final_h, opts)
-    total = sum(s for _, s in schedule)
-    style_size = opts.style_size or opts.size
+    style_size = (opts.style_size or final_side) * opts.style_scale
     dims = [resize(content, side).size for side, _ in schedule]
-    pixels = [w * h for w, h in dims]
-
+    budget = _Budget(
+        [s for _, s in schedule],
+        [w * h for w, h in dims],
+        start + opts.max_time if opts.max_time is not None else None,
+    )
+    user_stopped = False
     done = 0
-    rate: float | None = None  # seconds per step per pixel, smoothed
-    current = None
+    here = 0  # steps taken at the current scale
+    idx = 0
+    current: torch.Tensor | None = None
+    content_t = pil_to_tensor(content.resize(dims[0], Image.Resampling.BILINEAR), device)
     last_time = time.perf_counter()
+
+    def stop() -> bool:
+        nonlocal user_stopped
+        if should_stop is not None and should_stop():
+            user_stopped = True
+            return True
+        return here >= budget.alloc[idx] or budget.out_of_time()
+
+    def report(step: int, loss: torch.Tensor, terms: dict[str, torch.Tensor], image: torch.Tensor) -> None:
+        nonlocal last_time, here
+        now = time.perf_counter()
+        here = step
+        budget.observe(now - last_time, idx, here)
+        last_time = now
+        if on_step is None:
+            return
+        want_image = image_every > 0 and (done + step) % image_every == 0
+        on_step(
+            Step(
+                step=done + step,
+                total=done + sum(budget.alloc[idx:]),
+                scale=idx + 1,
+                scales=len(schedule),
+                size=dims[idx],
+                loss=float(loss),
+                losses={k: float(v) for k, v in terms.items()},
+                elapsed=now - start,
+                eta=budget.eta(idx, here),
+                image=tensor_to_pil(image) if want_image else None,
+                schedule=tuple((w, h, a) for (w, h), a in zip(dims, budget.alloc, strict=True)),
+            )
+        )
+
     result = None
-    for idx, ((side, steps), (w, h)) in enumerate(zip(schedule, dims, strict=True)):
+    for idx, (side, _) in enumerate(schedule):  # idx is also read by stop() and report()
+        w, h = dims[idx]
         _check_size(f"scale {idx + 1}", w, h, opts)
         content_t = pil_to_tensor(content.resize((w, h), Image.Resampling.BILINEAR), device)
-        style_side = max(1, round(style_size * side / opts.size))
+        style_side = max(1, round(style_size * side / final_side))
         style_ts = [pil_to_tensor(resize(s, style_side), device) for s in styles]
         for s, t in zip(styles, style_ts, strict=True):
             _check_size(f"style image ({s.width}x{s.height}) at this size", t.shape[3], t.shape[2], opts)
-        objective.set_content(content_t)
-        objective.set_style(style_ts)
+        content_in = content_t
+        if opts.color == "luminance":
+            content_in = color.luminance(content_t)
+            style_ts = [color.match_luminance(t, content_t) for t in style_ts]
+        elif opts.color == "histogram":
+            style_ts = [color.match_color(t, content_t, opts.color_match) for t in style_ts]
+        objective.set_content(content_in)
+        if content_mask is not None:
+            guides = region_guides(content_mask, w, h, opts.content_mask or "content mask")
+            regions = []
+            for i, (guide, t) in enumerate(zip(guides, style_ts, strict=True)):
+                sg = None
+                if style_masks is not None:
+                    sg = style_guide(style_masks[i], t.shape[3], t.shape[2]).to(device)
+                weight = opts.style_blend[i] if opts.style_blend is not None else 1.0
+                guide = guide.to(device)
+                regions.append(StyleRegion(objective.style_grams(t, sg), guide, weight, float(guide.mean())))
+            objective.set_regions(regions)
+        else:
+            objective.set_style(style_ts, opts.style_blend)
         if current is not None:
             init = F.interpolate(current, size=(h, w), mode="bicubic", align_corners=False)
         elif opts.init == "noise":
             init = _noise(w, h, opts.seed, device)
-        elif opts.init == "content":
-            init = content_t
         else:
-            assert init_image is not None
-            init = pil_to_tensor(init_image.resize((w, h), Image.Resampling.BILINEAR), device)
-
-        def report(
-            step: int,
-            loss: torch.Tensor,
-            terms: dict[str, torch.Tensor],
-            image: torch.Tensor,
-            idx: int = idx,
-            w: int = w,
-            h: int = h,
-            offset: int = done,
-        ) -> None:
-            nonlocal rate, last_time
-            now = time.perf_counter()
-            per_pixel = (now - last_time) / pixels[idx]
-            last_time = now
-            rate = per_pixel if rate is None else 0.8 * rate + 0.2 * per_pixel
-            left_here = schedule[idx][1] - step
-            left = left_here * pixels[idx] + sum(
-                s * p for (_, s), p in zip(schedule[idx + 1 :], pixels[idx + 1 :], strict=True)
-            )
-            if on_step is None:
-                return
-            want_image = image_every > 0 and (offset + step) % image_every == 0
-            on_step(
-                Step(
-                    step=offset + step,
-                    total=total,
-                    scale=idx + 1,
-                    scales=len(schedule),
-                    size=(w, h),
-                    loss=float(loss),
-                    losses={k: float(v) for k, v in terms.items()},
-                    elapsed=now - start,
-                    eta=rate * left,
-                    image=tensor_to_pil(image) if want_image else None,
-                )
-            )
-
+            if opts.init == "content":
+                init = content_in
+            else:
+                assert init_image is not None
+                init = pil_to_tensor(init_image.resize((w, h), Image.Resampling.BILINEAR), device)
+            if opts.init_noise_blend > 0:
+                b = opts.init_noise_blend
+                init = (1 - b) * init + b * _noise(w, h, opts.seed, device)
+        here = 0
         last_time = time.perf_counter()
         result = optimize(
             objective,
             init,
-            steps,
+            budget.plan[idx],
             optimizer=opts.optimizer,
             learning_rate=opts.learning_rate,
             lbfgs_history=opts.lbfgs_history,
             on_step=report,
-            should_stop=should_stop,
+            should_stop=stop,
         )
         done += result.steps
         current = result.image
-        if result.interrupted or result.stopped:
+        if result.interrupted or user_stopped or budget.out_of_time():
             break
     assert result is not None and current is not None
     if current.shape[-2:] != (final_h, final_w):  # stopped at a coarse scale: deliver full size
         current = F.interpolate(current, size=(final_h, final_w), mode="bicubic", align_corners=False)
+        content_t = pil_to_tensor(content.resize((final_w, final_h), Image.Resampling.BILINEAR), device)
+    if opts.color == "luminance" or opts.original_colors:
+        current = color.with_chroma_of(current, content_t)  # the result's luminance, the photo's colours
     return Result(
         image=tensor_to_pil(current),
         loss=result.loss,
@@ -251,6 +360,6 @@ def transfer(
         steps=done,
         elapsed=time.perf_counter() - start,
         interrupted=result.interrupted,
-        stopped=result.stopped,
+        stopped=user_stopped,
         params=opts.to_dict() | {"device": str(device)},
     )
