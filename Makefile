@@ -3,8 +3,10 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 TORCH := torch==2.13.0
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install install-dev demo test lint bench gallery clean
+.PHONY: install install-dev browser-deps demo test lint bench gallery clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -25,7 +27,10 @@ lint: install-dev
 	$(BIN)/ruff format --check impasto tests benchmarks
 	$(BIN)/mypy
 
-test: lint  ## linter, type checker, then the whole suite
+browser-deps:  ## Debian's Chromium for the browser tests (tests/test_web_browser.py), if missing
+	@test -x $(CHROMIUM) || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
+
+test: lint browser-deps  ## linter, type checker, then the whole suite (browser tests included)
 	$(BIN)/pytest -q
 
 bench: install-dev

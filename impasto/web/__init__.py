@@ -1,13 +1,26 @@
 """The local web studio: ``impasto serve`` (FastAPI app, a job queue, a static page).
 
 Modules: :mod:`.settings` (limits), :mod:`.fields` (form fields derived from
-:class:`impasto.Options`), :mod:`.media` (uploads, examples, PNG encoding), :mod:`.jobs` (queue and
-worker threads), :mod:`.api` (HTTP routes) and :mod:`.server` (app factory and ``serve``).
-FastAPI and uvicorn are the optional ``web`` extra; importing this package needs neither.
+:class:`impasto.Options`), :mod:`.media` (uploads, examples, PNG encoding), :mod:`.job` (a job's
+record), :mod:`.jobs` (the queue and its worker threads), :mod:`.submit` (checking a new job),
+:mod:`.models` (JSON shapes), :mod:`.api` (HTTP routes) and :mod:`.server` (app factory, ``serve``).
+The page is ``static/`` (plain HTML, CSS and ES modules, no build step).
+
+FastAPI, uvicorn and python-multipart are the optional ``web`` extra: without them, importing
+this package raises an :class:`~impasto.errors.ImpastoError` that says how to install them.
 """
 
 from __future__ import annotations
 
-from .settings import StudioSettings
+import importlib.util
+
+from ..errors import ImpastoError
+
+_NEEDED = {"fastapi": "fastapi", "uvicorn": "uvicorn", "python_multipart": "python-multipart"}
+_missing = [dist for module, dist in _NEEDED.items() if importlib.util.find_spec(module) is None]
+if _missing:
+    raise ImpastoError(f"the web studio needs {', '.join(_missing)}: pip install 'impasto[web]'")
+
+from .settings import StudioSettings  # noqa: E402
 
 __all__ = ["StudioSettings"]

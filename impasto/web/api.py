@@ -12,7 +12,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from .. import __version__
 from ..errors import InputError
-from .fields import form_fields, preset_values
+from .fields import UPLOADS, form_fields, preset_values
 from .jobs import FINISHED, Job, JobManager
 from .media import example_path, examples, thumbnail
 from .models import ErrorMessage, ExampleInfo, FieldInfo, JobCreated, JobStatus, StudioInfo
@@ -27,19 +27,30 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 _PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}, "description": "a PNG"}}
 
 
-def _field_schema(f: FieldInfo) -> dict[str, Any]:
-    schema: dict[str, Any] = {"description": f.help}
-    if f.kind in ("int", "float"):
-        schema["type"] = "integer" if f.kind == "int" else "number"
-        if f.minimum is not None:
-            schema["minimum"] = f.minimum
-        if f.maximum is not None:
-            schema["maximum"] = f.maximum
-    else:
-        schema["type"] = "string"
-        if f.choices:
-            schema["enum"] = list(f.choices)
-    return schema
+def _field_schemas(fields: list[FieldInfo]) -> dict[str, Any]:
+    """OpenAPI properties of the option fields (image options become file fields)."""
+    out: dict[str, Any] = {}
+    for f in fields:
+        schema: dict[str, Any] = {"description": f.help}
+        if f.kind in ("int", "float"):
+            schema["type"] = "integer" if f.kind == "int" else "number"
+            schema |= {k: v for k, v in (("minimum", f.minimum), ("maximum", f.maximum)) if v is not None}
+        elif f.kind == "bool":
+            schema["type"] = "boolean"
+        elif f.kind == "numbers":
+            schema |= {"type": "string", "description": f"{f.help} (numbers separated by spaces)"}
+        elif f.kind != "file":
+            schema["type"] = "string"
+            if f.choices:
+                schema["enum"] = list(f.choices)
+        if f.kind != "file":
+            out[f.name] = schema
+        if f.upload:
+            binary = {"type": "string", "format": "binary"}
+            out[f.upload] = {"description": f"{f.name}: {f.help}", **binary}
+            if f.multiple:
+                out[f.upload] = {"description": f"{f.name}: {f.help}", "type": "array", "items": binary}
+    return out
 
 
 def build_router(manager: JobManager) -> APIRouter:
@@ -63,7 +74,7 @@ def build_router(manager: JobManager) -> APIRouter:
         base = f"/api/jobs/{job.id}"
         spec = job.spec
         inputs = [("content", spec.content)] + [("style", s) for s in spec.styles]
-        inputs += [("init", spec.init)] if spec.init is not None else []
+        inputs += [(UPLOADS[name], s) for name, images in spec.uploads.items() for s in images]
         snap["inputs"] = [
             {"role": role, "label": s.label, "example": s.example, "width": s.width, "height": s.height,
              "url": f"{base}/inputs/{i}"}
@@ -117,7 +128,7 @@ def build_router(manager: JobManager) -> APIRouter:
         max_body_size=settings.max_request_bytes,
         summary="Start a style transfer",
         responses={**_ERRORS, 413: {"model": ErrorMessage}, 415: {"model": ErrorMessage}, 429: {"model": ErrorMessage}},
-        openapi_extra={"requestBody": request_schema({f.name: _field_schema(f) for f in fields}, list(presets), names)},
+        openapi_extra={"requestBody": request_schema(_field_schemas(fields), list(presets), names)},
     )
     async def post_job(request: Request) -> JobCreated:
         """Multipart form: a ``content`` file (or ``content_example``), one or more ``style`` files (and/or
@@ -159,9 +170,9 @@ def build_router(manager: JobManager) -> APIRouter:
 
     @router.get("/jobs/{job_id}/inputs/{index}", response_class=Response, responses=_ERRORS)
     def job_input(job: JobDep, index: int) -> Response:
-        """An input image as it was uploaded: 0 is the content, then the styles, then the init image."""
+        """An input image as uploaded: 0 is the content, then the styles, then init and mask images."""
         spec = job.spec
-        images = [spec.content, *spec.styles, *([spec.init] if spec.init else [])]
+        images = [spec.content, *spec.styles, *(s for images in spec.uploads.values() for s in images)]
         if not 0 <= index < len(images):
             raise HTTPException(404, f"job {job.id} has no input {index}")
         try:

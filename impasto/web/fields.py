@@ -2,8 +2,9 @@
 
 Each field of :class:`~impasto.config.Options` becomes a form field with the same name, help
 text and type (as the CLI's flags do), so the page, the API and the CLI never disagree. The web
-adds only bounds (:class:`~impasto.web.settings.StudioSettings`) and leaves out the options that
-name files on the server's disk.
+adds bounds (:class:`~impasto.web.settings.StudioSettings`), turns options that hold image paths
+into uploads, and leaves out the options that name files on the server. A text option the studio
+does not know is left out too (safe by default) until it is listed here.
 """
 
 from __future__ import annotations
@@ -26,31 +27,37 @@ from ..vgg import layer_depth
 from .settings import StudioSettings
 
 __all__ = [
-    "EXCLUDED",
-    "FILE_FIELDS",
+    "IMAGE_FIELDS",
     "MAIN_FIELDS",
+    "UPLOADS",
     "FormField",
-    "check_sizes",
+    "check_images",
     "device_choices",
+    "excluded",
     "form_fields",
     "parse_options",
     "preset_values",
 ]
 
-Kind = Literal["int", "float", "choice", "layers"]
+Kind = Literal["int", "float", "bool", "choice", "layers", "numbers", "file"]
 
 # Options that name a file on the server: a web client must not choose those.
-EXCLUDED = {
+_SERVER_FILES = {
     "weights": "the weights file is a path on the server",
     "weights_format": "it only describes --weights, which is a path on the server",
 }
+# Options that hold image paths become uploads: option name -> multipart file field.
+UPLOADS = {"init": "init_image", "content_mask": "content_mask", "style_masks": "style_mask"}
+# Text options the studio knows how to check.
+_KNOWN_TEXT = {"device", "init", "content_mask", "style_masks", "content_layers", "style_layers"}
 # The controls shown first on the page; the others sit under "More options".
 MAIN_FIELDS = ("size", "steps", "scales", "ratio", "seed", "pooling", "init", "tv_weight")
-# Multipart fields that are not options.
-FILE_FIELDS = ("content", "style", "content_example", "style_example", "init_image", "preset")
+# Multipart fields that are images, not options.
+IMAGE_FIELDS = ("content", "style", "content_example", "style_example", *UPLOADS.values())
 INIT_CHOICES = ("noise", "content")  # plus an uploaded init_image
 MAX_SEED = 2**32 - 1
-MAX_TEXT = 1000  # characters in a layer list
+MAX_TEXT = 1000  # characters in a text field
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -63,8 +70,11 @@ class FormField:
     kind: Kind
     optional: bool  # an empty value means "the preset's value" (None)
     choices: tuple[str, ...] | None = None
-    minimum: float | None = None
+    minimum: float | None = None  # for int/float, and for each item of "numbers"
     maximum: float | None = None
+    item: Literal["int", "float"] | None = None  # the item type of "numbers"
+    upload: str | None = None  # the multipart file field of a "file" option (or of init)
+    multiple: bool = False  # several files (one per style image)
     main: bool = False
 
 
@@ -82,6 +92,7 @@ def _bounds(name: str, settings: StudioSettings) -> tuple[float | None, float | 
     return {
         "size": (16, settings.max_size),
         "style_size": (16, settings.max_size),
+        "scale_sizes": (16, settings.max_size),
         "steps": (1, settings.max_steps),
         "scales": (1, settings.max_scales),
         "lbfgs_history": (1, settings.max_lbfgs_history),
@@ -89,43 +100,72 @@ def _bounds(name: str, settings: StudioSettings) -> tuple[float | None, float | 
     }.get(name, (0, None))
 
 
+def _kind(name: str, hint: Any) -> tuple[Kind, tuple[str, ...] | None, Literal["int", "float"] | None] | None:
+    """(kind, choices, item type) of a field's type, or None for a text option we do not know."""
+    if typing.get_origin(hint) is Literal:
+        return "choice", tuple(str(a) for a in typing.get_args(hint)), None
+    if hint is bool:
+        return "bool", None, None
+    if hint is int or hint is float:
+        return ("int" if hint is int else "float"), None, None
+    if name == "init":
+        return "choice", INIT_CHOICES, None
+    if name == "device":
+        return "choice", device_choices(), None
+    if name in UPLOADS:
+        return "file", None, None
+    if name in ("content_layers", "style_layers"):
+        return "layers", None, None
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is tuple and len(args) == 2 and args[1] is Ellipsis and args[0] in (int, float):
+        return "numbers", None, ("int" if args[0] is int else "float")
+    return None
+
+
+def _hints() -> dict[str, tuple[Any, bool]]:
+    """Each field's type without ``| None``, and whether None is allowed."""
+    out = {}
+    for name, hint in typing.get_type_hints(Options).items():
+        args = typing.get_args(hint)
+        optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args
+        if optional:
+            hint = next(a for a in args if a is not type(None))
+        out[name] = (hint, optional)
+    return out
+
+
+def excluded() -> dict[str, str]:
+    """Options a web client cannot set, and why."""
+    out = dict(_SERVER_FILES)
+    for name, (hint, _) in _hints().items():
+        if name not in out and (name not in _KNOWN_TEXT and _kind(name, hint) is None):
+            out[name] = "the studio does not know how to check this option yet"
+    return out
+
+
 def form_fields(settings: StudioSettings) -> list[FormField]:
     """The form fields, in the order of :class:`Options`."""
-    hints = typing.get_type_hints(Options)
+    hints, skip = _hints(), excluded()
     out = []
     for f in dataclasses.fields(Options):
-        if f.name in EXCLUDED:
+        kind_info = _kind(f.name, hints[f.name][0])
+        if f.name in skip or kind_info is None:
             continue
-        hint = hints[f.name]
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in typing.get_args(hint)
-        if optional:
-            hint = args[0]
-        choices: tuple[str, ...] | None = None
-        kind: Kind
-        if typing.get_origin(hint) is Literal:
-            kind, choices = "choice", tuple(typing.get_args(hint))
-        elif f.name == "init":
-            kind, choices = "choice", INIT_CHOICES
-        elif f.name == "device":
-            kind, choices = "choice", device_choices()
-        elif hint is int:
-            kind = "int"
-        elif hint is float:
-            kind = "float"
-        else:
-            kind = "layers"
-        low, high = _bounds(f.name, settings) if kind in ("int", "float") else (None, None)
+        kind, choices, item = kind_info
+        low, high = _bounds(f.name, settings) if kind in ("int", "float", "numbers") else (None, None)
         out.append(
             FormField(
                 name=f.name,
                 label=f.name.replace("_", " "),
                 help=str(f.metadata.get("help", "")),
                 kind=kind,
-                optional=optional,
+                optional=hints[f.name][1],
                 choices=choices,
                 minimum=low,
                 maximum=high,
+                item=item,
+                upload=UPLOADS.get(f.name),
+                multiple=typing.get_origin(hints[f.name][0]) is tuple and kind == "file",
                 main=f.name in MAIN_FIELDS,
             )
         )
@@ -134,35 +174,46 @@ def form_fields(settings: StudioSettings) -> list[FormField]:
 
 def preset_values() -> dict[str, dict[str, Any]]:
     """Every field's value under each preset, as the page shows it."""
-    return {name: {k: v for k, v in resolve(name).to_dict().items() if k not in EXCLUDED} for name in PRESETS}
+    skip = excluded()
+    return {name: {k: v for k, v in resolve(name).to_dict().items() if k not in skip} for name in PRESETS}
 
 
-def _convert(spec: FormField, raw: str) -> Any:
-    """A submitted string as the field's type; ConfigError with a one-line message if it is not."""
-    if spec.kind == "int":
-        try:
-            value: int | float = int(raw.strip())
-        except ValueError:
-            raise ConfigError(f"{spec.name} must be a whole number, got '{raw[:40]}'") from None
-    elif spec.kind == "float":
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            raise ConfigError(f"{spec.name} must be a number, got '{raw[:40]}'") from None
-        if not math.isfinite(value):
-            raise ConfigError(f"{spec.name} must be a finite number, got '{raw[:40]}'")
-    else:
-        if len(raw) > MAX_TEXT:
-            raise ConfigError(f"{spec.name} is too long ({len(raw)} characters, at most {MAX_TEXT})")
-        if spec.kind == "choice" and spec.name in ("init", "device") and raw not in (spec.choices or ()):
-            hint = " (upload an init_image to start from an image)" if spec.name == "init" else ""
-            raise ConfigError(f"unknown {spec.name} '{raw[:40]}'{did_you_mean(raw, spec.choices or ())}{hint}")
-        return raw
+def _number(spec: FormField, raw: str, kind: str) -> int | float:
+    text = raw.strip()
+    try:
+        value: int | float = int(text) if kind == "int" else float(text)
+    except ValueError:
+        what = "a whole number" if kind == "int" else "a number"
+        raise ConfigError(f"{spec.name} must be {what}, got '{raw[:40]}'") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{spec.name} must be a finite number, got '{raw[:40]}'")
     if spec.minimum is not None and value < spec.minimum:
         raise ConfigError(f"{spec.name} must be >= {spec.minimum:g}, got {value:g}")
     if spec.maximum is not None and value > spec.maximum:
         raise ConfigError(f"{spec.name} must be <= {spec.maximum:g} for a web job, got {value:g}")
     return value
+
+
+def _convert(spec: FormField, raw: str) -> Any:
+    """A submitted string as the field's type; ConfigError with a one-line message if it is not."""
+    if len(raw) > MAX_TEXT:
+        raise ConfigError(f"{spec.name} is too long ({len(raw)} characters, at most {MAX_TEXT})")
+    if spec.kind in ("int", "float"):
+        return _number(spec, raw, spec.kind)
+    if spec.kind == "numbers":
+        items = raw.replace(",", " ").split()
+        return tuple(_number(spec, item, spec.item or "float") for item in items)
+    if spec.kind == "file":
+        raise ConfigError(f"{spec.name} is an image: upload it as a '{spec.upload}' file")
+    if spec.kind == "bool":
+        word = raw.strip().lower()
+        if word not in (*_TRUE, *_FALSE):
+            raise ConfigError(f"{spec.name} must be true or false, got '{raw[:40]}'")
+        return word in _TRUE
+    if spec.kind == "choice" and spec.name in ("init", "device") and raw not in (spec.choices or ()):
+        hint = " (upload an init_image to start from an image)" if spec.name == "init" else ""
+        raise ConfigError(f"unknown {spec.name} '{raw[:40]}'{did_you_mean(raw, spec.choices or ())}{hint}")
+    return raw  # other choices and layer lists are checked by resolve()
 
 
 def parse_options(form: Mapping[str, str], settings: StudioSettings) -> tuple[str, dict[str, Any], Options]:
@@ -171,15 +222,16 @@ def parse_options(form: Mapping[str, str], settings: StudioSettings) -> tuple[st
     Empty values mean "the preset's value". Unknown names are refused with a suggestion.
     """
     specs = {s.name: s for s in form_fields(settings)}
+    skip = excluded()
     preset = form.get("preset", "") or "default"
     overrides: dict[str, Any] = {}
     for name, raw in form.items():
-        if name in FILE_FIELDS:
+        if name in IMAGE_FIELDS or name == "preset":
             continue
-        if name in EXCLUDED:
-            raise ConfigError(f"option {name} cannot be set from the web: {EXCLUDED[name]}")
+        if name in skip:
+            raise ConfigError(f"option {name} cannot be set from the web: {skip[name]}")
         if name not in specs:
-            raise ConfigError(f"unknown field '{name[:40]}'{did_you_mean(name, [*specs, *FILE_FIELDS])}")
+            raise ConfigError(f"unknown field '{name[:40]}'{did_you_mean(name, [*specs, *IMAGE_FIELDS, 'preset'])}")
         if raw.strip() == "":
             continue
         overrides[name] = _convert(specs[name], raw)
@@ -189,27 +241,44 @@ def parse_options(form: Mapping[str, str], settings: StudioSettings) -> tuple[st
         spec = specs[name]
         if value is not None and spec.maximum is not None and value > spec.maximum:
             raise ConfigError(f"{name} must be <= {spec.maximum:g} for a web job, got {value} (preset {preset})")
+    final_side = plan_scales(opts.size, opts.scales, opts.steps, opts.scale_sizes)[-1][0]
+    style_side = (opts.style_size or final_side) * opts.style_scale
+    if style_side > 2 * settings.max_size:
+        raise ConfigError(
+            f"style images would be {style_side:g} px (style size x style scale): "
+            f"at most {2 * settings.max_size} for a web job"
+        )
     return preset, overrides, opts
 
 
-def check_sizes(opts: Options, content: tuple[int, int], styles: list[tuple[int, int]]) -> None:
-    """Refuse, before queueing, a job whose images would be too small for the chosen layers.
+def check_images(opts: Options, content: tuple[int, int], styles: list[tuple[int, int]], masks: int | None) -> None:
+    """Refuse, before queueing, a job whose images do not fit its options.
 
-    The same rule as :func:`impasto.transfer.transfer` applies at run time; checking it here
-    turns a failed job into an immediate 422.
+    The rules are those :func:`impasto.transfer.transfer` applies at run time (images big
+    enough for the deepest layer at every scale; one blend weight and one mask per style image);
+    checking them here turns a failed job into an immediate 422.
     """
+    n = len(styles)
+    if opts.style_blend is not None and len(opts.style_blend) != n:
+        raise ConfigError(f"style_blend has {len(opts.style_blend)} weights for {n} style image(s)")
+    if masks is not None and masks != n:
+        raise ConfigError(f"{masks} style mask(s) for {n} style image(s): give one per style image")
+    if masks is not None and opts.content_mask is None:
+        raise ConfigError("style masks need a content_mask (which region gets which style)")
     layers = [name for name, _ in (*opts.content_layers, *opts.style_layers)]
     deepest = max(layers, key=layer_depth)
     need = 2 ** layer_depth(deepest)
-    style_size = opts.style_size or opts.size
-    for side, _ in plan_scales(opts.size, opts.scales, opts.steps):
+    schedule = plan_scales(opts.size, opts.scales, opts.steps, opts.scale_sizes)
+    final_side = schedule[-1][0]
+    style_size = (opts.style_size or final_side) * opts.style_scale
+    for side, _ in schedule:
         w, h = fit_size(*content, side)
         if min(w, h) < need:
             raise ConfigError(
                 f"the output would be {w}x{h} px at one scale, too small for layer {deepest} "
                 f"(needs at least {need} px per side): raise size"
             )
-        style_side = max(1, round(style_size * side / opts.size))
+        style_side = max(1, round(style_size * side / final_side))
         for i, dims in enumerate(styles, start=1):
             sw, sh = fit_size(*dims, style_side)
             if min(sw, sh) < need:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import shutil
 import tempfile
@@ -18,103 +17,32 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
-from .. import __version__, stylize_full
-from ..config import Options
+from .. import stylize_full
 from ..errors import ImpastoError
 from ..image import save_image
 from ..transfer import Result, Step
-from .media import StoredImage, encode_png
+from .job import FINISHED, Conflict, Job, JobSpec, QueueFull, State
+from .media import encode_png
 from .settings import StudioSettings
 
-__all__ = ["Conflict", "Job", "JobManager", "JobSpec", "QueueFull", "Runner", "State"]
+__all__ = ["FINISHED", "Conflict", "Job", "JobManager", "JobSpec", "QueueFull", "Runner", "State"]
 
 log = logging.getLogger("impasto.web")
 
 Runner = Callable[..., Result]  # the signature of impasto.stylize_full
 
 
-class State(str, enum.Enum):
-    """Where a job is in its life."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-FINISHED = (State.DONE, State.FAILED, State.CANCELLED)
-
-
-class QueueFull(ImpastoError):
-    """Too many jobs are waiting (HTTP 429)."""
-
-
-class Conflict(ImpastoError):
-    """The request does not fit the job's state, e.g. cancelling a finished job (HTTP 409)."""
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """What a job was asked to do: checked options and stored input images."""
-
-    preset: str
-    overrides: dict[str, Any]  # the fields as submitted, for "restore these settings"
-    options: Options  # resolved
-    content: StoredImage
-    styles: tuple[StoredImage, ...]
-    init: StoredImage | None
-    device: str  # resolved: one queue per device
-
-
-@dataclass(eq=False)
-class Job:
-    """A job and its latest progress. Mutated only by :class:`JobManager` under its lock."""
-
-    id: str
-    spec: JobSpec
-    folder: Path
-    created: float = field(default_factory=time.time)
-    state: State = State.QUEUED
-    step: int = 0
-    scale: int = 0
-    scales: int = 0
-    size: tuple[int, int] | None = None
-    loss: float | None = None
-    losses: dict[str, float] = field(default_factory=dict)
-    elapsed: float = 0.0
-    eta: float | None = None
-    error: str | None = None
-    started: float | None = None
-    finished: float | None = None
-    cancel: threading.Event = field(default_factory=threading.Event)
-    preview: Image.Image | None = None
-    image_version: int = 0  # +1 whenever ``preview`` changes
-    image_step: int = 0
-    version: int = 0  # +1 whenever anything changes
-    result_path: Path | None = None
-    png: tuple[int, bytes] | None = None  # (image_version, encoded preview)
-
-    def params(self) -> dict[str, Any]:
-        """The parameters embedded in this job's images (as ``impasto info`` shows them)."""
-        spec = self.spec
-        opts = spec.options.to_dict()
-        if spec.init is not None:
-            opts["init"] = f"image: {spec.init.label}"
-        return {
-            "impasto": __version__,
-            "preset": spec.preset,
-            "content": spec.content.label,
-            "styles": [s.label for s in spec.styles],
-            **{k: v for k, v in opts.items() if k not in ("weights", "weights_format")},
-            "device": spec.device,
-        }
+def _scrub(message: str, job: Job) -> str:
+    """An error message for the client: the server's paths of the job's images become their labels."""
+    spec = job.spec
+    named = [("content image", spec.content), *((f"style image {i}", s) for i, s in enumerate(spec.styles, 1))]
+    named += [(name.replace("_", " "), s) for name, images in spec.uploads.items() for s in images]
+    for role, image in named:
+        message = message.replace(str(image.path), f"{role} '{image.label}'")
+    return message.replace(str(job.folder), "(job folder)").splitlines()[0] if message else message
 
 
 class _Listener:
@@ -136,8 +64,7 @@ class JobManager:
         self.settings = settings
         self.runner: Runner = runner or stylize_full
         self._own_root = settings.workdir is None
-        self.root = Path(tempfile.mkdtemp(prefix="impasto-studio-")) if settings.workdir is None else settings.workdir
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._root = settings.workdir
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self._jobs: dict[str, Job] = {}
@@ -145,6 +72,16 @@ class JobManager:
         self._workers: dict[str, threading.Thread] = {}
         self._listeners: dict[str, set[_Listener]] = {}
         self._closed = False
+
+    @property
+    def root(self) -> Path:
+        """The folder of the job folders: ``workdir``, or a temporary folder made on first use."""
+        with self._lock:
+            if self._root is None:
+                self._root = Path(tempfile.mkdtemp(prefix="impasto-studio-"))
+                log.info("job files go to %s", self._root)
+            self._root.mkdir(parents=True, exist_ok=True)
+            return self._root
 
     # --- submitting -------------------------------------------------------------------------
 
@@ -204,7 +141,8 @@ class JobManager:
                 "state": job.state.value,
                 "position": position,
                 "step": job.step,
-                "total": job.spec.options.steps,
+                "total": job.total,
+                "schedule": [list(x) for x in job.schedule],
                 "scale": job.scale,
                 "scales": job.scales,
                 "size": list(job.size) if job.size else None,
@@ -311,8 +249,8 @@ class JobManager:
         deadline = time.monotonic() + timeout
         for worker in workers:
             worker.join(max(0.0, deadline - time.monotonic()))
-        if self._own_root:
-            shutil.rmtree(self.root, ignore_errors=True)
+        if self._own_root and self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
 
     # --- the worker -------------------------------------------------------------------------
 
@@ -347,7 +285,8 @@ class JobManager:
             now = time.monotonic()
             with self._lock:
                 new_scale = s.scale != job.scale
-                job.step, job.scale, job.scales, job.size = s.step, s.scale, s.scales, s.size
+                job.step, job.total, job.scale, job.scales, job.size = s.step, s.total, s.scale, s.scales, s.size
+                job.schedule = tuple(getattr(s, "schedule", ()))
                 job.loss, job.losses, job.elapsed, job.eta = s.loss, s.losses, s.elapsed, s.eta
                 due = now - last_preview[0] >= self.settings.preview_seconds or s.step >= s.total or new_scale
                 if s.image is not None and due:
@@ -356,9 +295,6 @@ class JobManager:
                     last_preview[0] = now
                 self._bump(job)
 
-        overrides = dict(spec.overrides)
-        if spec.init is not None:
-            overrides["init"] = str(spec.init.path)
         try:
             result = self.runner(
                 spec.content.path,
@@ -368,7 +304,7 @@ class JobManager:
                 image_every=self._image_every(spec.device),
                 should_stop=lambda: job.cancel.is_set() or self._closed,
                 max_pixels=self.settings.max_pixels,
-                **overrides,
+                **spec.run_overrides,
             )
             meta = job.params() | {
                 "loss": result.loss,
@@ -380,10 +316,10 @@ class JobManager:
             }
             path = save_image(result.image, job.folder / "result.png", meta)
         except ImpastoError as exc:
-            self._finish(job, State.FAILED, error=str(exc))
+            self._finish(job, State.FAILED, error=_scrub(str(exc), job))
         except Exception as exc:  # a bug or an exhausted device must not take the worker down
             log.exception("job %s failed", job.id)
-            self._finish(job, State.FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
+            self._finish(job, State.FAILED, error=_scrub(f"internal error: {type(exc).__name__}: {exc}", job))
         else:
             stopped = result.stopped or result.interrupted
             self._finish(job, State.CANCELLED if stopped else State.DONE, result=result, path=path)

@@ -18,7 +18,7 @@ class ErrorMessage(BaseModel):
 class InputInfo(BaseModel):
     """An input image of a job."""
 
-    role: Literal["content", "style", "init"]
+    role: str = Field(description="content, style, or the upload field: init_image, content_mask, style_mask")
     label: str = Field(description="the client's file name or the example's name (display only)")
     example: str | None = Field(description="the bundled example's name, if it is one")
     width: int
@@ -33,7 +33,8 @@ class JobStatus(BaseModel):
     state: Literal["queued", "running", "done", "failed", "cancelled"]
     position: int | None = Field(description="place in its device's queue, 1 = next; null unless queued")
     step: int = Field(description="steps done, over all scales")
-    total: int = Field(description="steps planned, over all scales")
+    total: int = Field(description="steps planned, over all scales (a max_time budget may lower it)")
+    schedule: list[list[int]] = Field(description="(width, height, steps) of each scale, as now planned")
     scale: int = Field(description="current scale, 1-based (0 before the first step)")
     scales: int
     size: list[int] | None = Field(description="(width, height) at the current scale")
@@ -86,11 +87,14 @@ class FieldInfo(BaseModel):
     name: str
     label: str
     help: str
-    kind: Literal["int", "float", "choice", "layers"]
+    kind: Literal["int", "float", "bool", "choice", "layers", "numbers", "file"]
     optional: bool = Field(description="empty means the preset's value")
     choices: list[str] | None
-    minimum: float | None
+    minimum: float | None = Field(description="least value (of each item, for numbers)")
     maximum: float | None
+    item: Literal["int", "float"] | None = Field(description="the item type of a list of numbers")
+    upload: str | None = Field(description="the multipart file field of an image option")
+    multiple: bool = Field(description="the upload takes one file per style image")
     main: bool = Field(description="shown among the main controls")
 
 

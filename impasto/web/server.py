@@ -136,7 +136,7 @@ def create_app(settings: StudioSettings | None = None, runner: Runner | None = N
                 await run_in_threadpool(manager.prune)
 
         task = asyncio.create_task(janitor())
-        log.info("studio ready; jobs are kept in %s", manager.root)
+        log.info("studio ready")
         try:
             yield
         finally:

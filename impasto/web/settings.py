@@ -52,8 +52,8 @@ class StudioSettings:
 
     @property
     def max_request_bytes(self) -> int:
-        """Largest whole request: a content, an init and every style image, plus the form fields."""
-        return self.max_upload_bytes * (self.max_styles + 2) + 2**20
+        """Largest whole request: every image a job can have (masks too), plus the form fields."""
+        return self.max_upload_bytes * (2 * self.max_styles + 3) + 2**20
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StudioSettings:

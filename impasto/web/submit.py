@@ -8,7 +8,6 @@ deleted again on any error.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import shutil
 from pathlib import Path
@@ -19,10 +18,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
+from ..config import resolve
 from ..errors import ConfigError, InputError
 from ..image import load_image
 from ..transfer import resolve_device
-from .fields import FILE_FIELDS, check_sizes, parse_options
+from .fields import UPLOADS, check_images, parse_options
 from .jobs import Job, JobManager, JobSpec
 from .media import StoredImage, TooLarge, example_path, safe_label, store_image
 
@@ -36,6 +36,9 @@ class UnsupportedMedia(InputError):
     """The request is not a form (HTTP 415)."""
 
 
+_FILE_FIELDS = ("content", "style", *UPLOADS.values())
+
+
 def _split(form: FormData) -> tuple[dict[str, str], list[str], dict[str, list[UploadFile]]]:
     """(single text fields, style_example names, files by field) from the submitted form."""
     text: dict[str, str] = {}
@@ -43,18 +46,18 @@ def _split(form: FormData) -> tuple[dict[str, str], list[str], dict[str, list[Up
     files: dict[str, list[UploadFile]] = {}
     for key, value in form.multi_items():
         if isinstance(value, UploadFile):
-            if key not in ("content", "style", "init_image"):
-                raise ConfigError(f"field '{key[:40]}' is not a file field (files go in content, style, init_image)")
+            if key not in _FILE_FIELDS:
+                raise ConfigError(f"field '{key[:40]}' is not a file field (files go in {', '.join(_FILE_FIELDS)})")
             files.setdefault(key, []).append(value)
         elif key == "style_example":
             style_examples += [v for v in value.replace(",", " ").split() if v]
-        elif key in ("content", "style", "init_image"):
+        elif key in _FILE_FIELDS:
             raise ConfigError(f"field '{key}' must be a file upload")
         elif key in text:
             raise ConfigError(f"field '{key[:40]}' was given more than once")
         else:
             text[key] = value
-    for key in ("content", "init_image"):
+    for key in ("content", "init_image", "content_mask"):
         if len(files.get(key, [])) > 1:
             raise ConfigError(f"only one {key} file is allowed")
     return text, style_examples, files
@@ -104,7 +107,8 @@ async def create_job(request: Request, manager: JobManager) -> Job:
     ctype = request.headers.get("content-type", "")
     if not ctype.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         raise UnsupportedMedia(f"send the job as multipart/form-data, not '{ctype[:60] or 'nothing'}'")
-    form = await request.form(max_files=settings.max_styles + 2, max_fields=200, max_part_size=MAX_FIELD_BYTES)
+    max_files = 2 * settings.max_styles + 3  # content, styles, style masks, content mask, init
+    form = await request.form(max_files=max_files, max_fields=200, max_part_size=MAX_FIELD_BYTES)
     try:
         return await _create(form, manager)
     finally:
@@ -137,13 +141,23 @@ async def _create(form: FormData, manager: JobManager) -> Job:
             await _store(f, folder, f"style-{i}", f"style image {i}", limit, pixels)
             for i, f in enumerate(files.get("style", []), start=1)
         ] + examples
-        init = None
-        if files.get("init_image"):
-            init = await _store(files["init_image"][0], folder, "init", "init image", limit, pixels)
-        check_sizes(opts, (content.width, content.height), [(s.width, s.height) for s in styles])
-        if init is not None:
-            opts = dataclasses.replace(opts, init=str(init.path))
-        spec = JobSpec(preset, overrides, opts, content, tuple(styles), init, device)
+        uploads: dict[str, tuple[StoredImage, ...]] = {}
+        run_overrides = dict(overrides)
+        for option, field in UPLOADS.items():
+            stored = tuple(
+                [
+                    await _store(f, folder, f"{field}-{i}", f"{field.replace('_', ' ')} {i}", limit, pixels)
+                    for i, f in enumerate(files.get(field, []), start=1)
+                ]
+            )
+            if stored:
+                uploads[option] = stored
+                paths = tuple(str(s.path) for s in stored)
+                run_overrides[option] = paths if option == "style_masks" else paths[0]
+        opts = resolve(preset, **run_overrides)
+        masks = len(uploads["style_masks"]) if "style_masks" in uploads else None
+        check_images(opts, (content.width, content.height), [(s.width, s.height) for s in styles], masks)
+        spec = JobSpec(preset, overrides, run_overrides, opts, content, tuple(styles), uploads, device)
         return manager.submit(job_id, folder, spec)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
@@ -165,11 +179,9 @@ def request_schema(field_schemas: dict[str, Any], preset_names: list[str], examp
             "items": {"type": "string", "enum": example_names},
             "description": "and/or bundled images",
         },
-        "init_image": {"type": "string", "format": "binary", "description": "start from this image"},
         "preset": {"type": "string", "enum": preset_names, "default": "default", "description": "named presets"},
     }
     properties.update(field_schemas)
-    assert set(FILE_FIELDS) <= set(properties)
     return {
         "required": True,
         "content": {"multipart/form-data": {"schema": {"type": "object", "properties": properties}}},

@@ -59,8 +59,11 @@ async function main() {
     showError,
   );
   images.showExamples(examples);
-  const initField = document.querySelector('[data-field="init"]');
-  if (initField) images.attachInit(initField);
+  for (const field of studio.fields.filter((f) => f.upload)) {
+    const box = document.querySelector(`[data-field="${field.name}"]`);
+    const text = field.name === "init" ? "or start from an image…" : field.multiple ? "pick masks…" : "pick a mask…";
+    if (box) images.attachUpload(box, field, text);
+  }
 
   const stage = new Stage({
     canvas: $("canvas"),

@@ -62,12 +62,21 @@ export class SettingsForm {
   buildField(field) {
     const id = `f-${field.name}`;
     let input;
-    if (field.kind === "choice") {
+    if (field.kind === "file") {
+      // An image option: ImageChoice.attachUpload() adds its picker to this box.
+      const box = el("div", { class: "field wide", "data-field": field.name, "data-upload": field.upload });
+      box.append(el("label", { text: field.label }), el("small", { class: "help", text: field.help }));
+      return box;
+    }
+    if (field.kind === "bool") {
+      input = el("input", { id, name: field.name, type: "checkbox" });
+    } else if (field.kind === "choice") {
       input = el("select", { id, name: field.name });
       if (field.optional) input.append(el("option", { value: "", text: "(preset)" }));
       for (const choice of field.choices) input.append(el("option", { value: choice, text: choice }));
-    } else if (field.kind === "layers") {
-      input = el("input", { id, name: field.name, type: "text", spellcheck: "false" });
+    } else if (field.kind === "layers" || field.kind === "numbers") {
+      const hint = field.kind === "numbers" ? "numbers separated by spaces" : null;
+      input = el("input", { id, name: field.name, type: "text", spellcheck: "false", placeholder: hint });
     } else {
       input = el("input", {
         id,
@@ -85,7 +94,8 @@ export class SettingsForm {
     const reset = el("button", { type: "button", class: "reset", title: "back to the preset's value", text: "↺" });
     reset.setAttribute("aria-label", `reset ${field.label}`);
     const label = el("label", { for: id }, field.label, reset);
-    const box = el("div", { class: `field${field.kind === "layers" ? " wide" : ""}`, "data-field": field.name });
+    const wide = ["layers", "numbers"].includes(field.kind) ? " wide" : "";
+    const box = el("div", { class: `field${wide}${field.kind === "bool" ? " check" : ""}`, "data-field": field.name });
     box.append(label);
     if (field.name === "seed") {
       const dice = el("button", { type: "button", title: "a random seed", text: "random" });
@@ -140,10 +150,16 @@ export class SettingsForm {
     return el("div", { class: "field" }, label, slider, ends);
   }
 
+  value(name) {
+    const input = this.inputs.get(name);
+    return input.type === "checkbox" ? String(input.checked) : input.value.trim();
+  }
+
   set(name, value, edited) {
     const input = this.inputs.get(name);
     if (!input) return;
-    input.value = value;
+    if (input.type === "checkbox") input.checked = value === "true";
+    else input.value = value;
     if (edited) this.edited.add(name);
     input.closest(".field").classList.toggle("edited", this.edited.has(name));
     if (name === "ratio" && this.syncStrength) this.syncStrength();
@@ -168,8 +184,7 @@ export class SettingsForm {
     this.edited.clear();
     this.applyPreset();
     for (const [name, value] of Object.entries(options)) {
-      if (name === "init" && !["noise", "content"].includes(value)) continue;
-      this.set(name, shown(value), true);
+      if (this.inputs.has(name)) this.set(name, shown(value), true);
     }
   }
 
@@ -188,13 +203,9 @@ export class SettingsForm {
     data.append("preset", this.preset);
     for (const name of this.edited) {
       if (name === "init" && this.initLocked) continue;
-      const value = this.inputs.get(name).value.trim();
+      const value = this.value(name);
       if (value !== "") data.append(name, value);
     }
-  }
-
-  summary(params) {
-    return `${params.size}px · ${params.steps} steps · ${params.preset}`;
   }
 
   onChange(callback) {

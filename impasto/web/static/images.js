@@ -20,13 +20,12 @@ export class ImageChoice {
     this.limits = limits;
     this.content = null;
     this.styles = [];
-    this.init = null;
+    this.extras = new Map(); // upload field (init_image, content_mask, style_mask) -> {field, items, box}
     this.examples = [];
     this.boxes = { contentBox, styleBox };
     this.grid = grid;
     this.onError = onError;
     this.listeners = [];
-    this.initBox = null;
 
     contentFile.addEventListener("change", () => {
       if (contentFile.files.length) this.setContent(contentFile.files[0]);
@@ -83,19 +82,31 @@ export class ImageChoice {
     this.render();
   }
 
-  setInit(file) {
-    release(this.init);
-    this.init = file ? fromFile(file) : null;
+  get init() {
+    const extra = this.extras.get("init_image");
+    return extra && extra.items.length ? extra.items[0] : null;
+  }
+
+  addExtra(upload, files) {
+    const extra = this.extras.get(upload);
+    if (!extra.field.multiple) {
+      extra.items.forEach(release);
+      extra.items = [];
+    }
+    for (const file of files) if (this.checkSize(file)) extra.items.push(fromFile(file));
+    if (!extra.field.multiple) extra.items = extra.items.slice(-1);
     this.render();
   }
 
   clear() {
     release(this.content);
     this.styles.forEach(release);
-    release(this.init);
+    for (const extra of this.extras.values()) {
+      extra.items.forEach(release);
+      extra.items = [];
+    }
     this.content = null;
     this.styles = [];
-    this.init = null;
   }
 
   chip(item, remove) {
@@ -126,23 +137,33 @@ export class ImageChoice {
         }),
       ),
     );
-    if (this.initBox) {
-      this.initBox.replaceChildren();
-      if (this.init) this.initBox.append(this.chip(this.init, () => this.setInit(null)));
+    for (const extra of this.extras.values()) {
+      extra.box.replaceChildren(
+        ...extra.items.map((item, i) =>
+          this.chip(item, () => {
+            release(item);
+            extra.items.splice(i, 1);
+            this.render();
+          }),
+        ),
+      );
     }
     for (const callback of this.listeners) callback();
   }
 
-  // An "or start from an image" picker under the init field.
-  attachInit(initField) {
-    const input = el("input", { type: "file", accept: "image/*", id: "init-file" });
+  // A picker for an image option (init image, masks) in its form field's box.
+  attachUpload(fieldBox, field, text) {
+    const id = `upload-${field.upload}`;
+    const input = el("input", { type: "file", accept: "image/*", id, multiple: field.multiple });
     input.addEventListener("change", () => {
-      if (input.files.length && this.checkSize(input.files[0])) this.setInit(input.files[0]);
+      this.addExtra(field.upload, [...input.files]);
       input.value = "";
     });
-    this.initBox = el("div", { class: "chosen" });
-    const label = el("label", { class: "drop", for: "init-file" }, input, el("span", { text: "or start from an image…" }));
-    initField.append(this.initBox, label);
+    const box = el("div", { class: "chosen" });
+    const label = el("label", { class: "drop", for: id }, input, el("span", { text }));
+    this.dropZone(label, (files) => this.addExtra(field.upload, files));
+    fieldBox.append(box, label);
+    this.extras.set(field.upload, { field, items: [], box });
   }
 
   showExamples(examples) {
@@ -178,7 +199,9 @@ export class ImageChoice {
     };
     put("content", "content_example", this.content);
     for (const style of this.styles) put("style", "style_example", style);
-    if (this.init) data.append("init_image", this.init.file, this.init.file.name || "init");
+    for (const [upload, extra] of this.extras) {
+      for (const item of extra.items) data.append(upload, item.file, item.file.name || upload);
+    }
   }
 
   // Bring back a finished job's images: examples by name, uploads fetched from the server.
@@ -200,7 +223,7 @@ export class ImageChoice {
       if (!item) continue;
       if (role === "content") this.content = item;
       else if (role === "style") this.styles.push(item);
-      else this.init = item;
+      else if (this.extras.has(role)) this.extras.get(role).items.push(item);
     }
     this.render();
   }
