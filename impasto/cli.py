@@ -27,7 +27,7 @@ from .transfer import Result, Step
 __all__ = ["main"]
 
 EXIT_INTERRUPTED = 130
-DEMO_OPTIONS = {"size": 384, "steps": 300}
+DEMO_OPTIONS = {"size": 384, "steps": 300, "max_time": 110.0}
 _CLI_ONLY = {"content_weight", "ratio"}  # added by hand: they are mutually exclusive
 
 
