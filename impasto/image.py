@@ -7,6 +7,7 @@ a PNG text chunk, or EXIF ImageDescription for JPEG and WebP.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -73,8 +74,10 @@ def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
         raise InputError(f"{p}: file is empty")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(p)
+            # Our own limit (checked just below, before decoding) replaces Pillow's warning, so
+            # that raising --max-pixels past Pillow's ~89 Mpx threshold works.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img: Image.Image = Image.open(p)
             w, h = img.size
             if w * h > max_pixels:
                 raise InputError(
@@ -87,19 +90,16 @@ def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
         raise
     except UnidentifiedImageError:
         raise InputError(f"{p}: not an image file (or a format Pillow cannot read)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except Image.DecompressionBombError:
         raise InputError(f"{p}: image over Pillow's decompression-bomb limit") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputError(f"{p}: truncated or corrupt image ({exc})") from None
-    try:
+    with contextlib.suppress(Exception):  # a malformed EXIF block must not stop us: keep the stored orientation
         img = ImageOps.exif_transpose(img) or img
-    except Exception:  # a malformed EXIF block must not stop us: keep the stored orientation
-        pass
     img = _to_rgb(img)
     if min(img.size) < MIN_SIDE:
         raise InputError(
-            f"{p}: image is {img.width}x{img.height} px, too small: the network needs at least "
-            f"{MIN_SIDE} px per side"
+            f"{p}: image is {img.width}x{img.height} px, too small: the network needs at least {MIN_SIDE} px per side"
         )
     return img
 
@@ -113,7 +113,10 @@ def fit_size(width: int, height: int, longest: int) -> tuple[int, int]:
 
 
 def resize(img: Image.Image, longest: int) -> Image.Image:
-    """Resize so that the longest side is ``longest`` px (antialiased bilinear, as the peers; no-op at the same size)."""
+    """Resize so that the longest side is ``longest`` px.
+
+    Antialiased bilinear, as the peers use; a no-op at the same size.
+    """
     size = fit_size(img.width, img.height, longest)
     return img if size == img.size else img.resize(size, Image.Resampling.BILINEAR)
 
@@ -136,8 +139,7 @@ def check_output_path(path: str | os.PathLike[str]) -> Path:
     p = Path(path)
     if p.suffix.lower() not in OUTPUT_FORMATS:
         raise InputError(
-            f"{p}: unsupported output format '{p.suffix or '(none)'}' "
-            f"(use {', '.join(sorted(OUTPUT_FORMATS))})"
+            f"{p}: unsupported output format '{p.suffix or '(none)'}' (use {', '.join(sorted(OUTPUT_FORMATS))})"
         )
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
@@ -162,13 +164,18 @@ def save_image(img: Image.Image, path: str | os.PathLike[str], params: dict[str,
         exif[_EXIF_DESCRIPTION] = f"{PARAMS_KEY}:{text}"
         kwargs["exif"] = exif.tobytes()
         kwargs["quality"] = 95
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent if str(p.parent) else ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
+    except OSError as exc:
+        raise InputError(f"{p}: cannot write to '{p.parent}' ({exc.strerror or exc})") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             img.save(fh, format=fmt, **kwargs)
         os.replace(tmp, p)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # disk full, permissions, ...: an output problem, not a crash
+            raise InputError(f"{p}: cannot write the image ({exc.strerror or exc})") from None
         raise
     return p
 

