@@ -23,7 +23,7 @@ from .config import Options
 from .errors import ConfigError, DeviceError, did_you_mean
 from .image import load_image, pil_to_tensor, resize, tensor_to_pil
 from .losses import Objective, StyleRegion
-from .masks import check_aspect, region_guides, style_guide
+from .masks import check_aspect, region_count, region_guides, style_guide
 from .optimize import optimize
 from .vgg import VGG19, layer_depth, load_vgg19
 
@@ -93,7 +93,7 @@ def get_vgg(weights: str | None, weights_format: str, pooling: str, device: str,
         from .normalize import normalize_vgg
 
         vgg = normalize_vgg(vgg)
-    return vgg.to(device=torch.device(device), memory_format=torch.channels_last)
+    return vgg.to(device=torch.device(device), memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
 def plan_scales(size: int, scales: int, steps: int, sizes: Sequence[int] | None = None) -> list[tuple[int, int]]:
@@ -151,9 +151,10 @@ def _check_controls(
             raise ConfigError(f"--style-masks has {len(style_masks)} mask(s) for {n} style image(s)")
         for i, (m, s) in enumerate(zip(style_masks, styles, strict=True)):
             check_aspect(m, s, f"style mask {i + 1}", f"style image {i + 1}")
+            style_guide(m, *resize(m, 64).size, name=f"style mask {i + 1}")  # refuses a mask with no white
     if content_mask is not None:
         check_aspect(content_mask, content, opts.content_mask or "content mask", "the content image")
-        regions = len(region_guides(content_mask, *resize(content_mask, 256).size))
+        regions = region_count(content_mask, opts.content_mask or "content mask")
         if regions != n:
             raise ConfigError(
                 f"{opts.content_mask or 'content mask'}: {regions} region(s) for {n} style image(s): "
@@ -311,7 +312,7 @@ def transfer(
             for i, (guide, t) in enumerate(zip(guides, style_ts, strict=True)):
                 sg = None
                 if style_masks is not None:
-                    sg = style_guide(style_masks[i], t.shape[3], t.shape[2]).to(device)
+                    sg = style_guide(style_masks[i], t.shape[3], t.shape[2], f"style mask {i + 1}").to(device)
                 weight = opts.style_blend[i] if opts.style_blend is not None else 1.0
                 guide = guide.to(device)
                 regions.append(StyleRegion(objective.style_grams(t, sg), guide, weight, float(guide.mean())))
@@ -331,6 +332,8 @@ def transfer(
             if opts.init_noise_blend > 0:
                 b = opts.init_noise_blend
                 init = (1 - b) * init + b * _noise(w, h, opts.seed, device)
+        if current is None and opts.color == "luminance":  # the network sees luminance only: the start too
+            init = color.luminance(init)
         here = 0
         last_time = time.perf_counter()
         result = optimize(
