@@ -256,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     args.start_time = start
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # save the best image on SIGTERM too
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # save the best image on SIGTERM too
     try:
         if args.command == "info":
             return _info(args)
@@ -286,6 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("impasto: interrupted before any image was made", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -111,10 +111,16 @@ def plan_scales(size: int, scales: int, steps: int, sizes: Sequence[int] | None 
         sides = [size]
         while len(sides) < scales and sides[0] // 2 >= MIN_COARSE_SIDE:
             sides.insert(0, sides[0] // 2)
+    if 0 < steps < len(sides):  # too few steps for every scale: keep the finest ones
+        sides = sides[-steps:]
     n = len(sides)
     weights = [2 ** (n - 1 - i) for i in range(n)]
     share = [steps * w // sum(weights) for w in weights]
     share[0] += steps - sum(share)
+    if steps >= n:  # every scale is optimised at least once, paid for by the coarsest
+        for i in range(1, n):
+            if share[i] == 0:
+                share[i], share[0] = 1, share[0] - 1
     return list(zip(sides, share, strict=True))
 
 

@@ -153,6 +153,9 @@ def test_lbfgs_history_changes_the_path(objective: Objective) -> None:
         (1000, 4, 150, [(125, 80), (250, 40), (500, 20), (1000, 10)]),
         (512, 3, 0, [(128, 0), (256, 0), (512, 0)]),
         (100, 3, 10, [(100, 10)]),  # 50 px would be below the coarsest side
+        (1000, 4, 8, [(125, 4), (250, 2), (500, 1), (1000, 1)]),  # every scale gets a step
+        (512, 3, 3, [(128, 1), (256, 1), (512, 1)]),
+        (512, 3, 1, [(512, 1)]),  # fewer steps than scales: the finest scales only
     ],
 )
 def test_plan_scales(size: int, scales: int, steps: int, plan: list[tuple[int, int]]) -> None:
