@@ -21,13 +21,13 @@ from torch.nn import functional as F
 from . import color
 from .config import Options
 from .errors import ConfigError, DeviceError, did_you_mean
-from .image import load_image, pil_to_tensor, resize, tensor_to_pil
+from .image import fit_size, load_image, pil_to_tensor, resize, tensor_to_pil
 from .losses import Objective, StyleRegion
 from .masks import check_aspect, region_count, region_guides, style_guide
 from .optimize import optimize
 from .vgg import VGG19, layer_depth, load_vgg19
 
-__all__ = ["Result", "Step", "get_vgg", "plan_scales", "resolve_device", "transfer"]
+__all__ = ["Result", "Step", "check_inputs", "get_vgg", "plan_scales", "resolve_device", "transfer"]
 
 MIN_COARSE_SIDE = 64  # a coarsest scale smaller than this carries too little structure
 
@@ -130,17 +130,54 @@ def _noise(width: int, height: int, seed: int, device: torch.device) -> torch.Te
     return (torch.rand(1, 3, height, width, generator=gen) * 255.0).to(device)
 
 
-def _check_size(label: str, width: int, height: int, opts: Options) -> None:
+def check_inputs(
+    opts: Options,
+    content_size: tuple[int, int],
+    style_sizes: Sequence[tuple[int, int]],
+    n_style_masks: int | None = None,
+    has_content_mask: bool | None = None,
+) -> None:
+    """Refuse, before any work, images and options that cannot make a transfer.
+
+    ``content_size`` and ``style_sizes`` are (width, height) of the input images. Checks: one
+    blend weight and one style mask per style image, style masks only with a content mask, and
+    every image big enough for the deepest layer at every scale. Raises :class:`ConfigError`.
+    """
+    n = len(style_sizes)
+    if n == 0:
+        raise ConfigError("at least one style image is needed")
+    if opts.style_blend is not None and len(opts.style_blend) != n:
+        raise ConfigError(f"--style-blend has {len(opts.style_blend)} weights for {n} style image(s)")
+    if n_style_masks is not None:
+        if not (has_content_mask if has_content_mask is not None else opts.content_mask):
+            raise ConfigError("--style-masks needs --content-mask (which region gets which style)")
+        if n_style_masks != n:
+            raise ConfigError(f"--style-masks has {n_style_masks} mask(s) for {n} style image(s)")
     layers = [name for name, _ in (*opts.content_layers, *opts.style_layers)]
-    need = 2 ** max(layer_depth(name) for name in layers)
-    if min(width, height) < need:
-        raise ConfigError(
-            f"{label} would be {width}x{height} px, too small for layer "
-            f"{max(layers, key=layer_depth)} (needs at least {need} px per side): raise --size"
-        )
+    deepest = max(layers, key=layer_depth)
+    need = 2 ** layer_depth(deepest)
+    schedule = plan_scales(opts.size, opts.scales, opts.steps, opts.scale_sizes)
+    final_side = schedule[-1][0]
+    style_size = (opts.style_size or final_side) * opts.style_scale
+    for i, (side, _) in enumerate(schedule, start=1):
+        w, h = fit_size(*content_size, side)
+        if min(w, h) < need:
+            where = "the output" if i == len(schedule) else f"scale {i}"
+            raise ConfigError(
+                f"{where} would be {w}x{h} px, too small for layer {deepest} "
+                f"(needs at least {need} px per side): raise --size"
+            )
+        style_side = max(1, round(style_size * side / final_side))
+        for k, dims in enumerate(style_sizes, start=1):
+            sw, sh = fit_size(*dims, style_side)
+            if min(sw, sh) < need:
+                raise ConfigError(
+                    f"style image {k} ({dims[0]}x{dims[1]}) would be {sw}x{sh} px, too small for layer "
+                    f"{deepest} (needs at least {need} px per side): raise --size or --style-size"
+                )
 
 
-def _check_controls(
+def _check_masks(
     content: Image.Image,
     styles: Sequence[Image.Image],
     opts: Options,
@@ -148,13 +185,7 @@ def _check_controls(
     style_masks: Sequence[Image.Image] | None,
 ) -> None:
     n = len(styles)
-    if opts.style_blend is not None and len(opts.style_blend) != n:
-        raise ConfigError(f"--style-blend has {len(opts.style_blend)} weights for {n} style image(s)")
     if style_masks is not None:
-        if content_mask is None:
-            raise ConfigError("--style-masks needs --content-mask (which region gets which style)")
-        if len(style_masks) != n:
-            raise ConfigError(f"--style-masks has {len(style_masks)} mask(s) for {n} style image(s)")
         for i, (m, s) in enumerate(zip(style_masks, styles, strict=True)):
             check_aspect(m, s, f"style mask {i + 1}", f"style image {i + 1}")
             style_guide(m, *resize(m, 64).size, name=f"style mask {i + 1}")  # refuses a mask with no white
@@ -228,7 +259,14 @@ def transfer(
         content_mask = load_image(opts.content_mask)
     if style_masks is None and opts.style_masks:
         style_masks = [load_image(m) for m in opts.style_masks]
-    _check_controls(content, styles, opts, content_mask, style_masks)
+    check_inputs(
+        opts,
+        content.size,
+        [s.size for s in styles],
+        None if style_masks is None else len(style_masks),
+        content_mask is not None,
+    )
+    _check_masks(content, styles, opts, content_mask, style_masks)
     device = resolve_device(opts.device)
     if opts.init not in ("noise", "content") and init_image is None:
         init_image = load_image(opts.init)
@@ -248,7 +286,6 @@ def transfer(
     schedule = plan_scales(opts.size, opts.scales, opts.steps, opts.scale_sizes)
     final_side = schedule[-1][0]
     final_w, final_h = resize(content, final_side).size
-    _check_size("the output", final_w, final_h, opts)
     style_size = (opts.style_size or final_side) * opts.style_scale
     dims = [resize(content, side).size for side, _ in schedule]
     budget = _Budget(
@@ -299,12 +336,9 @@ def transfer(
     result = None
     for idx, (side, _) in enumerate(schedule):  # idx is also read by stop() and report()
         w, h = dims[idx]
-        _check_size(f"scale {idx + 1}", w, h, opts)
         content_t = pil_to_tensor(content.resize((w, h), Image.Resampling.BILINEAR), device)
         style_side = max(1, round(style_size * side / final_side))
         style_ts = [pil_to_tensor(resize(s, style_side), device) for s in styles]
-        for s, t in zip(styles, style_ts, strict=True):
-            _check_size(f"style image ({s.width}x{s.height}) at this size", t.shape[3], t.shape[2], opts)
         content_in = content_t
         if opts.color == "luminance":
             content_in = color.luminance(content_t)

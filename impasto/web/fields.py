@@ -21,9 +21,7 @@ import torch
 
 from ..config import PRESETS, Options, resolve
 from ..errors import ConfigError, did_you_mean
-from ..image import fit_size
-from ..transfer import plan_scales
-from ..vgg import layer_depth
+from ..transfer import check_inputs, plan_scales
 from .settings import StudioSettings
 
 __all__ = [
@@ -254,35 +252,8 @@ def parse_options(form: Mapping[str, str], settings: StudioSettings) -> tuple[st
 def check_images(opts: Options, content: tuple[int, int], styles: list[tuple[int, int]], masks: int | None) -> None:
     """Refuse, before queueing, a job whose images do not fit its options.
 
-    The rules are those :func:`impasto.transfer.transfer` applies at run time (images big
-    enough for the deepest layer at every scale; one blend weight and one mask per style image);
-    checking them here turns a failed job into an immediate 422.
+    The same rules :func:`impasto.transfer.transfer` applies at run time
+    (:func:`impasto.transfer.check_inputs`); checking them here turns a failed job into an
+    immediate 422.
     """
-    n = len(styles)
-    if opts.style_blend is not None and len(opts.style_blend) != n:
-        raise ConfigError(f"style_blend has {len(opts.style_blend)} weights for {n} style image(s)")
-    if masks is not None and masks != n:
-        raise ConfigError(f"{masks} style mask(s) for {n} style image(s): give one per style image")
-    if masks is not None and opts.content_mask is None:
-        raise ConfigError("style masks need a content_mask (which region gets which style)")
-    layers = [name for name, _ in (*opts.content_layers, *opts.style_layers)]
-    deepest = max(layers, key=layer_depth)
-    need = 2 ** layer_depth(deepest)
-    schedule = plan_scales(opts.size, opts.scales, opts.steps, opts.scale_sizes)
-    final_side = schedule[-1][0]
-    style_size = (opts.style_size or final_side) * opts.style_scale
-    for side, _ in schedule:
-        w, h = fit_size(*content, side)
-        if min(w, h) < need:
-            raise ConfigError(
-                f"the output would be {w}x{h} px at one scale, too small for layer {deepest} "
-                f"(needs at least {need} px per side): raise size"
-            )
-        style_side = max(1, round(style_size * side / final_side))
-        for i, dims in enumerate(styles, start=1):
-            sw, sh = fit_size(*dims, style_side)
-            if min(sw, sh) < need:
-                raise ConfigError(
-                    f"style image {i} would be {sw}x{sh} px, too small for layer {deepest} "
-                    f"(needs at least {need} px per side): raise size or style size"
-                )
+    check_inputs(opts, content, styles, masks)
