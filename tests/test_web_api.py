@@ -520,7 +520,13 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any], Any, int, str]] = [
     ("blend count", {"style_blend": "1 2"}, GOOD, 422, "style-blend has 2 weights for 1 style image"),
     ("mask as text", {"style_masks": "/etc/passwd"}, GOOD, 422, "upload it as a 'style_mask' file"),
     ("content mask as text", {"content_mask": "/etc/passwd"}, GOOD, 422, "must be a file upload"),
-    ("style mask without content mask", {}, [*GOOD, ("style_mask", ("m.png", png(), "image/png"))], 422, "needs --content-mask"),
+    (
+        "style mask without content mask",
+        {},
+        [*GOOD, ("style_mask", ("m.png", png(), "image/png"))],
+        422,
+        "needs --content-mask",
+    ),
     (
         "two masks for one style",
         {},
