@@ -8,6 +8,7 @@ parameters *and* an effect that would vanish if the option were ignored.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -463,6 +464,32 @@ def test_scales(stylize) -> None:  # type: ignore[no-untyped-def]
     one = ok(stylize(size=size, scales=1, steps=3, quiet=False))
     assert f"scale 1/1 {size}x{size * 3 // 4}" in one.err and "scale 1/2" not in one.err
     assert_refused(stylize(scales=0), "--scales")
+
+
+def test_scale_sizes(stylize) -> None:  # type: ignore[no-untyped-def]
+    run = ok(stylize(scale_sizes=[32, 48, 64], size=64, steps=7, quiet=False))
+    assert run.params["scale_sizes"] == [32, 48, 64]
+    assert "schedule (size:steps) 32x24:4 -> 48x36:2 -> 64x48:1" in run.err
+    assert "scale 1/3 32x24" in run.err and "scale 3/3 64x48" in run.err
+    assert run.size == (64, 48)
+    assert_refused(stylize(scale_sizes=[64, 32]), "--scale-sizes")
+
+
+def test_max_time_stops_with_the_best_image(stylize, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    transfer_mod = importlib.import_module("impasto.transfer")
+    clock = {"t": 0.0}
+
+    def fake_clock() -> float:  # every call advances 1 s: a step costs a few calls
+        clock["t"] += 1.0
+        return clock["t"]
+
+    monkeypatch.setattr(transfer_mod.time, "perf_counter", fake_clock)
+    limited = ok(stylize(steps=50, max_time=20))
+    assert limited.params["max_time"] == 20
+    assert 0 < limited.params["steps_done"] < 50  # stopped by the budget, image saved
+    full = ok(stylize(steps=6))
+    assert full.params["steps_done"] == 6
+    assert_refused(stylize(max_time=0), "--max-time")
 
 
 def test_max_pixels(stylize, content_path: Path) -> None:  # type: ignore[no-untyped-def]
