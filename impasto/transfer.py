@@ -298,7 +298,7 @@ def transfer(
     here = 0  # steps taken at the current scale
     idx = 0
     current: torch.Tensor | None = None
-    content_t = pil_to_tensor(content.resize(dims[0], Image.Resampling.BILINEAR), device)
+    content_t = torch.empty(0)  # the photo at the current scale
     last_time = time.perf_counter()
 
     def stop() -> bool:
