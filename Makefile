@@ -36,6 +36,9 @@ test: lint browser-deps  ## linter, type checker, then the whole suite (browser 
 bench: install-dev
 	$(BIN)/python benchmarks/bench.py
 
+gallery: install  ## the perceptual controls on the bundled images: docs/gallery/*.png (~20 min on 2 CPU cores)
+	$(BIN)/python docs/make_gallery.py
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
 
