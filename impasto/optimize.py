@@ -55,6 +55,30 @@ class _Best:
             self.terms[k] = torch.where(better, v, self.terms[k]) if k in self.terms else v
 
 
+MAX_LBFGS_MOVE = 128.0  # pixel levels: no L-BFGS step moves a pixel further
+
+
+def _cap_step(opt: torch.optim.Optimizer, x: torch.Tensor, before: torch.Tensor) -> None:
+    """Shorten an L-BFGS step that moves some pixel by more than ``MAX_LBFGS_MOVE`` levels.
+
+    Without a line search, one bad curvature estimate (the first step is ~1/|g|_1, so tiny that
+    its gradient difference is mostly rounding) can throw every pixel far outside 0..255, where
+    the clamp's gradient is 0 and L-BFGS stays stuck for good. Healthy steps move pixels by a few
+    tens of levels and are left alone. The step length ``t`` in the optimiser's state is scaled
+    alike, so the next curvature pair (s = d t) describes the step actually taken.
+    """
+    with torch.no_grad():
+        delta = x - before
+        move = float(delta.abs().max())
+        if move <= MAX_LBFGS_MOVE:
+            return
+        f = MAX_LBFGS_MOVE / move
+        x.copy_(before + delta * f)
+        state = opt.state[x]
+        if "t" in state:
+            state["t"] = state["t"] * f
+
+
 def optimize(
     objective: Objective,
     init: torch.Tensor,
@@ -104,10 +128,13 @@ def optimize(
             if should_stop is not None and should_stop():
                 stopped = True
                 break
+            before = x.detach().clone()
             opt.step(closure)  # type: ignore[arg-type]
             if optimizer == "adam":
                 with torch.no_grad():
                     x.clamp_(0, 255)  # projected gradient: Adam keeps no curvature to disturb
+            else:
+                _cap_step(opt, x, before)
             done = step
             loss, terms, image = closure.last  # type: ignore[attr-defined]
             if on_step is not None:
