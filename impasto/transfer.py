@@ -200,34 +200,50 @@ def _check_masks(
 
 
 class _Budget:
-    """Steps per scale, shrunk to fit ``max_time`` as the measured step rate becomes known."""
+    """Steps per scale and, with ``max_time``, a wall-time slice per scale.
+
+    When a scale starts, the time left is shared among the remaining scales in proportion to
+    their planned cost (steps x pixels), and the scale stops when its slice is used up: every
+    scale gets its share of the budget even when steps are slower than expected (a busy
+    machine), and time a scale leaves unused passes to the next ones.
+    """
 
     def __init__(self, plan: list[int], pixels: list[int], deadline: float | None) -> None:
         self.plan = plan
         self.alloc = list(plan)
         self.pixels = pixels
         self.deadline = deadline
-        self.rate: float | None = None  # seconds per step per pixel, smoothed
+        self.scale_deadline: float | None = None
+        self.rate: float | None = None  # seconds per step per pixel, smoothed (for the ETA)
 
-    def observe(self, seconds: float, idx: int, here: int) -> None:
+    def start_scale(self, idx: int) -> None:
+        if self.deadline is None:
+            return
+        costs = [p * s for p, s in zip(self.pixels[idx:], self.plan[idx:], strict=True)]
+        share = costs[0] / max(sum(costs), 1)
+        self.scale_deadline = time.perf_counter() + max(self.deadline - time.perf_counter(), 0.0) * share
+
+    def observe(self, seconds: float, idx: int) -> None:
         per_pixel = seconds / self.pixels[idx]
         self.rate = per_pixel if self.rate is None else 0.7 * self.rate + 0.3 * per_pixel
-        if self.deadline is None or here < 2:
-            return
-        left = self.deadline - time.perf_counter()
-        need = (self.plan[idx] - here) * self.pixels[idx]
-        need += sum(p * s for p, s in zip(self.pixels[idx + 1 :], self.plan[idx + 1 :], strict=True))
-        f = min(1.0, max(left, 0.0) / max(need * self.rate, 1e-9))
-        self.alloc[idx] = here + int((self.plan[idx] - here) * f)
-        for j in range(idx + 1, len(self.plan)):
-            self.alloc[j] = max(1, int(self.plan[j] * f)) if self.plan[j] else 0
+
+    def scale_done(self, here: int, idx: int) -> bool:
+        if here >= self.alloc[idx]:
+            return True
+        if self.scale_deadline is not None and time.perf_counter() >= self.scale_deadline:
+            self.alloc[idx] = here
+            return True
+        return False
 
     def eta(self, idx: int, here: int) -> float | None:
         if self.rate is None:
             return None
         left = (self.alloc[idx] - here) * self.pixels[idx]
         left += sum(p * s for p, s in zip(self.pixels[idx + 1 :], self.alloc[idx + 1 :], strict=True))
-        return self.rate * left
+        estimate = self.rate * left
+        if self.deadline is not None:
+            estimate = min(estimate, max(self.deadline - time.perf_counter(), 0.0))
+        return estimate
 
     def out_of_time(self) -> bool:
         return self.deadline is not None and time.perf_counter() >= self.deadline
@@ -306,13 +322,13 @@ def transfer(
         if should_stop is not None and should_stop():
             user_stopped = True
             return True
-        return here >= budget.alloc[idx] or budget.out_of_time()
+        return budget.scale_done(here, idx) or budget.out_of_time()
 
     def report(step: int, loss: torch.Tensor, terms: dict[str, torch.Tensor], image: torch.Tensor) -> None:
         nonlocal last_time, here
         now = time.perf_counter()
         here = step
-        budget.observe(now - last_time, idx, here)
+        budget.observe(now - last_time, idx)
         last_time = now
         if on_step is None:
             return
@@ -375,6 +391,7 @@ def transfer(
         if current is None and opts.color == "luminance":  # the network sees luminance only: the start too
             init = color.luminance(init)
         here = 0
+        budget.start_scale(idx)
         last_time = time.perf_counter()
         result = optimize(
             objective,
