@@ -1,0 +1,403 @@
+"""``impasto reproduce FIGURE``: the figures of Gatys, Ecker & Bethge (arXiv 1508.06576), regenerated.
+
+- ``fig1``: content reconstructions of the Tübingen photo from single layers (conv1_1 … conv5_1),
+  style reconstructions of The Starry Night from growing layer sets (conv1_1; conv1_1+conv2_1; …).
+- ``fig2``: the Tübingen photo in the styles of four paintings, with the paper's α/β (1e-3, and
+  1e-4 for Composition VII, the paper's panel F).
+- ``fig3``: style layers used (rows) × α/β ∈ {1e-5, 1e-4, 1e-3, 1e-2} (columns), Composition VII.
+
+Everything follows the paper's Methods: the normalised VGG19 (:mod:`impasto.normalize`), average
+pooling, L-BFGS from white noise, content on conv4_2, style weights w_l = 1/(number of style layers).
+Each figure is one labelled grid PNG (``DIR/figN.png``); its panels are also saved in ``DIR/figN/``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from . import bundled_image
+from .errors import ConfigError, InputError, did_you_mean
+from .image import load_image, pil_to_tensor, resize, save_image, tensor_to_pil
+from .losses import Objective
+from .optimize import optimize
+from .transfer import get_vgg, resolve_device
+
+__all__ = ["FIGURES", "default_settings", "eq7_ratio", "make_grid", "reproduce"]
+
+Log = Callable[[str], None]
+FIGURES = ("fig1", "fig2", "fig3")
+MIN_CELL = 128  # panels are shown at least this large, so that labels stay legible next to them
+MIN_SIZE = 32  # conv5_1 needs 16 px on the short side; the most elongated painting is 0.69:1
+STYLE_SETS = [tuple(f"conv{b}_1" for b in range(1, n + 1)) for n in range(1, 6)]
+RATIOS = (1e-5, 1e-4, 1e-3, 1e-2)
+# (bundled name, caption, α/β of the paper's Fig. 2: 1e-3 for B-D, 1e-4 for E-F)
+FIG2_STYLES = (
+    ("shipwreck", "The Shipwreck of the Minotaur\nJ. M. W. Turner, 1805", 1e-3),
+    ("starry_night", "The Starry Night\nVincent van Gogh, 1889", 1e-3),
+    ("the_scream", "The Scream\nEdvard Munch, 1893", 1e-3),
+    ("composition_vii", "Composition VII\nWassily Kandinsky, 1913", 1e-4),
+)
+# The paper's α/β, put into its own eq. 1-7 with the normalised network, weigh content about 10^3
+# times more than its figures show (measured; see docs/paper.md, which also cites the weights of the
+# authors' and others' code). Figures 2 (bottom row) and 3 therefore give eq. 7
+#     α/β = paper's α/β × PAPER_SCALE × (PAPER_SIDE / size)²,
+# where the size factor keeps the balance when the panel size changes: L_content (eq. 1) sums over
+# the M_l positions, while E_l (eq. 4) is normalised by M_l², so α must scale as 1 / M_l.
+PAPER_SCALE = 1e-4
+PAPER_SIDE = 512
+FIG3_STYLE = "composition_vii"
+# (longest panel side, L-BFGS steps): on a CPU each figure takes under 20 minutes on 2 cores
+# (measured figures in docs/paper.md); on a GPU the paper's size.
+_CPU_DEFAULTS = {"fig1": (160, 200), "fig2": (160, 200), "fig3": (128, 150)}
+_GPU_DEFAULTS = {"fig1": (512, 500), "fig2": (512, 500), "fig3": (512, 500)}
+
+
+def default_settings(figure: str, device: str | torch.device = "cpu") -> tuple[int, int]:
+    """(size, steps) used when not given: small on a CPU, the paper's 512 px on CUDA or MPS."""
+    kind = torch.device(device).type
+    return (_GPU_DEFAULTS if kind in ("cuda", "mps") else _CPU_DEFAULTS)[_check_figure(figure)]
+
+
+def _check_figure(figure: str) -> str:
+    name = figure.strip().lower()
+    if name not in FIGURES:
+        raise ConfigError(f"unknown figure '{figure}'{did_you_mean(figure, FIGURES)}")
+    return name
+
+
+def _ratio(r: float) -> str:
+    """1e-3 -> '1e-3', 1.6e-08 -> '1.6e-8'."""
+    return f"{r:.1e}".replace(".0e", "e").replace("e-0", "e-").replace("e+0", "e")
+
+
+def eq7_ratio(paper_ratio: float, size: int) -> float:
+    """The α/β given to eq. 7 for one of the paper's α/β at panels of ``size`` px (see PAPER_SCALE)."""
+    return paper_ratio * PAPER_SCALE * (PAPER_SIDE / size) ** 2
+
+
+# --- grids ---------------------------------------------------------------------------------------
+
+
+def _font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """DejaVu Sans if the system has it (Greek letters, umlauts), else Pillow's default font."""
+    name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
+    for base in ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/TTF", "/Library/Fonts", "C:/Windows/Fonts"):
+        try:
+            return ImageFont.truetype(str(Path(base) / name), size)
+        except OSError:
+            continue
+    try:
+        return ImageFont.truetype(name, size)  # on the font path
+    except OSError:
+        return ImageFont.load_default(size=size)
+
+
+def _ascii_fallback(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> str:
+    """Replace α, β, ü, … by ASCII when the font cannot draw them."""
+    if isinstance(font, ImageFont.FreeTypeFont) and "DejaVu" in (font.getname()[0] or ""):
+        return text
+    return text.replace("α/β", "alpha/beta").replace("ü", "ue").replace("…", "...").replace("–", "-").replace("×", "x")
+
+
+@dataclass
+class Cell:
+    """One panel of a grid: an image (or None for text only) and a caption below it."""
+
+    image: Image.Image | None
+    caption: str = ""
+
+
+def make_grid(
+    rows: Sequence[Sequence[Cell]],
+    title: str,
+    row_labels: Sequence[str] = (),
+    col_labels: Sequence[str] = (),
+    footer: str = "",
+    cell_size: int | None = None,
+) -> Image.Image:
+    """A white sheet with the panels in a table: title, column heads, row labels, captions, footer."""
+    images = [c.image for row in rows for c in row if c.image is not None]
+    side = max(cell_size or max(max(im.size) for im in images), MIN_CELL)
+    cw = side
+    ch = max((round(im.height * side / max(im.size)) for im in images), default=side)
+    fs = max(11, round(side / 11))
+    bold, small = _font(fs, bold=True), _font(max(10, fs - 2))
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+
+    def text_size(text: str, f: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> tuple[int, int]:
+        if not text:
+            return 0, 0
+        box = probe.multiline_textbbox((0, 0), _ascii_fallback(text, f), font=f, spacing=2)
+        return int(box[2] - box[0]), int(box[3] - box[1])
+
+    pad = max(4, fs // 2)
+    n_cols = max(len(r) for r in rows)
+    cap_h = max((text_size(c.caption, small)[1] for r in rows for c in r), default=0)
+    cap_h = cap_h + pad if cap_h else 0
+    label_w = max((text_size(t, bold)[0] for t in row_labels), default=0)
+    label_w = label_w + 2 * pad if label_w else 0
+    head_h = max((text_size(t, bold)[1] for t in col_labels), default=0)
+    head_h = head_h + pad if head_h else 0
+    title_font = _font(round(fs * 1.3), bold=True)
+    width = label_w + n_cols * (cw + pad) + pad
+    title_h = text_size(title, title_font)[1] + 2 * pad
+    # wrap the footer to the sheet's width, word by word
+    lines: list[str] = []
+    for para in footer.split("\n") if footer else []:
+        line = ""
+        for word in para.split():
+            trial = f"{line} {word}".strip()
+            if text_size(trial, small)[0] > width - 2 * pad and line:
+                lines.append(line)
+                line = word
+            else:
+                line = trial
+        lines.append(line)
+    foot_text = "\n".join(lines)
+    foot_h = text_size(foot_text, small)[1] + 2 * pad if foot_text else 0
+    height = title_h + head_h + len(rows) * (ch + cap_h + pad) + foot_h + pad
+    sheet = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(sheet)
+
+    def put(xy: tuple[float, float], text: str, f: ImageFont.FreeTypeFont | ImageFont.ImageFont, anchor: str) -> None:
+        draw.multiline_text(
+            xy, _ascii_fallback(text, f), fill="black", font=f, anchor=anchor, spacing=2, align="center"
+        )
+
+    put((width / 2, pad), title, title_font, "ma")
+    y0 = title_h
+    for j, text in enumerate(col_labels):
+        put((label_w + pad + j * (cw + pad) + cw / 2, y0), text, bold, "ma")
+    y0 += head_h
+    for i, row in enumerate(rows):
+        y = y0 + i * (ch + cap_h + pad)
+        if i < len(row_labels):
+            put((label_w / 2, y + ch / 2), row_labels[i], bold, "mm")
+        for j, cell in enumerate(row):
+            x = label_w + pad + j * (cw + pad)
+            if cell.image is not None:
+                im = cell.image
+                if max(im.size) != side:
+                    im = resize(im, side)
+                sheet.paste(im, (x + (cw - im.width) // 2, y + (ch - im.height) // 2))
+                if cell.caption:
+                    put((x + cw / 2, y + ch + pad // 2), cell.caption, small, "ma")
+            elif cell.caption:
+                put((x + cw / 2, y + ch / 2), cell.caption, small, "mm")
+    if foot_text:
+        draw.multiline_text(
+            (pad, height - foot_h), _ascii_fallback(foot_text, small), fill=(60, 60, 60), font=small, spacing=2
+        )
+    return sheet
+
+
+# --- panels --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    """What every panel of one figure shares: the network, sizes, device, progress output."""
+
+    figure: str
+    size: int
+    steps: int
+    device: torch.device
+    log: Log
+    panel_dir: Path
+    total: int
+    done: int = 0
+    seed: int = 0
+
+    def noise(self, width: int, height: int) -> torch.Tensor:
+        """Seeded white noise (1, 3, H, W) in 0..255, the same for every panel (paper: white noise)."""
+        gen = torch.Generator().manual_seed(self.seed)
+        return (torch.rand(1, 3, height, width, generator=gen) * 255.0).to(self.device)
+
+    def optimise(self, name: str, objective: Objective, width: int, height: int) -> Image.Image:
+        """L-BFGS from white noise for ``steps`` steps; saves and returns the panel."""
+        self.done += 1
+        start = time.perf_counter()
+        self.log(f"{self.figure} panel {self.done}/{self.total}: {name} ({width}x{height}, {self.steps} steps)")
+        result = optimize(objective, self.noise(width, height), self.steps, optimizer="lbfgs", lbfgs_history=100)
+        if result.interrupted:
+            raise KeyboardInterrupt
+        img = tensor_to_pil(result.image)
+        params = {"figure": self.figure, "panel": name, "steps": self.steps, "loss": result.loss}
+        save_image(img, self.panel_dir / f"{self.done:02d}-{_slug(name)}.png", params)
+        self.log(f"  done in {time.perf_counter() - start:.1f} s, loss {result.loss:.4g}")
+        return img
+
+    def vgg_objective(self, content: dict[str, float], style: dict[str, float], alpha: float, beta: float) -> Objective:
+        """Objective (eq. 7) on the normalised, average-pooled VGG19, shared by every panel."""
+        vgg = get_vgg(None, "auto", "avg", str(self.device), "normalized")
+        return Objective(vgg, content, style, content_weight=alpha, style_weight=beta)
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text).strip("-")
+
+
+def _load(name: str, size: int, device: torch.device) -> tuple[Image.Image, torch.Tensor]:
+    img = resize(load_image(bundled_image(name)), size)
+    return img, pil_to_tensor(img, device)
+
+
+def _layers(layers: Sequence[str]) -> str:
+    return layers[0] if len(layers) == 1 else f"{layers[0]} – {layers[-1]}"
+
+
+def _fig1(run: _Run) -> tuple[list[list[Cell]], list[str], list[str], str]:
+    photo, photo_t = _load("tubingen", run.size, run.device)
+    painting, painting_t = _load("starry_night", run.size, run.device)
+    style_row = [Cell(painting, "The Starry Night (input)")]
+    for layers in STYLE_SETS:
+        obj = run.vgg_objective({}, dict.fromkeys(layers, 1.0 / len(layers)), 0.0, 1.0)
+        obj.set_style([painting_t])
+        label = "conv1_1" if len(layers) == 1 else f"conv1_1 … conv{len(layers)}_1"
+        style_row.append(Cell(run.optimise(f"style {label}", obj, *painting.size), label))
+    content_row = [Cell(photo, "Tübingen (input)")]
+    for b in range(1, 6):
+        layer = f"conv{b}_1"
+        obj = run.vgg_objective({layer: 1.0}, {}, 1.0, 0.0)
+        obj.set_content(photo_t)
+        content_row.append(Cell(run.optimise(f"content {layer}", obj, *photo.size), layer))
+    rows = [style_row, content_row]
+    labels = ["Style\nreconstructions", "Content\nreconstructions"]
+    note = (
+        "Style: white noise optimised to match the Gram matrices of the listed layers (w_l = 1/number of layers). "
+        "Content: white noise optimised to match one layer's responses."
+    )
+    return rows, labels, [], note
+
+
+def _stylise(
+    run: _Run, content_t: torch.Tensor, style_t: torch.Tensor, ratio: float, layers: Sequence[str], name: str
+) -> Image.Image:
+    """α L_content(conv4_2) + β Σ_l E_l / n (eq. 7) with α/β = ``ratio`` (β = 1)."""
+    obj = run.vgg_objective({"conv4_2": 1.0}, dict.fromkeys(layers, 1.0 / len(layers)), ratio, 1.0)
+    obj.set_content(content_t)
+    obj.set_style([style_t])
+    return run.optimise(name, obj, content_t.shape[3], content_t.shape[2])
+
+
+def _fig2(run: _Run) -> tuple[list[list[Cell]], list[str], list[str], str]:
+    """Row 1: the inputs. Row 2: the paper's α/β put into eq. 7 as printed. Row 3: rescaled."""
+    photo, photo_t = _load("tubingen", run.size, run.device)
+    inputs = [Cell(photo, "Tübingen\n(photo: A. Praefcke)")]
+    literal = [Cell(None, "content conv4_2\nstyle conv1_1 … conv5_1\nw_l = 1/5")]
+    rescaled = [Cell(None, "eq. 7 α/β =\npaper's α/β\n× 1e-4 × (512 / size)²")]
+    paintings = []
+    for name, caption, ratio in FIG2_STYLES:
+        painting, painting_t = _load(name, run.size, run.device)
+        # the paper resizes the painting to the photo's size; keep its aspect, match the longest side
+        inputs.append(Cell(painting, caption))
+        paintings.append(painting_t)
+        img = _stylise(run, photo_t, painting_t, ratio, STYLE_SETS[-1], f"{name} ratio {_ratio(ratio)}")
+        literal.append(Cell(img, f"α/β = {_ratio(ratio)}"))
+    for (name, _caption, ratio), painting_t in zip(FIG2_STYLES, paintings, strict=True):
+        eq7 = eq7_ratio(ratio, run.size)
+        img = _stylise(run, photo_t, painting_t, eq7, STYLE_SETS[-1], f"{name} ratio {_ratio(eq7)}")
+        rescaled.append(Cell(img, f"paper {_ratio(ratio)} → {_ratio(eq7)}"))
+    note = (
+        "Content conv4_2; style conv1_1, conv2_1, conv3_1, conv4_1, conv5_1 with w_l = 1/5. Put into the paper's "
+        "own eq. 1-7 with the normalised network, its α/β weigh content far more than its figures show "
+        "(middle row); the bottom row rescales them (docs/paper.md)."
+    )
+    labels = ["Inputs", "Paper's α/β\nas printed", "Paper's α/β\nrescaled"]
+    return [inputs, literal, rescaled], labels, [], note
+
+
+def _fig3(run: _Run) -> tuple[list[list[Cell]], list[str], list[str], str]:
+    photo, photo_t = _load("tubingen", run.size, run.device)
+    painting, painting_t = _load(FIG3_STYLE, run.size, run.device)
+    rows = []
+    for i, layers in enumerate(STYLE_SETS):
+        first = [Cell(photo, "Tübingen"), Cell(painting, "Composition VII")]
+        row = [first[i] if i < 2 else Cell(None)]
+        for ratio in RATIOS:
+            eq7 = eq7_ratio(ratio, run.size)
+            row.append(Cell(_stylise(run, photo_t, painting_t, eq7, layers, f"{_layers(layers)} ratio {_ratio(eq7)}")))
+        rows.append(row)
+    row_labels = [_layers(layers) for layers in STYLE_SETS]
+    col_labels = ["Inputs", *(f"α/β = {_ratio(r)}\n(eq. 7: {_ratio(eq7_ratio(r, run.size))})" for r in RATIOS)]
+    note = (
+        "Rows: style layers matched (w_l = 1/number of layers). Columns: the paper's α/β, and the α/β given to "
+        "eq. 7: the paper's × 1e-4 × (512 / size)² (docs/paper.md). Content conv4_2."
+    )
+    return rows, row_labels, col_labels, note
+
+
+_FIGURE_FUNCS = {"fig1": _fig1, "fig2": _fig2, "fig3": _fig3}
+_TITLES = {
+    "fig1": "Fig. 1: content and style reconstructions (Gatys et al.)",
+    "fig2": "Fig. 2: Tübingen in the style of four paintings",
+    "fig3": "Fig. 3: style layers × α/β, Composition VII",
+}
+_PANELS = {"fig1": 10, "fig2": 8, "fig3": 20}
+
+
+def reproduce(
+    figure: str,
+    output_dir: str | Path,
+    *,
+    size: int | None = None,
+    steps: int | None = None,
+    device: str = "auto",
+    log: Log | None = None,
+) -> Path:
+    """Regenerate ``figure`` (fig1, fig2 or fig3) into ``output_dir``; return the grid's path.
+
+    ``size`` is each panel's longest side and ``steps`` its L-BFGS steps; by default they suit the
+    device (:func:`default_settings`). Ctrl-C saves the panels made so far, then re-raises.
+    """
+    name = _check_figure(figure)
+    dev = resolve_device(device)
+    default_size, default_steps = default_settings(name, dev)
+    size = default_size if size is None else size
+    steps = default_steps if steps is None else steps
+    if size < MIN_SIZE:
+        raise ConfigError(f"--size must be at least {MIN_SIZE} px (conv5_1 is 16x smaller), got {size}")
+    if steps < 1:
+        raise ConfigError(f"--steps must be at least 1, got {steps}")
+    out = Path(output_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder")
+    panel_dir = out / name
+    try:
+        panel_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
+    log = log or (lambda _line: None)
+    run = _Run(name, size, steps, dev, log, panel_dir, total=_PANELS[name])
+    start, cpu0 = time.perf_counter(), time.process_time()
+    log(f"{name}: {run.total} panels at {size} px, {steps} L-BFGS steps each, on {dev}")
+    rows, row_labels, col_labels, note = _FIGURE_FUNCS[name](run)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
+    footer = (
+        f"{note} Normalised VGG19, average pooling, L-BFGS from white noise; {size} px, {steps} steps per panel; "
+        f"made by impasto reproduce {name} on {dev} in {_clock(seconds)}."
+    )
+    grid = make_grid(rows, _TITLES[name], row_labels, col_labels, footer, cell_size=size)
+    params = {
+        "figure": name,
+        "size": size,
+        "steps": steps,
+        "device": str(dev),
+        "seconds": round(seconds, 1),
+        "cpu_seconds": round(cpu, 1),
+    }
+    path = save_image(grid, out / f"{name}.png", params)
+    log(f"{name}: done in {_clock(seconds)} ({cpu:.0f} CPU-seconds)")
+    return path
+
+
+def _clock(seconds: float) -> str:
+    s = max(0, math.floor(seconds))
+    return f"{s // 60}:{s % 60:02d}"

