@@ -28,6 +28,7 @@ from PIL import Image, ImageDraw, ImageFont
 import impasto
 from impasto import color
 from impasto.image import pil_to_tensor, resize, tensor_to_pil
+from impasto.transfer import get_vgg
 
 OUT = Path(__file__).resolve().parent / "gallery"
 CONTENT = "tubingen"
@@ -261,6 +262,29 @@ def balance_grid(g: Gallery) -> tuple[Image.Image, dict[str, dict[str, float]]]:
     return grid("Layer balance: every style layer normalised by its target's magnitude", [panels], g.height), losses
 
 
+def print_balance_table(g: Gallery, losses: dict[str, dict[str, float]]) -> None:
+    """E_l of both runs, and E_l / c_l: each layer's error relative to its target's magnitude.
+
+    c_l = sum (A^l / (2 N_l M_l))^2 is the E_l of an image with no response (Objective.balance_weights).
+    """
+    opts = impasto.resolve("default", size=g.size)
+    vgg = get_vgg(opts.weights, opts.weights_format, opts.pooling, "cpu", opts.network)
+    obj = impasto.Objective(vgg, {}, dict(opts.style_layers), 0.0, 1.0, layer_balance=True)
+    obj.set_style([pil_to_tensor(photo("starry_night", g.size))])
+    grams = obj.targets.style[0].grams
+    c = {k: float((gm / (2 * gm.shape[-1])).pow(2).sum()) for k, gm in grams.items()}
+    layers = list(c)
+    print("\n| | " + " | ".join(layers) + " | content |")
+    print("|---|" + "---|" * (len(layers) + 1))
+    print("| c_l (E_l of a blank image) | " + " | ".join(f"{c[k]:.3g}" for k in layers) + " | |")
+    print("| effective w_l, balanced | " + " | ".join(f"{obj.layer_weights[k]:.3g}" for k in layers) + " | |")
+    for name, terms in losses.items():
+        row = " | ".join(f"{terms[f'style:{k}']:.3g}" for k in layers)
+        rel = " | ".join(f"{terms[f'style:{k}'] / c[k]:.3g}" for k in layers)
+        print(f"| E_l, balance {name} | {row} | {terms['content']:.3g} |")
+        print(f"| E_l / c_l, balance {name} | {rel} | |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=160, help="longest side of each panel, px")
@@ -280,12 +304,7 @@ def main() -> None:
     save(noise_grid(g), "noise")
     img, losses = balance_grid(g)
     save(img, "layer_balance")
-    layers = [k for k in losses["off"] if k.startswith("style:")]
-    print("\n| E_l | " + " | ".join(k.removeprefix("style:") for k in layers) + " |")
-    print("|---|" + "---|" * len(layers))
-    for name, terms in losses.items():
-        print(f"| layer balance {name} | " + " | ".join(f"{terms[k]:.3g}" for k in layers) + " |")
-    print(f"content: off {losses['off']['content']:.3g}, on {losses['on']['content']:.3g}")
+    print_balance_table(g, losses)
     cpu = os.times()
     print(
         f"\n{len(g.done)} transfers, {g.seconds:.0f} s of them; total {time.perf_counter() - start:.0f} s "
