@@ -36,7 +36,7 @@ test: lint browser-deps  ## linter, type checker, then the whole suite (browser 
 bench: install-dev
 	$(BIN)/python benchmarks/bench.py
 
-gallery: install  ## the perceptual controls on the bundled images: docs/gallery/*.png (~20 min on 2 CPU cores)
+gallery: install  ## the perceptual controls on the bundled images: docs/gallery/*.png (~6 min on 2 CPU cores)
 	$(BIN)/python docs/make_gallery.py
 
 clean:
