@@ -117,6 +117,22 @@ def test_fig3_sweeps_layers_and_ratios(
     assert seen == [(r, n) for n in range(1, 6) for r in ratios]
 
 
+def test_small_objectives_are_rescaled_so_that_lbfgs_moves(tmp_path: Path) -> None:
+    """A style-only objective ~10^9 times smaller than usual (as with the normalised network) still
+    converges: the panel's objective is multiplied to start at LOSS_SCALE; the loss is reported unscaled."""
+    vgg = narrow_vgg("avg")
+    style = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(5)) * 255
+    lines: list[str] = []
+    run = reproduce_module._Run("fig1", 32, 15, torch.device("cpu"), lines.append, tmp_path, total=1)
+    objective = reproduce_module.Objective(vgg, {}, {"conv1_1": 1.0}, content_weight=0.0, style_weight=1e-9)
+    objective.set_style([style])
+    run.optimise("tiny", objective, 32, 32)
+    params = read_params(next(tmp_path.glob("*.png")))
+    assert params["initial_loss"] < 1e-3
+    assert params["loss"] < 0.1 * params["initial_loss"]
+    assert objective.style_weight == pytest.approx(1e4 / params["initial_loss"] * 1e-9)
+
+
 def test_panels_start_from_the_same_white_noise(tmp_path: Path, standin: list[tuple[Any, ...]]) -> None:
     run = reproduce_module._Run("fig1", 32, 1, torch.device("cpu"), print, tmp_path, total=1)
     a, b = run.noise(32, 24), run.noise(32, 24)
