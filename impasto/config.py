@@ -123,15 +123,13 @@ class Options:
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Gatys et al. 2016 as published: conv4_2 content, conv1_1..conv5_1 style with w_l = 1/5,
-    # alpha/beta = 1e-3, L-BFGS from white noise, average pooling, one scale, the normalised
-    # VGG19 (mean activation one per filter, impasto.normalize). Faithful, slow.
+    # alpha/beta = 1e-3, L-BFGS from white noise, average pooling, one scale. Faithful, slow.
     "paper": {
         "scales": 1,
         "steps": 500,
         "init": "noise",
         "pooling": "avg",
         "optimizer": "lbfgs",
-        "network": "normalized",
     },
     # Best look per second on a laptop CPU (docs/presets.md): the paper's losses, layers and
     # alpha/beta, but coarse-to-fine over 3 scales (4:2:1 steps, ~5x less compute than one
