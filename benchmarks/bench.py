@@ -9,9 +9,9 @@ al. (2016) on the same VGG19 file with the same layers and image sizes (see work
 
 1. seconds per L-BFGS step, median after a warm-up, and achieved GFLOP/s (see flops.py);
 2. time to quality: pastiche runs ``--pastiche-steps`` steps; eq. 7 of its saved PNG is the target.
-   impasto runs its ``default`` preset's schedule (with the paper's weights and max pooling) from a
-   cold start; a search run finds the first step whose saved image meets the target, then a plain
-   run stopped there, with no evaluation in the loop, gives the time;
+   impasto runs its ``default`` preset's schedule (scales: ``--ttq-scales``; with the paper's weights
+   and max pooling) from a cold start; a search run finds the first step whose saved image meets
+   the target, then a plain run stopped there, with no evaluation in the loop, gives the time;
 3. peak memory: VmHWM of each process on CPU, torch.cuda.max_memory_allocated on GPU.
 
 Results: ``<out>/<timestamp>-<host>.json``, ``<out>/latest.json`` and ``<out>/latest.md`` (the
@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--budgets", type=_sizes, help="impasto step budgets to try (default: the preset's steps)")
     p.add_argument("--max-budget", type=int, help="double the budget up to this while the target is missed")
+    p.add_argument(
+        "--ttq-scales", type=int, help="impasto's number of scales for time to quality (default: the preset's)"
+    )
     p.add_argument("--ttq-precision", choices=["fp32", "bf16"], help="impasto's precision (default: the preset's)")
     p.add_argument("--targets", type=Path, help="take the quality targets from this earlier results JSON")
     p.add_argument("--weights", help="VGG19 weights for impasto (default: the file inside pastiche)")
@@ -182,6 +185,7 @@ def _search(run: Runner, size: int, target: float | None, budgets: list[int], ma
             steps=budget,
             target=target,
             precision=precision,
+            scales=run.args.ttq_scales,
             png=run.png(f"impasto-search-{size}-{budget}"),
         )
         tried.append(res)
@@ -224,6 +228,7 @@ def measure_ttq(
                 stop_at=stop_at,
                 target=row["target"],
                 precision=run.args.ttq_precision,
+                scales=run.args.ttq_scales,
                 png=run.png(f"impasto-{size}"),
             )
             row["impasto"] = timed
@@ -266,7 +271,8 @@ def _notes(results: dict[str, Any]) -> list[str]:
             else "pastiche minimises its own default weighting of the same layers (--pastiche-loss native)."
         )
         + " Its saved image is its last iterate; impasto's the best of its final scale.",
-        f"impasto's schedule is the 'default' preset's ({s['impasto_schedule']}), with alpha/beta = 1e-3 and "
+        f"impasto's schedule: the 'default' preset's, {s['impasto_schedule']} (scales: --ttq-scales if given), "
+        "with alpha/beta = 1e-3 and "
         "max pooling; precision: the preset's unless --ttq-precision.",
     ]
     cores = m.get("usable_cores") or m.get("logical_cores") or 1
@@ -330,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
                 "pastiche_loss": args.pastiche_loss,
                 "budgets": budgets,
                 "max_budget": max_budget,
-                "impasto_schedule": {k: PRESETS["default"].get(k) for k in ("scales", "steps", "init")},
+                "impasto_schedule": {k: PRESETS["default"].get(k) for k in ("scales", "steps", "init")}
+                | ({"scales": args.ttq_scales} if args.ttq_scales else {}),
                 "target_source": "file" if targets is not None else ("pastiche" if use_pastiche else None),
                 "objective": "eq. 7, alpha=1e-3, beta=1, conv4_2; conv1_1..conv5_1 w_l=0.2; max pooling",
             },

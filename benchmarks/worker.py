@@ -331,7 +331,8 @@ def impasto_ttq(task: Task) -> dict[str, Any]:
     margin = float(task.get("margin", 0.05))
     t0 = now()  # cold start: image load, model load, targets, every step, the saved file
     content, style = load_image(CONTENT), load_image(STYLE)
-    opts = _impasto_options(task, steps=int(task["steps"]))
+    schedule = {"scales": int(task["scales"])} if task.get("scales") else {}
+    opts = _impasto_options(task, steps=int(task["steps"]), **schedule)
     searching = target is not None and stop_at is None
     state: dict[str, Any] = {"best": float("inf"), "overhead": 0.0, "reached": None, "step": 0}
     trace: list[dict[str, float]] = []
