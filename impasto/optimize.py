@@ -128,12 +128,13 @@ def optimize(
             if should_stop is not None and should_stop():
                 stopped = True
                 break
-            before = x.detach().clone()
-            opt.step(closure)  # type: ignore[arg-type]
             if optimizer == "adam":
+                opt.step(closure)  # type: ignore[arg-type]
                 with torch.no_grad():
                     x.clamp_(0, 255)  # projected gradient: Adam keeps no curvature to disturb
             else:
+                before = x.detach().clone()  # what _cap_step measures the step from
+                opt.step(closure)  # type: ignore[arg-type]
                 _cap_step(opt, x, before)
             done = step
             loss, terms, image = closure.last  # type: ignore[attr-defined]

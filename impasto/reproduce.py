@@ -27,7 +27,7 @@ from .errors import ConfigError, InputError, did_you_mean
 from .image import load_image, pil_to_tensor, resize, save_image, tensor_to_pil
 from .losses import Objective
 from .optimize import optimize
-from .transfer import get_vgg, resolve_device
+from .transfer import _noise, get_vgg, resolve_device
 
 __all__ = ["FIGURES", "default_settings", "eq7_ratio", "make_grid", "reproduce"]
 
@@ -217,9 +217,8 @@ class _Run:
     seed: int = 0
 
     def noise(self, width: int, height: int) -> torch.Tensor:
-        """Seeded white noise (1, 3, H, W) in 0..255, the same for every panel (paper: white noise)."""
-        gen = torch.Generator().manual_seed(self.seed)
-        return (torch.rand(1, 3, height, width, generator=gen) * 255.0).to(self.device)
+        """The seeded white noise every panel starts from (paper: white noise), as transfer() makes it."""
+        return _noise(width, height, self.seed, self.device)
 
     def optimise(self, name: str, objective: Objective, width: int, height: int) -> Image.Image:
         """L-BFGS from white noise for ``steps`` steps; saves and returns the panel.
