@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
+import stat
 import warnings
 from pathlib import Path
 from typing import Any
@@ -149,8 +150,27 @@ def check_output_path(path: str | os.PathLike[str]) -> Path:
     return p
 
 
+def _new_file(folder: Path, name: str) -> tuple[int, Path]:
+    """Create a new, uniquely named hidden file ``.NAME.XXXXXXXX.part`` in ``folder``; return (fd, path).
+
+    It is created as a plain ``open()`` creates a file: mode 0o666, masked by the umask (and any
+    default ACL) by the system itself, so no umask is read or changed. :func:`tempfile.mkstemp`
+    would make it 0o600, and that mode would leak into the renamed output.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = folder / f".{name}.{secrets.token_hex(4)}.part"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
 def save_image(img: Image.Image, path: str | os.PathLike[str], params: dict[str, Any] | None = None) -> Path:
-    """Write ``img`` by extension with ``params`` embedded, atomically (temp file, then rename)."""
+    """Write ``img`` by extension with ``params`` embedded, atomically (temp file, then rename).
+
+    A new file gets the mode a plain ``open()`` would give it; a replaced file keeps its mode.
+    """
     p = check_output_path(path)
     fmt = OUTPUT_FORMATS[p.suffix.lower()]
     text = json.dumps(params or {}, sort_keys=True, default=str)
@@ -165,12 +185,14 @@ def save_image(img: Image.Image, path: str | os.PathLike[str], params: dict[str,
         kwargs["exif"] = exif.tobytes()
         kwargs["quality"] = 95
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
+        fd, tmp = _new_file(p.parent, p.name)
     except OSError as exc:
         raise InputError(f"{p}: cannot write to '{p.parent}' ({exc.strerror or exc})") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             img.save(fh, format=fmt, **kwargs)
+        with contextlib.suppress(FileNotFoundError):  # replacing a file: keep its mode, as open() would
+            os.chmod(tmp, stat.S_IMODE(os.stat(p).st_mode))
         os.replace(tmp, p)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)

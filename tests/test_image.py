@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -429,8 +430,28 @@ def test_unwritable_folder_is_an_input_error(tmp_path: Path, monkeypatch: pytest
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(image_module.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(image_module, "_new_file", refuse)
     path = tmp_path / "out.png"
     with pytest.raises(InputError, match="Permission denied") as info:
         save_image(make_photo(32, 32), path)
     assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_output_mode_is_what_open_would_give(tmp_path: Path, umask: int, suffix: str) -> None:
+    previous = os.umask(umask)
+    try:
+        path = save_image(make_photo(32, 32), tmp_path / f"out{suffix}")
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask == stat.S_IMODE(plain.stat().st_mode)
+
+
+def test_replaced_output_keeps_its_mode(tmp_path: Path) -> None:
+    path = save_image(make_photo(32, 32), tmp_path / "out.png")
+    path.chmod(0o640)
+    save_image(make_photo(32, 32, seed=2), path, {"run": 2})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640 and read_params(path) == {"run": 2}
