@@ -180,14 +180,21 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(Options)}
 
 
+def _output_bytes(opts: Options, save_every: int) -> int:
+    """A rough upper bound of the disk space the output and its snapshots take: raw RGB bytes each."""
+    side = opts.scale_sizes[-1] if opts.scale_sizes else opts.size
+    files = 1 + (opts.steps // save_every if save_every > 0 else 0)
+    return 3 * side * side * files
+
+
 def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequence[str | Path]) -> int:
     if args.save_every < 0:
         raise ConfigError(f"--save-every must be >= 0, got {args.save_every}")
-    output = check_output_path(args.output)
     options = _options(args)
     from .config import resolve
 
-    resolve(args.preset, **options)  # validate every option before loading anything
+    opts = resolve(args.preset, **options)  # validate every option before loading anything
+    output = check_output_path(args.output, _output_bytes(opts, args.save_every))
     params = {"content": str(content), "styles": [str(s) for s in styles]}
     with _Progress(args.quiet, output, args.save_every, params) as progress:
         result: Result = stylize_full(

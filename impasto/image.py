@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import stat
 import warnings
 from pathlib import Path
@@ -135,18 +136,43 @@ def tensor_to_pil(x: torch.Tensor) -> Image.Image:
     return Image.fromarray(arr, mode="RGB")
 
 
-def check_output_path(path: str | os.PathLike[str]) -> Path:
-    """Fail early, before any work, on an output path that cannot be written."""
+def _target(path: str | os.PathLike[str]) -> Path:
+    """``path`` as an output file: a supported extension, in an existing folder, not a folder itself."""
     p = Path(path)
     if p.suffix.lower() not in OUTPUT_FORMATS:
         raise InputError(
             f"{p}: unsupported output format '{p.suffix or '(none)'}' (use {', '.join(sorted(OUTPUT_FORMATS))})"
         )
     parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
+    if not parent.exists():
         raise InputError(f"{p}: output folder '{parent}' does not exist")
+    if not parent.is_dir():
+        raise InputError(f"{p}: '{parent}' is not a folder")
     if p.is_dir():
         raise InputError(f"{p}: is a directory")
+    return p
+
+
+def check_output_path(path: str | os.PathLike[str], need_bytes: int = 0) -> Path:
+    """Fail early, before any work, on an output path that cannot be written.
+
+    Beyond the checks of :func:`save_image` (extension, folder), a file is created in the folder
+    and removed again, so that a folder without write permission or on a read-only or pseudo
+    filesystem (``/proc``) is found now, and the folder must have ``need_bytes`` free.
+    """
+    p = _target(path)
+    try:
+        fd, probe = _new_file(p.parent, p.name)
+        os.close(fd)
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(f"{p}: cannot create files in '{p.parent}' ({exc.strerror or exc})") from None
+    if need_bytes > 0:
+        free = shutil.disk_usage(p.parent).free
+        if free < need_bytes:
+            raise InputError(
+                f"{p}: only {free / 1e6:.1f} MB free in '{p.parent}', the output needs about {need_bytes / 1e6:.1f} MB"
+            )
     return p
 
 
@@ -171,7 +197,7 @@ def save_image(img: Image.Image, path: str | os.PathLike[str], params: dict[str,
 
     A new file gets the mode a plain ``open()`` would give it; a replaced file keeps its mode.
     """
-    p = check_output_path(path)
+    p = _target(path)
     fmt = OUTPUT_FORMATS[p.suffix.lower()]
     text = json.dumps(params or {}, sort_keys=True, default=str)
     kwargs: dict[str, Any] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -575,6 +576,59 @@ def test_unwritable_output_is_one_line(stylize, tmp_path: Path, monkeypatch: pyt
     run = stylize()
     assert_refused(run, str(run.output), "No space left on device")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def no_work(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """Loading an image or the network fails the test: a refusal must come before any work."""
+
+    def work(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("work started before the output was checked")
+
+    monkeypatch.setattr(importlib.import_module("impasto.transfer"), "get_vgg", work)
+    monkeypatch.setattr(importlib.import_module("impasto.image"), "load_image", work)
+    return monkeypatch
+
+
+def test_output_in_a_pseudo_filesystem_is_refused_before_any_work(stylize, no_work: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    run = stylize(output=Path("/proc/b.png"))
+    assert_refused(run, "/proc/b.png", "cannot create files in '/proc'")
+
+
+def test_output_under_a_file_is_refused(stylize, tmp_path: Path, no_work: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    out = tmp_path / "notes.txt" / "out.png"
+    assert_refused(stylize(output=out), str(out), "is not a folder")
+
+
+def test_output_without_write_permission_is_refused(stylize, tmp_path: Path, no_work: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    no_work.setattr(importlib.import_module("impasto.image"), "_new_file", refuse)
+    out = tmp_path / "out.png"
+    assert_refused(stylize(output=out), str(out), "cannot create files in", "Permission denied")
+
+
+def test_output_without_free_space_is_refused(stylize, tmp_path: Path, no_work: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    asked: list[Path] = []
+
+    def usage(path: Path) -> Any:
+        asked.append(Path(path))
+        return types.SimpleNamespace(total=10**9, used=10**9 - 5000, free=5000)
+
+    no_work.setattr(importlib.import_module("impasto.image").shutil, "disk_usage", usage)
+    out = tmp_path / "out.png"
+    # 64 px: 12 KB per image, the output and 20 snapshots: 0.26 MB
+    assert_refused(stylize(output=out, size=64, steps=20, save_every=1), str(out), "0.0 MB free", "about 0.3 MB")
+    assert asked == [tmp_path]
+
+
+def test_output_space_estimate_counts_the_snapshots() -> None:
+    opts = impasto.resolve("paper", size=100, steps=10)
+    assert cli._output_bytes(opts, 0) == 3 * 100 * 100
+    assert cli._output_bytes(opts, 5) == 3 * 100 * 100 * 3
+    assert cli._output_bytes(impasto.resolve("paper", scale_sizes=[50, 200]), 0) == 3 * 200 * 200
 
 
 # --- odd but valid input ------------------------------------------------------------------------

@@ -331,6 +331,18 @@ def test_output_is_a_directory(tmp_path: Path) -> None:
         check_output_path(path)
 
 
+def test_output_check_probes_the_folder_and_leaves_nothing(tmp_path: Path) -> None:
+    assert check_output_path(tmp_path / "out.png", need_bytes=1000) == tmp_path / "out.png"
+    assert os.listdir(tmp_path) == []
+    with pytest.raises(InputError, match="cannot create files in '/proc'"):
+        check_output_path("/proc/out.png")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="is not a folder"):
+        check_output_path(tmp_path / "file" / "out.png")
+    with pytest.raises(InputError, match="MB free"):
+        check_output_path(tmp_path / "out.png", need_bytes=10**18)
+
+
 @pytest.mark.parametrize(
     ("suffix", "fmt", "lossless"),
     [
