@@ -108,8 +108,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 class _Progress:
     """Progress bar on a terminal (Rich), a line every 10 % elsewhere; also saves snapshots."""
 
-    def __init__(self, quiet: bool, output: Path, save_every: int, params: dict[str, Any]) -> None:
+    def __init__(self, quiet: bool, output: Path, save_every: int, params: dict[str, Any], quality: int = 95) -> None:
         self.quiet = quiet
+        self.quality = quality
         self.output = output
         self.save_every = save_every
         self.params = params
@@ -150,7 +151,7 @@ class _Progress:
     def __call__(self, s: Step) -> None:
         if s.image is not None and self.save_every:
             snap = self.output.with_name(f"{self.output.stem}-{s.step:05d}{self.output.suffix}")
-            save_image(s.image, snap, self.params | {"step": s.step})
+            save_image(s.image, snap, self.params | {"step": s.step}, quality=self.quality)
         if self.quiet:
             return
         if s.step == 1 or s.scale != self.scale:
@@ -196,7 +197,7 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
     opts = resolve(args.preset, **options)  # validate every option before loading anything
     output = check_output_path(args.output, _output_bytes(opts, args.save_every))
     params = {"content": str(content), "styles": [str(s) for s in styles]}
-    with _Progress(args.quiet, output, args.save_every, params) as progress:
+    with _Progress(args.quiet, output, args.save_every, params, opts.quality) as progress:
         result: Result = stylize_full(
             content,
             list(styles),
@@ -219,7 +220,7 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
     )
-    save_image(result.image, output, meta)
+    save_image(result.image, output, meta, quality=opts.quality)
     if result.interrupted:
         print(f"interrupted after {result.steps} steps: saved the best image so far to {output}", file=sys.stderr)
         return EXIT_INTERRUPTED

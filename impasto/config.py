@@ -103,6 +103,9 @@ class Options:
         metadata={"help": "normalise each style layer by its target's magnitude, so no layer dominates"},
     )
 
+    # The output file.
+    quality: int = field(default=95, metadata={"help": "JPEG/WebP quality, 1-100 (PNG is lossless: not used)"})
+
     @property
     def alpha(self) -> float:
         """The content weight alpha of eq. 7."""
@@ -205,6 +208,8 @@ def _check(opts: Options) -> Options:
             raise ConfigError(f"--scale-sizes must be positive and increasing, got {sizes}")
     if opts.style_scale <= 0:
         raise ConfigError(f"--style-scale must be > 0, got {opts.style_scale:g}")
+    if not 1 <= opts.quality <= 100:
+        raise ConfigError(f"--quality must be between 1 and 100, got {opts.quality}")
     if not 0 <= opts.init_noise_blend <= 1:
         raise ConfigError(f"--init-noise-blend must be between 0 and 1, got {opts.init_noise_blend:g}")
     if opts.style_blend is not None:

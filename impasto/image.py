@@ -192,8 +192,12 @@ def _new_file(folder: Path, name: str) -> tuple[int, Path]:
             continue
 
 
-def save_image(img: Image.Image, path: str | os.PathLike[str], params: dict[str, Any] | None = None) -> Path:
+def save_image(
+    img: Image.Image, path: str | os.PathLike[str], params: dict[str, Any] | None = None, quality: int = 95
+) -> Path:
     """Write ``img`` by extension with ``params`` embedded, atomically (temp file, then rename).
+
+    ``quality`` (1-100) is that of JPEG and WebP files; PNG is lossless.
 
     A new file gets the mode a plain ``open()`` would give it; a replaced file keeps its mode.
     """
@@ -209,7 +213,7 @@ def save_image(img: Image.Image, path: str | os.PathLike[str], params: dict[str,
         exif = Image.Exif()
         exif[_EXIF_DESCRIPTION] = f"{PARAMS_KEY}:{text}"
         kwargs["exif"] = exif.tobytes()
-        kwargs["quality"] = 95
+        kwargs["quality"] = quality
     try:
         fd, tmp = _new_file(p.parent, p.name)
     except OSError as exc:

@@ -420,6 +420,17 @@ def test_save_every_keeps_the_output_format(stylize, tmp_path: Path) -> None:  #
     assert sorted(p.name for p in out.parent.iterdir()) == ["result-00001.jpg", "result-00002.jpg", "result.jpg"]
 
 
+def test_quality(stylize, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    runs = {q: ok(stylize(output=tmp_path / f"q{q}.jpg", steps=1, size=64, quality=q, save_every=1)) for q in (10, 95)}
+    assert runs[10].params["quality"] == 10 and runs[95].params["quality"] == 95
+    assert runs[10].output.stat().st_size < runs[95].output.stat().st_size * 0.6
+    snaps = {q: (tmp_path / f"q{q}-00001.jpg").stat().st_size for q in (10, 95)}
+    assert snaps[10] < snaps[95] * 0.6  # the snapshots too
+    assert ok(stylize(steps=1)).params["quality"] == 95  # PNG: stored, not used
+    assert_refused(stylize(quality=0), "--quality")
+    assert_refused(stylize(quality=101), "--quality")
+
+
 def test_weights(stylize, tmp_path: Path, caffe_weights: Path, features_weights: Path) -> None:  # type: ignore[no-untyped-def]
     standin = ok(stylize(steps=0)).params
     same_net = ok(stylize(steps=0, weights=caffe_weights)).params  # same numbers, other file format

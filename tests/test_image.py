@@ -368,6 +368,15 @@ def test_save_and_read_params(tmp_path: Path, suffix: str, fmt: str, lossless: b
     assert read_params(path) == params
 
 
+@pytest.mark.parametrize("suffix", [".jpg", ".webp"])
+def test_quality_of_lossy_formats(tmp_path: Path, suffix: str) -> None:
+    img = make_photo(64, 64)
+    low = save_image(img, tmp_path / f"low{suffix}", {"q": 10}, quality=10)
+    high = save_image(img, tmp_path / f"high{suffix}", {"q": 95}, quality=95)
+    assert low.stat().st_size < high.stat().st_size * 0.6
+    assert read_params(low) == {"q": 10}
+
+
 def test_save_replaces_an_existing_file(tmp_path: Path) -> None:
     path = tmp_path / "out.png"
     save_image(make_photo(32, 32), path, {"run": 1})
