@@ -10,21 +10,21 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
-from importlib import resources
-from pathlib import Path
-from typing import Any
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
 
-from PIL import Image
-
-from .config import PRESETS, Options, resolve
 from .errors import ConfigError, DeviceError, ImpastoError, InputError
-from .image import DEFAULT_MAX_PIXELS, load_image, read_params, save_image
-from .losses import Objective, content_loss, gram, style_layer_loss, tv_loss
-from .optimize import optimize
-from .transfer import Result, Step, transfer
-from .vgg import LAYER_NAMES, VGG19, load_vgg19
+
+if TYPE_CHECKING:
+    from ._api import bundled_image, stylize, stylize_full
+    from .config import PRESETS, Options, resolve
+    from .image import load_image, read_params, save_image
+    from .losses import Objective, content_loss, gram, style_layer_loss, tv_loss
+    from .optimize import optimize
+    from .transfer import Result, Step, transfer
+    from .vgg import LAYER_NAMES, VGG19, load_vgg19
 
 __version__ = "0.1.0"
 
@@ -57,79 +57,45 @@ __all__ = [
     "tv_loss",
 ]
 
-ImageLike = str | os.PathLike[str] | Image.Image
+# The public names are imported on first use: ``import impasto`` (and so the command line's start)
+# does not import torch, which takes a second or more, during which Ctrl-C could only give a
+# traceback. Name -> the module that defines it.
+_LAZY = {
+    **dict.fromkeys(("bundled_image", "stylize", "stylize_full"), "_api"),
+    **dict.fromkeys(("PRESETS", "Options", "resolve"), "config"),
+    **dict.fromkeys(("load_image", "read_params", "save_image"), "image"),
+    **dict.fromkeys(("Objective", "content_loss", "gram", "style_layer_loss", "tv_loss"), "losses"),
+    "optimize": "optimize",
+    **dict.fromkeys(("Result", "Step", "transfer"), "transfer"),
+    **dict.fromkeys(("LAYER_NAMES", "VGG19", "load_vgg19"), "vgg"),
+}
 
 
-def bundled_image(name: str) -> Path:
-    """Path of a bundled example image, e.g. ``bundled_image("tubingen")`` (see data/CREDITS.md)."""
-    data = Path(str(resources.files("impasto") / "data"))
-    matches = sorted(data.glob(f"{name}.*"))
-    if not matches:
-        names = sorted(p.stem for p in data.glob("*.jpg"))
-        from .errors import did_you_mean
-
-        raise InputError(f"no bundled image '{name}'{did_you_mean(name, names)}")
-    return matches[0]
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'impasto' has no attribute '{name}'")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
 
-def _as_image(img: ImageLike, max_pixels: int) -> Image.Image:
-    if isinstance(img, Image.Image):
-        return img.convert("RGB") if img.mode != "RGB" else img
-    return load_image(img, max_pixels=max_pixels)
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
-def stylize_full(
-    content: ImageLike,
-    style: ImageLike | Sequence[ImageLike],
-    *,
-    preset: str = "default",
-    on_step: Callable[[Step], None] | None = None,
-    image_every: int = 0,
-    should_stop: Callable[[], bool] | None = None,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    start_time: float | None = None,
-    **options: Any,
-) -> Result:
-    """Like :func:`stylize`, returning the :class:`Result` (losses, steps, parameters) too.
+class _Package(types.ModuleType):
+    """The package, whose ``optimize`` and ``transfer`` stay the functions once their modules load.
 
-    ``on_step`` receives a :class:`Step` after every step (with the image every ``image_every``
-    steps); ``should_stop`` is polled before every step; ``start_time`` (``time.perf_counter()``)
-    is when ``max_time`` starts counting.
+    Importing a submodule binds it as an attribute of its package, and two submodules share
+    their names with the functions they define: without this, ``impasto.optimize`` would become
+    the module as soon as anything imported ``impasto.optimize``.
     """
-    opts: Options = resolve(preset, **options)
-    styles = [style] if isinstance(style, str | os.PathLike | Image.Image) else list(style)
-    if not styles:
-        raise ConfigError("at least one style image is needed")
-    content_img = _as_image(content, max_pixels)
-    style_imgs = [_as_image(s, max_pixels) for s in styles]
-    init_img = None
-    if opts.init not in ("noise", "content"):
-        init_img = load_image(opts.init, max_pixels=max_pixels)
-    result = transfer(
-        content_img,
-        style_imgs,
-        opts,
-        init_image=init_img,
-        on_step=on_step,
-        image_every=image_every,
-        should_stop=should_stop,
-        start_time=start_time,
-    )
-    result.params = {"impasto": __version__, "preset": preset} | result.params
-    return result
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("optimize", "transfer") and isinstance(value, types.ModuleType):
+            return  # __getattr__ finds the function in the module, from sys.modules
+        super().__setattr__(name, value)
 
 
-def stylize(
-    content: ImageLike,
-    style: ImageLike | Sequence[ImageLike],
-    *,
-    preset: str = "default",
-    **options: Any,
-) -> Image.Image:
-    """Paint ``content`` in the manner of ``style`` (paths or PIL images); returns an RGB image.
-
-    Minimises L_total = alpha L_content + beta sum_l w_l E_l (Gatys et al. 2016, eq. 7) over the
-    pixels. ``preset`` ("default" or "paper") sets every option; any field of :class:`Options`
-    given as a keyword overrides it, e.g. ``stylize(c, s, size=256, ratio=1e-4, seed=3)``.
-    """
-    return stylize_full(content, style, preset=preset, **options).image
+sys.modules[__name__].__class__ = _Package

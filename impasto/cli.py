@@ -17,13 +17,17 @@ import types
 import typing
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import __version__, bundled_image, stylize_full
-from .config import PRESETS, Options
+from . import __version__
 from .errors import ConfigError, ImpastoError, InputError
-from .image import DEFAULT_MAX_PIXELS, check_output_path, read_params, save_image
-from .transfer import Result, Step
+
+if TYPE_CHECKING:
+    from .config import Options
+    from .transfer import Step
+
+# Only the standard library is imported above: the library (torch: a second or more) is imported
+# inside main(), where a Ctrl-C gets its one line and exit code 130.
 
 __all__ = ["main"]
 
@@ -33,6 +37,8 @@ _CLI_ONLY = {"content_weight", "ratio"}  # added by hand: they are mutually excl
 
 
 def _field_type(f: dataclasses.Field[Any]) -> Any:
+    from .config import Options
+
     hint = typing.get_type_hints(Options)[f.name]
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     if typing.get_origin(hint) is typing.Literal:
@@ -50,6 +56,8 @@ def _field_type(f: dataclasses.Field[Any]) -> Any:
 
 
 def _add_option_flags(parser: argparse.ArgumentParser) -> None:
+    from .config import Options
+
     group = parser.add_argument_group("style transfer options (default: the preset's value)")
     for f in dataclasses.fields(Options):
         if f.name in _CLI_ONLY:
@@ -100,6 +108,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
+    from .config import PRESETS
+    from .image import DEFAULT_MAX_PIXELS
+
     p.add_argument("--preset", default="default", help=f"one of: {', '.join(PRESETS)} (default: default)")
     p.add_argument("--save-every", type=int, default=0, metavar="N", help="save an intermediate image every N steps")
     p.add_argument(
@@ -156,6 +167,8 @@ class _Progress:
 
     def __call__(self, s: Step) -> None:
         if s.image is not None and self.save_every:
+            from .image import save_image
+
             snap = self.output.with_name(f"{self.output.stem}-{s.step:05d}{self.output.suffix}")
             save_image(s.image, snap, self.params | {"step": s.step}, quality=self.quality)
         if self.quiet:
@@ -184,6 +197,8 @@ def _clock(seconds: float) -> str:
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
+    from .config import Options
+
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(Options)}
 
 
@@ -218,15 +233,17 @@ def _output_bytes(opts: Options, save_every: int) -> int:
 def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequence[str | Path]) -> int:
     if args.save_every < 0:
         raise ConfigError(f"--save-every must be >= 0, got {args.save_every}")
-    options = _options(args)
+    from . import stylize_full
     from .config import resolve
+    from .image import check_output_path, save_image
 
+    options = _options(args)
     opts = resolve(args.preset, **options)  # validate every option before loading anything
     output = check_output_path(args.output, _output_bytes(opts, args.save_every))
     params = {"content": str(content), "styles": [str(s) for s in styles]}
     snapshot = _shown_paths(params | opts.to_dict(), args.embed_paths)
     with _Progress(args.quiet, output, args.save_every, snapshot, opts.quality) as progress:
-        result: Result = stylize_full(
+        result = stylize_full(
             content,
             list(styles),
             start_time=args.start_time,
@@ -258,6 +275,8 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
 
 
 def _info(args: argparse.Namespace) -> int:
+    from .image import read_params
+
     params = read_params(args.image)
     if not params:
         raise InputError(f"{args.image}: no impasto parameters found in this image")
@@ -289,33 +308,11 @@ def _serve(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 failure, 2 bad input or usage, 130 Ctrl-C)."""
     start = time.perf_counter()  # --max-time counts from here
-    parser = _build_parser()
-    args = parser.parse_args(argv)
-    args.start_time = start
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # save the best image on SIGTERM too
     try:
-        if args.command == "info":
-            return _info(args)
-        if args.command == "reproduce":
-            from .reproduce import reproduce
-
-            def progress(line: str) -> None:
-                if not args.quiet:
-                    print(line, file=sys.stderr)
-
-            path = reproduce(
-                args.figure, args.output, size=args.size, steps=args.steps, device=args.device, log=progress
-            )
-            print(f"saved {path}", file=sys.stderr)
-            return 0
-        if args.command == "serve":
-            return _serve(args)
-        if args.command == "demo":
-            for key, value in DEMO_OPTIONS.items():  # sized to finish in under 2 minutes on 2 cores
-                if getattr(args, key) is None:
-                    setattr(args, key, value)
-            return _run_transfer(args, bundled_image("tubingen"), [bundled_image("starry_night")])
-        return _run_transfer(args, args.content, args.styles)
+        args = _build_parser().parse_args(argv)  # the first import of the library (and torch)
+        args.start_time = start
+        return _command(args)
     except ImpastoError as exc:
         print(f"impasto: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -324,6 +321,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _command(args: argparse.Namespace) -> int:
+    if args.command == "info":
+        return _info(args)
+    if args.command == "reproduce":
+        from .reproduce import reproduce
+
+        def progress(line: str) -> None:
+            if not args.quiet:
+                print(line, file=sys.stderr)
+
+        path = reproduce(args.figure, args.output, size=args.size, steps=args.steps, device=args.device, log=progress)
+        print(f"saved {path}", file=sys.stderr)
+        return 0
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "demo":
+        from . import bundled_image
+
+        for key, value in DEMO_OPTIONS.items():  # sized to finish in under 2 minutes on 2 cores
+            if getattr(args, key) is None:
+                setattr(args, key, value)
+        return _run_transfer(args, bundled_image("tubingen"), [bundled_image("starry_night")])
+    return _run_transfer(args, args.content, args.styles)
 
 
 if __name__ == "__main__":

