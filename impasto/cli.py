@@ -150,15 +150,13 @@ class _Progress:
 
             self.bar = Progress(
                 TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                TextColumn("step {task.completed}/{task.total}"),
-                TextColumn("loss {task.fields[loss]}"),
-                TextColumn("{task.fields[clock]}"),
+                BarColumn(),  # steps done of planned, or with --max-time seconds used of the budget
+                TextColumn("{task.fields[line]}"),
                 console=Console(stderr=True),
                 transient=False,
             )
             self.bar.__enter__()
-            self.task = self.bar.add_task("starting", total=None, loss="-", clock="")
+            self.task = self.bar.add_task("starting", total=None, line="")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -170,25 +168,37 @@ class _Progress:
             from .image import save_image
 
             snap = self.output.with_name(f"{self.output.stem}-{s.step:05d}{self.output.suffix}")
-            save_image(s.image, snap, self.params | {"step": s.step}, quality=self.quality)
+            save_image(s.image, snap, self.params | {"step": s.step, "loss": s.loss}, quality=self.quality)
         if self.quiet:
             return
         if s.step == 1 or s.scale != self.scale:
             self.scale = s.scale
             plan = " -> ".join(f"{w}x{h}:{n}" for w, h, n in s.schedule)
             self._print(f"scale {s.scale}/{s.scales}  schedule (size:steps) {plan}")
-        eta = "?" if s.eta is None else _clock(s.eta)
         desc = f"scale {s.scale}/{s.scales} {s.size[0]}x{s.size[1]}"
+        line = _progress_line(s)
         if self.bar is not None:
-            clock = f"{_clock(s.elapsed)} elapsed, ETA {eta}"
-            loss = f"{s.loss:.4g}"
-            self.bar.update(self.task, description=desc, total=s.total, completed=s.step, loss=loss, clock=clock)
+            done, total = (s.elapsed, s.budget) if s.budget else (s.step, s.total)
+            self.bar.update(self.task, description=desc, total=total, completed=min(done, total), line=line)
             return
-        tenth = s.step * 10 // max(s.total, 1)
+        # A line every 10 % of the steps, or of the time budget (the planned steps shrink to fit it).
+        tenth = int(s.elapsed * 10 // s.budget) if s.budget else s.step * 10 // max(s.total, 1)
         if tenth != self.last_line or s.step == s.total:
             self.last_line = tenth
-            clock = f"{_clock(s.elapsed)} elapsed, ETA {eta}"
-            print(f"{desc}  step {s.step}/{s.total}  loss {s.loss:.4g}  {clock}", file=sys.stderr)
+            print(f"{desc}  {line}", file=sys.stderr)
+
+
+def _progress_line(s: Step) -> str:
+    """``step 12/30  loss 6.7e+08  best 6.5e+08  0:09 elapsed, ETA 0:21``, or with a time budget
+    ``step 12  loss ...  best ...  0:09 / 0:30 budget``.
+
+    ``loss`` is the current image's, ``best`` the lowest so far at this scale: the saved image's.
+    """
+    best = "" if s.best is None else f"  best {s.best:.4g}"
+    if s.budget:
+        return f"step {s.step}  loss {s.loss:.4g}{best}  {_clock(s.elapsed)} / {_clock(s.budget)} budget"
+    eta = "estimating" if s.eta is None else _clock(s.eta)
+    return f"step {s.step}/{s.total}  loss {s.loss:.4g}{best}  {_clock(s.elapsed)} elapsed, ETA {eta}"
 
 
 def _clock(seconds: float) -> str:
@@ -267,10 +277,15 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
     )
     save_image(result.image, output, _shown_paths(meta, args.embed_paths), quality=opts.quality)
     if result.interrupted:
-        print(f"interrupted after {result.steps} steps: saved the best image so far to {output}", file=sys.stderr)
+        print(
+            f"interrupted after {result.steps} steps: saved the best image so far to {output} "
+            f"(best loss {result.loss:.4g})",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     if not args.quiet:
-        print(f"saved {output} ({result.steps} steps, {result.elapsed:.1f} s, loss {result.loss:.4g})", file=sys.stderr)
+        done = f"{result.steps} steps, {result.elapsed:.1f} s, best loss {result.loss:.4g}"
+        print(f"saved {output} ({done})", file=sys.stderr)
     return 0
 
 

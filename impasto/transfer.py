@@ -9,6 +9,7 @@ where they are cheap. With ``scales=1`` this is the paper's single-scale optimis
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,12 +42,14 @@ class Step:
     scale: int  # 1-based
     scales: int
     size: tuple[int, int]  # (width, height) at this scale
-    loss: float  # total loss of the image just evaluated
+    loss: float  # total loss of the image just evaluated (the current one)
     losses: dict[str, float]  # terms: content, style, tv, style:<layer>
     elapsed: float  # seconds since the transfer started
-    eta: float | None  # estimated seconds left
-    image: Image.Image | None = None  # the current image, when requested
+    eta: float | None  # estimated seconds left; None until a step has been timed (see _Budget.observe)
+    image: Image.Image | None = None  # when requested: the current image as it would be delivered (full size, colours)
     schedule: tuple[tuple[int, int, int], ...] = ()  # (width, height, steps) per scale, as now planned
+    best: float | None = None  # lowest loss so far at this scale: the image a stop now would deliver
+    budget: float | None = None  # max_time, seconds: with it, elapsed/budget is the progress ("total" may move)
 
 
 @dataclass
@@ -199,6 +202,24 @@ def _check_masks(
             )
 
 
+def _delivered(
+    image: torch.Tensor, content: Image.Image, size: tuple[int, int], opts: Options, content_t: torch.Tensor
+) -> Image.Image:
+    """``image`` (1, 3, h, w) as the user gets it: the result, the Ctrl-C image and the snapshots.
+
+    At the output ``size`` (width, height), bicubic from a coarser scale, and with ``luminance``
+    colour or ``original_colors`` on the photo's colours; ``content_t`` is the photo at ``image``'s
+    scale.
+    """
+    width, height = size
+    if image.shape[-2:] != (height, width):  # a coarse scale: deliver full size
+        image = F.interpolate(image, size=(height, width), mode="bicubic", align_corners=False)
+        content_t = pil_to_tensor(content.resize((width, height), Image.Resampling.BILINEAR), image.device)
+    if opts.color == "luminance" or opts.original_colors:
+        image = color.with_chroma_of(image, content_t)  # the result's luminance, the photo's colours
+    return tensor_to_pil(image)
+
+
 class _Budget:
     """Steps per scale and, with ``max_time``, a wall-time slice per scale.
 
@@ -214,7 +235,7 @@ class _Budget:
         self.pixels = pixels
         self.deadline = deadline
         self.scale_deadline: float | None = None
-        self.rate: float | None = None  # seconds per step per pixel, smoothed (for the ETA)
+        self.step_time: dict[int, float] = {}  # scale index -> seconds per step, smoothed (for the ETA)
 
     def start_scale(self, idx: int) -> None:
         if self.deadline is None:
@@ -223,9 +244,17 @@ class _Budget:
         share = costs[0] / max(sum(costs), 1)
         self.scale_deadline = time.perf_counter() + max(self.deadline - time.perf_counter(), 0.0) * share
 
-    def observe(self, seconds: float, idx: int) -> None:
-        per_pixel = seconds / self.pixels[idx]
-        self.rate = per_pixel if self.rate is None else 0.7 * self.rate + 0.3 * per_pixel
+    def observe(self, seconds: float, idx: int, step: int) -> None:
+        """The time of step ``step`` (1-based) of scale ``idx``, for the ETA.
+
+        A scale's first step is left out: it carries the warm-up (the first pass at a new size
+        allocates and selects kernels, several times a step's time), so an ETA made from it is
+        far off. Until another step has been timed there is no ETA.
+        """
+        if step <= 1:
+            return
+        previous = self.step_time.get(idx)
+        self.step_time[idx] = seconds if previous is None else 0.7 * previous + 0.3 * seconds
 
     def scale_done(self, here: int, idx: int) -> bool:
         if here >= self.alloc[idx]:
@@ -236,11 +265,17 @@ class _Budget:
         return False
 
     def eta(self, idx: int, here: int) -> float | None:
-        if self.rate is None:
+        """Seconds left, or None before any step has been timed.
+
+        The steps left at this scale take its own step time; those of the later scales, the
+        latest timed scale's time per pixel (an upper bound: small images use the machine less well).
+        """
+        if not self.step_time:
             return None
-        left = (self.alloc[idx] - here) * self.pixels[idx]
-        left += sum(p * s for p, s in zip(self.pixels[idx + 1 :], self.alloc[idx + 1 :], strict=True))
-        estimate = self.rate * left
+        latest = max(self.step_time)
+        per_pixel = self.step_time[latest] / self.pixels[latest]
+        estimate = (self.alloc[idx] - here) * self.step_time.get(idx, per_pixel * self.pixels[idx])
+        estimate += per_pixel * sum(p * s for p, s in zip(self.pixels[idx + 1 :], self.alloc[idx + 1 :], strict=True))
         if self.deadline is not None:
             estimate = min(estimate, max(self.deadline - time.perf_counter(), 0.0))
         return estimate
@@ -312,6 +347,7 @@ def transfer(
     user_stopped = False
     done = 0
     here = 0  # steps taken at the current scale
+    best = math.inf  # lowest loss reported at the current scale
     idx = 0
     current: torch.Tensor | None = None
     content_t = torch.empty(0)  # the photo at the current scale
@@ -325,13 +361,15 @@ def transfer(
         return budget.scale_done(here, idx) or budget.out_of_time()
 
     def report(step: int, loss: torch.Tensor, terms: dict[str, torch.Tensor], image: torch.Tensor) -> None:
-        nonlocal last_time, here
+        nonlocal last_time, here, best
         now = time.perf_counter()
         here = step
-        budget.observe(now - last_time, idx)
+        budget.observe(now - last_time, idx, step)
         last_time = now
         if on_step is None:
             return
+        value = float(loss)
+        best = min(best, value)
         want_image = image_every > 0 and (done + step) % image_every == 0
         on_step(
             Step(
@@ -340,12 +378,14 @@ def transfer(
                 scale=idx + 1,
                 scales=len(schedule),
                 size=dims[idx],
-                loss=float(loss),
+                loss=value,
                 losses={k: float(v) for k, v in terms.items()},
                 elapsed=now - start,
                 eta=budget.eta(idx, here),
-                image=tensor_to_pil(image) if want_image else None,
+                image=_delivered(image, content, (final_w, final_h), opts, content_t) if want_image else None,
                 schedule=tuple((w, h, a) for (w, h), a in zip(dims, budget.alloc, strict=True)),
+                best=best,
+                budget=opts.max_time,
             )
         )
 
@@ -390,7 +430,7 @@ def transfer(
                 init = (1 - b) * init + b * _noise(w, h, opts.seed, device)
         if current is None and opts.color == "luminance":  # the network sees luminance only: the start too
             init = color.luminance(init)
-        here = 0
+        here, best = 0, math.inf
         budget.start_scale(idx)
         last_time = time.perf_counter()
         result = optimize(
@@ -408,13 +448,8 @@ def transfer(
         if result.interrupted or user_stopped or budget.out_of_time():
             break
     assert result is not None and current is not None
-    if current.shape[-2:] != (final_h, final_w):  # stopped at a coarse scale: deliver full size
-        current = F.interpolate(current, size=(final_h, final_w), mode="bicubic", align_corners=False)
-        content_t = pil_to_tensor(content.resize((final_w, final_h), Image.Resampling.BILINEAR), device)
-    if opts.color == "luminance" or opts.original_colors:
-        current = color.with_chroma_of(current, content_t)  # the result's luminance, the photo's colours
     return Result(
-        image=tensor_to_pil(current),
+        image=_delivered(current, content, (final_w, final_h), opts, content_t),
         loss=result.loss,
         losses=result.terms,
         steps=done,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -496,6 +497,43 @@ def test_quiet(stylize) -> None:  # type: ignore[no-untyped-def]
     assert loud.out == ""
 
 
+def test_progress_lines_say_loss_best_and_eta(stylize) -> None:  # type: ignore[no-untyped-def]
+    run = ok(stylize(steps=3, quiet=False))
+    lines = [line for line in run.err.splitlines() if "  step " in line]
+    assert re.fullmatch(r"scale 1/1 32x24  step 1/3  loss (\S+)  best \1  \d+:\d\d elapsed, ETA estimating", lines[0])
+    assert re.fullmatch(r".*step 3/3  loss \S+  best \S+  \d+:\d\d elapsed, ETA 0:00", lines[-1])
+    saved = run.err.splitlines()[-1]
+    assert saved.startswith(f"saved {run.output} (3 steps, ") and f"best loss {run.params['loss']:.4g})" in saved
+
+
+def test_progress_with_a_time_budget_shows_time_not_steps(stylize) -> None:  # type: ignore[no-untyped-def]
+    run = ok(stylize(steps=3, max_time=600, quiet=False))
+    lines = [line for line in run.err.splitlines() if "  step " in line]
+    assert lines and all(re.fullmatch(r".*  step \d  loss \S+  best \S+  \d+:\d\d / 10:00 budget", x) for x in lines)
+    assert "/3" not in run.err.replace("scale 1/1", "")
+
+
+def test_progress_bar_on_a_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def event(step: int, loss: float, best: float, eta: float | None, budget: float | None = None) -> Any:
+        size, plan = (32, 24), ((32, 24, 4),)
+        return impasto.Step(step, 4, 1, 1, size, loss, {}, step * 2.0, eta, schedule=plan, best=best, budget=budget)
+
+    for budget in (None, 30.0):
+        progress = cli._Progress(False, tmp_path / "out.png", 0, {})
+        progress.tty = True
+        with progress:
+            assert progress.bar is not None
+            progress(event(1, 9.0, 9.0, None, budget))
+            progress(event(2, 7.0, 5.0, 3.0, budget))
+            task = progress.bar.tasks[0]
+            expected = (4.0, 30.0) if budget else (2, 4)  # seconds of the budget, or steps
+            assert (task.completed, task.total) == expected
+            assert task.fields["line"] == cli._progress_line(event(2, 7.0, 5.0, 3.0, budget))
+    assert "loss 7  best 5  0:04 elapsed, ETA 0:03" in cli._progress_line(event(2, 7.0, 5.0, 3.0))
+    assert "ETA estimating" in cli._progress_line(event(1, 9.0, 9.0, None))
+    assert cli._progress_line(event(2, 7.0, 5.0, 3.0, 30.0)) == "step 2  loss 7  best 5  0:04 / 0:30 budget"
+
+
 def test_scales(stylize) -> None:  # type: ignore[no-untyped-def]
     size = MIN_COARSE_SIDE * 2
     two = ok(stylize(size=size, scales=2, steps=3, quiet=False))
@@ -627,7 +665,7 @@ def no_work(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         raise AssertionError("work started before the output was checked")
 
     monkeypatch.setattr(importlib.import_module("impasto.transfer"), "get_vgg", work)
-    monkeypatch.setattr(importlib.import_module("impasto.image"), "load_image", work)
+    monkeypatch.setattr(importlib.import_module("impasto._api"), "load_image", work)
     return monkeypatch
 
 

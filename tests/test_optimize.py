@@ -335,6 +335,60 @@ def test_multi_scale(options, content_image: Image.Image, style_image: Image.Ima
     assert result.steps == 3 and result.image.size == (size, size * 3 // 4)
 
 
+# --- progress events and snapshots --------------------------------------------------------------
+
+
+def test_eta_leaves_out_each_scales_first_step() -> None:
+    budget = transfer_module._Budget([4, 4], [100, 400], None)  # two scales, 4 steps each
+    budget.observe(100.0, 0, 1)  # warm-up: not a step's time
+    assert budget.eta(0, 1) is None  # "estimating"
+    budget.observe(1.0, 0, 2)
+    assert budget.eta(0, 2) == pytest.approx(2 * 1.0 + 4 * 4.0)  # later scales by pixels: 4x the pixels
+    budget.observe(50.0, 1, 1)  # the next scale's warm-up
+    assert budget.eta(1, 1) == pytest.approx(3 * 4.0)
+    budget.observe(2.0, 1, 2)  # its own step time replaces the estimate by pixels
+    assert budget.eta(1, 2) == pytest.approx(2 * 2.0)
+
+
+def test_steps_report_eta_best_and_budget(
+    monkeypatch: pytest.MonkeyPatch, options, content_image: Image.Image, style_image: Image.Image
+) -> None:  # type: ignore[no-untyped-def]
+    ticks = iter([0.0, 30.0] + [31.0 + i for i in range(1000)])  # the first step takes 30 s (warm-up), then 1 s
+    events: list[Step] = []
+    with monkeypatch.context() as m:
+        m.setattr(transfer_module.time, "perf_counter", lambda: next(ticks))
+        transfer(content_image, [style_image], options(steps=6), on_step=events.append, start_time=0.0)
+    assert events[0].eta is None and all(e.eta is not None for e in events[1:])
+    assert all(e.eta is not None and e.eta < 10 for e in events[1:])  # not 30 s a step
+    assert [e.best for e in events] == list(itertools.accumulate((e.loss for e in events), min))
+    assert all(e.budget is None for e in events)
+    limited: list[Step] = []
+    transfer(content_image, [style_image], options(steps=3, max_time=600.0), on_step=limited.append)
+    assert [e.budget for e in limited] == [600.0] * 3
+
+
+def test_snapshots_are_delivered_as_the_result(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+    size = MIN_COARSE_SIDE * 2
+    full = (size, size * 3 // 4)
+    for extra in ({}, {"original_colors": True}, {"color": "luminance"}):
+        events: list[Step] = []
+        opts = options(size=size, scales=2, steps=3, **extra)
+        result = transfer(content_image, [style_image], opts, on_step=events.append, image_every=1)
+        assert events[0].size == (size // 2, size // 2 * 3 // 4)  # a coarse step ...
+        assert [e.image.size for e in events if e.image is not None] == [full] * 3  # ... delivered full size
+        photo = content_image.resize(full, Image.Resampling.BILINEAR).convert("YCbCr")
+        chroma = [np.abs(pixels_ycc(e.image)[..., 1:] - pixels_ycc(photo)[..., 1:]).mean() for e in events if e.image]
+        final = np.abs(pixels_ycc(result.image)[..., 1:] - pixels_ycc(photo)[..., 1:]).mean()
+        if extra:  # the photo's colours, in the snapshots as in the result
+            assert max(chroma) < 6 and final < 6, (extra, chroma, final)  # measured: 2.8, 2.0
+        else:
+            assert min(chroma) > 20 and final > 20, (chroma, final)  # measured: 39 to 50
+
+
+def pixels_ycc(img: Image.Image) -> np.ndarray:
+    return np.asarray(img.convert("YCbCr"), dtype=np.float64)
+
+
 def test_style_size(
     monkeypatch: pytest.MonkeyPatch, options, content_image: Image.Image, style_image: Image.Image
 ) -> None:  # type: ignore[no-untyped-def]
