@@ -3,7 +3,8 @@
 Modules: :mod:`.settings` (limits), :mod:`.fields` (form fields derived from
 :class:`impasto.Options`), :mod:`.media` (uploads, examples, PNG encoding), :mod:`.job` (a job's
 record), :mod:`.jobs` (the queue and its worker threads), :mod:`.submit` (checking a new job),
-:mod:`.models` (JSON shapes), :mod:`.api` (HTTP routes) and :mod:`.server` (app factory, ``serve``).
+:mod:`.models` (JSON shapes), :mod:`.api` (HTTP routes), :mod:`.server` (app factory, ``serve``) and
+:mod:`.testing` (a stand-in runner the caller paces).
 The page is ``static/`` (plain HTML, CSS and ES modules, no build step).
 
 FastAPI, uvicorn and python-multipart are the optional ``web`` extra: without them, importing

@@ -15,8 +15,8 @@ from ..errors import InputError
 from .fields import UPLOADS, form_fields, preset_values
 from .jobs import FINISHED, Job, JobManager
 from .media import example_path, examples, thumbnail
-from .models import ErrorMessage, ExampleInfo, FieldInfo, JobCreated, JobStatus, StudioInfo
-from .submit import create_job, request_schema
+from .models import ErrorMessage, ExampleInfo, FieldInfo, ImageChecked, JobCreated, JobStatus, StudioInfo
+from .submit import check_image, create_job, request_schema
 
 __all__ = ["build_router"]
 
@@ -138,6 +138,22 @@ def build_router(manager: JobManager) -> APIRouter:
         base = f"/api/jobs/{job.id}"
         return JobCreated(id=job.id, status_url=base, events_url=f"{base}/events", image_url=f"{base}/image")
 
+    @router.post(
+        "/images/check",
+        response_model=ImageChecked,
+        max_body_size=settings.max_request_bytes,
+        summary="Check an image before a job uses it",
+        responses={**_ERRORS, 413: {"model": ErrorMessage}, 415: {"model": ErrorMessage}},
+    )
+    async def post_image_check(request: Request) -> ImageChecked:
+        """Multipart form with one file, in the field a job would take it in (``content``, ``style``,
+        ``init_image``, ``content_mask``, ``style_mask``): the answer is its size, or the one-line error
+        a job would give. Nothing is kept."""
+        field, image = await check_image(request, manager)
+        return ImageChecked(
+            field=field, label=image.label, width=image.width, height=image.height, media_type=image.media_type
+        )
+
     @router.get("/jobs", response_model=list[JobStatus], summary="Every job still kept, newest first")
     def list_jobs() -> list[JobStatus]:
         return [status(j) for j in manager.jobs()]
@@ -195,8 +211,8 @@ def build_router(manager: JobManager) -> APIRouter:
                 if snap.version != last:
                     last = snap.version
                     yield ServerSentEvent(event="status", data=snap.model_dump(), id=str(snap.version), retry=2000)
-                if job.state in FINISHED:
-                    return
+                if snap.state in FINISHED:  # the state just sent, not job.state: the job may have
+                    return  # finished since, and its last event must still go out
                 await changed.wait()
 
     return router

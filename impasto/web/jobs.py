@@ -1,7 +1,8 @@
 """The job queue: one worker thread per device runs one job at a time; the others wait in line.
 
 The HTTP side only ever reads snapshots (:meth:`JobManager.status`) taken under one lock, and is
-woken by :meth:`JobManager.listen` when a job changes, so a running job never blocks a request.
+woken by :meth:`JobManager.listen` when a job changes, so a running job never blocks a request;
+threads (scripts, tests) block on :meth:`JobManager.wait` instead.
 Finished jobs and their folders are deleted after ``keep_seconds`` or beyond ``keep_jobs``.
 """
 
@@ -66,7 +67,8 @@ class JobManager:
         self._own_root = settings.workdir is None
         self._root = settings.workdir
         self._lock = threading.RLock()
-        self._wake = threading.Condition(self._lock)
+        self._wake = threading.Condition(self._lock)  # workers: a job was queued, or the studio closes
+        self._changed = threading.Condition(self._lock)  # wait(): some job changed
         self._jobs: dict[str, Job] = {}
         self._queues: dict[str, deque[Job]] = {}
         self._workers: dict[str, threading.Thread] = {}
@@ -195,10 +197,20 @@ class JobManager:
                 if not self._listeners.get(job.id, True):
                     del self._listeners[job.id]
 
-    def _bump(self, job: Job) -> None:
+    def wait(self, until: Callable[[], bool], timeout: float | None = None) -> bool:
+        """Block the calling thread until ``until()`` holds; False if ``timeout`` seconds pass first.
+
+        ``until`` is called under the lock, at once and after every change to any job, so it sees
+        consistent job records (and may call this manager's methods).
+        """
+        with self._lock:
+            return self._changed.wait_for(until, timeout)
+
+    def _bump(self, job: Job) -> None:  # always called under the lock
         job.version += 1
         for listener in self._listeners.get(job.id, ()):
             listener.wake()
+        self._changed.notify_all()
 
     # --- cancelling and forgetting ----------------------------------------------------------
 

@@ -6,7 +6,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-__all__ = ["ErrorMessage", "ExampleInfo", "FieldInfo", "InputInfo", "JobCreated", "JobStatus", "StudioInfo"]
+__all__ = [
+    "ErrorMessage",
+    "ExampleInfo",
+    "FieldInfo",
+    "ImageChecked",
+    "InputInfo",
+    "JobCreated",
+    "JobStatus",
+    "StudioInfo",
+]
 
 
 class ErrorMessage(BaseModel):
@@ -68,6 +77,16 @@ class JobCreated(BaseModel):
     status_url: str
     events_url: str
     image_url: str
+
+
+class ImageChecked(BaseModel):
+    """An image a job would accept in that field (the studio keeps nothing of it)."""
+
+    field: str = Field(description="the form field it came in: content, style, init_image, content_mask or style_mask")
+    label: str = Field(description="the client's file name (display only)")
+    width: int
+    height: int
+    media_type: str
 
 
 class ExampleInfo(BaseModel):

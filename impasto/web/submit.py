@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from .fields import UPLOADS, check_images, parse_options
 from .jobs import Job, JobManager, JobSpec
 from .media import StoredImage, TooLarge, example_path, safe_label, store_image
 
-__all__ = ["MAX_FIELD_BYTES", "create_job", "request_schema"]
+__all__ = ["MAX_FIELD_BYTES", "check_image", "create_job", "request_schema"]
 
 MAX_FIELD_BYTES = 64 * 1024  # one text field
 _CHUNK = 1 << 20
@@ -37,6 +38,7 @@ class UnsupportedMedia(InputError):
 
 
 _FILE_FIELDS = ("content", "style", *UPLOADS.values())
+_ROLES = {"content": "content image", "style": "style image"} | {f: f.replace("_", " ") for f in UPLOADS.values()}
 
 
 def _split(form: FormData) -> tuple[dict[str, str], list[str], dict[str, list[UploadFile]]]:
@@ -101,12 +103,39 @@ def _device_key(name: str) -> str:
     return str(device)
 
 
+def _require_form(request: Request, what: str) -> None:
+    ctype = request.headers.get("content-type", "")
+    if not ctype.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        raise UnsupportedMedia(f"send {what} as multipart/form-data, not '{ctype[:60] or 'nothing'}'")
+
+
+async def check_image(request: Request, manager: JobManager) -> tuple[str, StoredImage]:
+    """(field, image) of a form holding one image file, checked as a job would check it, then deleted.
+
+    The field names the image's role: ``content``, ``style``, ``init_image``, ``content_mask`` or
+    ``style_mask``. A bad image raises the same one-line :class:`InputError` as a job would.
+    """
+    _require_form(request, "the image")
+    form = await request.form(max_files=1, max_fields=1, max_part_size=MAX_FIELD_BYTES)
+    try:
+        items = form.multi_items()
+        field, upload = items[0] if len(items) == 1 else ("", None)
+        if not isinstance(upload, UploadFile) or field not in _FILE_FIELDS:
+            raise ConfigError(f"send one image file, in a field named {', '.join(_FILE_FIELDS)}")
+        settings = manager.settings
+        with tempfile.TemporaryDirectory(prefix=".check-", dir=manager.root) as folder:
+            image = await _store(
+                upload, Path(folder), "image", _ROLES[field], settings.max_upload_bytes, settings.max_pixels
+            )
+        return field, image
+    finally:
+        await form.close()
+
+
 async def create_job(request: Request, manager: JobManager) -> Job:
     """Check the request, store its images and queue the job; raises an ImpastoError on bad input."""
     settings = manager.settings
-    ctype = request.headers.get("content-type", "")
-    if not ctype.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
-        raise UnsupportedMedia(f"send the job as multipart/form-data, not '{ctype[:60] or 'nothing'}'")
+    _require_form(request, "the job")
     max_files = 2 * settings.max_styles + 3  # content, styles, style masks, content mask, init
     form = await request.form(max_files=max_files, max_fields=200, max_part_size=MAX_FIELD_BYTES)
     try:
