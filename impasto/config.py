@@ -46,6 +46,13 @@ class Options:
         metadata={"help": "style layers with optional weights w_l, e.g. conv1_1:0.2 conv2_1:0.2"},
     )
     ratio: float = field(default=1e-3, metadata={"help": "content/style weight ratio alpha/beta"})
+    style_strength: float | None = field(
+        default=None,
+        metadata={
+            "help": "style strength, the same at every size and for every pair (impasto.balance); "
+            "--ratio or --content-weight instead give eq. 7's literal alpha/beta"
+        },
+    )
     style_weight: float = field(default=1.0, metadata={"help": "style weight beta"})
     content_weight: float | None = field(
         default=None, metadata={"help": "content weight alpha (default: ratio * style weight)"}
@@ -143,12 +150,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "steps": 300,
         "init": "content",
         "pooling": "max",
-        "ratio": 1e-3,
+        "style_strength": 10.0,
         "optimizer": "lbfgs",
     },
 }
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Options)}
+_LITERAL_WEIGHTS = ("ratio", "content_weight")
 
 
 def parse_layers(spec: str | list[str] | tuple[Any, ...], default_weight: float | None = None) -> LayerWeights:
@@ -224,6 +232,8 @@ def _check(opts: Options) -> Options:
         value = getattr(opts, name)
         if value not in choices:
             raise ConfigError(f"unknown {name.replace('_', ' ')} '{value}'{did_you_mean(value, choices)}")
+    if opts.style_strength is not None and not opts.style_strength > 0:
+        raise ConfigError(f"--style-strength must be > 0, got {opts.style_strength:g}")
     if opts.lbfgs_history < 1:
         raise ConfigError(f"--lbfgs-history must be >= 1, got {opts.lbfgs_history}")
     return opts
@@ -239,6 +249,8 @@ def resolve(preset: str = "default", **overrides: Any) -> Options:
             raise ConfigError(f"unknown option '{key}'{did_you_mean(key, _FIELDS)}")
         if value is not None:
             values[key] = value
+    if overrides.get("style_strength") is None and any(overrides.get(k) is not None for k in _LITERAL_WEIGHTS):
+        values.pop("style_strength", None)  # an explicit alpha/beta keeps eq. 7's literal meaning
     for key, kind in (("scale_sizes", int), ("style_blend", float), ("style_masks", str)):
         if values.get(key) is not None:
             values[key] = tuple(kind(v) for v in values[key])

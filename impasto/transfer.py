@@ -20,6 +20,7 @@ from PIL import Image
 from torch.nn import functional as F
 
 from . import color
+from .balance import balanced_content_weight, references
 from .config import Options
 from .errors import ConfigError, DeviceError, did_you_mean
 from .image import fit_size, load_image, pil_to_tensor, resize, tensor_to_pil
@@ -415,6 +416,10 @@ def transfer(
             objective.set_regions(regions)
         else:
             objective.set_style(style_ts, opts.style_blend)
+        if opts.style_strength is not None:  # size-invariant balance: alpha from this scale's references
+            objective.content_weight = balanced_content_weight(
+                opts.style_strength, opts.beta, *references(objective, content_in, style_ts)
+            )
         if current is not None:
             init = F.interpolate(current, size=(h, w), mode="bicubic", align_corners=False)
         elif opts.init == "noise":
@@ -456,5 +461,5 @@ def transfer(
         elapsed=time.perf_counter() - start,
         interrupted=result.interrupted,
         stopped=user_stopped,
-        params=opts.to_dict() | {"device": str(device)},
+        params=opts.to_dict() | {"device": str(device), "alpha": objective.content_weight},
     )

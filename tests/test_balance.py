@@ -1,0 +1,102 @@
+"""The size-invariant style strength (impasto.balance) and the look measure r, s."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from impasto.balance import balanced_content_weight, look, references
+from impasto.config import resolve
+from impasto.errors import ConfigError
+from impasto.losses import Objective, content_loss, style_layer_loss
+from impasto.vgg import VGG19
+
+STYLE = {"conv1_1": 0.5, "conv2_1": 0.5}
+
+
+def _images(h: int = 48, w: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    photo = torch.rand(1, 3, h, w, generator=gen) * 255
+    painting = torch.rand(1, 3, 40, 40, generator=gen) * 255
+    return photo, painting
+
+
+def _objective(vgg: VGG19, photo: torch.Tensor, painting: torch.Tensor) -> Objective:
+    obj = Objective(vgg, {"conv2_1": 1.0}, STYLE, content_weight=1.0, style_weight=1.0)
+    obj.set_content(photo)
+    obj.set_style([painting])
+    return obj
+
+
+def test_references_are_the_paintings_content_loss_and_the_photos_style_loss(tiny_vgg: VGG19) -> None:
+    photo, painting = _images()
+    obj = _objective(tiny_vgg, photo, painting)
+    content_ref, style_ref = references(obj, photo, [painting])
+    stretched = F.interpolate(painting, size=(48, 64), mode="bilinear", align_corners=False, antialias=True)
+    feats = tiny_vgg(stretched, ["conv2_1"])
+    expected_c = float(content_loss(feats["conv2_1"], tiny_vgg(photo, ["conv2_1"])["conv2_1"]))
+    photo_feats = tiny_vgg(photo, list(STYLE))
+    expected_s = sum(
+        w * float(style_layer_loss(photo_feats[k], obj.targets.style[0].grams[k])) for k, w in STYLE.items()
+    )
+    assert content_ref == pytest.approx(expected_c, rel=1e-5)
+    assert style_ref == pytest.approx(expected_s, rel=1e-5)
+    assert content_ref > 0 and style_ref > 0
+
+
+def test_references_average_the_content_loss_over_several_paintings(tiny_vgg: VGG19) -> None:
+    photo, painting = _images()
+    other = torch.flip(painting, dims=[3]) * 0.5
+    obj = _objective(tiny_vgg, photo, painting)
+    one = references(obj, photo, [painting])[0]
+    two = references(obj, photo, [other])[0]
+    both = references(obj, photo, [painting, other])[0]
+    assert both == pytest.approx((one + two) / 2, rel=1e-6)
+    assert one != pytest.approx(two, rel=1e-3)
+
+
+def test_balanced_weight_makes_the_relative_losses_trade_at_the_strength() -> None:
+    alpha = balanced_content_weight(20.0, 2.0, content_ref=5e6, style_ref=3e4)
+    assert alpha == pytest.approx(2.0 * 3e4 / (20.0 * 5e6))
+    # alpha * C_ref / (beta * S_ref) is 1 / strength, whatever the magnitudes
+    assert alpha * 5e6 / (2.0 * 3e4) == pytest.approx(1 / 20.0)
+    assert balanced_content_weight(20.0, 1.0, content_ref=0.0, style_ref=1.0) == 0.0
+    with pytest.raises(ValueError):
+        balanced_content_weight(0.0, 1.0, 1.0, 1.0)
+
+
+def test_the_content_reference_grows_with_the_pixel_count(tiny_vgg: VGG19) -> None:
+    """Eq. 1 sums over positions (eq. 4 does not): at twice the side C_ref, and so 1/alpha, is ~4x."""
+    photo, _ = _images(32, 32, seed=3)
+    painting, _ = _images(32, 32, seed=4)
+    refs = []
+    for tiles in (1, 2):
+        # the same pictures at twice the side: a 2x2 tiling keeps the local statistics
+        p, s = photo.repeat(1, 1, tiles, tiles), painting.repeat(1, 1, tiles, tiles)
+        refs.append(references(_objective(tiny_vgg, p, s), p, [s])[0])
+    assert refs[1] / refs[0] == pytest.approx(4.0, rel=0.15)
+
+
+def test_look_of_the_photo_and_of_the_painting(tiny_vgg: VGG19) -> None:
+    photo, _ = _images()
+    painting = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(5)) * 255
+    of_photo = look(photo, photo, painting, tiny_vgg)
+    assert of_photo.content_kept == pytest.approx(1.0)
+    assert of_photo.style_reached == pytest.approx(0.0, abs=1e-6)
+    of_painting = look(painting, photo, painting, tiny_vgg)
+    assert of_painting.content_kept == pytest.approx(0.0, abs=1e-6)
+    assert of_painting.style_reached == pytest.approx(1.0, abs=1e-6)
+    faded = look(photo * 0.9 + 12.0, photo, painting, tiny_vgg)  # a little less contrast: most of the photo
+    assert 0.5 < faded.content_kept < 1.0
+
+
+def test_default_preset_uses_the_strength_and_literal_weights_turn_it_off() -> None:
+    assert resolve("default").style_strength is not None
+    assert resolve("paper").style_strength is None
+    assert resolve("default", ratio=1e-2).style_strength is None
+    assert resolve("default", content_weight=5.0).style_strength is None
+    assert resolve("default", style_strength=3.0).style_strength == 3.0
+    assert resolve("paper", style_strength=3.0).style_strength == 3.0
+    with pytest.raises(ConfigError, match="style-strength"):
+        resolve("default", style_strength=-1.0)
