@@ -55,19 +55,40 @@ def _field_type(f: dataclasses.Field[Any]) -> Any:
     return {"type": str, "nargs": "+"}  # layer lists
 
 
-def _add_option_flags(parser: argparse.ArgumentParser) -> None:
-    from .config import Options
+def _shown(value: Any) -> str:
+    """A value of :meth:`Options.to_dict` as it is typed on the command line."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | tuple):
+        return " ".join(_shown(v) for v in value)
+    return "none" if value is None else str(value)
 
-    group = parser.add_argument_group("style transfer options (default: the preset's value)")
+
+def _add_option_flags(parser: argparse.ArgumentParser, overrides: dict[str, Any] | None = None) -> None:
+    """A flag per field of Options; the help shows the value of the default preset (with ``overrides``)."""
+    from .config import Options, resolve
+
+    defaults = resolve("default", **(overrides or {})).to_dict()
+    group = parser.add_argument_group(
+        "style transfer options",
+        "Defaults shown are the 'default' preset's; --preset NAME changes them ('impasto presets' lists them all).",
+    )
+    helps = {f.name: str(f.metadata.get("help", "")) for f in dataclasses.fields(Options)}
+
+    def text(name: str) -> str:
+        shown = "" if defaults[name] is None else f" (default: {_shown(defaults[name])})"
+        return (helps[name] + shown).replace("%", "%%")
+
     for f in dataclasses.fields(Options):
         if f.name in _CLI_ONLY:
             continue
         flag = "--" + f.name.replace("_", "-")
-        spec = _field_type(f)
-        group.add_argument(flag, dest=f.name, default=None, help=f.metadata.get("help"), **spec)
+        group.add_argument(flag, dest=f.name, default=None, help=text(f.name), **_field_type(f))
     weights = group.add_mutually_exclusive_group()
-    weights.add_argument("--ratio", type=float, default=None, help="content/style weight ratio alpha/beta")
-    weights.add_argument("--content-weight", type=float, default=None, help="content weight alpha")
+    weights.add_argument("--ratio", type=float, default=None, help=text("ratio"))
+    weights.add_argument("--content-weight", type=float, default=None, help=text("content_weight"))
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -87,7 +108,7 @@ def _build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="stylise the bundled Tübingen photo as The Starry Night")
     demo.add_argument("-o", "--output", default="impasto-demo.png", help="output image")
     _add_common(demo)
-    _add_option_flags(demo)
+    _add_option_flags(demo, DEMO_OPTIONS)
 
     serve = sub.add_parser("serve", help="start the local web studio")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
@@ -101,9 +122,13 @@ def _build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     rep.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
-    info = sub.add_parser("info", help="show the parameters stored in an impasto output")
+    info = sub.add_parser("info", help="show the parameters stored in an impasto output, and where each came from")
     info.add_argument("image")
     info.add_argument("--json", action="store_true", help="print as JSON")
+
+    presets = sub.add_parser("presets", help="show every option of a preset (of every preset without NAME)")
+    presets.add_argument("name", nargs="?", metavar="NAME", help="a preset's name")
+    presets.add_argument("--json", action="store_true", help="print as JSON")
     return parser
 
 
@@ -250,7 +275,8 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
     options = _options(args)
     opts = resolve(args.preset, **options)  # validate every option before loading anything
     output = check_output_path(args.output, _output_bytes(opts, args.save_every))
-    params = {"content": str(content), "styles": [str(s) for s in styles]}
+    params: dict[str, Any] = {"content": str(content), "styles": [str(s) for s in styles]}
+    params["sources"] = _sources(args, opts)  # for impasto info
     snapshot = _shown_paths(params | opts.to_dict(), args.embed_paths)
     with _Progress(args.quiet, output, args.save_every, snapshot, opts.quality) as progress:
         result = stylize_full(
@@ -290,6 +316,8 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
 
 
 def _info(args: argparse.Namespace) -> int:
+    from PIL import Image
+
     from .image import read_params
 
     params = read_params(args.image)
@@ -298,11 +326,58 @@ def _info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(params, indent=2, sort_keys=True))
         return 0
-    width = max(len(k) for k in params)
+    with Image.open(args.image) as img:
+        rows = {"file": f"{Path(args.image).name}: {img.format} {img.width}x{img.height}"}
+    sources = params.pop("sources", {})  # written since issue 9: where each option's value came from
     for key in sorted(params):
         value = params[key]
         text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+        rows[key] = f"{text}  ({sources[key]})" if key in sources else text
+    width = max(len(k) for k in rows)
+    for key, text in rows.items():
         print(f"{key:<{width}}  {text}")
+    return 0
+
+
+SOURCES = ("built-in default", "preset", "command line", "demo")  # where an option's value comes from
+
+
+def _sources(args: argparse.Namespace, opts: Options) -> dict[str, str]:
+    """For every option, where its value in ``opts`` came from (one of :data:`SOURCES`)."""
+    from .config import PRESETS, Options, resolve
+
+    preset = resolve(args.preset)
+    demo = getattr(args, "demo_options", ())
+    out = {}
+    for f in dataclasses.fields(Options):
+        if getattr(args, f.name) is not None:
+            out[f.name] = "demo" if f.name in demo else "command line"
+        elif f.name in PRESETS[args.preset] and getattr(opts, f.name) == getattr(preset, f.name):
+            out[f.name] = "preset"
+        else:
+            out[f.name] = "built-in default"
+    return out
+
+
+def _presets(args: argparse.Namespace) -> int:
+    from .config import PRESETS, resolve
+
+    names = [args.name] if args.name else list(PRESETS)
+    tables = {}
+    for name in names:
+        values = resolve(name).to_dict()  # an unknown name: "did you mean"
+        tables[name] = {k: (v, "preset" if k in PRESETS[name] else "built-in default") for k, v in values.items()}
+    if args.json:
+        print(json.dumps({n: {k: v for k, (v, _) in t.items()} for n, t in tables.items()}, indent=2))
+        return 0
+    for n, (name, table) in enumerate(tables.items()):
+        if n:
+            print()
+        print(f"preset {name} (impasto stylize --preset {name}; flags override any of these)")
+        key_width = max(len(k) for k in table) + 2
+        value_width = max(len(_shown(v)) for v, _ in table.values())
+        for key, (value, source) in table.items():
+            print(f"  {'--' + key.replace('_', '-'):<{key_width}}  {_shown(value):<{value_width}}  {source}")
     return 0
 
 
@@ -353,12 +428,14 @@ def _command(args: argparse.Namespace) -> int:
         return 0
     if args.command == "serve":
         return _serve(args)
+    if args.command == "presets":
+        return _presets(args)
     if args.command == "demo":
         from . import bundled_image
 
-        for key, value in DEMO_OPTIONS.items():  # sized to finish in under 2 minutes on 2 cores
-            if getattr(args, key) is None:
-                setattr(args, key, value)
+        args.demo_options = [key for key in DEMO_OPTIONS if getattr(args, key) is None]
+        for key in args.demo_options:  # sized to finish in under 2 minutes on 2 cores
+            setattr(args, key, DEMO_OPTIONS[key])
         return _run_transfer(args, bundled_image("tubingen"), [bundled_image("starry_night")])
     return _run_transfer(args, args.content, args.styles)
 

@@ -866,13 +866,85 @@ def test_info_prints_the_stored_parameters(stylize, run_cli: RunCli) -> None:  #
     made = ok(stylize(steps=2, seed=7))
     code, out, err = run_cli(["info", made.output])
     assert code == 0 and err == ""
-    lines = {line.split()[0]: line.split(None, 1)[1] for line in out.splitlines()}
+    rows = [
+        re.fullmatch(r"(\S+) +(.*?)(?:  \((built-in default|preset|command line)\))?", line)
+        for line in out.splitlines()
+    ]
+    assert all(rows), out
+    lines = {m[1]: m[2] for m in rows if m}
+    assert lines["file"] == f"{made.output.name}: PNG 32x24"
     assert lines["seed"] == "7"
     assert lines["steps_done"] == "2"
     assert lines["size"] == "32"
     assert json.loads(lines["style_layers"]) == ["conv1_1:0.5", "conv2_1:0.5"]
     code, out, _ = run_cli(["info", "--json", made.output])
     assert code == 0 and json.loads(out) == made.params
+
+
+def test_info_says_where_each_value_came_from(stylize, run_cli: RunCli) -> None:  # type: ignore[no-untyped-def]
+    made = ok(stylize(steps=2, seed=7, scales=False, tv_weight=False))  # scales: paper's 1; tv_weight: 0
+    sources = made.params["sources"]
+    assert set(sources) == {f.name for f in dataclasses.fields(Options)}
+    assert sources["seed"] == sources["steps"] == "command line"
+    assert sources["scales"] == "preset" and made.params["scales"] == PRESETS["paper"]["scales"]
+    assert sources["tv_weight"] == sources["color"] == "built-in default"
+    _, out, _ = run_cli(["info", made.output])
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert lines["seed"].endswith("7  (command line)")
+    assert lines["scales"].endswith("1  (preset)")
+    assert lines["color"].endswith("none  (built-in default)")
+    assert lines["loss"].endswith(f"{made.params['loss']}")  # facts of the run have no source
+
+
+def test_help_shows_the_default_presets_values(capsys: pytest.CaptureFixture[str]) -> None:
+    def help_of(command: str) -> str:
+        with pytest.raises(SystemExit):
+            cli.main([command, "--help"])
+        return " ".join(capsys.readouterr().out.split())  # argparse wraps the lines
+
+    default = impasto.resolve("default")
+    text = help_of("stylize")
+    assert "default: the preset's value" not in text
+    for flag, value in [
+        ("--steps", str(default.steps)),
+        ("--scales", str(default.scales)),
+        ("--init", default.init),
+        ("--pooling", default.pooling),
+        ("--quality", str(default.quality)),
+        ("--style-layers", " ".join(f"{n}:{w:g}" for n, w in default.style_layers)),
+    ]:
+        start = text.index(f" {flag} ", text.index("style transfer options"))
+        entry = text[start : text.index(" --", start + 1)]  # the flag's line(s) in the help
+        assert f"(default: {value})" in entry, entry
+    assert "(default: off)" in text  # switches
+    assert "impasto presets" in text
+    demo = help_of("demo")
+    assert f"(default: {cli.DEMO_OPTIONS['size']})" in demo and f"(default: {cli.DEMO_OPTIONS['steps']})" in demo
+
+
+def test_presets_lists_every_option_and_its_origin(run_cli: RunCli) -> None:
+    for name in PRESETS:
+        code, out, err = run_cli(["presets", name])
+        assert code == 0 and err == ""
+        lines = out.splitlines()
+        assert lines[0].startswith(f"preset {name} ")
+        rows = {line.split()[0]: line for line in lines[1:]}
+        assert set(rows) == {"--" + f.name.replace("_", "-") for f in dataclasses.fields(Options)}
+        values = impasto.resolve(name).to_dict()
+        for key, value in values.items():
+            row = rows["--" + key.replace("_", "-")]
+            origin = "preset" if key in PRESETS[name] else "built-in default"
+            assert row.endswith(f"  {origin}") and f"  {cli._shown(value)}  " in row, row
+        code, out, _ = run_cli(["presets", name, "--json"])
+        assert json.loads(out) == {name: json.loads(json.dumps(values))}
+    code, out, _ = run_cli(["presets"])
+    assert code == 0 and [line for line in out.splitlines() if line.startswith("preset ")] == [
+        line for name in PRESETS for line in run_cli(["presets", name])[1].splitlines()[:1]
+    ]
+    code, out, err = run_cli(["presets", "papr"])
+    assert (code, out) == (2, "") and err.splitlines() == [
+        "impasto: error: unknown preset 'papr' (did you mean 'paper'?)"
+    ]
 
 
 def test_info_refusals(run_cli: RunCli, tmp_path: Path, content_path: Path) -> None:
