@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["ConfigError", "DeviceError", "ImpastoError", "InputError", "did_you_mean"]
+__all__ = ["ConfigError", "DeviceError", "ImpastoError", "InputError", "did_you_mean", "edit_distance"]
 
 
 class ImpastoError(Exception):
@@ -39,3 +39,13 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     if close:
         return f" (did you mean '{close[0]}'?)"
     return f" (choose from: {', '.join(choices)})"
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance: the fewest insertions, deletions and substitutions from ``a`` to ``b``."""
+    row = list(range(len(b) + 1))  # distances from a[:0] to each prefix of b
+    for i, ca in enumerate(a, start=1):
+        diagonal, row[0] = row[0], i
+        for j, cb in enumerate(b, start=1):
+            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (ca != cb))
+    return row[-1]

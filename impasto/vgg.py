@@ -20,6 +20,7 @@ Weight formats (detected from the keys of the file):
 from __future__ import annotations
 
 import importlib.util
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -28,7 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .errors import ConfigError, InputError, did_you_mean
+from .errors import ConfigError, InputError, did_you_mean, edit_distance
 
 __all__ = [
     "LAYER_NAMES",
@@ -69,11 +70,35 @@ def _layer_table() -> tuple[list[str], dict[str, int]]:
 LAYER_NAMES, _LAYER_INDEX = _layer_table()
 
 
+_LAYER_RANGES = ", ".join(f"conv{b}_1-conv{b}_{n}" for b, (n, _) in enumerate(_BLOCKS, start=1))
+_CHOICES = f" (choose from: {_LAYER_RANGES}, pool1-pool{len(_BLOCKS)}; reluX_Y is convX_Y)"
+
+
 def canonical_layer(name: str) -> str:
     """Map a layer name to its canonical form (``relu4_2`` -> ``conv4_2``); raise on unknown names."""
     if name not in _LAYER_INDEX:
-        raise ConfigError(f"unknown layer '{name}'{did_you_mean(name, _LAYER_INDEX)}")
+        raise ConfigError(f"unknown layer '{name}'{_unknown_layer_hint(name)}")
     return LAYER_NAMES[_LAYER_INDEX[name]]
+
+
+def _unknown_layer_hint(name: str) -> str:
+    """What is wrong with ``name``: a block or layer number out of range, a typo of one name, or both.
+
+    A name is suggested only when it is the one layer name nearest to ``name`` and within two
+    edits (Levenshtein; one for a well-formed convX_Y): 'conv9_9' is not a typo of 'conv5_4',
+    however alike the strings look.
+    """
+    m = re.fullmatch(r"(conv|relu)(\d+)_(\d+)", name)
+    distance = {choice: edit_distance(name, choice) for choice in _LAYER_INDEX}
+    nearest = min(distance.values())
+    close = [c for c, d in distance.items() if d == nearest]
+    guess = f" (did you mean '{close[0]}'?)" if len(close) == 1 and nearest <= (1 if m else 2) else ""
+    if m:
+        kind, block = m[1], int(m[2])
+        if not 1 <= block <= len(_BLOCKS):
+            return f": VGG19 has {len(_BLOCKS)} blocks{guess or _CHOICES}"
+        return f": block {block} has {kind}{block}_1 to {kind}{block}_{_BLOCKS[block - 1][0]}{guess}"
+    return guess or _CHOICES
 
 
 def layer_depth(name: str) -> int:

@@ -305,7 +305,7 @@ def test_content_layers(stylize) -> None:  # type: ignore[no-untyped-def]
     assert c21x3["losses"]["content"] == pytest.approx(3 * c21["losses"]["content"], rel=1e-5)
     two = ok(stylize(content_layers=["conv1_1:1", "conv2_1:1"], steps=0)).params
     assert two["losses"]["content"] == pytest.approx(c11["losses"]["content"] + c21["losses"]["content"], rel=1e-5)
-    assert_refused(stylize(content_layers=["conv4_5"]), "conv4_5", "did you mean")
+    assert_refused(stylize(content_layers=["conv4_5"]), "conv4_5", "block 4 has conv4_1 to conv4_4")
 
 
 def test_style_layers_with_weights(stylize) -> None:  # type: ignore[no-untyped-def]
@@ -321,6 +321,16 @@ def test_style_layers_with_weights(stylize) -> None:  # type: ignore[no-untyped-
     assert set(default_weights["losses"]) >= {"style:conv1_1", "style:conv2_2", "style:pool2"}
     assert_refused(stylize(style_layers=["conv1_1:heavy"]), "heavy", "not a number")
     assert_refused(stylize(style_layers=["conv1_1:-1"]), ">= 0")
+
+
+def test_unknown_layer_is_one_useful_line(stylize) -> None:  # type: ignore[no-untyped-def]
+    run = stylize(style_layers=["conv1_1", "conv9_9"])
+    assert_refused(run, "unknown layer 'conv9_9': VGG19 has 5 blocks", "conv5_1-conv5_4")
+    assert "conv5_4'?" not in run.err
+    assert_refused(
+        stylize(content_layers=["conv4_22"]),
+        "unknown layer 'conv4_22': block 4 has conv4_1 to conv4_4 (did you mean 'conv4_2'?)",
+    )
 
 
 def test_init_noise_content_and_file(stylize, tmp_path: Path, content_path: Path) -> None:  # type: ignore[no-untyped-def]
