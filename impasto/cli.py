@@ -143,7 +143,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="store the input files' absolute paths in the output's parameters (default: file names only)",
     )
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger input images")
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        help=f"refuse larger input images (default: {DEFAULT_MAX_PIXELS:,})",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
