@@ -119,7 +119,7 @@ def test_page_and_static_files(client: TestClient) -> None:
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert page.headers["x-content-type-options"] == "nosniff"
     assert '<script type="module" src="/static/app.js">' in page.text
-    for name in ("app.js", "form.js", "images.js", "job.js", "style.css"):
+    for name in ("app.js", "form.js", "images.js", "job.js", "net.js", "style.css"):
         r = client.get(f"/static/{name}")
         assert r.status_code == 200, name
         assert ("javascript" in r.headers["content-type"]) or name.endswith(".css")
@@ -196,6 +196,24 @@ def test_examples_and_thumbnails(client: TestClient) -> None:
         assert max(img.size) <= 256
     full = client.get(tubingen["image_url"])
     assert full.content == bundled_image("tubingen").read_bytes()
+
+
+def test_example_credits_are_plain_text(client: TestClient) -> None:
+    listed = {e["name"]: e for e in client.get("/api/examples").json()}
+    assert listed["shipwreck"]["title"] == (
+        "The Shipwreck of the Minotaur (c. 1805–1810; also catalogued as The Wreck of a Transport Ship)"
+    )  # CREDITS.md has *The Wreck of a Transport Ship*
+    for e in listed.values():
+        for text in (e["title"], e["author"], e["licence"]):
+            assert not any(mark in text for mark in ("*", "`", "](")), text
+
+
+def test_plain_text() -> None:
+    from impasto.web.media import plain_text
+
+    assert plain_text("*a* **b** ***c*** _d_ __e__ `f` [g](https://x.org/h)") == "a b c d e f g"
+    assert plain_text("2*3*4, snake_case_name, a * b") == "2*3*4, snake_case_name, a * b"  # no emphasis there
+    assert plain_text("as *The Wreck of a Transport Ship*)") == "as The Wreck of a Transport Ship)"
 
 
 @pytest.mark.parametrize("name", ["nope", "CREDITS", "..%2FCREDITS.md", "*", "tubingen.jpg"])
@@ -335,6 +353,7 @@ FIELD_VALUES: dict[str, str] = {
     "content_layers": "conv3_2",
     "style_layers": "conv1_1:0.5 conv2_1:0.5",
     "ratio": "0.5",
+    "style_strength": "5",
     "style_weight": "2",
     "content_weight": "3.5",
     "init": "noise",

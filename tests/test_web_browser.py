@@ -1,25 +1,30 @@
 """The studio in a real browser: Playwright driving Debian's headless Chromium against uvicorn.
 
 Runs in ``make test`` (which installs Chromium when /usr/bin/chromium is missing). Without
-Chromium the tests are skipped on a workstation and fail under CI=true.
+Chromium the tests are skipped on a workstation and fail under CI=true. One studio runs the real
+network, one a :class:`~impasto.web.testing.FakeRunner`; both runners are paced by the tests
+(held at a step until the page has seen it), so no test depends on how fast a step is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
-import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from PIL import Image
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from impasto import bundled_image, read_params
 from impasto.web.server import create_app
 from impasto.web.settings import StudioSettings
+from impasto.web.testing import FakeRunner, PacedRunner
 
 pytestmark = pytest.mark.browser
 
@@ -35,35 +40,58 @@ CHROMIUM_ARGS = [
 JOB_TIMEOUT_MS = 180_000  # a few real VGG steps on a busy 2-core machine
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@dataclass
+class Studio:
+    url: str
+    runner: FakeRunner | PacedRunner
 
 
-@pytest.fixture(scope="module")
-def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The real studio (real network) served by uvicorn in a thread; yields its URL."""
+@contextlib.contextmanager
+def _serving(app: FastAPI) -> Iterator[str]:
+    """``app`` served by uvicorn in a thread, at the URL given at once."""
     import uvicorn
 
-    settings = StudioSettings(
-        workdir=tmp_path_factory.mktemp("studio"),
-        preview_seconds=0.0,
-        allowed_hosts=("127.0.0.1", "localhost", "::1"),
-    )
-    port = _free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    # A socket already listening: connections wait in its backlog until uvicorn has started.
+    sock = socket.create_server(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(30)
+    sock.close()
+
+
+def _settings(tmp_path_factory: pytest.TempPathFactory) -> StudioSettings:
+    return StudioSettings(
+        workdir=tmp_path_factory.mktemp("studio"),
+        preview_seconds=0.0,
+        image_every=1,  # a preview at every step, on a GPU too
+        allowed_hosts=("127.0.0.1", "localhost", "::1"),
+    )
+
+
+@pytest.fixture(scope="module")
+def real_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
+    """The real studio (real network, paced) served by uvicorn in a thread."""
+    runner = PacedRunner()
+    with _serving(create_app(_settings(tmp_path_factory), runner)) as url:
+        yield Studio(url, runner)
+
+
+@pytest.fixture(scope="module")
+def fake_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
+    """The studio with a FakeRunner: jobs that take no time."""
+    runner = FakeRunner()
+    with _serving(create_app(_settings(tmp_path_factory), runner)) as url:
+        yield Studio(url, runner)
+
+
+@pytest.fixture
+def studio(real_studio: Studio) -> Iterator[str]:
+    yield real_studio.url
+    real_studio.runner.run_freely()  # a test that held it must not hold the next
 
 
 @pytest.fixture(scope="module")
@@ -85,16 +113,30 @@ def errors() -> list[str]:
     return []
 
 
-@pytest.fixture
-def page(browser: Browser, studio: str, errors: list[str]) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1300, "height": 950}, accept_downloads=True)
+def _open(browser: Browser, url: str, errors: list[str]) -> Iterator[Page]:
+    context = browser.new_context(
+        viewport={"width": 1300, "height": 950}, accept_downloads=True, locale="en-US", timezone_id="UTC"
+    )
     page = context.new_page()
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.goto(studio)
+    page.goto(url)
     page.wait_for_selector("#example-grid figure")
     yield page
     context.close()
+
+
+@pytest.fixture
+def page(browser: Browser, studio: str, errors: list[str]) -> Iterator[Page]:
+    """A page of the real studio."""
+    yield from _open(browser, studio, errors)
+
+
+@pytest.fixture
+def fake_page(browser: Browser, fake_studio: Studio, errors: list[str]) -> Iterator[Page]:
+    """A page of the FakeRunner studio."""
+    yield from _open(browser, fake_studio.url, errors)
+    fake_studio.runner.run_freely()
 
 
 # Records every image the preview shows (the page swaps in a new, already decoded <img>).
@@ -107,7 +149,7 @@ WATCH_PREVIEW = """() => {
 }"""
 
 
-def test_upload_run_watch_and_download(page: Page, errors: list[str], tmp_path: Path) -> None:
+def test_upload_run_watch_and_download(page: Page, real_studio: Studio, errors: list[str], tmp_path: Path) -> None:
     pg = page
     pg.set_input_files("#content-file", str(bundled_image("tubingen")))
     pg.set_input_files("#style-file", str(bundled_image("starry_night")))
@@ -117,7 +159,10 @@ def test_upload_run_watch_and_download(page: Page, errors: list[str], tmp_path: 
     pg.fill("#f-steps", "6")
     pg.fill("#f-scales", "1")
     pg.evaluate(WATCH_PREVIEW)
+    real_studio.runner.hold()  # at step 1, until the page shows it
     pg.click("#start")
+    pg.wait_for_function("() => document.getElementById('preview')?.dataset.step === '1'", timeout=JOB_TIMEOUT_MS)
+    real_studio.runner.run_freely()
 
     pg.wait_for_function(
         "() => document.querySelector('#status-line .badge')?.textContent === 'done'", timeout=JOB_TIMEOUT_MS
@@ -144,7 +189,9 @@ def test_upload_run_watch_and_download(page: Page, errors: list[str], tmp_path: 
     assert errors == []
 
 
-def test_examples_errors_stop_reload_and_restore(page: Page, studio: str, errors: list[str]) -> None:
+def test_examples_errors_stop_reload_and_restore(
+    page: Page, studio: str, real_studio: Studio, errors: list[str]
+) -> None:
     pg = page
     pg.click('figure.example:has(figcaption:text-is("coffee")) button:text("photo")')
     pg.click('figure.example:has(figcaption:text-is("udnie")) button:text("+ style")')
@@ -161,8 +208,9 @@ def test_examples_errors_stop_reload_and_restore(page: Page, studio: str, errors
     pg.fill("#f-steps", "500")
     pg.fill("#f-scales", "1")
     pg.fill("#f-seed", "5")
+    real_studio.runner.hold()  # at step 1, until it is stopped
     pg.click("#start")
-    pg.wait_for_function("() => Number(document.getElementById('preview')?.dataset.step) >= 1", timeout=JOB_TIMEOUT_MS)
+    pg.wait_for_function("() => document.getElementById('preview')?.dataset.step === '1'", timeout=JOB_TIMEOUT_MS)
 
     # Leaving the page does not stop the job; a new page picks it up and can stop it.
     pg.close()
@@ -174,7 +222,7 @@ def test_examples_errors_stop_reload_and_restore(page: Page, studio: str, errors
     again.wait_for_function(
         "() => document.querySelector('#status-line .badge')?.textContent === 'cancelled'", timeout=JOB_TIMEOUT_MS
     )
-    assert "the image so far is kept" in again.inner_text("#status-line")
+    assert "Stopped at step 1; the image so far is kept." in again.inner_text("#status-line")
     assert again.get_attribute("#download", "aria-disabled") == "false"
 
     # Restore brings back the job's images and settings into a reset form.
@@ -187,3 +235,106 @@ def test_examples_errors_stop_reload_and_restore(page: Page, studio: str, errors
     assert again.input_value("#f-steps") == "500"
     assert again.locator("#content-chosen .chip img").count() == 1
     assert [e for e in errors if "422" not in e] == []  # the refused job logs its 422
+
+
+def drop_file(page: Page, selector: str, name: str, data: bytes, mime: str) -> None:
+    """Drop a file on ``selector`` as a user dragging it from the desktop would."""
+    transfer = page.evaluate_handle(
+        """([name, bytes, mime]) => {
+          const dt = new DataTransfer();
+          dt.items.add(new File([new Uint8Array(bytes)], name, { type: mime }));
+          return dt;
+        }""",
+        [name, list(data), mime],
+    )
+    page.dispatch_event(selector, "drop", {"dataTransfer": transfer})
+
+
+def start_fake_job(pg: Page) -> None:
+    """Coffee × udnie, 3 steps, on the FakeRunner studio; returns once the job is on stage."""
+    tiles = pg.locator("#history-strip li").count()
+    pg.click('figure.example:has(figcaption:text-is("coffee")) button:text("photo")')
+    pg.click('figure.example:has(figcaption:text-is("udnie")) button:text("+ style")')
+    pg.fill("#f-size", "64")
+    pg.fill("#f-steps", "3")
+    pg.fill("#f-scales", "1")
+    pg.click("#start")
+    pg.wait_for_function(f"() => document.querySelectorAll('#history-strip li').length === {tiles + 1}")
+    pg.wait_for_selector("#history-strip li:first-child button.current")  # the new job, on stage
+
+
+def run_fake_job(pg: Page) -> None:
+    """:func:`start_fake_job`, until its DONE badge shows."""
+    start_fake_job(pg)
+    pg.wait_for_selector("#history-strip li:first-child button.current .badge.done")
+    pg.wait_for_selector("#status-line .badge.done")
+
+
+def test_a_dropped_text_file_is_refused_at_once_and_no_stale_status_stays(fake_page: Page, errors: list[str]) -> None:
+    pg = fake_page
+    run_fake_job(pg)
+
+    drop_file(pg, "#content-drop", "notes.txt", b"shopping list: eggs, flour\n", "text/plain")
+    pg.wait_for_selector("#error:not([hidden])")
+    assert pg.inner_text("#error").startswith("content image 'notes.txt': not an image file")
+    assert pg.locator("#status-line .badge").count() == 0  # no DONE beside the error
+    assert pg.inner_text("#status-line") == "Ready."
+    assert pg.locator("#canvas #preview").is_hidden()
+    assert pg.locator("#history-strip button.current").count() == 0
+    assert pg.locator("#history-strip li:first-child .badge.done").count() == 1  # the job stays in the history
+    assert pg.inner_text("#content-chosen .chip span").startswith("Coffee cup")  # nothing replaced it
+
+    # Text named .png, through the file picker: refused too, and nothing is added.
+    pg.set_input_files("#style-file", files=[{"name": "fake.png", "mimeType": "image/png", "buffer": b"hello"}])
+    pg.wait_for_function("() => document.getElementById('error').textContent.includes('fake.png')")
+    assert pg.inner_text("#error").startswith("style image 'fake.png': not an image file")
+    assert pg.locator("#style-chosen .chip").count() == 1
+
+    # A good photo replaces the example and clears the error; every thumbnail shows.
+    drop_file(pg, "#content-drop", "tubingen.jpg", bundled_image("tubingen").read_bytes(), "image/jpeg")
+    pg.wait_for_function("() => document.querySelector('#content-chosen .chip span')?.textContent === 'tubingen.jpg'")
+    assert pg.locator("#error").is_hidden()
+    shown = pg.eval_on_selector_all(".chip img", "imgs => imgs.map(i => i.complete && i.naturalWidth > 0)")
+    assert shown == [True, True]
+    assert not pg.is_disabled("#start")
+    assert [e for e in errors if "status of 400" not in e] == []  # the refused checks log their 400s
+
+
+def overflowing(pg: Page, selector: str) -> list[str]:
+    """The texts of the elements that do not fit their box (cut or hidden by an ellipsis)."""
+    return pg.eval_on_selector_all(
+        selector, "els => els.filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent)"
+    )
+
+
+def test_history_times_example_names_and_credits_show_whole(
+    fake_page: Page, fake_studio: Studio, errors: list[str]
+) -> None:
+    pg = fake_page
+    run_fake_job(pg)
+    fake_studio.runner.hold()
+    start_fake_job(pg)
+    fake_studio.runner.release(1)
+    pg.wait_for_function("() => document.getElementById('preview')?.dataset.step === '1'")
+    pg.click("#stop")
+    pg.wait_for_selector("#history-strip li:first-child .badge.cancelled")
+    assert "Stopped at step 1" in pg.inner_text("#status-line")
+
+    assert overflowing(pg, "#history-strip button > span, #history-strip button > span > *") == []
+    tile = pg.locator("#history-strip li:first-child button > span")
+    box, time_box = tile.bounding_box(), tile.locator("time").bounding_box()
+    assert box and time_box and time_box["x"] + time_box["width"] <= box["x"] + box["width"] + 0.5
+    assert tile.locator("time").inner_text().endswith(("AM", "PM"))  # en-US: the widest form, "10:59 PM"
+
+    captions = pg.locator("#example-grid figcaption")
+    assert "composition vii" in captions.all_inner_texts() and "woman with hat" in captions.all_inner_texts()
+    assert overflowing(pg, "#example-grid figcaption") == []
+
+    credit = pg.get_attribute('figure.example:has(figcaption:text-is("shipwreck"))', "title")
+    assert credit == (
+        "The Shipwreck of the Minotaur (c. 1805–1810; also catalogued as The Wreck of a Transport Ship)"
+        " — J. M. W. Turner — public domain"
+    )
+    titles = pg.eval_on_selector_all("figure.example", "figs => figs.map(f => f.title)")
+    assert not [t for t in titles if "*" in t or "`" in t or "](" in t]
+    assert errors == []

@@ -27,6 +27,7 @@ __all__ = [
     "encode_png",
     "example_path",
     "examples",
+    "plain_text",
     "safe_label",
     "store_image",
     "thumbnail",
@@ -61,20 +62,28 @@ class Example:
     licence: str
 
 
+def plain_text(markdown: str) -> str:
+    """A line of Markdown as plain text (for a tooltip): links keep their text; emphasis and code marks go."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", markdown)  # [text](url)
+    for mark in (r"\*", "_"):  # *em*, **strong**, _em_; not 2*3*4 or snake_case
+        text = re.sub(rf"(?<![\w{mark}])({mark}{{1,3}})(?=\S)(.+?)(?<=\S)\1(?![\w{mark}])", r"\2", text)
+    return re.sub(r"`([^`]*)`", r"\1", text)
+
+
 def _data_dir() -> Path:
     return Path(str(resources.files("impasto") / "data"))
 
 
 @functools.cache
 def examples() -> tuple[Example, ...]:
-    """The bundled images (impasto/data/*.jpg) with the credits of data/CREDITS.md."""
+    """The bundled images (impasto/data/*.jpg) with the credits of data/CREDITS.md, as plain text."""
     credits: dict[str, tuple[str, str, str]] = {}
     credits_file = _data_dir() / "CREDITS.md"
     text = credits_file.read_text(encoding="utf-8") if credits_file.is_file() else ""
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) >= 4 and cells[0].endswith(".jpg"):
-            credits[cells[0][: -len(".jpg")]] = (cells[1], cells[2], cells[3])
+            credits[cells[0][: -len(".jpg")]] = (plain_text(cells[1]), plain_text(cells[2]), plain_text(cells[3]))
     out = []
     for path in sorted(_data_dir().glob("*.jpg")):
         title, author, licence = credits.get(path.stem, (path.stem.replace("_", " "), "", ""))

@@ -4,26 +4,11 @@
 import { SettingsForm } from "./form.js";
 import { ImageChoice } from "./images.js";
 import { History, Stage } from "./job.js";
+import { errorText, getJSON } from "./net.js";
 
 const $ = (id) => document.getElementById(id);
 const FINISHED = ["done", "failed", "cancelled"];
 const REFRESH_MS = 2000;
-
-async function getJSON(url) {
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(await errorText(response));
-  return response.json();
-}
-
-async function errorText(response) {
-  try {
-    const body = await response.json();
-    if (body && body.detail) return String(body.detail);
-  } catch {
-    /* not JSON */
-  }
-  return `${response.status} ${response.statusText}`;
-}
 
 function showError(message) {
   const box = $("error");
@@ -45,26 +30,6 @@ async function main() {
     moreBox: $("more-fields"),
     resetAll: $("reset-all"),
   });
-  const images = new ImageChoice(
-    studio.limits,
-    {
-      contentBox: $("content-chosen"),
-      styleBox: $("style-chosen"),
-      contentDrop: $("content-drop"),
-      styleDrop: $("style-drop"),
-      contentFile: $("content-file"),
-      styleFile: $("style-file"),
-      grid: $("example-grid"),
-    },
-    showError,
-  );
-  images.showExamples(examples);
-  for (const field of studio.fields.filter((f) => f.upload)) {
-    const box = document.querySelector(`[data-field="${field.name}"]`);
-    const text = field.name === "init" ? "or start from an image…" : field.multiple ? "pick masks…" : "pick a mask…";
-    if (box) images.attachUpload(box, field, text);
-  }
-
   const stage = new Stage({
     canvas: $("canvas"),
     placeholder: $("placeholder"),
@@ -80,6 +45,41 @@ async function main() {
     history.select(id);
   });
   stage.onStatus((status) => history.update(status));
+
+  // New images, or a refusal, begin the next job: a finished job's badge and result leave the
+  // stage (they stay in the history), and so does the last error.
+  const freshStart = () => {
+    if (stage.clearFinished()) history.select(null);
+  };
+  const refuse = (message) => {
+    freshStart();
+    showError(message);
+  };
+  const images = new ImageChoice(
+    studio.limits,
+    {
+      contentBox: $("content-chosen"),
+      styleBox: $("style-chosen"),
+      contentDrop: $("content-drop"),
+      styleDrop: $("style-drop"),
+      contentFile: $("content-file"),
+      styleFile: $("style-file"),
+      grid: $("example-grid"),
+    },
+    {
+      onError: refuse,
+      onPick: () => {
+        showError("");
+        freshStart();
+      },
+    },
+  );
+  images.showExamples(examples);
+  for (const field of studio.fields.filter((f) => f.upload)) {
+    const box = document.querySelector(`[data-field="${field.name}"]`);
+    const text = field.name === "init" ? "or start from an image…" : field.multiple ? "pick masks…" : "pick a mask…";
+    if (box) images.attachUpload(box, field, text);
+  }
 
   const refreshStart = () => {
     const ready = images.ready();
@@ -102,7 +102,7 @@ async function main() {
     try {
       const response = await fetch("/api/jobs", { method: "POST", body: data });
       if (!response.ok) {
-        showError(await errorText(response));
+        refuse(await errorText(response));
         return;
       }
       const { id } = await response.json();

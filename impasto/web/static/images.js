@@ -1,10 +1,33 @@
 // The chosen images: a content photo, one or more style paintings, an optional init image.
-// Each is a local file (dropped or picked) or a bundled example (sent by name).
+// Each is a local file (dropped or picked) or a bundled example (sent by name). A file is checked
+// as it is chosen, not only at Start: the browser decodes it (for its thumbnail) and the server
+// reads it as a job would (POST /api/images/check), so a refusal comes at once, in one line.
 
 import { el } from "./form.js";
+import { errorText } from "./net.js";
 
 function fromFile(file) {
   return { kind: "file", file, label: file.name || "image", url: URL.createObjectURL(file) };
+}
+
+// Whether the browser can show the image at ``url`` (it may not show some formats Pillow reads).
+async function decodes(url) {
+  const img = new Image();
+  img.src = url;
+  try {
+    await img.decode();
+    return img.naturalWidth > 0;
+  } catch {
+    return false;
+  }
+}
+
+// The server's verdict on a file sent in ``field``: null if it takes it, else its message.
+async function serverCheck(file, field) {
+  const data = new FormData();
+  data.append(field, file, file.name || "image");
+  const response = await fetch("/api/images/check", { method: "POST", body: data });
+  return response.ok ? null : errorText(response);
 }
 
 function fromExample(example) {
@@ -16,7 +39,8 @@ function release(item) {
 }
 
 export class ImageChoice {
-  constructor(limits, { contentBox, styleBox, contentDrop, styleDrop, contentFile, styleFile, grid }, onError) {
+  // onError(message): a choice was refused; onPick(): the user chose something new.
+  constructor(limits, { contentBox, styleBox, contentDrop, styleDrop, contentFile, styleFile, grid }, { onError, onPick }) {
     this.limits = limits;
     this.content = null;
     this.styles = [];
@@ -25,7 +49,9 @@ export class ImageChoice {
     this.boxes = { contentBox, styleBox };
     this.grid = grid;
     this.onError = onError;
+    this.onPick = onPick;
     this.listeners = [];
+    this.contentTurn = 0; // the latest content choice wins, even if an earlier check ends later
 
     contentFile.addEventListener("change", () => {
       if (contentFile.files.length) this.setContent(contentFile.files[0]);
@@ -48,10 +74,27 @@ export class ImageChoice {
     zone.addEventListener("drop", (event) => {
       event.preventDefault();
       zone.classList.remove("over");
-      const files = [...event.dataTransfer.files].filter((f) => f.type.startsWith("image/") || f.type === "");
+      const files = [...event.dataTransfer.files];
       if (files.length) accept(files);
       else this.onError("Drop image files (JPEG, PNG, WebP, ...).");
     });
+  }
+
+  // A chosen file as an item, or null once its refusal is shown. ``field``: the job's form field.
+  async inspect(file, field) {
+    if (!this.checkSize(file)) return null;
+    const item = fromFile(file);
+    const [shows, refusal] = await Promise.all([
+      decodes(item.url),
+      serverCheck(file, field).catch(() => undefined), // undefined: the server cannot be reached
+    ]);
+    if (refusal || (refusal === undefined && !shows)) {
+      release(item);
+      this.onError(refusal || `${item.label}: not an image this browser can read.`);
+      return null;
+    }
+    if (!shows) item.preview = false; // the server reads it, the browser cannot show it
+    return item;
   }
 
   checkSize(file) {
@@ -63,23 +106,30 @@ export class ImageChoice {
     return true;
   }
 
-  setContent(fileOrExample) {
-    if (fileOrExample instanceof Blob && !this.checkSize(fileOrExample)) return;
+  async setContent(fileOrExample) {
+    this.onPick();
+    const turn = ++this.contentTurn;
+    const item = fileOrExample instanceof Blob ? await this.inspect(fileOrExample, "content") : fromExample(fileOrExample);
+    if (turn !== this.contentTurn) return release(item); // a later choice came first
+    if (!item) return;
     release(this.content);
-    this.content = fileOrExample instanceof Blob ? fromFile(fileOrExample) : fromExample(fileOrExample);
+    this.content = item;
     this.render();
   }
 
-  addStyles(items) {
-    for (const item of items) {
+  async addStyles(items) {
+    this.onPick();
+    for (const choice of items) {
+      const item = choice instanceof Blob ? await this.inspect(choice, "style") : fromExample(choice);
+      if (!item) continue;
       if (this.styles.length >= this.limits.max_styles) {
+        release(item);
         this.onError(`At most ${this.limits.max_styles} style images.`);
         break;
       }
-      if (item instanceof Blob && !this.checkSize(item)) continue;
-      this.styles.push(item instanceof Blob ? fromFile(item) : fromExample(item));
+      this.styles.push(item);
+      this.render();
     }
-    this.render();
   }
 
   get init() {
@@ -87,15 +137,19 @@ export class ImageChoice {
     return extra && extra.items.length ? extra.items[0] : null;
   }
 
-  addExtra(upload, files) {
+  async addExtra(upload, files) {
+    this.onPick();
     const extra = this.extras.get(upload);
-    if (!extra.field.multiple) {
-      extra.items.forEach(release);
-      extra.items = [];
+    for (const file of extra.field.multiple ? files : files.slice(-1)) {
+      const item = await this.inspect(file, upload);
+      if (!item) continue;
+      if (!extra.field.multiple) {
+        extra.items.forEach(release);
+        extra.items = [];
+      }
+      extra.items.push(item);
+      this.render();
     }
-    for (const file of files) if (this.checkSize(file)) extra.items.push(fromFile(file));
-    if (!extra.field.multiple) extra.items = extra.items.slice(-1);
-    this.render();
   }
 
   clear() {
@@ -113,7 +167,8 @@ export class ImageChoice {
     const close = el("button", { type: "button", title: "remove", text: "×" });
     close.setAttribute("aria-label", `remove ${item.label}`);
     close.addEventListener("click", remove);
-    return el("div", { class: "chip", title: item.label }, el("img", { src: item.url, alt: "" }), el("span", { text: item.label }), close);
+    const thumb = item.preview === false ? el("div", { class: "no-preview", text: "no preview" }) : el("img", { src: item.url, alt: "" });
+    return el("div", { class: "chip", title: item.label }, thumb, el("span", { text: item.label }), close);
   }
 
   render() {

@@ -72,6 +72,29 @@ export class Stage {
     });
   }
 
+  // Back to an empty stage if its job has finished (true then); a queued or running job stays.
+  clearFinished() {
+    if (this.job && !(this.status && FINISHED.includes(this.status.state))) return false;
+    if (this.source) this.source.close();
+    this.source = null;
+    this.job = null;
+    this.status = null;
+    this.shown = -1;
+    const { placeholder, progress, statusLine, lossLine, download, stop, restore } = this.els;
+    this.preview.hidden = true;
+    placeholder.hidden = false;
+    placeholder.textContent = "Your painting appears here, step by step.";
+    progress.value = 0;
+    statusLine.textContent = "Ready.";
+    lossLine.textContent = "";
+    download.removeAttribute("href");
+    download.setAttribute("aria-disabled", "true");
+    stop.disabled = true;
+    restore.disabled = true;
+    document.title = "impasto studio";
+    return true;
+  }
+
   async recheck() {
     const id = this.job;
     const response = await fetch(`/api/jobs/${id}`).catch(() => null);
@@ -86,9 +109,10 @@ export class Stage {
     this.els.stop.disabled = true;
   }
 
+  // A status may come late (the answer to Stop after the stream's "cancelled"): older ones are ignored.
   update(status) {
     for (const callback of this.listeners) callback(status);
-    if (status.id !== this.job) return;
+    if (status.id !== this.job || (this.status && status.version < this.status.version)) return;
     this.status = status;
     const { progress, statusLine, lossLine, download, stop, restore } = this.els;
     const finished = FINISHED.includes(status.state);
@@ -185,6 +209,7 @@ export class History {
       this.items.set(status.id, entry);
     }
     const old = entry.status;
+    if (old && status.version < old.version) return; // a late answer: the tile already shows newer
     entry.status = status;
     const finished = FINISHED.includes(status.state);
     const thumb = el("div", { class: "thumb" });
@@ -201,7 +226,12 @@ export class History {
     const when = new Date(status.created * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
     entry.button.replaceChildren(
       thumb,
-      el("span", {}, el("span", { class: `badge ${status.state}`, text: status.state }), when),
+      el(
+        "span",
+        {},
+        el("span", { class: `badge ${status.state}`, text: status.state }),
+        el("time", { datetime: new Date(status.created * 1000).toISOString(), text: when }),
+      ),
       el("small", { text: `${p.size}px · ${p.steps} steps · ${status.preset}` }),
       el("small", { text: `${p.content} × ${p.styles.join(", ")}`, title: `${p.content} × ${p.styles.join(", ")}` }),
     );
