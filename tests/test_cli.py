@@ -243,8 +243,8 @@ def test_steps(stylize) -> None:  # type: ignore[no-untyped-def]
 def test_preset_values_apply_and_flags_override_them(stylize, preset: str) -> None:  # type: ignore[no-untyped-def]
     keep = {"size", "steps", "weights", "weights_format", "device", "precision"}  # cost and machine: always ours
     dropped = {key: False for key in PRESETS[preset] if key not in keep}
-    if "ratio" in PRESETS[preset]:
-        dropped["content_weight"] = False  # it would override the preset's ratio
+    if "ratio" in PRESETS[preset] or "style_strength" in PRESETS[preset]:
+        dropped["content_weight"] = False  # it would override the preset's ratio or style strength
     run = ok(stylize(preset=preset, **dropped))
     p = run.params
     assert p["preset"] == preset

@@ -163,7 +163,8 @@ def test_form_fields_are_derived_from_options(client: TestClient) -> None:
     for f in expected:
         assert fields[f.name]["help"] == f.metadata["help"], f.name
     assert fields["size"]["kind"] == "int" and fields["size"]["maximum"] == 256
-    assert fields["ratio"]["kind"] == "float" and fields["ratio"]["main"]
+    assert fields["ratio"]["kind"] == "float" and not fields["ratio"]["main"]
+    assert fields["style_strength"]["kind"] == "float" and fields["style_strength"]["main"]
     assert fields["style_size"]["optional"] and fields["content_weight"]["optional"]
     assert fields["init"]["choices"] == ["noise", "content"]
     assert "cpu" in fields["device"]["choices"]

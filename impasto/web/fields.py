@@ -49,7 +49,7 @@ UPLOADS = {"init": "init_image", "content_mask": "content_mask", "style_masks": 
 # Text options the studio knows how to check.
 _KNOWN_TEXT = {"device", "init", "content_mask", "style_masks", "content_layers", "style_layers"}
 # The controls shown first on the page; the others sit under "More options".
-MAIN_FIELDS = ("size", "steps", "scales", "ratio", "seed", "pooling", "init", "tv_weight")
+MAIN_FIELDS = ("size", "steps", "scales", "style_strength", "seed", "pooling", "init", "tv_weight")
 # Multipart fields that are images, not options.
 IMAGE_FIELDS = ("content", "style", "content_example", "style_example", *UPLOADS.values())
 INIT_CHOICES = ("noise", "content")  # plus an uploaded init_image

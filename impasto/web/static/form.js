@@ -2,8 +2,10 @@
 // same name and help text, so the page, the API and the CLI never disagree. Fields show the
 // preset's values; only fields the user edited are sent (the server fills in the rest).
 
-const STRENGTH_MIN = 0; // slider position = -log10(ratio): 0 is ratio 1 (all content)
-const STRENGTH_MAX = 6; // ratio 1e-6 (all style)
+// The style-strength slider: position = log10(style_strength), the size-invariant balance of the
+// default preset (impasto.balance): the same position gives the same look at every size.
+const STRENGTH_MIN = -1; // strength 0.1: mostly the photo
+const STRENGTH_MAX = 2; // strength 100: mostly the painting
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -116,7 +118,7 @@ export class SettingsForm {
       this.edited.delete(field.name);
       this.set(field.name, this.presetValue(field.name), false);
     });
-    if (field.name === "ratio") {
+    if (field.name === "style_strength") {
       const wrap = el("div", { class: "strength" });
       wrap.append(this.buildStrength(input), box);
       return wrap;
@@ -124,26 +126,26 @@ export class SettingsForm {
     return box;
   }
 
-  // A log-scale slider for the content/style ratio: further right is more style.
-  buildStrength(ratioInput) {
+  // A log-scale slider for the style strength: further right is more style.
+  buildStrength(strengthInput) {
     const slider = el("input", {
       type: "range",
       id: "f-strength",
       min: STRENGTH_MIN,
       max: STRENGTH_MAX,
-      step: "0.1",
+      step: "0.05",
       "aria-label": "style strength",
     });
     const sync = () => {
-      const ratio = Number(ratioInput.value);
-      if (ratio > 0) slider.value = String(Math.min(STRENGTH_MAX, Math.max(STRENGTH_MIN, -Math.log10(ratio))));
+      const strength = Number(strengthInput.value);
+      if (strength > 0) slider.value = String(Math.min(STRENGTH_MAX, Math.max(STRENGTH_MIN, Math.log10(strength))));
     };
     slider.addEventListener("input", () => {
-      const ratio = 10 ** -Number(slider.value);
-      ratioInput.value = String(Number(ratio.toPrecision(2)));
-      this.markEdited("ratio");
+      const strength = 10 ** Number(slider.value);
+      strengthInput.value = String(Number(strength.toPrecision(2)));
+      this.markEdited("style_strength");
     });
-    ratioInput.addEventListener("input", sync);
+    strengthInput.addEventListener("input", sync);
     this.syncStrength = sync;
     const label = el("label", { for: "f-strength", text: "style strength" });
     const ends = el("div", { class: "ends" }, el("span", { text: "more photo" }), el("span", { text: "more painting" }));
@@ -162,7 +164,7 @@ export class SettingsForm {
     else input.value = value;
     if (edited) this.edited.add(name);
     input.closest(".field").classList.toggle("edited", this.edited.has(name));
-    if (name === "ratio" && this.syncStrength) this.syncStrength();
+    if (name === "style_strength" && this.syncStrength) this.syncStrength();
     this.emit();
   }
 
