@@ -104,7 +104,7 @@ class PaperObjective:
         from impasto.config import PAPER_STYLE_LAYERS
         from impasto.image import load_image, pil_to_tensor, resize
         from impasto.losses import Objective
-        from impasto.transfer import get_vgg
+        from impasto.network import get_vgg
 
         vgg = get_vgg(weights, "auto", "max", device)  # cached: shared with a transfer in this process
         self.device = device
@@ -321,7 +321,8 @@ def impasto_ttq(task: Task) -> dict[str, Any]:
     imports_s = _setup(task)
     t = time.perf_counter()
     from impasto.image import load_image, save_image
-    from impasto.transfer import plan_scales, transfer
+    from impasto.schedule import plan_scales
+    from impasto.transfer import transfer
 
     imports_s += time.perf_counter() - t
     now = _clock(task["device"])

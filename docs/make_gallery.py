@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw, ImageFont
 import impasto
 from impasto import color
 from impasto.image import pil_to_tensor, resize, tensor_to_pil
-from impasto.transfer import get_vgg
+from impasto.network import get_vgg
 
 OUT = Path(__file__).resolve().parent / "gallery"
 CONTENT = "tubingen"

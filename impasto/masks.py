@@ -13,6 +13,7 @@ where a thin region vanishes at a coarse size (its guide is then empty there).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from .image import fit_size, load_image
 __all__ = [
     "MAX_REGIONS",
     "check_aspect",
+    "check_masks",
     "load_mask",
     "mask_palette",
     "region_count",
@@ -50,6 +52,32 @@ def check_aspect(mask: Image.Image, target: Image.Image, mask_name: str, target_
             f"{mask_name}: mask is {mask.width}x{mask.height}, which does not fit {target_name} "
             f"({target.width}x{target.height}): the aspect ratios differ"
         )
+
+
+def check_masks(
+    content: Image.Image,
+    styles: Sequence[Image.Image],
+    content_mask: Image.Image | None,
+    style_masks: Sequence[Image.Image] | None,
+    content_mask_name: str = "content mask",
+) -> None:
+    """Refuse, before any work, masks that do not fit their images.
+
+    Each mask must have its image's aspect ratio, each style mask a white part, and the content
+    mask one region per style image.
+    """
+    if style_masks is not None:
+        for i, (m, s) in enumerate(zip(style_masks, styles, strict=True)):
+            check_aspect(m, s, f"style mask {i + 1}", f"style image {i + 1}")
+            style_guide(m, *fit_size(m.width, m.height, 64), name=f"style mask {i + 1}")  # refuses a mask with no white
+    if content_mask is not None:
+        check_aspect(content_mask, content, content_mask_name, "the content image")
+        regions = region_count(content_mask, content_mask_name)
+        if regions != len(styles):
+            raise ConfigError(
+                f"{content_mask_name}: {regions} region(s) for {len(styles)} style image(s): "
+                "give one style image per region"
+            )
 
 
 def _blend_distance(colours: np.ndarray, main: np.ndarray) -> np.ndarray:

@@ -19,10 +19,20 @@ import torch
 
 from .losses import Objective
 
-__all__ = ["ScaleResult", "optimize"]
+__all__ = ["ScaleResult", "ScaleStep", "optimize"]
 
-# on_step(step, loss, terms, image): step counts from 1; image is the clamped current image.
-StepCallback = Callable[[int, torch.Tensor, dict[str, torch.Tensor], torch.Tensor], None]
+
+@dataclass(frozen=True)
+class ScaleStep:
+    """What :func:`optimize` reports after every step. Tensors stay on the device (no host sync)."""
+
+    step: int  # counts from 1
+    loss: torch.Tensor  # () the total loss of ``image``
+    terms: dict[str, torch.Tensor]  # the loss terms: content, style, tv, style:<layer>
+    image: torch.Tensor  # (1, 3, H, W), 0..255: the clamped image this step evaluated
+
+
+StepCallback = Callable[[ScaleStep], None]
 
 
 @dataclass
@@ -94,7 +104,8 @@ def optimize(
 
     One step is one evaluation of the loss and its gradient followed by one update, for both
     optimisers (L-BFGS without line search, as in the public implementations of the paper).
-    Ctrl-C (KeyboardInterrupt) ends the loop early and returns the best image so far.
+    ``on_step`` receives a :class:`ScaleStep` after every step; ``should_stop`` is polled before
+    every step. Ctrl-C (KeyboardInterrupt) ends the loop early and returns the best image so far.
     """
     start = time.perf_counter()
     x = init.detach().clone(memory_format=torch.contiguous_format).clamp_(0, 255).requires_grad_(True)
@@ -139,7 +150,7 @@ def optimize(
             done = step
             loss, terms, image = closure.last  # type: ignore[attr-defined]
             if on_step is not None:
-                on_step(step, loss, terms, image)
+                on_step(ScaleStep(step, loss, terms, image))
         # The last update has not been evaluated yet: evaluate it so it can count as the best.
         with torch.no_grad():
             image = x.clamp(0, 255)

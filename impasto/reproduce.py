@@ -28,8 +28,9 @@ from . import bundled_image
 from .errors import ConfigError, InputError, did_you_mean
 from .image import check_output_path, load_image, pil_to_tensor, resize, save_image, tensor_to_pil
 from .losses import Objective
+from .network import get_vgg, resolve_device
 from .optimize import optimize
-from .transfer import _noise, get_vgg, resolve_device
+from .targets import noise
 
 __all__ = ["FIGURES", "default_settings", "eq7_ratio", "make_grid", "reproduce"]
 
@@ -220,7 +221,7 @@ class _Run:
 
     def noise(self, width: int, height: int) -> torch.Tensor:
         """The seeded white noise every panel starts from (paper: white noise), as transfer() makes it."""
-        return _noise(width, height, self.seed, self.device)
+        return noise(width, height, self.seed, self.device)
 
     def optimise(self, name: str, objective: Objective, width: int, height: int) -> Image.Image:
         """L-BFGS from white noise for ``steps`` steps; saves and returns the panel.

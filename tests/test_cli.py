@@ -27,7 +27,7 @@ from PIL import Image
 import impasto
 import impasto.cli as cli
 from impasto import PRESETS, Options, read_params
-from impasto.transfer import MIN_COARSE_SIDE
+from impasto.schedule import MIN_COARSE_SIDE
 
 RunCli = Callable[[list[Any]], tuple[int, str, str]]
 Flags = dict[str, Any]  # flag -> value, list of values, None (a switch) or False (left out)

@@ -22,7 +22,9 @@ from impasto.config import Options, resolve
 from impasto.errors import ConfigError
 from impasto.image import pil_to_tensor, read_params, resize
 from impasto.losses import Objective, guided_mean_gram, style_layer_loss
-from impasto.transfer import _noise, get_vgg, transfer
+from impasto.network import get_vgg
+from impasto.targets import noise
+from impasto.transfer import transfer
 
 RunCli = Callable[[list[Any]], tuple[int, str, str]]
 STYLE_LAYERS = {"conv1_1": 0.5, "conv2_1": 0.5}
@@ -373,7 +375,7 @@ def test_init_noise_blend_mixes_noise_into_the_start(
 ) -> None:  # type: ignore[no-untyped-def]
     result = transfer(content_image, [style_image], options(init="content", init_noise_blend=0.25, seed=5, steps=0))
     content = pil_to_tensor(content_at(content_image, (32, 24)))
-    want = 0.75 * content + 0.25 * _noise(32, 24, 5, torch.device("cpu"))
+    want = 0.75 * content + 0.25 * noise(32, 24, 5, torch.device("cpu"))
     assert np.abs(pixels(result.image) - want[0].permute(1, 2, 0).numpy()).max() <= 0.5 + 1e-3
 
 

@@ -13,6 +13,7 @@ from PIL import Image
 
 import impasto.normalize as normalize_module
 from impasto import InputError
+from impasto.network import get_vgg
 from impasto.normalize import (
     CALIBRATION,
     CONV_LAYERS,
@@ -27,7 +28,6 @@ from impasto.normalize import (
     normalize_vgg,
     save_cache,
 )
-from impasto.transfer import get_vgg
 from impasto.vgg import LAYER_NAMES, VGG19, load_vgg19
 
 POOLS = [name for name in LAYER_NAMES if name.startswith("pool")]

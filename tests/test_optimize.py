@@ -16,8 +16,10 @@ from PIL import Image
 from impasto import ConfigError, DeviceError, Options, bundled_image, load_image, resolve, save_image
 from impasto.image import pil_to_tensor, resize
 from impasto.losses import Objective
-from impasto.optimize import ScaleResult, optimize
-from impasto.transfer import MIN_COARSE_SIDE, Result, Step, get_vgg, plan_scales, resolve_device, transfer
+from impasto.network import get_vgg, resolve_device
+from impasto.optimize import ScaleResult, ScaleStep, optimize
+from impasto.schedule import MIN_COARSE_SIDE, Budget, plan_scales
+from impasto.transfer import Result, Step, transfer
 from impasto.vgg import VGG19
 
 # ``impasto.transfer`` is the function (re-exported by the package), so fetch the module itself.
@@ -42,10 +44,10 @@ def run(objective: Objective, steps: int, **kwargs: Any) -> tuple[ScaleResult, l
     seen: list[tuple[int, float, torch.Tensor]] = []
     user_cb = kwargs.pop("on_step", None)
 
-    def on_step(step: int, loss: torch.Tensor, terms: dict[str, torch.Tensor], image: torch.Tensor) -> None:
-        seen.append((step, float(loss), image.clone()))
+    def on_step(ev: ScaleStep) -> None:
+        seen.append((ev.step, float(ev.loss), ev.image.clone()))
         if user_cb is not None:
-            user_cb(step)
+            user_cb(ev.step)
 
     return optimize(objective, rand_image(3), steps, on_step=on_step, **kwargs), seen
 
@@ -339,7 +341,7 @@ def test_multi_scale(options, content_image: Image.Image, style_image: Image.Ima
 
 
 def test_eta_leaves_out_each_scales_first_step() -> None:
-    budget = transfer_module._Budget([4, 4], [100, 400], None)  # two scales, 4 steps each
+    budget = Budget([4, 4], [100, 400], None)  # two scales, 4 steps each
     budget.observe(100.0, 0, 1)  # warm-up: not a step's time
     assert budget.eta(0, 1) is None  # "estimating"
     budget.observe(1.0, 0, 2)
@@ -421,6 +423,18 @@ def test_too_small_for_the_deepest_layer(options, content_image: Image.Image, st
 def test_unknown_device(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(DeviceError, match="did you mean 'cpu'"):
         transfer(content_image, [style_image], options(device="cpux"))
+
+
+def test_transfer_still_exports_what_moved_out_of_it() -> None:
+    """benchmarks/look.py and older scripts import these from impasto.transfer."""
+    import impasto.network
+    import impasto.schedule
+
+    assert transfer_module.get_vgg is impasto.network.get_vgg
+    assert transfer_module.resolve_device is impasto.network.resolve_device
+    assert transfer_module.plan_scales is impasto.schedule.plan_scales
+    assert transfer_module.check_inputs is impasto.schedule.check_inputs
+    assert transfer_module.MIN_COARSE_SIDE == impasto.schedule.MIN_COARSE_SIDE
 
 
 def test_resolve_device(monkeypatch: pytest.MonkeyPatch) -> None:

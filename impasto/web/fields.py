@@ -21,7 +21,7 @@ import torch
 
 from ..config import PRESETS, Options, resolve
 from ..errors import ConfigError, did_you_mean
-from ..transfer import check_inputs, plan_scales
+from ..schedule import check_inputs, plan_scales
 from .settings import StudioSettings
 
 __all__ = [
@@ -253,7 +253,7 @@ def check_images(opts: Options, content: tuple[int, int], styles: list[tuple[int
     """Refuse, before queueing, a job whose images do not fit its options.
 
     The same rules :func:`impasto.transfer.transfer` applies at run time
-    (:func:`impasto.transfer.check_inputs`); checking them here turns a failed job into an
+    (:func:`impasto.schedule.check_inputs`); checking them here turns a failed job into an
     immediate 422.
     """
     check_inputs(opts, content, styles, masks)

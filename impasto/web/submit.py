@@ -22,7 +22,7 @@ from starlette.requests import Request
 from ..config import resolve
 from ..errors import ConfigError, InputError
 from ..image import load_image
-from ..transfer import resolve_device
+from ..network import resolve_device
 from .fields import UPLOADS, check_images, parse_options
 from .jobs import Job, JobManager, JobSpec
 from .media import StoredImage, TooLarge, example_path, safe_label, store_image

@@ -1,0 +1,132 @@
+"""What one scale optimises against and starts from, and the image the user gets from it.
+
+At each scale of the schedule the photo and the paintings are resized to that scale's sizes and
+become the objective's targets (after the colour control, and per region with masks); the first
+scale starts from noise, the photo or a given image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+from torch.nn import functional as F
+
+from . import color
+from .balance import balanced_content_weight, references
+from .config import Options
+from .image import pil_to_tensor, resize, tensor_to_pil
+from .losses import Objective, StyleRegion
+from .masks import region_guides, style_guide
+from .schedule import Scale
+
+__all__ = ["Inputs", "delivered", "noise", "set_targets", "start_image"]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The images of one transfer, checked against each other and the options."""
+
+    content: Image.Image
+    styles: Sequence[Image.Image]
+    init_image: Image.Image | None
+    content_mask: Image.Image | None
+    style_masks: Sequence[Image.Image] | None
+
+
+def noise(width: int, height: int, seed: int, device: torch.device) -> torch.Tensor:
+    """Seeded white noise (1, 3, H, W), uniform over 0..255, identical on every device."""
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.rand(1, 3, height, width, generator=gen) * 255.0).to(device)
+
+
+def delivered(
+    image: torch.Tensor, content: Image.Image, size: tuple[int, int], opts: Options, content_t: torch.Tensor
+) -> Image.Image:
+    """``image`` (1, 3, h, w) as the user gets it: the result, the Ctrl-C image and the snapshots.
+
+    At the output ``size`` (width, height), bicubic from a coarser scale, and with ``luminance``
+    colour or ``original_colors`` on the photo's colours; ``content_t`` is the photo at ``image``'s
+    scale.
+    """
+    width, height = size
+    if image.shape[-2:] != (height, width):  # a coarse scale: deliver full size
+        image = F.interpolate(image, size=(height, width), mode="bicubic", align_corners=False)
+        content_t = pil_to_tensor(content.resize((width, height), Image.Resampling.BILINEAR), image.device)
+    if opts.color == "luminance" or opts.original_colors:
+        image = color.with_chroma_of(image, content_t)  # the result's luminance, the photo's colours
+    return tensor_to_pil(image)
+
+
+def set_targets(
+    objective: Objective, inputs: Inputs, opts: Options, scale: Scale, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Give ``objective`` this scale's photo and paintings.
+
+    Returns the photo at this scale (1, 3, h, w) and what the network sees of it (its luminance
+    with ``color="luminance"``, else the photo).
+    """
+    w, h = scale.size
+    content_t = pil_to_tensor(inputs.content.resize((w, h), Image.Resampling.BILINEAR), device)
+    style_ts = [pil_to_tensor(resize(s, scale.style_side), device) for s in inputs.styles]
+    content_in = content_t
+    if opts.color == "luminance":
+        content_in = color.luminance(content_t)
+        style_ts = [color.match_luminance(t, content_t) for t in style_ts]
+    elif opts.color == "histogram":
+        style_ts = [color.match_color(t, content_t, opts.color_match) for t in style_ts]
+    objective.set_content(content_in)
+    if inputs.content_mask is not None:
+        objective.set_regions(_regions(objective, inputs, opts, style_ts, scale.size, device))
+    else:
+        objective.set_style(style_ts, opts.style_blend)
+    if opts.style_strength is not None:  # size-invariant balance: alpha from this scale's references
+        objective.content_weight = balanced_content_weight(
+            opts.style_strength, opts.beta, *references(objective, content_in, style_ts)
+        )
+    return content_t, content_in
+
+
+def _regions(
+    objective: Objective,
+    inputs: Inputs,
+    opts: Options,
+    style_ts: list[torch.Tensor],
+    size: tuple[int, int],
+    device: torch.device,
+) -> list[StyleRegion]:
+    """Spatial control: region i of the content mask (at ``size``) gets style image i."""
+    assert inputs.content_mask is not None
+    guides = region_guides(inputs.content_mask, *size, opts.content_mask or "content mask")
+    regions = []
+    for i, (guide, t) in enumerate(zip(guides, style_ts, strict=True)):
+        sg = None
+        if inputs.style_masks is not None:
+            sg = style_guide(inputs.style_masks[i], t.shape[3], t.shape[2], f"style mask {i + 1}").to(device)
+        weight = opts.style_blend[i] if opts.style_blend is not None else 1.0
+        guide = guide.to(device)
+        regions.append(StyleRegion(objective.style_grams(t, sg), guide, weight, float(guide.mean())))
+    return regions
+
+
+def start_image(
+    inputs: Inputs, opts: Options, size: tuple[int, int], content_in: torch.Tensor, device: torch.device
+) -> torch.Tensor:
+    """The first scale's initial image (1, 3, h, w): noise, the photo or ``init_image``, with noise mixed in."""
+    w, h = size
+    if opts.init == "noise":
+        init = noise(w, h, opts.seed, device)
+    else:
+        if opts.init == "content":
+            init = content_in
+        else:
+            assert inputs.init_image is not None
+            init = pil_to_tensor(inputs.init_image.resize((w, h), Image.Resampling.BILINEAR), device)
+        if opts.init_noise_blend > 0:
+            b = opts.init_noise_blend
+            init = (1 - b) * init + b * noise(w, h, opts.seed, device)
+    if opts.color == "luminance":  # the network sees luminance only: the start too
+        init = color.luminance(init)
+    return init
