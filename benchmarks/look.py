@@ -18,6 +18,7 @@ import platform
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +151,7 @@ def markdown(rows: list[dict[str, Any]], sizes: list[int], meta: dict[str, Any])
         f"Worst r {summary['min_content_kept']:.2f}, worst s {summary['min_style_reached']:.3f}, "
         f"largest spread of r {summary['max_spread_content_kept']:.2f}: "
         f"{'all limits hold' if summary['passes'] else 'LIMITS MISSED'}.",
-        f"Total render time {sum(r['seconds'] for r in rows):.0f} s.",
+        f"{len(rows)} outputs; total render time {sum(r['seconds'] for r in rows):.0f} s ({meta.get('workers', '')}).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -185,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "look")
     p.add_argument("--cache", type=Path, default=ROOT / "benchmarks" / "results" / "look-renders",
                    help="finished renders: a rerun reuses them (delete it to start over)")  # fmt: skip
+    p.add_argument("--cached-only", action="store_true", help="tabulate the finished renders only, render nothing")
     p.add_argument("--jobs", type=int, default=2, help="worker processes, one thread each")
     p.add_argument("--min-coarse", type=int, default=None, help="experiment: override transfer.MIN_COARSE_SIDE")
     args = p.parse_args(argv)
@@ -192,6 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     extra.setdefault("seed", 0)
     args.sheets.mkdir(parents=True, exist_ok=True)
     tasks = [(ph, pa, size) for ph in args.photos for pa in args.paintings for size in args.sizes]
+    if args.cached_only:  # the table and sheets of what an interrupted run has finished
+        tasks = [t for t in tasks if _render_path(args.cache, *t, args.preset, extra).exists()]
+        if not tasks:
+            print(f"no finished renders in {args.cache}", file=sys.stderr)
+            return 2
     done: dict[tuple[str, str, int], tuple[Any, dict[str, Any]]] = {}
     # Small images use two cores better as two one-thread processes than as one two-thread one.
     with ProcessPoolExecutor(args.jobs, initializer=_one_thread, initargs=(args.min_coarse,)) as pool:
@@ -207,8 +214,10 @@ def main(argv: list[str] | None = None) -> int:
             )
     rows = [done[t][1] for t in tasks]
     for photo in args.photos:
-        results = {(pa, size): done[(photo, pa, size)] for pa in args.paintings for size in args.sizes}
-        sheet(photo, results, args.sizes, args.paintings).save(args.sheets / f"{photo}.png")
+        results = {(pa, size): done[(photo, pa, size)] for pa, size in product(args.paintings, args.sizes)
+                   if (photo, pa, size) in done}  # fmt: skip
+        if len(results) == len(args.paintings) * len(args.sizes):
+            sheet(photo, results, args.sizes, args.paintings).save(args.sheets / f"{photo}.png")
     meta = {
         "preset": args.preset,
         "options": extra,
