@@ -1,4 +1,5 @@
 # Two set-up commands: `make demo` and `make test`. Both create .venv and install what they need.
+# `make check` is the daily loop: lint, types and the fast tests (no slow, no browser tests).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +7,7 @@ TORCH := torch==2.13.0
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install install-dev browser-deps demo test lint bench look gallery clean
+.PHONY: install install-dev browser-deps demo test check lint static bench look gallery clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,9 +24,21 @@ demo: install  ## stylise the bundled pair into ./impasto-demo.png
 	$(BIN)/impasto demo -o impasto-demo.png
 
 lint: install-dev
+	@$(MAKE) --no-print-directory static
+
+static:  ## ruff and mypy (strict, on the package) with the tools already installed
 	$(BIN)/ruff check impasto tests benchmarks
 	$(BIN)/ruff format --check impasto tests benchmarks
 	$(BIN)/mypy
+
+# The dev tools, installed again only when pyproject.toml changes (install-dev reinstalls every time).
+$(VENV)/.dev-installed: pyproject.toml
+	@$(MAKE) --no-print-directory install-dev
+	@touch $@
+
+check: $(VENV)/.dev-installed  ## the daily loop: lint, types and the suite without the slow and browser tests (under a minute on 2 cores)
+	@$(MAKE) --no-print-directory static
+	$(BIN)/pytest -q -m "not slow and not browser"
 
 browser-deps:  ## Debian's Chromium for the browser tests (tests/test_web_browser.py), if missing
 	@test -x $(CHROMIUM) || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)

@@ -83,7 +83,8 @@ def _sqrt_sym(cov: torch.Tensor, inverse: bool = False) -> torch.Tensor:
     vals, vecs = torch.linalg.eigh(cov)
     vals = vals.clamp_min(1e-8)
     power = -0.5 if inverse else 0.5
-    return vecs @ torch.diag(vals**power) @ vecs.T
+    root: torch.Tensor = vecs @ torch.diag(vals**power) @ vecs.T
+    return root
 
 
 def match_color(style: torch.Tensor, content: torch.Tensor, method: ColorMatch = "sym") -> torch.Tensor:

@@ -152,7 +152,8 @@ class Objective:
         layers = list(layers) if layers is not None else self.layers
         image = image.contiguous(memory_format=torch.channels_last)
         if self.autocast_dtype is None:
-            return self.vgg(image, layers)
+            feats: dict[str, torch.Tensor] = self.vgg(image, layers)
+            return feats
         with torch.autocast(image.device.type, dtype=self.autocast_dtype):
             feats = self.vgg(image, layers)
         return {k: v.float() for k, v in feats.items()}

@@ -42,4 +42,5 @@ def get_vgg(weights: str | None, weights_format: str, pooling: str, device: str,
         from .normalize import normalize_vgg
 
         vgg = normalize_vgg(vgg)
-    return vgg.to(device=torch.device(device), memory_format=torch.channels_last)  # type: ignore[call-overload]
+    moved: VGG19 = vgg.to(device=torch.device(device), memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return moved

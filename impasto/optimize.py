@@ -128,7 +128,7 @@ def optimize(
         opt.zero_grad(set_to_none=False)
         image = x.clamp(0, 255)
         loss, terms = objective(image)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         best.update(loss, image, terms)
         closure.last = (loss.detach(), terms, image.detach())  # type: ignore[attr-defined]
         return loss
@@ -140,12 +140,12 @@ def optimize(
                 stopped = True
                 break
             if optimizer == "adam":
-                opt.step(closure)  # type: ignore[arg-type]
+                opt.step(closure)  # type: ignore[no-untyped-call]
                 with torch.no_grad():
                     x.clamp_(0, 255)  # projected gradient: Adam keeps no curvature to disturb
             else:
                 before = x.detach().clone()  # what _cap_step measures the step from
-                opt.step(closure)  # type: ignore[arg-type]
+                opt.step(closure)  # type: ignore[no-untyped-call]
                 _cap_step(opt, x, before)
             done = step
             loss, terms, image = closure.last  # type: ignore[attr-defined]
