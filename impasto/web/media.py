@@ -11,12 +11,12 @@ import io
 import json
 import re
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, PngImagePlugin
 
+from ..data import data_dir
 from ..errors import InputError
 from ..image import PARAMS_KEY, load_image
 
@@ -70,22 +70,18 @@ def plain_text(markdown: str) -> str:
     return re.sub(r"`([^`]*)`", r"\1", text)
 
 
-def _data_dir() -> Path:
-    return Path(str(resources.files("impasto") / "data"))
-
-
 @functools.cache
 def examples() -> tuple[Example, ...]:
     """The bundled images (impasto/data/*.jpg) with the credits of data/CREDITS.md, as plain text."""
     credits: dict[str, tuple[str, str, str]] = {}
-    credits_file = _data_dir() / "CREDITS.md"
+    credits_file = data_dir() / "CREDITS.md"
     text = credits_file.read_text(encoding="utf-8") if credits_file.is_file() else ""
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) >= 4 and cells[0].endswith(".jpg"):
             credits[cells[0][: -len(".jpg")]] = (plain_text(cells[1]), plain_text(cells[2]), plain_text(cells[3]))
     out = []
-    for path in sorted(_data_dir().glob("*.jpg")):
+    for path in sorted(data_dir().glob("*.jpg")):
         title, author, licence = credits.get(path.stem, (path.stem.replace("_", " "), "", ""))
         out.append(Example(path.stem, title, author, licence))
     return tuple(out)
@@ -98,7 +94,7 @@ def example_path(name: str) -> Path:
         from ..errors import did_you_mean
 
         raise InputError(f"no bundled example '{name[:40]}'{did_you_mean(name, sorted(names))}")
-    return _data_dir() / f"{name}.jpg"
+    return data_dir() / f"{name}.jpg"
 
 
 @functools.lru_cache(maxsize=64)
