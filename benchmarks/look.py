@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         results = {(pa, size): done[(photo, pa, size)] for pa, size in product(args.paintings, args.sizes)
                    if (photo, pa, size) in done}  # fmt: skip
         if len(results) == len(args.paintings) * len(args.sizes):
-            sheet(photo, results, args.sizes, args.paintings).save(args.sheets / f"{photo}.png")
+            sheet(photo, results, args.sizes, args.paintings).save(args.sheets / f"{photo}.jpg", quality=90)
     meta = {
         "preset": args.preset,
         "options": extra,
