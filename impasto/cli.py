@@ -205,7 +205,7 @@ class _Progress:
         if s.step == 1 or s.scale != self.scale:
             self.scale = s.scale
             plan = " -> ".join(f"{w}x{h}:{n}" for w, h, n in s.schedule)
-            self._print(f"scale {s.scale}/{s.scales}  schedule (size:steps) {plan}")
+            self._print(f"scale {s.scale}/{s.scales}  schedule (size:steps) {plan}  on {s.compute}")
         desc = f"scale {s.scale}/{s.scales} {s.size[0]}x{s.size[1]}"
         line = _progress_line(s)
         if self.bar is not None:

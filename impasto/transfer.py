@@ -9,6 +9,7 @@ devices and the network cache in :mod:`impasto.network`.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ from .errors import ConfigError
 from .image import load_image
 from .losses import Objective
 from .masks import check_masks
-from .network import get_vgg, resolve_device
+from .network import get_vgg, resolve_device, resolve_precision
 from .optimize import ScaleResult, ScaleStep, optimize
 from .schedule import MIN_COARSE_SIDE, Budget, Scale, check_inputs, plan_scales, scale_plan
 from .targets import Inputs, delivered, set_targets, start_image
@@ -51,6 +52,7 @@ class Step:
     schedule: tuple[tuple[int, int, int], ...] = ()  # (width, height, steps) per scale, as now planned
     best: float | None = None  # lowest loss so far at this scale: the image a stop now would deliver
     budget: float | None = None  # max_time, seconds: with it, elapsed/budget is the progress ("total" may move)
+    compute: str = ""  # where and how the network runs, e.g. "cpu, bf16 (CPU: AMX-BF16)"
 
 
 @dataclass
@@ -79,6 +81,7 @@ class _Run:
     on_step: Callable[[Step], None] | None
     image_every: int
     should_stop: Callable[[], bool] | None
+    compute: str = ""  # Step.compute
 
 
 def _prepare(
@@ -105,10 +108,22 @@ def _prepare(
     return Inputs(content, styles, init_image, content_mask, style_masks), device
 
 
-def _objective(vgg: VGG19, opts: Options, device: torch.device) -> Objective:
+def _network(opts: Options, device: torch.device, given: VGG19 | None) -> tuple[VGG19, str]:
+    """The VGG19 ``opts`` names in the precision it resolves to, or ``given``: as it is for ``auto``,
+    else a copy cast to the precision asked for; and how it runs, in words (``Step.compute``)."""
+    precision, why = resolve_precision(opts.precision, device)
+    if given is None:
+        net = get_vgg(opts.weights, opts.weights_format, opts.pooling, str(device), opts.network, precision)
+    elif opts.precision == "auto":
+        net, why = given, "the network given"
+    else:
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        net = given if given.dtype == dtype else copy.deepcopy(given).to(dtype)
+    return net, f"{device.type}, {'bf16' if net.dtype == torch.bfloat16 else 'fp32'} ({why})"
+
+
+def _objective(vgg: VGG19, opts: Options) -> Objective:
     """Eq. 7 with the options' layers and weights, its targets not yet set."""
-    # bf16 convolutions pay off on GPUs (tensor cores); CPUs without native bf16 run them slower.
-    use_bf16 = opts.precision == "bf16" or (opts.precision == "auto" and device.type == "cuda")
     return Objective(
         vgg,
         dict(opts.content_layers),
@@ -116,7 +131,6 @@ def _objective(vgg: VGG19, opts: Options, device: torch.device) -> Objective:
         content_weight=opts.alpha,
         style_weight=opts.beta,
         tv_weight=opts.tv_weight,
-        autocast_dtype=torch.bfloat16 if use_bf16 else None,
         layer_balance=opts.layer_balance,
     )
 
@@ -169,6 +183,7 @@ class _ScaleProgress:
                 schedule=tuple((*s.size, a) for s, a in zip(run.scales, run.budget.alloc, strict=True)),
                 best=self.best,
                 budget=run.opts.max_time,
+                compute=run.compute,
             )
         )
 
@@ -210,19 +225,19 @@ def transfer(
 
     ``content_mask``/``style_masks`` (images; loaded from ``opts`` paths when not given) enable
     spatial control. ``network`` replaces the VGG19 that ``opts`` names (weights, pooling,
-    network), used as given, on the device ``opts.device`` resolves to: e.g. the small stand-in of
-    :mod:`impasto.testing`. ``start_time`` (a ``time.perf_counter()`` value) is when
-    ``max_time`` starts counting; default: now.
+    network), used as given (cast when ``opts.precision`` is not ``auto``), on the device
+    ``opts.device`` resolves to: e.g. the small stand-in of :mod:`impasto.testing`. ``start_time``
+    (a ``time.perf_counter()`` value) is when ``max_time`` starts counting; default: now.
     """
     start = start_time if start_time is not None else time.perf_counter()
     inputs, device = _prepare(content, styles, opts, init_image, content_mask, style_masks)
-    if network is None:
-        network = get_vgg(opts.weights, opts.weights_format, opts.pooling, str(device), opts.network)
-    objective = _objective(network, opts, device)
+    network, compute = _network(opts, device, network)
+    precision = "bf16" if network.dtype == torch.bfloat16 else "fp32"
+    objective = _objective(network, opts)
     scales = scale_plan(opts, content.size)
     deadline = start + opts.max_time if opts.max_time is not None else None
     budget = Budget([s.steps for s in scales], [w * h for w, h in (s.size for s in scales)], deadline)
-    run = _Run(content, opts, scales, budget, start, on_step, image_every, should_stop)
+    run = _Run(content, opts, scales, budget, start, on_step, image_every, should_stop, compute)
     current: torch.Tensor | None = None
     result: ScaleResult | None = None
     done, user_stopped = 0, False
@@ -247,5 +262,5 @@ def transfer(
         elapsed=time.perf_counter() - start,
         interrupted=result.interrupted,
         stopped=user_stopped,
-        params=opts.to_dict() | {"device": str(device), "alpha": objective.content_weight},
+        params=opts.to_dict() | {"device": str(device), "precision": precision, "alpha": objective.content_weight},
     )

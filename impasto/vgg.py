@@ -30,6 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .errors import ConfigError, InputError, did_you_mean, edit_distance
+from .kernels import conv_relu
 
 __all__ = [
     "LAYER_NAMES",
@@ -154,18 +155,29 @@ class VGG19(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The weights' dtype, which the whole network computes in (bf16 for a bf16 copy)."""
+        return self._conv(0).weight.dtype
+
+    def _conv(self, i: int) -> nn.Conv2d:
+        conv = self.convs[i]
+        assert isinstance(conv, nn.Conv2d)
+        return conv
+
     def forward(self, rgb255: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
         """Responses of ``layers`` for an RGB image (B, 3, H, W) with values in 0..255."""
         wanted = {canonical_layer(name) for name in layers}
         if not wanted:
             return {}
         last = max(_LAYER_INDEX[name] for name in wanted)
-        x = self.preprocessing(rgb255)
+        # (B, 3, H, W) in the network's own dtype: a bf16 copy (network.get_vgg) runs bf16 throughout.
+        x = self.preprocessing(rgb255).to(self.dtype)
         out: dict[str, torch.Tensor] = {}
         conv_i = 0
         for name in LAYER_NAMES[: last + 1]:
             if name.startswith("conv"):
-                x = F.relu(self.convs[conv_i](x), inplace=True)
+                x = conv_relu(self._conv(conv_i), x)
                 conv_i += 1
             elif self.pooling == "max":
                 x = F.max_pool2d(x, 2)

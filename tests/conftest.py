@@ -135,17 +135,30 @@ def tiny_vgg() -> VGG19:
 
 
 @functools.lru_cache(maxsize=8)
-def _narrow_network(pooling: str, preprocessing: Literal["caffe", "imagenet"]) -> VGG19:
-    return narrow_vgg(pooling, preprocessing=preprocessing).to(memory_format=torch.channels_last)  # type: ignore[arg-type]
+def _narrow_network(pooling: str, preprocessing: Literal["caffe", "imagenet"], dtype: str = "fp32") -> VGG19:
+    net = narrow_vgg(pooling, preprocessing=preprocessing)  # type: ignore[arg-type]
+    net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return net.to(torch.bfloat16) if dtype == "bf16" else net
 
 
-def _load_narrow(weights: str | None, weights_format: str, pooling: str, device: str, network: str = "raw") -> VGG19:
+def _load_narrow(
+    weights: str | None, weights_format: str, pooling: str, device: str, network: str = "raw", dtype: str = "fp32"
+) -> VGG19:
     """``impasto.network.get_vgg``'s stand-in: the narrow network with the requested pooling and preprocessing.
 
     The weights file is not read (its name is still recorded): tests of weights files load them.
     """
     assert network == "raw" and device == "cpu", "the narrow stand-in is a raw network on the CPU"
-    return _narrow_network(pooling, "imagenet" if weights_format == "torchvision" else "caffe")
+    return _narrow_network(pooling, "imagenet" if weights_format == "torchvision" else "caffe", dtype)
+
+
+@pytest.fixture(autouse=True)
+def fp32_by_default(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``precision auto`` means fp32 in the tests on every CPU, so results do not depend on which
+    processor CI draws; tests of the bf16 path ask for it (``precision="bf16"``), and tests of the
+    detection itself are marked ``native_precision``."""
+    if request.node.get_closest_marker("native_precision") is None:
+        monkeypatch.setattr("impasto.network.cpu_bf16", lambda: (False, "fp32 in the tests"))
 
 
 @pytest.fixture

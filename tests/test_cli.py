@@ -563,7 +563,7 @@ def test_scales(stylize) -> None:  # type: ignore[no-untyped-def]
 def test_scale_sizes(stylize) -> None:  # type: ignore[no-untyped-def]
     run = ok(stylize(scale_sizes=[32, 48, 64], size=64, steps=7, quiet=False))
     assert run.params["scale_sizes"] == [32, 48, 64]
-    assert "schedule (size:steps) 32x24:4 -> 48x36:2 -> 64x48:1" in run.err
+    assert "schedule (size:steps) 32x24:4 -> 48x36:2 -> 64x48:1  on cpu, fp32 (requested)" in run.err
     assert "scale 1/3 32x24" in run.err and "scale 3/3 64x48" in run.err
     assert run.size == (64, 48)
     assert_refused(stylize(scale_sizes=[64, 32]), "--scale-sizes")

@@ -255,6 +255,27 @@ def test_a_given_network_is_used_and_none_is_loaded(
     assert transfer(content_image, [style_image], opts, network=other).loss != loaded.loss
 
 
+def test_precision_casts_a_given_network_and_auto_keeps_it(
+    options, content_image: Image.Image, style_image: Image.Image
+) -> None:  # type: ignore[no-untyped-def]
+    given = narrow_vgg("avg")
+    ev16: list[Step] = []
+    bf16 = transfer(
+        content_image, [style_image], options(steps=3, precision="bf16"), network=given, on_step=ev16.append
+    )
+    assert given.dtype == torch.float32  # cast a copy, not the caller's network
+    assert bf16.params["precision"] == "bf16" and ev16[0].compute == "cpu, bf16 (requested)"
+    ev32: list[Step] = []
+    auto = transfer(
+        content_image, [style_image], options(steps=3, precision="auto"), network=given, on_step=ev32.append
+    )
+    assert auto.params["precision"] == "fp32" and ev32[0].compute == "cpu, fp32 (the network given)"
+    # The first step evaluates the same starting image: the two precisions' losses agree to 2 %.
+    assert ev16[0].loss == pytest.approx(ev32[0].loss, rel=0.02) and ev16[0].loss != ev32[0].loss
+    loaded = transfer(content_image, [style_image], options(steps=1, precision="auto"), on_step=ev32.append)
+    assert loaded.params["precision"] == "fp32" and ev32[-1].compute == "cpu, fp32 (CPU: fp32 in the tests)"
+
+
 def test_image_every_attaches_images(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
     events: list[Step] = []
     transfer(content_image, [style_image], options(steps=4), on_step=events.append, image_every=2)

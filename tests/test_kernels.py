@@ -1,0 +1,49 @@
+"""The fused convolution + ReLU of the bf16 path: the same numbers as the unfused layers, forward and backward."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from impasto import kernels
+from impasto.kernels import conv_relu
+
+
+def _conv(seed: int, c_in: int = 8, c_out: int = 16) -> nn.Conv2d:
+    torch.manual_seed(seed)
+    conv = nn.Conv2d(c_in, c_out, 3, padding=1).to(torch.bfloat16).requires_grad_(False)
+    return conv.to(memory_format=torch.channels_last)  # type: ignore[call-overload,no-any-return]
+
+
+def _input(seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(1, 8, 20, 24, generator=gen).to(torch.bfloat16)
+    return x.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+
+
+@pytest.mark.skipif(not kernels._FUSED, reason="this PyTorch build has no oneDNN fused convolution")
+def test_fused_conv_relu_equals_conv_then_relu_forward_and_backward() -> None:
+    conv = _conv(0)
+    x1, x2 = _input(1), _input(1)
+    fused = conv_relu(conv, x1)
+    plain = F.relu(conv(x2))
+    assert fused.grad_fn is not None and "ConvReLU" in type(fused.grad_fn).__name__  # the fused path ran
+    torch.testing.assert_close(fused, plain, rtol=0, atol=0)
+    upstream = torch.randn(fused.shape, generator=torch.Generator().manual_seed(2)).to(torch.bfloat16)
+    fused.backward(upstream)
+    plain.backward(upstream)
+    assert x1.grad is not None and x2.grad is not None
+    torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-2, atol=1e-2)
+    assert (fused == 0).any() and (fused > 0).any()  # the ReLU did cut something
+
+
+def test_fp32_and_trainable_convolutions_take_the_plain_path() -> None:
+    conv = nn.Conv2d(8, 16, 3, padding=1)
+    x = torch.randn(1, 8, 10, 10, requires_grad=True)
+    y = conv_relu(conv, x)
+    assert type(y.grad_fn).__name__ == "ReluBackward0"
+    y.sum().backward()
+    assert conv.weight.grad is not None  # a trainable convolution still gets its weight gradient
+    torch.testing.assert_close(y, F.relu(conv(x)))

@@ -1,0 +1,94 @@
+"""Where and how the network runs: the precision ``auto`` picks, from the CPU's own flags."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from impasto import network
+from impasto.network import cpu_bf16, resolve_precision
+
+SAPPHIRE_RAPIDS = "flags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_bf16 amx_tile amx_int8\n"
+ZEN5 = "flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n"
+ZEN2 = "flags\t\t: fpu sse2 avx2 fma\n"
+
+
+def _fake_cpu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cpuinfo: str | None, machine: str = "x86_64") -> None:
+    path = tmp_path / "cpuinfo"  # absent for None
+    if cpuinfo is not None:
+        path.write_text("processor\t: 0\n" + cpuinfo)
+    monkeypatch.setattr(network, "CPUINFO", path)
+    monkeypatch.setattr(network.platform, "machine", lambda: machine)
+    cpu_bf16.cache_clear()
+
+
+@pytest.mark.native_precision
+@pytest.mark.parametrize(
+    ("cpuinfo", "expected"),
+    [
+        (SAPPHIRE_RAPIDS, (True, "AMX-BF16")),
+        (ZEN5, (True, "AVX-512 BF16")),
+        (ZEN2, (False, "no AMX-BF16 or AVX-512 BF16")),
+    ],
+)
+def test_cpu_bf16_reads_the_cpu_flags(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cpuinfo: str, expected: tuple[bool, str]
+) -> None:
+    _fake_cpu(monkeypatch, tmp_path, cpuinfo)
+    try:
+        assert cpu_bf16() == expected
+        precision, why = resolve_precision("auto", torch.device("cpu"))
+        assert precision == ("bf16" if expected[0] else "fp32") and why == f"CPU: {expected[1]}"
+    finally:
+        cpu_bf16.cache_clear()
+
+
+@pytest.mark.native_precision
+def test_without_cpuinfo_torchs_own_checks_decide(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _fake_cpu(monkeypatch, tmp_path, None)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    try:
+        assert cpu_bf16() == (True, "AVX-512 BF16")
+    finally:
+        cpu_bf16.cache_clear()
+
+
+@pytest.mark.native_precision
+def test_other_processors_are_timed_once_and_the_answer_cached(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _fake_cpu(monkeypatch, tmp_path, "Features\t: fp asimd\n", machine="aarch64")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    try:
+        native, why = cpu_bf16()
+        assert why == "measured"
+        cache = json.loads((tmp_path / "cache" / "impasto" / "precision.json").read_text())
+        assert list(cache.values()) == [native]
+        cpu_bf16.cache_clear()
+        assert cpu_bf16() == (native, "measured (cached)")
+    finally:
+        cpu_bf16.cache_clear()
+
+
+def test_explicit_precision_and_other_devices() -> None:
+    assert resolve_precision("fp32", torch.device("cuda")) == ("fp32", "requested")
+    assert resolve_precision("bf16", torch.device("cpu")) == ("bf16", "requested")
+    assert resolve_precision("auto", torch.device("cuda")) == ("bf16", "CUDA")
+    assert resolve_precision("auto", torch.device("mps")) == ("fp32", "mps")
+
+
+def test_the_tests_see_fp32_for_auto() -> None:
+    """conftest pins ``auto`` to fp32 on every CPU, so no result depends on the CPU CI draws."""
+    assert resolve_precision("auto", torch.device("cpu")) == ("fp32", "CPU: fp32 in the tests")
+
+
+def test_a_bf16_network_is_cast_once_and_cached() -> None:
+    from impasto.testing import narrow_vgg
+
+    net = narrow_vgg().to(torch.bfloat16)
+    assert net.dtype == torch.bfloat16
+    assert all(p.dtype == torch.bfloat16 for p in net.parameters())
+    feats = net(torch.rand(1, 3, 16, 16) * 255, ["conv1_1", "conv2_1"])
+    assert {f.dtype for f in feats.values()} == {torch.bfloat16}
