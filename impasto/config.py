@@ -71,7 +71,10 @@ class Options:
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N or mps"})
     precision: Precision = field(
         default="auto",
-        metadata={"help": "convolution precision: auto (bf16 on CUDA, fp32 elsewhere), fp32 or bf16"},
+        metadata={
+            "help": "the network's precision: auto (bf16 on CUDA and on CPUs with AMX-BF16 or AVX-512 BF16, "
+            "fp32 elsewhere), fp32 or bf16; losses and pixels stay fp32"
+        },
     )
     network: NetworkKind = field(
         default="raw",

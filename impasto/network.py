@@ -147,6 +147,7 @@ def get_vgg(
         from .normalize import normalize_vgg
 
         vgg = normalize_vgg(vgg)
-    torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
-    moved: VGG19 = vgg.to(device=torch.device(device), dtype=torch_dtype, memory_format=torch.channels_last)  # type: ignore[call-overload]
+    moved: VGG19 = vgg.to(device=torch.device(device), memory_format=torch.channels_last)  # type: ignore[call-overload]
+    if dtype == "bf16":
+        moved.to_precision(torch.bfloat16)
     return moved

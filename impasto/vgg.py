@@ -157,8 +157,19 @@ class VGG19(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        """The weights' dtype, which the whole network computes in (bf16 for a bf16 copy)."""
-        return self._conv(0).weight.dtype
+        """The dtype the network computes in: its deep layers' (conv1_1 stays fp32 in a bf16 copy)."""
+        return self._conv(len(self.convs) - 1).weight.dtype
+
+    def to_precision(self, dtype: torch.dtype) -> VGG19:
+        """This network (in place) computing in ``dtype``; for bf16 every layer but conv1_1.
+
+        conv1_1 sees the pixels. In bf16 the preprocessed pixel values (up to +-152) would be
+        rounded to steps of up to 0.5 levels, so the small moves of the last optimisation steps
+        would not change the loss at all; in fp32 it costs ~0.5 % of the step's FLOPs.
+        """
+        self.to(dtype)
+        self._conv(0).to(torch.float32)
+        return self
 
     def _conv(self, i: int) -> nn.Conv2d:
         conv = self.convs[i]
@@ -171,13 +182,13 @@ class VGG19(nn.Module):
         if not wanted:
             return {}
         last = max(_LAYER_INDEX[name] for name in wanted)
-        # (B, 3, H, W) in the network's own dtype: a bf16 copy (network.get_vgg) runs bf16 throughout.
-        x = self.preprocessing(rgb255).to(self.dtype)
+        x = self.preprocessing(rgb255)  # (B, 3, H, W)
         out: dict[str, torch.Tensor] = {}
         conv_i = 0
         for name in LAYER_NAMES[: last + 1]:
             if name.startswith("conv"):
-                x = conv_relu(self._conv(conv_i), x)
+                conv = self._conv(conv_i)
+                x = conv_relu(conv, x.to(conv.weight.dtype))  # a bf16 copy: bf16 from conv1_2 on
                 conv_i += 1
             elif self.pooling == "max":
                 x = F.max_pool2d(x, 2)
