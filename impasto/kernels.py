@@ -54,8 +54,23 @@ class _ConvReLU(torch.autograd.Function):
 
 
 def conv_relu(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """``relu(conv(x))`` for one of VGG's 3x3 convolutions (padding 1), fused where that pays."""
-    if _FUSED and x.device.type == "cpu" and x.dtype == torch.bfloat16 and not conv.weight.requires_grad:
-        out: torch.Tensor = _ConvReLU.apply(x, conv.weight, conv.bias)  # type: ignore[no-untyped-call]
+    """``relu(conv(x))`` for one of VGG's 3x3 convolutions (padding 1), fused where that pays.
+
+    An fp32 ``x`` into a bf16 convolution (the pixels into conv1_1) is carried as two bf16 parts,
+    ``hi = bf16(x)`` and ``lo = bf16(x - hi)``, through one convolution of twice the input
+    channels with the weights repeated: W (hi + lo) = W x to ~16 bits instead of bf16's 8. bf16
+    alone would round the preprocessed pixels (up to +-152) to steps of up to 0.5 levels, and the
+    small moves of the last optimisation steps would not change the loss at all.
+    """
+    weight = conv.weight
+    if x.dtype == torch.float32 and weight.dtype == torch.bfloat16:
+        hi = x.to(torch.bfloat16)
+        lo = (x - hi.float()).to(torch.bfloat16)
+        x = torch.cat([hi, lo], dim=1).contiguous(memory_format=torch.channels_last)  # (B, 2C, H, W)
+        weight = torch.cat([weight, weight], dim=1).contiguous(memory_format=torch.channels_last)
+    if _FUSED and x.device.type == "cpu" and x.dtype == torch.bfloat16 and not weight.requires_grad:
+        out: torch.Tensor = _ConvReLU.apply(x, weight, conv.bias)  # type: ignore[no-untyped-call]
         return out
+    if weight is not conv.weight:
+        return F.relu(F.conv2d(x, weight, conv.bias, padding=1), inplace=True)
     return F.relu(conv(x), inplace=True)

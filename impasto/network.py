@@ -149,5 +149,5 @@ def get_vgg(
         vgg = normalize_vgg(vgg)
     moved: VGG19 = vgg.to(device=torch.device(device), memory_format=torch.channels_last)  # type: ignore[call-overload]
     if dtype == "bf16":
-        moved.to_precision(torch.bfloat16)
+        moved.to(torch.bfloat16)
     return moved

@@ -118,7 +118,7 @@ def _network(opts: Options, device: torch.device, given: VGG19 | None) -> tuple[
         net, why = given, "the network given"
     else:
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-        net = given if given.dtype == dtype else copy.deepcopy(given).to_precision(dtype)
+        net = given if given.dtype == dtype else copy.deepcopy(given).to(dtype)
     return net, f"{device.type}, {'bf16' if net.dtype == torch.bfloat16 else 'fp32'} ({why})"
 
 

@@ -157,19 +157,11 @@ class VGG19(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        """The dtype the network computes in: its deep layers' (conv1_1 stays fp32 in a bf16 copy)."""
-        return self._conv(len(self.convs) - 1).weight.dtype
+        """The weights' dtype, which the whole network computes in (bf16 for a bf16 copy).
 
-    def to_precision(self, dtype: torch.dtype) -> VGG19:
-        """This network (in place) computing in ``dtype``; for bf16 every layer but conv1_1.
-
-        conv1_1 sees the pixels. In bf16 the preprocessed pixel values (up to +-152) would be
-        rounded to steps of up to 0.5 levels, so the small moves of the last optimisation steps
-        would not change the loss at all; in fp32 it costs ~0.5 % of the step's FLOPs.
+        The pixels stay fp32: a bf16 conv1_1 takes them at ~16 bits (:func:`kernels.conv_relu`).
         """
-        self.to(dtype)
-        self._conv(0).to(torch.float32)
-        return self
+        return self._conv(0).weight.dtype
 
     def _conv(self, i: int) -> nn.Conv2d:
         conv = self.convs[i]
@@ -187,8 +179,7 @@ class VGG19(nn.Module):
         conv_i = 0
         for name in LAYER_NAMES[: last + 1]:
             if name.startswith("conv"):
-                conv = self._conv(conv_i)
-                x = conv_relu(conv, x.to(conv.weight.dtype))  # a bf16 copy: bf16 from conv1_2 on
+                x = conv_relu(self._conv(conv_i), x)  # bf16 for a bf16 copy: fp32 pixels in (see conv_relu)
                 conv_i += 1
             elif self.pooling == "max":
                 x = F.max_pool2d(x, 2)

@@ -138,7 +138,7 @@ def tiny_vgg() -> VGG19:
 def _narrow_network(pooling: str, preprocessing: Literal["caffe", "imagenet"], dtype: str = "fp32") -> VGG19:
     net = narrow_vgg(pooling, preprocessing=preprocessing)  # type: ignore[arg-type]
     net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    return net.to_precision(torch.bfloat16) if dtype == "bf16" else net
+    return net.to(torch.bfloat16) if dtype == "bf16" else net
 
 
 def _load_narrow(

@@ -47,3 +47,23 @@ def test_fp32_and_trainable_convolutions_take_the_plain_path() -> None:
     y.sum().backward()
     assert conv.weight.grad is not None  # a trainable convolution still gets its weight gradient
     torch.testing.assert_close(y, F.relu(conv(x)))
+
+
+def test_an_fp32_input_to_a_bf16_convolution_keeps_16_bits() -> None:
+    """The pixels into a bf16 conv1_1: hi + lo parts, one convolution with the weights repeated."""
+    conv = _conv(3, c_in=3)
+    gen = torch.Generator().manual_seed(4)
+    x = (torch.rand(1, 3, 12, 12, generator=gen) * 300 - 150).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    exact = F.relu(F.conv2d(x.detach().double(), conv.weight.double(), conv.bias.double(), padding=1))  # type: ignore[union-attr]
+    split = conv_relu(conv, x)
+    plain = conv_relu(conv, x.detach().to(torch.bfloat16))
+    assert split.dtype == torch.bfloat16
+    err_split = float((split.detach().double() - exact).abs().mean())
+    err_plain = float((plain.double() - exact).abs().mean())
+    assert err_split < err_plain  # the input's rounding is gone; the output's own rounding remains
+    split.float().sum().backward()
+    assert x.grad is not None and x.grad.dtype == torch.float32
+    w_sum = conv.weight.double().sum(dim=0)  # (C_in, 3, 3): d(sum relu(conv))/dx where every output is > 0
+    assert x.grad.abs().sum() > 0 and torch.isfinite(x.grad).all()
+    assert w_sum.shape == (3, 3, 3)
