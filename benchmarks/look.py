@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import platform
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -24,6 +23,7 @@ from typing import Any
 
 import torch
 from PIL.PngImagePlugin import PngInfo
+from report import cpuinfo
 
 from impasto import bundled_image, stylize_full
 from impasto.balance import look
@@ -44,16 +44,6 @@ def _value(text: str) -> Any:
         except ValueError:
             pass
     return text
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _one_thread() -> None:
@@ -216,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "preset": args.preset,
         "options": extra,
-        "cpu": cpu_model(),
+        "cpu": cpuinfo()["cpu_model"],
         "torch": torch.__version__,
         "workers": f"{args.jobs} processes x 1 thread",
         "date": time.strftime("%Y-%m-%d %H:%M"),

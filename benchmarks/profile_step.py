@@ -7,12 +7,14 @@ One step = one evaluation of eq. 7 (content conv4_2, style conv1_1..conv5_1, max
 gradient on the pixels, as ``transfer()`` runs it: the same Objective, network and layouts. The
 report splits the self time into convolution (forward and input gradient), the Gram products,
 and everything else, and gives the step's GFLOP/s (flops.py). Results: stdout and
-``results/profile-<precision>.txt``.
+``results/profile-<precision>-<cpu>.txt`` (the CPU's model and bf16 flags in the name, so a run on
+another machine does not overwrite this one's).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -24,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from flops import step_flops  # noqa: E402
+from report import cpuinfo  # noqa: E402
 
 from impasto.config import PAPER_STYLE_LAYERS  # noqa: E402
 from impasto.image import load_image, pil_to_tensor, resize  # noqa: E402
@@ -76,6 +79,13 @@ def breakdown(obj: Objective, x: torch.Tensor, steps: int) -> tuple[dict[str, fl
     return parts, table
 
 
+def cpu_tag() -> str:
+    """A file-name tag for this CPU: its model and bf16 units, e.g. ``intel-xeon-processor-amx_bf16``."""
+    info = cpuinfo()
+    words = re.sub(r"\(r\)|\(tm\)|[^a-z0-9]+", " ", str(info["cpu_model"]).lower()).split()
+    return "-".join([*words, *(info["cpu_bf16"] or [])])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--size", type=int, default=512, help="longest side (the bundled photo is 4:3)")
@@ -109,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         text = "\n".join([*lines, "", table])
         print(text)
         out.mkdir(exist_ok=True)
-        (out / f"profile-{precision}.txt").write_text(text + "\n")
+        (out / f"profile-{precision}-{cpu_tag()}.txt").write_text(text + "\n")
     return 0
 
 

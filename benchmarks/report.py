@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RELEVANT_FLAGS = {"avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "bf16"}
 
 
-def _cpuinfo() -> dict[str, Any]:
+def cpuinfo() -> dict[str, Any]:
     """CPU model and physical cores from /proc/cpuinfo (Linux), else what platform knows."""
     model, cores = platform.processor() or platform.machine(), set()
     flags: set[str] = set()
@@ -72,7 +72,7 @@ def describe_machine(device: str) -> dict[str, Any]:
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     return {
         "host": socket.gethostname(),
-        **_cpuinfo(),
+        **cpuinfo(),
         "logical_cores": os.cpu_count(),
         "usable_cores": affinity,
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
