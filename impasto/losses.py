@@ -240,28 +240,51 @@ class Objective:
         mean = sum(scale.values()) / max(len(scale), 1)
         return {k: w * mean / max(scale.get(k, mean), 1e-30) for k, w in self.style_layers.items()}
 
-    def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        feats = self.features(image)
-        zero = image.new_zeros(())
-        terms: dict[str, torch.Tensor] = {}
+    def output_gram(self, features: torch.Tensor, region: StyleRegion) -> torch.Tensor:
+        """The output's Gram matrix per position at one layer, as ``region`` compares it (guided or not)."""
+        return mean_gram(features) if region.guide is None else guided_mean_gram(features, region.guide)
+
+    def style_regions(self, layer: str) -> list[tuple[int, StyleRegion]]:
+        """The regions (with their index) that have a target at ``layer`` and a non-zero weight."""
+        return [(i, r) for i, r in enumerate(self.targets.style) if layer in r.grams and r.weight != 0]
+
+    def content_term(self, feats: Mapping[str, torch.Tensor], zero: torch.Tensor) -> torch.Tensor:
+        """sum_l w_l L_content at the content layers (eq. 1), from the output's responses."""
         content = zero
         for layer, w in self.content_layers.items():
             if layer in self.targets.content:
                 content = content + w * content_loss(feats[layer], self.targets.content[layer])
-        style = zero
+        return content
+
+    def style_term(
+        self, grams: Mapping[tuple[int, str], torch.Tensor], zero: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """sum_l w_l E_l (eq. 5) from the output's Gram matrices per (region index, layer).
+
+        With a guide, E_l is the region's guided loss weighted by the area it covers. Returns the
+        style term and each layer's unweighted E_l (detached) as ``style:<layer>``.
+        """
+        style, terms = zero, {}
         for layer in self.style_layers:
             e = zero
-            for region in self.targets.style:
-                if layer not in region.grams or region.weight == 0:
-                    continue
-                if region.guide is None:
-                    e = e + region.weight * style_layer_loss(feats[layer], region.grams[layer])
-                else:
-                    n = feats[layer].shape[1]
-                    diff = (guided_mean_gram(feats[layer], region.guide) - region.grams[layer]) / (2 * n)
-                    e = e + region.weight * region.area * diff.pow(2).sum()
+            for i, region in self.style_regions(layer):
+                g = grams[i, layer]
+                diff = (g - region.grams[layer]) / (2 * g.shape[-1])  # (1, N, N); (G - A) / (2 N M)
+                e = e + region.weight * (region.area if region.guide is not None else 1.0) * diff.pow(2).sum()
             terms[f"style:{layer}"] = e.detach()
             style = style + self.layer_weights[layer] * e
+        return style, terms
+
+    def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        feats = self.features(image)
+        zero = image.new_zeros(())
+        content = self.content_term(feats, zero)
+        grams = {
+            (i, layer): self.output_gram(feats[layer], region)
+            for layer in self.style_layers
+            for i, region in self.style_regions(layer)
+        }
+        style, terms = self.style_term(grams, zero)
         total = self.content_weight * content + self.style_weight * style
         terms["content"] = content.detach()
         terms["style"] = style.detach()

@@ -1,0 +1,283 @@
+"""The paper's exact loss and gradient computed tile by tile, in memory bounded by the tile.
+
+Eq. 7 couples every pixel through the Gram matrices (eq. 3 sums over all positions), so tiles
+cannot be optimised on their own without changing the objective (the approximate tilers do). But
+the Gram matrix is a sum over positions, and so is its gradient's effect, so one step needs only
+two passes over the tiles:
+
+1. **no gradient**: each tile (its *core* plus a *halo*) goes through the network; the responses
+   at the core's positions add into each style layer's Gram matrix G_l (and the content loss);
+2. **with gradient**: eq. 7 is evaluated on the global G_l, giving dL/dG_l; each tile is run again
+   and back-propagated with the surrogate <dL/dG_l, G_l(core)> + alpha L_content(core), whose
+   gradient is exactly the tile's share of dL/dx. The shares add up to the full image's gradient.
+
+Exactness needs two things. The cores' positions must partition every layer's grid: core
+origins are multiples of 2^d, d the number of poolings before the deepest layer used (16 px for
+conv5_1). And a core response must see what it sees in the whole image: the halo covers how far
+a crop's edge (zero padding where the image has pixels) spreads inward by that layer, rounded up
+to the alignment; tiles at the image border keep the real border. Both follow from the layer
+table (:func:`geometry`), for any network of VGG19's shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+
+from .losses import Objective, StyleRegion, content_loss, gram, tv_loss
+from .vgg import LAYER_NAMES, canonical_layer, layer_depth
+
+__all__ = ["Tile", "TiledObjective", "geometry", "layout"]
+
+Key = tuple[int, str]  # (style region index, layer)
+Guides = dict[str, torch.Tensor | None]  # layer -> the region's guide at that layer's resolution
+
+
+def geometry(layers: Sequence[str]) -> tuple[int, int]:
+    """(alignment, halo) in pixels for responses at ``layers``.
+
+    Alignment: 2^d for d poolings before the deepest layer. Halo: how far the wrong values at a
+    crop's edge (zero padding where the image goes on) travel inward by the deepest layer,
+    followed exactly: each 3x3 convolution moves the edge of the wrong region one position in,
+    each aligned 2x2 pooling halves positions (rounding outward). For conv5_1 that is 80 px, half
+    its 156-px receptive field; the halo is rounded up to the alignment.
+    """
+    canon = [canonical_layer(name) for name in layers]
+    last = max(LAYER_NAMES.index(name) for name in canon)
+    align = 2 ** max(layer_depth(name) for name in canon)
+    right, left, stride = 0, 0, 1  # wrong from position `right` on / below position `left`
+    for name in LAYER_NAMES[: last + 1]:
+        if name.startswith("pool"):
+            right, left, stride = right // 2, -(-left // 2), stride * 2
+        else:
+            right, left = right - 1, left + 1
+    spread = max(-right, left) * stride
+    return align, -(-spread // align) * align
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A core (the pixels this tile answers for) and its crop (core + halo, clipped to the image)."""
+
+    core: tuple[int, int, int, int]  # y0, y1, x0, x1
+    crop: tuple[int, int, int, int]
+
+    def at(self, depth: int) -> tuple[slice, slice, slice, slice]:
+        """(rows, cols) of the core in the crop's responses, then in the image's, ``depth`` poolings down."""
+        s = 2**depth
+        (y0, y1, x0, x1), (cy0, _, cx0, _) = self.core, self.crop
+        local = (slice(y0 // s - cy0 // s, y1 // s - cy0 // s), slice(x0 // s - cx0 // s, x1 // s - cx0 // s))
+        return (*local, slice(y0 // s, y1 // s), slice(x0 // s, x1 // s))
+
+    def core_of(self, responses: torch.Tensor, layer: str) -> torch.Tensor:
+        """The core's positions of a crop's responses (B, C, h, w) at ``layer`` (a view)."""
+        rows, cols, _, _ = self.at(layer_depth(layer))
+        return responses[:, :, rows, cols]
+
+    def in_image(self, full: torch.Tensor, layer: str) -> torch.Tensor:
+        """The core's positions of an image-wide map (B, C, H_l, W_l) at ``layer`` (a view)."""
+        _, _, rows, cols = self.at(layer_depth(layer))
+        return full[:, :, rows, cols]
+
+
+def layout(height: int, width: int, core: int, layers: Sequence[str]) -> list[Tile]:
+    """Tiles whose cores (``core`` px, rounded up to the alignment) partition a height x width image."""
+    align, halo = geometry(layers)
+    core = max(align, -(-core // align) * align)
+
+    def spans(n: int) -> list[tuple[int, int, int, int]]:
+        starts = range(0, n, core)
+        return [(a, min(a + core, n), max(0, a - halo), min(n, a + core + halo)) for a in starts]
+
+    return [
+        Tile((y0, y1, x0, x1), (cy0, cy1, cx0, cx1))
+        for y0, y1, cy0, cy1 in spans(height)
+        for x0, x1, cx0, cx1 in spans(width)
+    ]
+
+
+def _crop(image: torch.Tensor, tile: Tile) -> torch.Tensor:
+    cy0, cy1, cx0, cx1 = tile.crop
+    return image[:, :, cy0:cy1, cx0:cx1]
+
+
+class _Precomputed(torch.autograd.Function):
+    """A loss whose gradient was computed with it (tile by tile): backward just scales it."""
+
+    @staticmethod
+    def forward(ctx: Any, image: torch.Tensor, total: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(grad)
+        return total.clone()
+
+    @staticmethod
+    def backward(ctx: Any, upstream: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (grad,) = ctx.saved_tensors
+        return upstream * grad, None, None
+
+
+class TiledObjective(Objective):
+    """:class:`Objective` (eq. 7) evaluated tile by tile: the same loss and gradient, bounded memory.
+
+    ``tile`` is the core size in pixels (rounded up to the alignment). Content targets and style
+    Gram matrices of large images are computed tiled too. Peak memory is that of one crop's
+    forward and backward, plus the image, its gradient and the content targets.
+    """
+
+    def __init__(self, *args: Any, tile: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tile = tile
+
+    def _tiles(self, image: torch.Tensor, layers: Sequence[str]) -> list[Tile]:
+        return layout(image.shape[-2], image.shape[-1], self.tile, layers)
+
+    def _cores(self, image: torch.Tensor, layers: Sequence[str]) -> Iterator[tuple[Tile, dict[str, torch.Tensor]]]:
+        """Each tile with its responses at ``layers`` restricted to its core (no gradient)."""
+        with torch.no_grad():
+            for tile in self._tiles(image, self.layers):
+                feats = self.features(_crop(image, tile), layers)
+                yield tile, {k: tile.core_of(v, k) for k, v in feats.items()}
+
+    def set_content(self, image: torch.Tensor | None) -> None:
+        if image is None or not self.content_layers:
+            self.targets.content = {}
+            return
+        layers = list(self.content_layers)
+        out: dict[str, torch.Tensor] = {}
+        for tile, feats in self._cores(image, layers):
+            for k, v in feats.items():
+                if k not in out:
+                    s = 2 ** layer_depth(k)
+                    out[k] = v.new_zeros(1, v.shape[1], image.shape[-2] // s, image.shape[-1] // s).float()
+                tile.in_image(out[k], k).copy_(v)
+        self.targets.content = out
+
+    def _guides(self, shape: tuple[int, int], guide: torch.Tensor | None, layers: Sequence[str]) -> dict[str, Any]:
+        """Per layer: the guide at the layer's full resolution (area-averaged) or None."""
+        out: dict[str, Any] = {}
+        for k in layers:
+            s = 2 ** layer_depth(k)
+            size = (shape[0] // s, shape[1] // s)
+            out[k] = (
+                None
+                if guide is None
+                else (F.interpolate(guide, size=size, mode="area") if guide.shape[-2:] != size else guide)
+            )
+        return out
+
+    def style_grams(self, image: torch.Tensor, guide: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        if not self.style_layers:
+            return {}
+        layers = list(self.style_layers)
+        guides = self._guides((image.shape[-2], image.shape[-1]), guide, layers)
+        sums: dict[str, torch.Tensor] = {}
+        for tile, feats in self._cores(image, layers):
+            for k, v in feats.items():
+                t = guides[k]
+                g = gram(v if t is None else v * tile.in_image(t, k))
+                sums[k] = sums[k] + g if k in sums else g
+        return {k: g / self._norm(image, k, guides[k]) for k, g in sums.items()}
+
+    @staticmethod
+    def _norm(image: torch.Tensor, layer: str, guide: torch.Tensor | None) -> float | torch.Tensor:
+        """What a Gram sum is divided by: M_l, or sum T^2 for a guided one (as in :mod:`losses`)."""
+        if guide is not None:
+            norm: torch.Tensor = guide.pow(2).sum().clamp_min(1e-8)
+            return norm
+        s = 2 ** layer_depth(layer)
+        return float((image.shape[-2] // s) * (image.shape[-1] // s))
+
+    def _region_grams(
+        self,
+        feats: Mapping[str, torch.Tensor],
+        tile: Tile,
+        guides: Mapping[int, Guides],
+        norms: Mapping[Key, float | torch.Tensor],
+    ) -> dict[Key, torch.Tensor]:
+        """This core's share of each (region, layer) Gram matrix per position."""
+        out = {}
+        for layer in self.style_layers:
+            f = tile.core_of(feats[layer], layer)
+            for i, _ in self.style_regions(layer):
+                t = guides[i][layer]
+                out[i, layer] = gram(f if t is None else f * tile.in_image(t, layer)) / norms[i, layer]
+        return out
+
+    def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        shape = (image.shape[-2], image.shape[-1])
+        regions: Sequence[StyleRegion] = self.targets.style
+        guides = {i: self._guides(shape, r.guide, list(self.style_layers)) for i, r in enumerate(regions)}
+        norms = {
+            (i, k): self._norm(image, k, guides[i][k]) for k in self.style_layers for i, _ in self.style_regions(k)
+        }
+        zero = image.new_zeros(())
+        x = image.detach()
+        tiles = self._tiles(x, self.layers)
+        # Pass 1: the global Gram matrices and the content loss, no gradient.
+        grams: dict[Key, torch.Tensor] = {}
+        content = zero
+        with torch.no_grad():
+            for tile in tiles:
+                feats = self.features(_crop(x, tile))
+                content = content + self._core_content(feats, tile, zero)
+                for key, g in self._region_grams(feats, tile, guides, norms).items():
+                    grams[key] = grams[key] + g if key in grams else g
+        leaves = {key: g.requires_grad_(True) for key, g in grams.items()}
+        with torch.enable_grad():
+            style, terms = self.style_term(leaves, zero)
+            total = self.content_weight * content + self.style_weight * style
+            tv = tv_loss(x) if self.tv_weight else zero
+            total = total + self.tv_weight * tv
+        terms |= {"content": content.detach(), "style": style.detach()}
+        if self.tv_weight:
+            terms["tv"] = tv.detach()
+        if not (torch.is_grad_enabled() and image.requires_grad):
+            return total.detach(), terms
+        grad = self._gradient(x, tiles, style, leaves, guides, norms)
+        return _Precomputed.apply(image, total.detach(), grad), terms  # type: ignore[no-untyped-call]
+
+    def _core_content(self, feats: Mapping[str, torch.Tensor], tile: Tile, zero: torch.Tensor) -> torch.Tensor:
+        """sum_l w_l L_content over this core's positions."""
+        content = zero
+        for layer, w in self.content_layers.items():
+            if layer in self.targets.content:
+                target = tile.in_image(self.targets.content[layer], layer)
+                content = content + w * content_loss(tile.core_of(feats[layer], layer), target)
+        return content
+
+    def _gradient(
+        self,
+        x: torch.Tensor,
+        tiles: Sequence[Tile],
+        style: torch.Tensor,
+        leaves: Mapping[Key, torch.Tensor],
+        guides: Mapping[int, Guides],
+        norms: Mapping[Key, float | torch.Tensor],
+    ) -> torch.Tensor:
+        """Pass 2: dL/dx, one tile's forward and backward at a time."""
+        grad = torch.zeros_like(x)
+        with torch.enable_grad():
+            keys = list(leaves)
+            d_grams = (
+                dict(zip(keys, torch.autograd.grad(self.style_weight * style, [leaves[k] for k in keys]), strict=True))
+                if keys
+                else {}
+            )
+            if self.tv_weight:
+                leaf = x.clone().requires_grad_(True)
+                (grad_tv,) = torch.autograd.grad(self.tv_weight * tv_loss(leaf), leaf)
+                grad += grad_tv
+            for tile in tiles:
+                crop = _crop(x, tile).clone().requires_grad_(True)
+                feats = self.features(crop)
+                surrogate = self.content_weight * self._core_content(feats, tile, x.new_zeros(()))
+                for key, g in self._region_grams(feats, tile, guides, norms).items():
+                    surrogate = surrogate + (d_grams[key] * g).sum()
+                if surrogate.requires_grad:
+                    (g_crop,) = torch.autograd.grad(surrogate, crop)
+                    cy0, cy1, cx0, cx1 = tile.crop
+                    grad[:, :, cy0:cy1, cx0:cx1] += g_crop
+        return grad

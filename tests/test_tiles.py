@@ -1,0 +1,133 @@
+"""Tiled eq. 7 equals the untiled one: loss and gradient.
+
+In float64, so that what is compared is the method and not the summation order: in fp32 the
+style terms of two noise images (G close to A) differ by ~1e-4 relative between any two orders.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from impasto.losses import Objective, StyleRegion
+from impasto.testing import narrow_vgg
+from impasto.tiles import TiledObjective, geometry, layout
+
+CONTENT = {"conv4_2": 1.0}
+STYLE = {f"conv{b}_1": 0.2 for b in range(1, 6)}
+
+
+def _pair(pooling: str, tile: int, tv: float = 0.0) -> tuple[Objective, TiledObjective]:
+    net = narrow_vgg(pooling).double()  # type: ignore[arg-type]
+    kw = dict(content_weight=1e-3, style_weight=1.0, tv_weight=tv)
+    return Objective(net, CONTENT, STYLE, **kw), TiledObjective(net, CONTENT, STYLE, tile=tile, **kw)
+
+
+def _image(h: int, w: int, seed: int) -> torch.Tensor:
+    return torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 255
+
+
+def _loss_and_grad(obj: Objective, image: torch.Tensor) -> tuple[float, torch.Tensor, dict[str, float]]:
+    x = image.clone().requires_grad_(True)
+    loss, terms = obj(x)
+    loss.backward()  # type: ignore[no-untyped-call]
+    assert x.grad is not None
+    return float(loss.detach()), x.grad, {k: float(v) for k, v in terms.items()}
+
+
+def _assert_same(full: Objective, tiled: TiledObjective, image: torch.Tensor) -> None:
+    loss, grad, terms = _loss_and_grad(full, image)
+    t_loss, t_grad, t_terms = _loss_and_grad(tiled, image)
+    assert t_loss == pytest.approx(loss, rel=1e-9)
+    assert t_terms.keys() == terms.keys()
+    for k, v in terms.items():
+        assert t_terms[k] == pytest.approx(v, rel=1e-8, abs=1e-12), k
+    scale = grad.abs().max()
+    assert float((t_grad - grad).abs().max() / scale) < 1e-9
+    assert float(grad.abs().mean()) > 0
+
+
+@pytest.mark.parametrize("pooling", ["max", "avg"])
+def test_tiled_loss_and_gradient_equal_the_untiled_ones(pooling: str) -> None:
+    full, tiled = _pair(pooling, tile=128, tv=1e-2)
+    content, style = _image(384, 512, 1), _image(300, 420, 2)
+    for obj in (full, tiled):
+        obj.set_content(content)
+        obj.set_style([style, _image(256, 256, 3)], [0.7, 0.3])  # several styles
+    assert len(layout(384, 512, 128, full.layers)) == 12
+    for k, g in full.targets.style[0].grams.items():  # style targets computed tiled match too
+        assert torch.allclose(tiled.targets.style[0].grams[k], g, rtol=1e-9, atol=1e-12 * float(g.abs().max()))
+    _assert_same(full, tiled, _image(384, 512, 4))
+
+
+def test_sides_not_multiples_of_the_tile_and_style_masks() -> None:
+    full, tiled = _pair("max", tile=100)  # rounded up to 112 (the alignment is 16 px)
+    h, w = 371, 501
+    content = _image(h, w, 5)
+    left = torch.zeros(1, 1, h, w, dtype=torch.float64)
+    left[..., : w // 3] = 1.0
+    for obj in (full, tiled):
+        obj.set_content(content)
+        regions = []
+        for guide, seed in ((left, 6), (1 - left, 7)):
+            sg = torch.ones(1, 1, 200, 240, dtype=torch.float64)
+            regions.append(StyleRegion(obj.style_grams(_image(200, 240, seed), sg), guide, 1.0, float(guide.mean())))
+        obj.set_regions(regions)
+    _assert_same(full, tiled, _image(h, w, 8))
+
+
+def test_a_tile_larger_than_the_image_is_one_tile() -> None:
+    full, tiled = _pair("max", tile=1024)
+    assert len(layout(200, 150, 1024, full.layers)) == 1
+    for obj in (full, tiled):
+        obj.set_content(_image(200, 150, 9))
+        obj.set_style([_image(160, 160, 10)])
+    _assert_same(full, tiled, _image(200, 150, 11))
+
+
+def test_without_gradient_it_returns_the_value_only() -> None:
+    full, tiled = _pair("max", tile=64)
+    for obj in (full, tiled):
+        obj.set_content(_image(96, 128, 12))
+        obj.set_style([_image(96, 96, 13)])
+    with torch.no_grad():
+        loss, _ = full(_image(96, 128, 14))
+        t_loss, _ = tiled(_image(96, 128, 14))
+    assert not t_loss.requires_grad
+    assert float(t_loss) == pytest.approx(float(loss), rel=1e-9)
+
+
+def test_geometry_of_the_paper_layers() -> None:
+    align, halo = geometry(["conv4_2", *STYLE])
+    assert align == 16  # four poolings before conv5_1
+    assert halo % align == 0 and halo >= 78  # conv5_1's receptive field is 156 px
+    assert geometry(["conv1_1"]) == (1, 1)
+    tiles = layout(100, 70, 32, ["conv3_1"])
+    cores = torch.zeros(100, 70, dtype=torch.int32)
+    for t in tiles:
+        y0, y1, x0, x1 = t.core
+        cores[y0:y1, x0:x1] += 1
+    assert bool((cores == 1).all())  # the cores partition the image
+
+
+@pytest.mark.parametrize("layers", [["conv4_2"], ["conv3_1", "pool3"], ["conv4_2", *STYLE]])
+def test_the_halo_is_the_smallest_that_is_exact(layers: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the halo from geometry() the tiled gradient is exact; one alignment step less, it is not."""
+    net = narrow_vgg("max").double()
+    content = {layers[0]: 1.0}
+    style = {k: 1.0 for k in layers[1:]}
+    full = Objective(net, content, style, content_weight=1.0, style_weight=1.0)
+    align, halo = geometry(layers)
+
+    def error(halo_px: int) -> float:
+        monkeypatch.setattr("impasto.tiles.geometry", lambda _layers: (align, halo_px))
+        tiled = TiledObjective(net, content, style, content_weight=1.0, style_weight=1.0, tile=64)
+        for obj in (full, tiled):
+            obj.set_content(_image(256, 320, 15))
+            obj.set_style([_image(128, 128, 16)])
+        _, grad, _ = _loss_and_grad(full, _image(256, 320, 17))
+        _, t_grad, _ = _loss_and_grad(tiled, _image(256, 320, 17))
+        return float((t_grad - grad).abs().max() / grad.abs().max())
+
+    assert error(halo) < 1e-9
+    assert error(halo - align) > 1e-6
