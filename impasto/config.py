@@ -65,6 +65,17 @@ class Options:
     optimizer: Optimizer = field(default="lbfgs", metadata={"help": "lbfgs or adam"})
     learning_rate: float = field(default=2.0, metadata={"help": "Adam step size, in pixel levels (0-255)"})
     lbfgs_history: int = field(default=100, metadata={"help": "L-BFGS history length"})
+    tile: int | None = field(
+        default=None,
+        metadata={
+            "help": "compute each step tile by tile, cores of this many px (exact, in bounded memory); "
+            "default: only when the untiled run would not fit --max-memory"
+        },
+    )
+    max_memory: str | None = field(
+        default=None,
+        metadata={"help": "memory budget, e.g. 512MB or 2GB (default: 80 % of the free RAM or GPU memory)"},
+    )
     pooling: Pooling = field(default="avg", metadata={"help": "max or avg pooling"})
     tv_weight: float = field(default=0.0, metadata={"help": "total-variation smoothing weight"})
     seed: int = field(default=0, metadata={"help": "random seed (same seed, same image)"})
@@ -238,6 +249,12 @@ def _check(opts: Options) -> Options:
         raise ConfigError(f"--style-strength must be > 0, got {opts.style_strength:g}")
     if opts.lbfgs_history < 1:
         raise ConfigError(f"--lbfgs-history must be >= 1, got {opts.lbfgs_history}")
+    if opts.tile is not None and opts.tile < 16:
+        raise ConfigError(f"--tile must be >= 16 px, got {opts.tile}")
+    if opts.max_memory is not None:
+        from .memory import parse_size
+
+        parse_size(opts.max_memory)
     return opts
 
 

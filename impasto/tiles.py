@@ -122,17 +122,22 @@ class _Precomputed(torch.autograd.Function):
 class TiledObjective(Objective):
     """:class:`Objective` (eq. 7) evaluated tile by tile: the same loss and gradient, bounded memory.
 
-    ``tile`` is the core size in pixels (rounded up to the alignment). Content targets and style
-    Gram matrices of large images are computed tiled too. Peak memory is that of one crop's
-    forward and backward, plus the image, its gradient and the content targets.
+    ``tile`` is the core size in pixels (rounded up to the alignment); None, or an image that is
+    one tile, runs the plain :class:`Objective`. Content targets and style Gram matrices of large
+    images are computed tiled too. Peak memory is that of one crop's forward and backward, plus
+    the image, its gradient and the content targets.
     """
 
-    def __init__(self, *args: Any, tile: int, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, tile: int | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.tile = tile
 
+    def _untiled(self, image: torch.Tensor) -> bool:
+        return self.tile is None or len(self._tiles(image, self.layers)) == 1
+
     def _tiles(self, image: torch.Tensor, layers: Sequence[str]) -> list[Tile]:
-        return layout(image.shape[-2], image.shape[-1], self.tile, layers)
+        core = self.tile if self.tile is not None else max(image.shape[-2:])
+        return layout(image.shape[-2], image.shape[-1], core, layers)
 
     def _cores(self, image: torch.Tensor, layers: Sequence[str]) -> Iterator[tuple[Tile, dict[str, torch.Tensor]]]:
         """Each tile with its responses at ``layers`` restricted to its core (no gradient)."""
@@ -142,6 +147,9 @@ class TiledObjective(Objective):
                 yield tile, {k: tile.core_of(v, k) for k, v in feats.items()}
 
     def set_content(self, image: torch.Tensor | None) -> None:
+        if image is not None and self._untiled(image):
+            super().set_content(image)
+            return
         if image is None or not self.content_layers:
             self.targets.content = {}
             return
@@ -169,6 +177,8 @@ class TiledObjective(Objective):
         return out
 
     def style_grams(self, image: torch.Tensor, guide: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        if self._untiled(image):
+            return super().style_grams(image, guide)
         if not self.style_layers:
             return {}
         layers = list(self.style_layers)
@@ -207,6 +217,8 @@ class TiledObjective(Objective):
         return out
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if self._untiled(image):
+            return super().__call__(image)
         shape = (image.shape[-2], image.shape[-1])
         regions: Sequence[StyleRegion] = self.targets.style
         guides = {i: self._guides(shape, r.guide, list(self.style_layers)) for i, r in enumerate(regions)}

@@ -25,10 +25,12 @@ from .errors import ConfigError
 from .image import load_image
 from .losses import Objective
 from .masks import check_masks
+from .memory import Fit, plan
 from .network import get_vgg, resolve_device, resolve_precision
 from .optimize import ScaleResult, ScaleStep, optimize
 from .schedule import MIN_COARSE_SIDE, Budget, Scale, check_inputs, plan_scales, scale_plan
 from .targets import Inputs, delivered, set_targets, start_image
+from .tiles import TiledObjective
 from .vgg import VGG19
 
 # MIN_COARSE_SIDE, check_inputs, get_vgg, plan_scales and resolve_device: re-exported from their modules.
@@ -122,9 +124,9 @@ def _network(opts: Options, device: torch.device, given: VGG19 | None) -> tuple[
     return net, f"{device.type}, {'bf16' if net.dtype == torch.bfloat16 else 'fp32'} ({why})"
 
 
-def _objective(vgg: VGG19, opts: Options) -> Objective:
-    """Eq. 7 with the options' layers and weights, its targets not yet set."""
-    return Objective(
+def _objective(vgg: VGG19, opts: Options) -> TiledObjective:
+    """Eq. 7 with the options' layers and weights, its targets not yet set (tiled where a scale needs it)."""
+    return TiledObjective(
         vgg,
         dict(opts.content_layers),
         dict(opts.style_layers),
@@ -132,6 +134,7 @@ def _objective(vgg: VGG19, opts: Options) -> Objective:
         style_weight=opts.beta,
         tv_weight=opts.tv_weight,
         layer_balance=opts.layer_balance,
+        tile=None,
     )
 
 
@@ -188,8 +191,19 @@ class _ScaleProgress:
         )
 
 
+def _computed(device: torch.device, precision: str, objective: Objective, last: Fit) -> dict[str, Any]:
+    """The parameters a run chose itself, recorded with the options in the output."""
+    return {
+        "device": str(device),
+        "precision": precision,
+        "alpha": objective.content_weight,
+        "tile": last.tile,
+        "lbfgs_history": last.history,
+    }
+
+
 def _optimise_scale(
-    objective: Objective, init: torch.Tensor, run: _Run, idx: int, done: int, content_t: torch.Tensor
+    objective: Objective, init: torch.Tensor, run: _Run, idx: int, done: int, content_t: torch.Tensor, history: int
 ) -> tuple[ScaleResult, bool]:
     """Scale ``idx`` from ``init``, ``done`` steps into the run; the result and whether the caller stopped it."""
     run.budget.start_scale(idx)
@@ -200,7 +214,7 @@ def _optimise_scale(
         run.budget.plan[idx],
         optimizer=run.opts.optimizer,
         learning_rate=run.opts.learning_rate,
-        lbfgs_history=run.opts.lbfgs_history,
+        lbfgs_history=history,
         on_step=progress.on_step,
         should_stop=progress.should_stop,
     )
@@ -235,6 +249,17 @@ def transfer(
     precision = "bf16" if network.dtype == torch.bfloat16 else "fp32"
     objective = _objective(network, opts)
     scales = scale_plan(opts, content.size)
+    fits = plan(
+        [sc.size for sc in scales],
+        objective.layers,
+        opts.lbfgs_history,
+        device,
+        precision == "bf16",
+        opts.tile,
+        opts.max_memory,
+    )
+    if (note := fits[-1].note()) is not None:
+        compute += f"; {note}"
     deadline = start + opts.max_time if opts.max_time is not None else None
     budget = Budget([s.steps for s in scales], [w * h for w, h in (s.size for s in scales)], deadline)
     run = _Run(content, opts, scales, budget, start, on_step, image_every, should_stop, compute)
@@ -242,13 +267,14 @@ def transfer(
     result: ScaleResult | None = None
     done, user_stopped = 0, False
     for idx, scale in enumerate(scales):
+        objective.tile = fits[idx].tile
         content_t, content_in = set_targets(objective, inputs, opts, scale, device)
         if current is None:
             init = start_image(inputs, opts, scale.size, content_in, device)
         else:  # the previous scale's result, upsampled
             width, height = scale.size
             init = F.interpolate(current, size=(height, width), mode="bicubic", align_corners=False)
-        result, user_stopped = _optimise_scale(objective, init, run, idx, done, content_t)
+        result, user_stopped = _optimise_scale(objective, init, run, idx, done, content_t, fits[idx].history)
         done += result.steps
         current = result.image
         if result.interrupted or user_stopped or budget.out_of_time():
@@ -262,5 +288,5 @@ def transfer(
         elapsed=time.perf_counter() - start,
         interrupted=result.interrupted,
         stopped=user_stopped,
-        params=opts.to_dict() | {"device": str(device), "precision": precision, "alpha": objective.content_weight},
+        params=opts.to_dict() | _computed(device, precision, objective, fits[-1]),
     )

@@ -1,0 +1,164 @@
+"""How much memory a run needs, how much there is, and the tiling that makes one fit.
+
+The estimate is a model of a step's peak, fitted to measured peaks (CPU RSS, fp32 and bf16, the
+paper's layers; ``tests/test_memory.py`` holds it to +-25 %): a fixed part (torch, the network),
+a part per pixel of the crop that goes through the network at once (the responses autograd keeps
+for the backward pass, per conv layer: channels x positions x bytes), and a part per pixel of the
+whole image (the image, its gradient, the best image so far, the content targets, and L-BFGS's
+history of 2 x history vectors of 3 values per pixel).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import torch
+
+from .errors import ConfigError, InputError
+from .tiles import geometry
+from .vgg import LAYER_NAMES, canonical_layer, layer_depth
+
+__all__ = ["Fit", "available", "fit", "format_size", "parse_size", "step_bytes"]
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 2**10,
+    "kb": 2**10,
+    "m": 2**20,
+    "mb": 2**20,
+    "g": 2**30,
+    "gb": 2**30,
+    "t": 2**40,
+    "tb": 2**40,
+}
+# VGG19's conv widths per block, for the responses kept for the backward pass.
+_WIDTHS = (64, 128, 256, 512, 512)
+FIXED = 420 * 2**20  # torch, the network's weights, the interpreter (measured, CPU)
+KEPT = 2.2  # responses kept per conv output value (output, pooling indices, backward's transients)
+MIN_HISTORY = 5  # fewer L-BFGS corrections than this are not worth tiling for
+
+
+def parse_size(text: str) -> int:
+    """``512MB``, ``2GB``, ``1.5g`` or a number of bytes -> bytes (binary units)."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
+    if m is None or m[2].lower() not in _UNITS:
+        raise ConfigError(
+            f"--max-memory: cannot read '{text}' as a size (e.g. 512MB, 2GB)",
+        )
+    return int(float(m[1]) * _UNITS[m[2].lower()])
+
+
+def format_size(n: float) -> str:
+    """Bytes as a short human size: ``1.4 GB``, ``380 MB``."""
+    return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"
+
+
+def available(device: torch.device) -> int:
+    """What this run may use: 80 % of the free GPU memory, or of the RAM the system can give."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(0.8 * free)
+    try:
+        with open("/proc/meminfo") as f:
+            info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f}
+        return int(0.8 * info["MemAvailable"])
+    except (OSError, KeyError, ValueError, IndexError):
+        return 8 * 2**30  # no /proc/meminfo (macOS, Windows): a modest laptop's share
+
+
+def _network_bytes(height: int, width: int, layers: list[str], itemsize: int) -> float:
+    """Bytes of responses a forward and backward through the network to the deepest layer keep."""
+    last = max(LAYER_NAMES.index(canonical_layer(name)) for name in layers)
+    total = 0.0
+    for name in LAYER_NAMES[: last + 1]:
+        block = int(name[4]) - 1
+        depth = layer_depth(name)
+        positions = (height // 2**depth) * (width // 2**depth)
+        total += _WIDTHS[block] * positions * itemsize
+    return KEPT * total
+
+
+def step_bytes(
+    height: int, width: int, layers: list[str], history: int, bf16: bool = False, tile: int | None = None
+) -> float:
+    """Estimated peak bytes of an optimisation step at height x width (tiled with cores of ``tile`` px)."""
+    if tile is None:
+        crop_h, crop_w = height, width
+    else:
+        align, halo = geometry(layers)
+        core = max(align, math.ceil(tile / align) * align)
+        crop_h, crop_w = min(height, core + 2 * halo), min(width, core + 2 * halo)
+    pixels = height * width
+    per_pixel = 4 * 3 * (6 + 2 * history)  # image, clamp, grad, best, L-BFGS direction/prev + history
+    content = 512 * pixels / 64 * 4 * 2  # conv4_2 targets and responses at full size (tiled)
+    return FIXED + _network_bytes(crop_h, crop_w, layers, 2 if bf16 else 4) + per_pixel * pixels + content
+
+
+@dataclass(frozen=True)
+class Fit:
+    """How a run fits its memory budget."""
+
+    tile: int | None  # core size in px, or None: untiled
+    history: int  # L-BFGS corrections kept
+    needed: float  # estimated peak bytes with this tiling
+    untiled: float  # estimated peak bytes untiled with the asked history
+    budget: int
+
+    def note(self) -> str | None:
+        """One line for the user when impasto tiled or shortened the history, else None."""
+        if self.tile is None:
+            return None
+        return (
+            f"tiling into {self.tile}-px cores (exact gradients) with an L-BFGS history of {self.history}: "
+            f"~{format_size(self.needed)} instead of ~{format_size(self.untiled)} untiled "
+            f"(budget {format_size(self.budget)}; --max-memory to change it)"
+        )
+
+
+def fit(
+    height: int,
+    width: int,
+    layers: list[str],
+    history: int,
+    budget: int,
+    bf16: bool = False,
+    tile: int | None = None,
+) -> Fit:
+    """The largest tiling (and longest history) whose step fits ``budget``; ``tile`` forces a core size.
+
+    Raises :class:`InputError` naming the memory it would need when nothing fits.
+    """
+    untiled = step_bytes(height, width, layers, history, bf16)
+    if tile is not None:
+        return Fit(tile, history, step_bytes(height, width, layers, history, bf16, tile), untiled, budget)
+    if untiled <= budget:
+        return Fit(None, history, untiled, untiled, budget)
+    align, _ = geometry(layers)
+    cores = [c for c in (2048, 1536, 1024, 768, 512, 384, 256, 192, 128) if c % align == 0 and c < max(height, width)]
+    for hist in sorted({history, min(history, 20), min(history, 10), min(history, MIN_HISTORY)}, reverse=True):
+        for core in cores:
+            need = step_bytes(height, width, layers, hist, bf16, core)
+            if need <= budget:
+                return Fit(core, hist, need, untiled, budget)
+    smallest = step_bytes(height, width, layers, min(history, MIN_HISTORY), bf16, cores[-1] if cores else None)
+    raise InputError(
+        f"a {width}x{height} run needs ~{format_size(smallest)} even tiled, more than the "
+        f"{format_size(budget)} budget (raise --max-memory or lower --size)"
+    )
+
+
+def plan(
+    sizes: list[tuple[int, int]],
+    layers: list[str],
+    history: int,
+    device: torch.device,
+    bf16: bool,
+    tile: int | None = None,
+    max_memory: str | None = None,
+) -> list[Fit]:
+    """One :class:`Fit` per scale (sizes are (width, height)), within ``max_memory`` or what is free."""
+    budget = parse_size(max_memory) if max_memory is not None else available(device)
+    return [fit(h, w, layers, history, budget, bf16, tile) for w, h in sizes]
