@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -177,7 +177,7 @@ def batch(
     styles: Sequence[str | Path],
     out_dir: str | Path,
     *,
-    sweep: dict[str, Sequence[Any]] | None = None,
+    sweep: Mapping[str, Sequence[Any]] | None = None,
     pairs: bool = False,
     name: str | None = None,
     preset: str = "default",
@@ -200,6 +200,10 @@ def batch(
 
     Returns the manifest (also in ``out_dir``); ``manifest.interrupted`` after Ctrl-C.
     """
+    if ray is not None:
+        from .batch_ray import require_ray
+
+        require_ray()  # before any work: the install hint
     out = prepare_out_dir(out_dir)
     contents = expand_inputs([str(s) for s in inputs], "input")
     paintings = expand_inputs([str(s) for s in styles], "style")
@@ -221,7 +225,8 @@ def batch(
             _run_local(run, todo, network, max_pixels)
     except KeyboardInterrupt:
         manifest.interrupted = True
-    manifest.save()
+    if todo:
+        manifest.save()
     if sheet and todo and manifest.count("done"):
         from .sheet import write_sheet
 

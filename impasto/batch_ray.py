@@ -23,7 +23,7 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from .vgg import VGG19
 
-__all__ = ["HOLD_ENV", "MAX_RETRIES", "run_ray"]
+__all__ = ["HOLD_ENV", "MAX_RETRIES", "require_ray", "run_ray"]
 
 MAX_RETRIES = 3  # times Ray reruns a task whose worker process died
 # Test hook: "FOLDER:NAME" makes the worker running item NAME write FOLDER/holding-PID and wait
@@ -31,7 +31,7 @@ MAX_RETRIES = 3  # times Ray reruns a task whose worker process died
 HOLD_ENV = "IMPASTO_BATCH_TEST_HOLD"
 
 
-def _ray() -> Any:
+def require_ray() -> Any:
     try:
         import ray
     except ImportError:
@@ -83,11 +83,9 @@ def _read(path: str) -> bytes:
         return f"unreadable: {exc.strerror or exc}".encode()  # load_image then says what it is
 
 
-def run_ray(
-    run: Run, todo: list[Item], address: str, *, network: VGG19 | None, cpus: float, max_pixels: int
-) -> None:
+def run_ray(run: Run, todo: list[Item], address: str, *, network: VGG19 | None, cpus: float, max_pixels: int) -> None:
     """Run ``todo`` on the Ray cluster at ``address`` (``auto``: this machine's), recording into ``run``."""
-    ray = _ray()
+    ray = require_ray()
     started_here = not ray.is_initialized()
     if started_here:
         try:

@@ -57,7 +57,9 @@ def write_sheet(manifest: Manifest, items: list[Item]) -> tuple[Path, Path]:
                     thumb = img.convert("RGB")
                 thumb.thumbnail((THUMB, THUMB))
                 sheet.paste(thumb, (x + (THUMB - thumb.width) // 2, y + (THUMB - thumb.height) // 2))
-                cell = f'<a href="{html.escape(entry.output)}"><img src="{html.escape(entry.output)}" width="{THUMB}"></a>'
+                cell = (
+                    f'<a href="{html.escape(entry.output)}"><img src="{html.escape(entry.output)}" width="{THUMB}"></a>'
+                )
             else:
                 why = entry.reason if entry is not None and entry.reason else (entry.state if entry else "pending")
                 draw.rectangle((x, y, x + THUMB - 1, y + THUMB - 1), outline="red")
