@@ -55,7 +55,10 @@ def write_sheet(manifest: Manifest, items: list[Item]) -> tuple[Path, Path]:
             if entry is not None and manifest.is_done(item) and entry.output:
                 with Image.open(manifest.out_dir / entry.output) as img:
                     thumb = img.convert("RGB")
-                thumb.thumbnail((THUMB, THUMB))
+                scale = THUMB / max(thumb.size)  # small outputs are enlarged too: a sweep is judged by eye
+                thumb = thumb.resize(
+                    (round(thumb.width * scale), round(thumb.height * scale)), Image.Resampling.LANCZOS
+                )
                 sheet.paste(thumb, (x + (THUMB - thumb.width) // 2, y + (THUMB - thumb.height) // 2))
                 cell = (
                     f'<a href="{html.escape(entry.output)}"><img src="{html.escape(entry.output)}" width="{THUMB}"></a>'
