@@ -101,16 +101,19 @@ class Run:
         self.start = time.perf_counter()
         self.skipped = sum(manifest.is_done(i) for i in items)
         self.finished = 0  # in this run, done or failed
+        self.done = self.skipped
+        self.failed_count = 0
         self.todo = len(items) - self.skipped
+        manifest.current = [i.id for i in items]
 
     def emit(self, kind: EventKind, **fields: Any) -> None:
         if self.on_event is None:
             return
-        done = sum(self.manifest.is_done(i) for i in self.items)
-        failed = sum(self.manifest.entries[i.id].state == "failed" for i in self.items if i.id in self.manifest.entries)
         elapsed = time.perf_counter() - self.start
         eta = elapsed / self.finished * (self.todo - self.finished) if self.finished else None
-        event = BatchEvent(kind, done, failed, len(self.items), self.skipped, elapsed=elapsed, eta=eta, **fields)
+        event = BatchEvent(
+            kind, self.done, self.failed_count, len(self.items), self.skipped, elapsed=elapsed, eta=eta, **fields
+        )
         self.on_event(event)
 
     def started(self, item: Item) -> None:
@@ -123,6 +126,7 @@ class Run:
         e.state, e.output, e.reason, e.seconds = "done", item.name, None, round(seconds, 3)
         self.manifest.save()
         self.finished += 1
+        self.done += 1
         self.emit("item_done", item=item, seconds=seconds)
 
     def failed(self, item: Item, reason: str) -> None:
@@ -130,6 +134,7 @@ class Run:
         e.state, e.output, e.reason = "failed", None, reason.splitlines()[0] if reason else "failed"
         self.manifest.save()
         self.finished += 1
+        self.failed_count += 1
         self.emit("item_failed", item=item, reason=e.reason)
 
 

@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet or failed:
         sheet = "" if args.no_sheet else f"; sheet {manifest.out_dir / 'index.html'}"
         print(f"{done} done, {failed} failed; manifest {manifest.path}{sheet}", file=sys.stderr)
-    for e in manifest.entries.values():
+    for e in (manifest.entries[i] for i in manifest.current):
         if e.state == "failed":
             print(f"  failed: {e.name}: {e.reason}", file=sys.stderr)
     return EXIT_FAILED if failed else 0

@@ -65,6 +65,7 @@ class Manifest:
     out_dir: Path
     entries: dict[str, Entry] = field(default_factory=dict)
     interrupted: bool = False  # set by batch() when Ctrl-C stopped it
+    current: list[str] = field(default_factory=list)  # ids of the batch being run (not saved)
 
     @property
     def path(self) -> Path:
@@ -109,4 +110,7 @@ class Manifest:
         return e
 
     def count(self, state: State) -> int:
-        return sum(e.state == state for e in self.entries.values())
+        """Entries in ``state``: of the current batch's items when set, else all (an earlier,
+        different command's entries stay in the file, and out of the counts)."""
+        ids = self.current or list(self.entries)
+        return sum(self.entries[i].state == state for i in ids if i in self.entries)
