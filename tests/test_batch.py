@@ -271,3 +271,34 @@ def test_cli_ray_without_ray_says_how_to_install(
     monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
     code, _, err = run_cli(["batch", photos, "--style", *paintings, "-o", tmp_path / "out", "--ray"])
     assert code == 2 and "pip install 'impasto[ray]'" in err
+
+
+def test_interrupt_mid_item_keeps_finished_items_and_leaves_it_pending(
+    photos: Path, paintings: list[Path], tmp_path: Path, narrow_network: None
+) -> None:
+    out = tmp_path / "out"
+
+    def on_event(ev: BatchEvent) -> None:
+        if ev.kind == "step" and ev.done == 1 and ev.step is not None and ev.step.step == 2:
+            raise KeyboardInterrupt  # Ctrl-C inside the second item's transfer
+
+    manifest = run_batch(photos, paintings[:1], out, on_event=on_event)
+    assert manifest.interrupted
+    assert sorted(e.state for e in manifest.entries.values()) == ["done", "pending"]
+    assert sorted(p.name for p in out.glob("*_style0.png")) == ["a_style0.png"]  # no half-made second image
+    assert not list(out.glob(".*.part"))
+
+
+def test_cli_no_sheet_and_unsupported_flags(
+    run_cli: Callable[..., tuple[int, str, str]],
+    photos: Path,
+    paintings: list[Path],
+    tmp_path: Path,
+    narrow_network: None,
+) -> None:
+    out = tmp_path / "out"
+    argv = ["batch", photos, "--style", paintings[0], "-o", out, "--size", 32, "--steps", 2, "-q"]
+    code, _, err = run_cli([*argv, "--no-sheet"])
+    assert code == 0 and err == "" and not (out / "index.html").exists() and not (out / "contact.png").exists()
+    code, _, err = run_cli([*argv, "--save-every", 1])
+    assert code == 2 and "not supported by batch" in err
