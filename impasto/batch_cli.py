@@ -47,9 +47,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--ray-cpus", type=float, default=1.0, help="CPUs per item on a cluster without GPUs (default: 1)")
     _add_common(p)
     _add_option_flags(p)
+    sweepable = []
     for action in p._actions:  # numeric options take one value or several to sweep
         if action.type in (int, float) and action.nargs is None and action.dest in _option_names():
             action.nargs = "+"
+            sweepable.append(action.dest)
+    p.set_defaults(sweepable=sweepable)
     return p
 
 
@@ -110,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     sweep: dict[str, list[Any]] = {}
     for name in sorted(_option_names()):
         value = getattr(args, name)
-        if isinstance(value, list) and name in _numeric(args):
+        if name in args.sweepable and value is not None:
             if len(set(value)) > 1:
                 sweep[name] = list(dict.fromkeys(value))
             else:
@@ -147,10 +150,3 @@ def run(args: argparse.Namespace) -> int:
         if e.state == "failed":
             print(f"  failed: {e.name}: {e.reason}", file=sys.stderr)
     return EXIT_FAILED if failed else 0
-
-
-def _numeric(args: argparse.Namespace) -> set[str]:
-    from .config import Options
-
-    hints = {f.name: f.type for f in dataclasses.fields(Options)}
-    return {n for n, t in hints.items() if str(t).split(" |")[0] in ("int", "float")}
