@@ -154,8 +154,6 @@ def _run_local(run: Run, todo: list[Item], network: VGG19 | None, max_pixels: in
 
         try:
             image, params = run_item(item, network, on_step=step, max_pixels=max_pixels)
-        except KeyboardInterrupt:
-            raise
         except Exception as exc:  # one item's failure is recorded; the batch goes on
             run.failed(item, reason_of(exc))
         else:
@@ -209,10 +207,17 @@ def batch(
         from .batch_ray import require_ray
 
         require_ray()  # before any work: the install hint
-    out = prepare_out_dir(out_dir)
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise InputError(f"{out_dir}: is a file, not a folder (the batch's output folder)")
     contents = expand_inputs([str(s) for s in inputs], "input")
     paintings = expand_inputs([str(s) for s in styles], "style")
     items = plan(contents, paintings, options=options, sweep=sweep, pairs=pairs, name=name, preset=preset)
+    if ray is None and items:  # a device that is not there fails every item: say so once, now
+        from .config import resolve
+        from .network import resolve_device
+
+        resolve_device(resolve(preset, **items[0].option_dict()).device)
+    out = prepare_out_dir(out_dir)  # created only once the inputs are known to be good
     manifest = Manifest.load(out)
     run = Run(manifest, items, on_event)
     todo = [i for i in items if not manifest.is_done(i)]

@@ -302,3 +302,9 @@ def test_cli_no_sheet_and_unsupported_flags(
     assert code == 0 and err == "" and not (out / "index.html").exists() and not (out / "contact.png").exists()
     code, _, err = run_cli([*argv, "--save-every", 1])
     assert code == 2 and "not supported by batch" in err
+
+
+def test_bad_inputs_create_no_out_dir(paintings: list[Path], tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not found"):
+        batch([tmp_path / "missing.jpg"], paintings, tmp_path / "out", **TINY)
+    assert not (tmp_path / "out").exists()
