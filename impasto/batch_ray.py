@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,17 @@ def require_ray() -> Any:
     except ImportError:
         raise ConfigError("--ray needs Ray, an optional extra: pip install 'impasto[ray]'") from None
     return ray
+
+
+def _check_reachable(address: str) -> None:
+    """A head node's ``host:port`` that refuses connections fails in seconds, not after Ray's minutes of retries."""
+    if address == "auto" or address.startswith("ray://") or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot reach a Ray head node at '{address}' ({reason_of(exc)})") from None
 
 
 def _test_hold(name: str) -> None:
@@ -88,6 +100,7 @@ def run_ray(run: Run, todo: list[Item], address: str, *, network: VGG19 | None, 
     ray = require_ray()
     started_here = not ray.is_initialized()
     if started_here:
+        _check_reachable(address)
         try:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         except (ConnectionError, ValueError, RuntimeError) as exc:

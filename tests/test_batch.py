@@ -308,3 +308,16 @@ def test_bad_inputs_create_no_out_dir(paintings: list[Path], tmp_path: Path) -> 
     with pytest.raises(InputError, match="not found"):
         batch([tmp_path / "missing.jpg"], paintings, tmp_path / "out", **TINY)
     assert not (tmp_path / "out").exists()
+
+
+def test_ray_address_that_refuses_connections_is_a_quick_error(
+    photos: Path, paintings: list[Path], tmp_path: Path
+) -> None:
+    pytest.importorskip("ray")
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ConfigError, match="cannot reach a Ray head node"):
+        run_batch(photos, paintings, tmp_path / "out", ray=f"127.0.0.1:{port}")

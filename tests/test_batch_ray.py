@@ -115,6 +115,9 @@ def test_four_items_on_a_cluster_match_the_local_run(
     net = narrow_vgg("max")
     manifest = batch(photos, paintings, tmp_path / "ray", ray=cluster, network=net, **TINY)
     assert manifest.count("done") == 4, [(e.name, e.reason) for e in manifest.entries.values()]
+    events: list[Any] = []
+    batch(photos, paintings, tmp_path / "ray", ray=cluster, network=net, on_event=events.append, **TINY)
+    assert events[0].skipped == 4 and not any(e.kind == "item_start" for e in events)  # resumes as locally
     local = batch(photos, paintings, tmp_path / "local", network=net, **TINY)
     for e in manifest.entries.values():
         assert e.output is not None and _valid(tmp_path / "ray" / e.output)["steps_done"] == 4
