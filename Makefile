@@ -18,7 +18,7 @@ install: $(BIN)/python  ## the package and its runtime dependencies
 	$(BIN)/pip install -q -e '.[web]'
 
 install-dev: install
-	$(BIN)/pip install -q -e '.[web,dev]'
+	$(BIN)/pip install -q -e '.[web,ray,dev]'
 
 demo: install  ## stylise the bundled pair into ./impasto-demo.png
 	$(BIN)/impasto demo -o impasto-demo.png

@@ -130,6 +130,9 @@ def _build_parser() -> argparse.ArgumentParser:
     presets = sub.add_parser("presets", help="show every option of a preset (of every preset without NAME)")
     presets.add_argument("name", nargs="?", metavar="NAME", help="a preset's name")
     presets.add_argument("--json", action="store_true", help="print as JSON")
+    from .batch_cli import add_parser  # impasto batch: its own module
+
+    add_parser(sub)
     return parser
 
 
@@ -439,6 +442,10 @@ def _command(args: argparse.Namespace) -> int:
         return _serve(args)
     if args.command == "presets":
         return _presets(args)
+    if args.command == "batch":
+        from .batch_cli import run
+
+        return run(args)
     if args.command == "demo":
         from . import bundled_image
 
