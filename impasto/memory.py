@@ -36,8 +36,9 @@ _UNITS = {
 }
 # VGG19's conv widths per block, for the responses kept for the backward pass.
 _WIDTHS = (64, 128, 256, 512, 512)
-FIXED = 420 * 2**20  # torch, the network's weights, the interpreter (measured, CPU)
-KEPT = 2.2  # responses kept per conv output value (output, pooling indices, backward's transients)
+FIXED = 500 * 2**20  # torch, the network's weights, the interpreter (measured, CPU)
+KEPT = 1.6  # responses kept per conv output value (output, pooling indices, backward's transients)
+IMAGE_COPIES = 16  # full-size 3-channel fp32 tensors alive in a step: images, gradients, L-BFGS's own
 MIN_HISTORY = 5  # fewer L-BFGS corrections than this are not worth tiling for
 
 
@@ -84,7 +85,10 @@ def _network_bytes(height: int, width: int, layers: list[str], itemsize: int) ->
 def step_bytes(
     height: int, width: int, layers: list[str], history: int, bf16: bool = False, tile: int | None = None
 ) -> float:
-    """Estimated peak bytes of an optimisation step at height x width (tiled with cores of ``tile`` px)."""
+    """Estimated peak bytes of an optimisation step at height x width (tiled with cores of ``tile`` px).
+
+    ``history`` is the number of L-BFGS corrections held: ``min(lbfgs_history, steps)``.
+    """
     if tile is None:
         crop_h, crop_w = height, width
     else:
@@ -92,9 +96,8 @@ def step_bytes(
         core = max(align, math.ceil(tile / align) * align)
         crop_h, crop_w = min(height, core + 2 * halo), min(width, core + 2 * halo)
     pixels = height * width
-    per_pixel = 4 * 3 * (6 + 2 * history)  # image, clamp, grad, best, L-BFGS direction/prev + history
-    content = 512 * pixels / 64 * 4 * 2  # conv4_2 targets and responses at full size (tiled)
-    return FIXED + _network_bytes(crop_h, crop_w, layers, 2 if bf16 else 4) + per_pixel * pixels + content
+    per_pixel = 4 * 3 * (IMAGE_COPIES + 2 * history) + 64  # + conv4_2's targets (512 / 64 values per pixel)
+    return FIXED + _network_bytes(crop_h, crop_w, layers, 2 if bf16 else 4) + per_pixel * pixels
 
 
 @dataclass(frozen=True)
@@ -126,24 +129,30 @@ def fit(
     budget: int,
     bf16: bool = False,
     tile: int | None = None,
+    steps: int | None = None,
 ) -> Fit:
     """The largest tiling (and longest history) whose step fits ``budget``; ``tile`` forces a core size.
 
-    Raises :class:`InputError` naming the memory it would need when nothing fits.
+    L-BFGS holds ``min(history, steps)`` corrections. Raises :class:`InputError` naming the memory
+    it would need when nothing fits.
     """
-    untiled = step_bytes(height, width, layers, history, bf16)
+
+    def need(hist: int, core: int | None) -> float:
+        return step_bytes(height, width, layers, min(hist, steps or hist), bf16, core)
+
+    untiled = need(history, None)
     if tile is not None:
-        return Fit(tile, history, step_bytes(height, width, layers, history, bf16, tile), untiled, budget)
+        return Fit(tile, history, need(history, tile), untiled, budget)
     if untiled <= budget:
         return Fit(None, history, untiled, untiled, budget)
     align, _ = geometry(layers)
-    cores = [c for c in (2048, 1536, 1024, 768, 512, 384, 256, 192, 128) if c % align == 0 and c < max(height, width)]
+    side = max(height, width)
+    cores = [c for c in (2048, 1536, 1024, 768, 512, 384, 256, 192, 128) if c % align == 0 and c < side]
     for hist in sorted({history, min(history, 20), min(history, 10), min(history, MIN_HISTORY)}, reverse=True):
         for core in cores:
-            need = step_bytes(height, width, layers, hist, bf16, core)
-            if need <= budget:
-                return Fit(core, hist, need, untiled, budget)
-    smallest = step_bytes(height, width, layers, min(history, MIN_HISTORY), bf16, cores[-1] if cores else None)
+            if need(hist, core) <= budget:
+                return Fit(core, hist, need(hist, core), untiled, budget)
+    smallest = need(min(history, MIN_HISTORY), cores[-1] if cores else None)
     raise InputError(
         f"a {width}x{height} run needs ~{format_size(smallest)} even tiled, more than the "
         f"{format_size(budget)} budget (raise --max-memory or lower --size)"
@@ -152,6 +161,7 @@ def fit(
 
 def plan(
     sizes: list[tuple[int, int]],
+    steps: list[int],
     layers: list[str],
     history: int,
     device: torch.device,
@@ -161,4 +171,5 @@ def plan(
 ) -> list[Fit]:
     """One :class:`Fit` per scale (sizes are (width, height)), within ``max_memory`` or what is free."""
     budget = parse_size(max_memory) if max_memory is not None else available(device)
-    return [fit(h, w, layers, history, budget, bf16, tile) for w, h in sizes]
+    scales = list(zip(sizes, steps, strict=True))[::-1]  # the largest first: a refusal names the output size
+    return [fit(h, w, layers, history, budget, bf16, tile, n) for (w, h), n in scales][::-1]

@@ -251,6 +251,7 @@ def transfer(
     scales = scale_plan(opts, content.size)
     fits = plan(
         [sc.size for sc in scales],
+        [sc.steps for sc in scales],
         objective.layers,
         opts.lbfgs_history,
         device,

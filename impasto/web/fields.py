@@ -43,6 +43,7 @@ Kind = Literal["int", "float", "bool", "choice", "layers", "numbers", "file"]
 _SERVER_FILES = {
     "weights": "the weights file is a path on the server",
     "weights_format": "it only describes --weights, which is a path on the server",
+    "max_memory": "the server's memory is budgeted by the server (free RAM or GPU memory)",
 }
 # Options that hold image paths become uploads: option name -> multipart file field.
 UPLOADS = {"init": "init_image", "content_mask": "content_mask", "style_masks": "style_mask"}
@@ -94,6 +95,7 @@ def _bounds(name: str, settings: StudioSettings) -> tuple[float | None, float | 
         "steps": (1, settings.max_steps),
         "scales": (1, settings.max_scales),
         "lbfgs_history": (1, settings.max_lbfgs_history),
+        "tile": (16, settings.max_size),
         "seed": (0, MAX_SEED),
     }.get(name, (0, None))
 

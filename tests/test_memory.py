@@ -1,0 +1,105 @@
+"""The memory model, the budget and the tiling chosen to fit it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from impasto.errors import ConfigError, InputError
+from impasto.memory import fit, format_size, parse_size, step_bytes
+
+LAYERS = ["conv4_2", "conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
+DATA = Path(__file__).resolve().parent.parent / "impasto" / "data"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("512MB", 512 * 2**20), ("2GB", 2 * 2**30), ("1.5g", 3 * 2**29), ("4096", 4096)]
+)
+def test_sizes_are_read_in_binary_units(text: str, expected: int) -> None:
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "lots", "2 parsecs", "-1GB"])
+def test_unreadable_sizes_are_refused_with_the_flag_named(text: str) -> None:
+    with pytest.raises(ConfigError, match="--max-memory: cannot read"):
+        parse_size(text)
+
+
+def test_the_estimate_grows_with_pixels_and_tiling_bounds_the_network_part() -> None:
+    small, big = step_bytes(384, 512, LAYERS, 100), step_bytes(768, 1024, LAYERS, 100)
+    assert 3.0 < (big - 500 * 2**20) / (small - 500 * 2**20) < 4.1  # ~linear in the pixels
+    assert step_bytes(3072, 4096, LAYERS, 5, tile=512) < step_bytes(3072, 4096, LAYERS, 5) / 3
+    assert step_bytes(768, 1024, LAYERS, 5, bf16=True) < step_bytes(768, 1024, LAYERS, 5)
+
+
+def test_a_run_that_fits_is_not_tiled() -> None:
+    f = fit(384, 512, LAYERS, 100, budget=8 * 2**30)
+    assert f.tile is None and f.history == 100 and f.note() is None
+
+
+def test_a_run_that_does_not_fit_is_tiled_and_says_so() -> None:
+    budget = 6 * 2**30
+    f = fit(3072, 4096, LAYERS, 100, budget=budget, steps=2)
+    assert f.tile is not None and f.needed <= budget < f.untiled
+    note = f.note()
+    assert note is not None and f"{f.tile}-px cores" in note and "untiled" in note and "6.0 GB" in note
+
+
+def test_the_history_shrinks_before_the_run_is_refused() -> None:
+    f = fit(3072, 4096, LAYERS, 100, budget=7 * 2**30, steps=300)
+    assert f.tile is not None and 5 <= f.history < 100
+
+
+def test_a_run_that_fits_nowhere_is_refused_naming_what_it_needs() -> None:
+    with pytest.raises(InputError, match=r"a 4096x3072 run needs ~\d+\.\d GB even tiled, more than the 1\.0 GB budget"):
+        fit(3072, 4096, LAYERS, 100, budget=2**30)
+
+
+def test_format_size() -> None:
+    assert format_size(1.5 * 2**30) == "1.5 GB" and format_size(380 * 2**20) == "380 MB"
+
+
+_MEASURE = """
+import resource, sys
+from impasto.cli import main
+rc = main(sys.argv[1:])
+print("RSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+sys.exit(rc)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("size", "tile"), [(256, None), (512, None), (512, 128)])
+def test_the_estimate_is_within_25_percent_of_the_measured_peak(size: int, tile: int | None, tmp_path: Path) -> None:
+    out = tmp_path / "out.png"
+    args = [str(DATA / "tubingen.jpg"), str(DATA / "starry_night.jpg"), "-o", str(out), "--size", str(size)]
+    args += ["--scales", "1", "--steps", "2", "--precision", "fp32", "--init", "content", "--json"]
+    if tile:
+        args += ["--tile", str(tile)]
+    run = subprocess.run([sys.executable, "-c", _MEASURE, "stylize", *args], capture_output=True, text=True, check=True)
+    rss = next(int(line.split()[1]) for line in run.stdout.splitlines() if line.startswith("RSS"))
+    assert out.exists()
+    w, h = (size, size * 3 // 4)
+    estimate = step_bytes(h, w, LAYERS, 2, tile=tile)
+    assert 0.75 < estimate / rss < 1.25, json.dumps({"rss_mb": rss / 2**20, "estimate_mb": estimate / 2**20})
+
+
+def test_the_cli_refuses_a_run_that_cannot_fit_before_any_step(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from impasto.cli import main
+
+    out = tmp_path / "big.png"
+    args = ["stylize", str(DATA / "tubingen.jpg"), str(DATA / "starry_night.jpg"), "-o", str(out)]
+    assert main([*args, "--size", "4096", "--max-memory", "1GB"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("impasto: error: a 4096x3072 run needs ~") and err.count("\n") == 0
+    assert "1.0 GB budget" in err and not out.exists()
+    assert main([*args, "--tile", "8"]) == 2
+    assert "--tile must be >= 16 px, got 8" in capsys.readouterr().err
+    assert main([*args, "--max-memory", "lots"]) == 2
+    assert "--max-memory: cannot read 'lots'" in capsys.readouterr().err
