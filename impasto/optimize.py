@@ -192,10 +192,10 @@ def _step(
 ) -> None:
     """One update of ``x``: projected back into 0..255 (Adam) or capped in length (L-BFGS)."""
     if optimizer == "adam":
-        opt.step(closure)  # type: ignore[no-untyped-call]
+        opt.step(closure)  # type: ignore[arg-type]
         with torch.no_grad():
             x.clamp_(0, 255)  # projected gradient: Adam keeps no curvature to disturb
         return
     before = x.detach().clone()  # what _cap_step measures the step from
-    opt.step(closure)  # type: ignore[no-untyped-call]
+    opt.step(closure)  # type: ignore[arg-type]
     _cap_step(opt, x, before)
