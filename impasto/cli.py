@@ -33,7 +33,6 @@ __all__ = ["main"]
 
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a command killed by it
-DEMO_OPTIONS = {"size": 384, "steps": 300, "max_time": 110.0}
 _CLI_ONLY = {"content_weight", "ratio"}  # added by hand: they are mutually exclusive
 
 
@@ -93,6 +92,8 @@ def _add_option_flags(parser: argparse.ArgumentParser, overrides: dict[str, Any]
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    from .config import DEMO_OPTIONS
+
     parser = argparse.ArgumentParser(
         prog="impasto", description="Neural style transfer (Gatys, Ecker & Bethge), faithful and fast."
     )
@@ -441,6 +442,7 @@ def _command(args: argparse.Namespace) -> int:
         return _presets(args)
     if args.command == "demo":
         from . import bundled_image
+        from .config import DEMO_OPTIONS
 
         args.demo_options = [key for key in DEMO_OPTIONS if getattr(args, key) is None]
         for key in args.demo_options:  # sized to finish in under 2 minutes on 2 cores
