@@ -275,7 +275,7 @@ def _output_bytes(opts: Options, save_every: int) -> int:
 def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequence[str | Path]) -> int:
     if args.save_every < 0:
         raise ConfigError(f"--save-every must be >= 0, got {args.save_every}")
-    from . import stylize_full
+    from . import style_transfer
     from .config import resolve
     from .image import check_output_path, save_image
 
@@ -286,7 +286,7 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
     params["sources"] = _sources(args, opts)  # for impasto info
     snapshot = _shown_paths(params | opts.to_dict(), args.embed_paths)
     with _Progress(args.quiet, output, args.save_every, snapshot, opts.quality) as progress:
-        result = stylize_full(
+        result = style_transfer(
             content,
             list(styles),
             start_time=args.start_time,
