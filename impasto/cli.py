@@ -226,16 +226,13 @@ def _progress_line(s: Step) -> str:
 
     ``loss`` is the current image's, ``best`` the lowest so far at this scale: the saved image's.
     """
+    from .schedule import clock
+
     best = "" if s.best is None else f"  best {s.best:.4g}"
     if s.budget:
-        return f"step {s.step}  loss {s.loss:.4g}{best}  {_clock(s.elapsed)} / {_clock(s.budget)} budget"
-    eta = "estimating" if s.eta is None else _clock(s.eta)
-    return f"step {s.step}/{s.total}  loss {s.loss:.4g}{best}  {_clock(s.elapsed)} elapsed, ETA {eta}"
-
-
-def _clock(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
+        return f"step {s.step}  loss {s.loss:.4g}{best}  {clock(s.elapsed)} / {clock(s.budget)} budget"
+    eta = "estimating" if s.eta is None else clock(s.eta)
+    return f"step {s.step}/{s.total}  loss {s.loss:.4g}{best}  {clock(s.elapsed)} elapsed, ETA {eta}"
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:

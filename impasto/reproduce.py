@@ -15,7 +15,6 @@ into an existing folder and never creates one (a mistyped path is an error, not 
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from .image import check_output_path, load_image, pil_to_tensor, resize, save_im
 from .losses import Objective
 from .network import get_vgg, resolve_device
 from .optimize import optimize
+from .schedule import clock
 from .targets import noise
 
 __all__ = ["FIGURES", "default_settings", "eq7_ratio", "make_grid", "reproduce"]
@@ -389,7 +389,7 @@ def reproduce(
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
     footer = (
         f"{note} Normalised VGG19, average pooling, L-BFGS from white noise; {size} px, {steps} steps per panel; "
-        f"made by impasto reproduce {name} on {dev} in {_clock(seconds)}."
+        f"made by impasto reproduce {name} on {dev} in {clock(seconds)}."
     )
     grid = make_grid(rows, _TITLES[name], row_labels, col_labels, footer, cell_size=size)
     params = {
@@ -401,10 +401,5 @@ def reproduce(
         "cpu_seconds": round(cpu, 1),
     }
     path = save_image(grid, out / f"{name}.png", params)
-    log(f"{name}: done in {_clock(seconds)} ({cpu:.0f} CPU-seconds)")
+    log(f"{name}: done in {clock(seconds)} ({cpu:.0f} CPU-seconds)")
     return path
-
-
-def _clock(seconds: float) -> str:
-    s = max(0, math.floor(seconds))
-    return f"{s // 60}:{s % 60:02d}"
