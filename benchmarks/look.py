@@ -25,7 +25,7 @@ import torch
 from PIL.PngImagePlugin import PngInfo
 from report import cpuinfo
 
-from impasto import bundled_image, stylize_full
+from impasto import bundled_image, style_transfer
 from impasto.balance import look
 from impasto.image import load_image, pil_to_tensor, resize
 from impasto.reproduce import Cell, make_grid
@@ -64,7 +64,7 @@ def measure(
         image = load_image(path)
         return image, json.loads(image.info["look"])
     start = time.perf_counter()
-    result = stylize_full(bundled_image(photo), bundled_image(painting), preset=preset, size=size, **extra)
+    result = style_transfer(bundled_image(photo), bundled_image(painting), preset=preset, size=size, **extra)
     seconds = time.perf_counter() - start
     vgg = get_vgg(None, "auto", "max", "cpu", "raw")
     out = pil_to_tensor(result.image)

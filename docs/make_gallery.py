@@ -66,7 +66,7 @@ class Gallery:
             return self.done[key]
         options = dict(options)
         start = time.perf_counter()
-        result = impasto.stylize_full(
+        result = impasto.style_transfer(
             impasto.bundled_image(CONTENT),
             [impasto.bundled_image(s) for s in styles],
             size=self.size,

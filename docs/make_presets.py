@@ -43,7 +43,7 @@ def main() -> None:
         opts = dict(overrides)
         preset = str(opts.pop("preset"))
         start = time.perf_counter()
-        result = impasto.stylize_full(content, style, preset=preset, size=args.size, max_time=budget, seed=0, **opts)
+        result = impasto.style_transfer(content, style, preset=preset, size=args.size, max_time=budget, seed=0, **opts)
         took = time.perf_counter() - start
         budget = budget or took
         print(f"{title}: {result.steps} steps in {took:.0f} s, loss {result.loss:.3g}", flush=True)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigError, DeviceError, ImpastoError, InputError
 
 if TYPE_CHECKING:
-    from ._api import bundled_image, stylize, stylize_full
+    from ._api import bundled_image, style_transfer, stylize, stylize_full
     from .config import PRESETS, Options, resolve
     from .image import load_image, read_params, save_image
     from .losses import Objective, content_loss, gram, style_layer_loss, tv_loss
@@ -51,6 +51,7 @@ __all__ = [
     "resolve",
     "save_image",
     "style_layer_loss",
+    "style_transfer",
     "stylize",
     "stylize_full",
     "transfer",
@@ -61,7 +62,7 @@ __all__ = [
 # does not import torch, which takes a second or more, during which Ctrl-C could only give a
 # traceback. Name -> the module that defines it.
 _LAZY = {
-    **dict.fromkeys(("bundled_image", "stylize", "stylize_full"), "_api"),
+    **dict.fromkeys(("bundled_image", "style_transfer", "stylize", "stylize_full"), "_api"),
     **dict.fromkeys(("PRESETS", "Options", "resolve"), "config"),
     **dict.fromkeys(("load_image", "read_params", "save_image"), "image"),
     **dict.fromkeys(("Objective", "content_loss", "gram", "style_layer_loss", "tv_loss"), "losses"),

@@ -1,4 +1,4 @@
-"""The one-call API, :func:`stylize` and :func:`stylize_full`, and the bundled example images.
+"""The one-call API, :func:`stylize` and :func:`style_transfer`, and the bundled example images.
 
 Re-exported by the package; kept out of ``impasto/__init__.py`` so that importing the package
 (and so starting the command line) does not import torch: see ``__init__``.
@@ -18,7 +18,7 @@ from .errors import ConfigError
 from .image import DEFAULT_MAX_PIXELS, load_image
 from .transfer import Result, Step, transfer
 
-__all__ = ["ImageLike", "bundled_image", "stylize", "stylize_full"]
+__all__ = ["ImageLike", "bundled_image", "style_transfer", "stylize", "stylize_full"]
 
 ImageLike = str | os.PathLike[str] | Image.Image
 
@@ -29,7 +29,7 @@ def _as_image(img: ImageLike, max_pixels: int) -> Image.Image:
     return load_image(img, max_pixels=max_pixels)
 
 
-def stylize_full(
+def style_transfer(
     content: ImageLike,
     style: ImageLike | Sequence[ImageLike],
     *,
@@ -41,7 +41,7 @@ def stylize_full(
     start_time: float | None = None,
     **options: Any,
 ) -> Result:
-    """Like :func:`stylize`, returning the :class:`Result` (losses, steps, parameters) too.
+    """Run a style transfer as :func:`stylize` does; returns its :class:`Result` (image, losses, steps, parameters).
 
     ``on_step`` receives a :class:`Step` after every step (with the image every ``image_every``
     steps); ``should_stop`` is polled before every step; ``start_time`` (``time.perf_counter()``)
@@ -85,4 +85,7 @@ def stylize(
     pixels. ``preset`` ("default" or "paper") sets every option; any field of :class:`Options`
     given as a keyword overrides it, e.g. ``stylize(c, s, size=256, ratio=1e-4, seed=3)``.
     """
-    return stylize_full(content, style, preset=preset, **options).image
+    return style_transfer(content, style, preset=preset, **options).image
+
+
+stylize_full = style_transfer  # its name before 0.2

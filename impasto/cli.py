@@ -33,7 +33,6 @@ __all__ = ["main"]
 
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a command killed by it
-DEMO_OPTIONS = {"size": 384, "steps": 300, "max_time": 110.0}
 _CLI_ONLY = {"content_weight", "ratio"}  # added by hand: they are mutually exclusive
 
 
@@ -93,6 +92,8 @@ def _add_option_flags(parser: argparse.ArgumentParser, overrides: dict[str, Any]
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    from .config import DEMO_OPTIONS
+
     parser = argparse.ArgumentParser(
         prog="impasto", description="Neural style transfer (Gatys, Ecker & Bethge), faithful and fast."
     )
@@ -228,16 +229,13 @@ def _progress_line(s: Step) -> str:
 
     ``loss`` is the current image's, ``best`` the lowest so far at this scale: the saved image's.
     """
+    from .schedule import clock
+
     best = "" if s.best is None else f"  best {s.best:.4g}"
     if s.budget:
-        return f"step {s.step}  loss {s.loss:.4g}{best}  {_clock(s.elapsed)} / {_clock(s.budget)} budget"
-    eta = "estimating" if s.eta is None else _clock(s.eta)
-    return f"step {s.step}/{s.total}  loss {s.loss:.4g}{best}  {_clock(s.elapsed)} elapsed, ETA {eta}"
-
-
-def _clock(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
+        return f"step {s.step}  loss {s.loss:.4g}{best}  {clock(s.elapsed)} / {clock(s.budget)} budget"
+    eta = "estimating" if s.eta is None else clock(s.eta)
+    return f"step {s.step}/{s.total}  loss {s.loss:.4g}{best}  {clock(s.elapsed)} elapsed, ETA {eta}"
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
@@ -277,7 +275,7 @@ def _output_bytes(opts: Options, save_every: int) -> int:
 def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequence[str | Path]) -> int:
     if args.save_every < 0:
         raise ConfigError(f"--save-every must be >= 0, got {args.save_every}")
-    from . import stylize_full
+    from . import style_transfer
     from .config import resolve
     from .image import check_output_path, save_image
 
@@ -288,7 +286,7 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
     params["sources"] = _sources(args, opts)  # for impasto info
     snapshot = _shown_paths(params | opts.to_dict(), args.embed_paths)
     with _Progress(args.quiet, output, args.save_every, snapshot, opts.quality) as progress:
-        result = stylize_full(
+        result = style_transfer(
             content,
             list(styles),
             start_time=args.start_time,
@@ -448,6 +446,7 @@ def _command(args: argparse.Namespace) -> int:
         return run(args)
     if args.command == "demo":
         from . import bundled_image
+        from .config import DEMO_OPTIONS
 
         args.demo_options = [key for key in DEMO_OPTIONS if getattr(args, key) is None]
         for key in args.demo_options:  # sized to finish in under 2 minutes on 2 cores

@@ -16,7 +16,7 @@ from .network import NetworkKind, Precision
 from .optimize import Optimizer
 from .vgg import Pooling, WeightsFormat, canonical_layer
 
-__all__ = ["PAPER_STYLE_LAYERS", "PRESETS", "Options", "parse_layers", "resolve"]
+__all__ = ["DEMO_OPTIONS", "PAPER_STYLE_LAYERS", "PRESETS", "Options", "parse_layers", "resolve"]
 
 LayerWeights = tuple[tuple[str, float], ...]
 
@@ -32,7 +32,7 @@ class Options:
         default=None, metadata={"help": "longest side of each style image, px (default: --size)"}
     )
     steps: int = field(default=300, metadata={"help": "optimisation steps, all scales together"})
-    scales: int = field(default=1, metadata={"help": "coarse-to-fine scales, each twice the size of the one before"})
+    scales: int = field(default=3, metadata={"help": "coarse-to-fine scales, each twice the size of the one before"})
     scale_sizes: tuple[int, ...] | None = field(
         default=None,
         metadata={"help": "explicit coarse-to-fine ladder of longest sides, e.g. 128 256 512 (overrides --scales)"},
@@ -50,7 +50,7 @@ class Options:
     )
     ratio: float = field(default=1e-3, metadata={"help": "content/style weight ratio alpha/beta"})
     style_strength: float | None = field(
-        default=None,
+        default=6.0,
         metadata={
             "help": "style strength: more is more painting, and a value looks the same at every size and "
             "for every photo and painting (impasto.balance); a ratio or content weight instead gives "
@@ -61,7 +61,7 @@ class Options:
     content_weight: float | None = field(
         default=None, metadata={"help": "content weight alpha (default: ratio * style weight)"}
     )
-    init: str = field(default="noise", metadata={"help": "initial image: noise, content or an image file"})
+    init: str = field(default="content", metadata={"help": "initial image: noise, content or an image file"})
     optimizer: Optimizer = field(default="lbfgs", metadata={"help": "lbfgs or adam"})
     learning_rate: float = field(default=2.0, metadata={"help": "Adam step size, in pixel levels (0-255)"})
     lbfgs_history: int = field(default=100, metadata={"help": "L-BFGS history length"})
@@ -76,7 +76,7 @@ class Options:
         default=None,
         metadata={"help": "memory budget, e.g. 512MB or 2GB (default: 80 % of the free RAM or GPU memory)"},
     )
-    pooling: Pooling = field(default="avg", metadata={"help": "max or avg pooling"})
+    pooling: Pooling = field(default="max", metadata={"help": "max or avg pooling"})
     tv_weight: float = field(default=0.0, metadata={"help": "total-variation smoothing weight"})
     seed: int = field(default=0, metadata={"help": "random seed (same seed, same image)"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N or mps"})
@@ -149,6 +149,11 @@ class Options:
         return out
 
 
+# Options() is the default preset: best look per second on a laptop CPU (docs/presets.md). The
+# paper's losses, layers and alpha/beta, but coarse-to-fine over 3 scales (4:2:1 steps, ~5x less
+# compute than one scale for the same step count), starting from the photo (its structure is kept
+# from the first step, so no step is spent un-noising), max pooling (crisper strokes than avg) and
+# style strength 6 (the same look at every size). Every other preset lists only what differs.
 PRESETS: dict[str, dict[str, Any]] = {
     # Gatys et al. 2016 as published: conv4_2 content, conv1_1..conv5_1 style with w_l = 1/5,
     # alpha/beta = 1e-3, L-BFGS from white noise, average pooling, one scale. Faithful, slow.
@@ -157,21 +162,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "steps": 500,
         "init": "noise",
         "pooling": "avg",
-        "optimizer": "lbfgs",
+        "style_strength": None,
     },
-    # Best look per second on a laptop CPU (docs/presets.md): the paper's losses, layers and
-    # alpha/beta, but coarse-to-fine over 3 scales (4:2:1 steps, ~5x less compute than one
-    # scale for the same step count), starting from the photo (its structure is kept from the
-    # first step, so no step is spent un-noising) and max pooling (crisper strokes than avg).
-    "default": {
-        "scales": 3,
-        "steps": 300,
-        "init": "content",
-        "pooling": "max",
-        "style_strength": 6.0,
-        "optimizer": "lbfgs",
-    },
+    "default": {},
 }
+
+# `impasto demo`'s options on top of the default preset: sized to finish in under 2 minutes on 2 cores.
+DEMO_OPTIONS: dict[str, Any] = {"size": 384, "steps": 300, "max_time": 110.0}
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Options)}
 # The allowed values of every option typed as a Literal, read from the type: one list of each.
@@ -269,7 +266,7 @@ def resolve(preset: str = "default", **overrides: Any) -> Options:
         if value is not None:
             values[key] = value
     if overrides.get("style_strength") is None and any(overrides.get(k) is not None for k in _LITERAL_WEIGHTS):
-        values.pop("style_strength", None)  # an explicit alpha/beta keeps eq. 7's literal meaning
+        values["style_strength"] = None  # an explicit alpha/beta keeps eq. 7's literal meaning
     for key, kind in (("scale_sizes", int), ("style_blend", float), ("style_masks", str)):
         if values.get(key) is not None:
             values[key] = tuple(kind(v) for v in values[key])

@@ -20,7 +20,7 @@ import torch
 
 from .losses import Objective
 
-__all__ = ["Optimizer", "ScaleResult", "ScaleStep", "optimize"]
+__all__ = ["LOSS_SCALE", "Optimizer", "ScaleResult", "ScaleStep", "optimize"]
 
 Optimizer = Literal["lbfgs", "adam"]
 
@@ -68,6 +68,7 @@ class _Best:
             self.terms[k] = torch.where(better, v, self.terms[k]) if k in self.terms else v
 
 
+LOSS_SCALE = 1e4  # L-BFGS minimises the objective times a constant that makes it start here (see optimize)
 MAX_LBFGS_MOVE = 128.0  # pixel levels: no L-BFGS step moves a pixel further
 
 
@@ -100,6 +101,7 @@ def optimize(
     optimizer: Optimizer = "lbfgs",
     learning_rate: float = 2.0,
     lbfgs_history: int = 100,
+    loss_scale: float | None = LOSS_SCALE,
     on_step: StepCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> ScaleResult:
@@ -109,32 +111,27 @@ def optimize(
     optimisers (L-BFGS without line search, as in the public implementations of the paper).
     ``on_step`` receives a :class:`ScaleStep` after every step; ``should_stop`` is polled before
     every step. Ctrl-C (KeyboardInterrupt) ends the loop early and returns the best image so far.
+
+    L-BFGS minimises the objective times the constant that makes its first value ``loss_scale``
+    (None: 1). The minimiser is the same, but torch's L-BFGS (no line search) stalls on small
+    objectives, as the normalised network's are: it drops every curvature pair with
+    s·y <= 1e-10 and keeps stepping along -g, which moves no pixel. Losses reported (events and
+    result) are in the objective's own units.
     """
     start = time.perf_counter()
     x = init.detach().clone(memory_format=torch.contiguous_format).clamp_(0, 255).requires_grad_(True)
     best = _Best(x)
-    opt: torch.optim.Optimizer
-    if optimizer == "lbfgs":
-        opt = torch.optim.LBFGS(
-            [x],
-            lr=1.0,
-            max_iter=1,
-            history_size=lbfgs_history,
-            tolerance_grad=-1.0,  # a fixed budget: never stop early on small gradients
-            tolerance_change=-1.0,
-            line_search_fn=None,
-        )
-    else:
-        opt = torch.optim.Adam([x], lr=learning_rate)
+    opt = _optimizer(x, optimizer, learning_rate, lbfgs_history)
+    scale = _scale(objective, x, loss_scale) if optimizer == "lbfgs" else 1.0
 
     def closure() -> torch.Tensor:
         opt.zero_grad(set_to_none=False)
         image = x.clamp(0, 255)
         loss, terms = objective(image)
-        loss.backward()  # type: ignore[no-untyped-call]
+        (loss * scale).backward()  # type: ignore[no-untyped-call]
         best.update(loss, image, terms)
         closure.last = (loss.detach(), terms, image.detach())  # type: ignore[attr-defined]
-        return loss
+        return loss * scale
 
     done, interrupted, stopped = 0, False, False
     try:
@@ -142,14 +139,7 @@ def optimize(
             if should_stop is not None and should_stop():
                 stopped = True
                 break
-            if optimizer == "adam":
-                opt.step(closure)  # type: ignore[no-untyped-call]
-                with torch.no_grad():
-                    x.clamp_(0, 255)  # projected gradient: Adam keeps no curvature to disturb
-            else:
-                before = x.detach().clone()  # what _cap_step measures the step from
-                opt.step(closure)  # type: ignore[no-untyped-call]
-                _cap_step(opt, x, before)
+            _step(opt, x, closure, optimizer)
             done = step
             loss, terms, image = closure.last  # type: ignore[attr-defined]
             if on_step is not None:
@@ -161,13 +151,51 @@ def optimize(
             best.update(loss, image, terms)
     except KeyboardInterrupt:
         interrupted = True
-    terms_f = {k: float(v) for k, v in best.terms.items()}
     return ScaleResult(
         image=best.image,
         loss=float(best.loss),
-        terms=terms_f,
+        terms={k: float(v) for k, v in best.terms.items()},
         steps=done,
         interrupted=interrupted,
         stopped=stopped,
         seconds=time.perf_counter() - start,
     )
+
+
+def _scale(objective: Objective, x: torch.Tensor, loss_scale: float | None) -> float:
+    """The constant that makes the objective of ``x`` equal to ``loss_scale`` (1 without one)."""
+    if loss_scale is None:
+        return 1.0
+    with torch.no_grad():
+        first = float(objective(x.clamp(0, 255))[0])
+    return loss_scale / first if first > 0 and math.isfinite(first) else 1.0
+
+
+def _optimizer(
+    x: torch.Tensor, optimizer: Optimizer, learning_rate: float, lbfgs_history: int
+) -> torch.optim.Optimizer:
+    if optimizer == "lbfgs":
+        return torch.optim.LBFGS(
+            [x],
+            lr=1.0,
+            max_iter=1,
+            history_size=lbfgs_history,
+            tolerance_grad=-1.0,  # a fixed budget: never stop early on small gradients
+            tolerance_change=-1.0,
+            line_search_fn=None,
+        )
+    return torch.optim.Adam([x], lr=learning_rate)
+
+
+def _step(
+    opt: torch.optim.Optimizer, x: torch.Tensor, closure: Callable[[], torch.Tensor], optimizer: Optimizer
+) -> None:
+    """One update of ``x``: projected back into 0..255 (Adam) or capped in length (L-BFGS)."""
+    if optimizer == "adam":
+        opt.step(closure)  # type: ignore[arg-type]
+        with torch.no_grad():
+            x.clamp_(0, 255)  # projected gradient: Adam keeps no curvature to disturb
+        return
+    before = x.detach().clone()  # what _cap_step measures the step from
+    opt.step(closure)  # type: ignore[arg-type]
+    _cap_step(opt, x, before)

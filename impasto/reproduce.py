@@ -15,7 +15,6 @@ into an existing folder and never creates one (a mistyped path is an error, not 
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from .image import check_output_path, load_image, pil_to_tensor, resize, save_im
 from .losses import Objective
 from .network import get_vgg, resolve_device
 from .optimize import optimize
+from .schedule import clock
 from .targets import noise
 
 __all__ = ["FIGURES", "default_settings", "eq7_ratio", "make_grid", "reproduce"]
@@ -37,7 +37,6 @@ __all__ = ["FIGURES", "default_settings", "eq7_ratio", "make_grid", "reproduce"]
 Log = Callable[[str], None]
 FIGURES = ("fig1", "fig2", "fig3")
 MIN_CELL = 128  # panels are shown at least this large, so that labels stay legible next to them
-LOSS_SCALE = 1e4  # every panel's objective starts at this value (see _Run.optimise)
 MIN_SIZE = 32  # conv5_1 needs 16 px on the short side; the most elongated painting is 0.69:1
 STYLE_SETS = [tuple(f"conv{b}_1" for b in range(1, n + 1)) for n in range(1, 6)]
 RATIOS = (1e-5, 1e-4, 1e-3, 1e-2)
@@ -226,11 +225,8 @@ class _Run:
     def optimise(self, name: str, objective: Objective, width: int, height: int) -> Image.Image:
         """L-BFGS from white noise for ``steps`` steps; saves and returns the panel.
 
-        The objective is first multiplied by a constant so that it starts at ``LOSS_SCALE``: its
-        minimiser is unchanged, but torch's L-BFGS (no line search) stalls on small objectives,
-        as the normalised network's are (conv1_1's E_l from noise is ~3, ~10^5 times less than
-        with the raw network): it drops every curvature pair with s·y <= 1e-10 and keeps
-        stepping along -g, which moves no pixel. Reported losses are in the unscaled units.
+        :func:`impasto.optimize.optimize` scales the objective to start near 1e4, without which
+        torch's L-BFGS stalls on the normalised network's small objectives.
         """
         self.done += 1
         start = time.perf_counter()
@@ -238,17 +234,13 @@ class _Run:
         init = self.noise(width, height)
         with torch.no_grad():
             first = float(objective(init)[0])
-        scale = LOSS_SCALE / first if first > 0 else 1.0
-        objective.content_weight *= scale
-        objective.style_weight *= scale
         result = optimize(objective, init, self.steps, optimizer="lbfgs", lbfgs_history=100)
         if result.interrupted:
             raise KeyboardInterrupt
-        loss = result.loss / scale
         img = tensor_to_pil(result.image)
-        params = {"figure": self.figure, "panel": name, "steps": self.steps, "loss": loss, "initial_loss": first}
+        params = {"figure": self.figure, "panel": name, "steps": self.steps, "loss": result.loss, "initial_loss": first}
         save_image(img, self.out_dir / f"{self.figure}-{self.done:02d}-{_slug(name)}.png", params)
-        self.log(f"  done in {time.perf_counter() - start:.1f} s, loss {first:.4g} -> {loss:.4g}")
+        self.log(f"  done in {time.perf_counter() - start:.1f} s, loss {first:.4g} -> {result.loss:.4g}")
         return img
 
     def vgg_objective(self, content: dict[str, float], style: dict[str, float], alpha: float, beta: float) -> Objective:
@@ -397,7 +389,7 @@ def reproduce(
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
     footer = (
         f"{note} Normalised VGG19, average pooling, L-BFGS from white noise; {size} px, {steps} steps per panel; "
-        f"made by impasto reproduce {name} on {dev} in {_clock(seconds)}."
+        f"made by impasto reproduce {name} on {dev} in {clock(seconds)}."
     )
     grid = make_grid(rows, _TITLES[name], row_labels, col_labels, footer, cell_size=size)
     params = {
@@ -409,10 +401,5 @@ def reproduce(
         "cpu_seconds": round(cpu, 1),
     }
     path = save_image(grid, out / f"{name}.png", params)
-    log(f"{name}: done in {_clock(seconds)} ({cpu:.0f} CPU-seconds)")
+    log(f"{name}: done in {clock(seconds)} ({cpu:.0f} CPU-seconds)")
     return path
-
-
-def _clock(seconds: float) -> str:
-    s = max(0, math.floor(seconds))
-    return f"{s // 60}:{s % 60:02d}"

@@ -17,7 +17,7 @@ from .errors import ConfigError
 from .image import fit_size
 from .vgg import layer_depth
 
-__all__ = ["MIN_COARSE_SIDE", "Budget", "Scale", "check_inputs", "plan_scales", "scale_plan"]
+__all__ = ["MIN_COARSE_SIDE", "Budget", "Scale", "check_inputs", "clock", "plan_scales", "scale_plan"]
 
 MIN_COARSE_SIDE = 64  # a coarsest scale smaller than this carries too little structure
 
@@ -182,3 +182,9 @@ class Budget:
 
     def out_of_time(self) -> bool:
         return self.deadline is not None and time.perf_counter() >= self.deadline
+
+
+def clock(seconds: float) -> str:
+    """``m:ss``, rounded to the nearest second: how progress and reports show a duration."""
+    whole = max(0, round(seconds))
+    return f"{whole // 60}:{whole % 60:02d}"

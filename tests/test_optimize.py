@@ -529,3 +529,19 @@ def test_saved_file_has_the_optimisers_loss(tmp_path: Path) -> None:
         saved = float(objective(pil_to_tensor(load_image(path)))[0])
     assert result.loss < 0.5 * start  # it did optimise
     assert saved == pytest.approx(result.loss, rel=0.02)
+
+
+def test_lbfgs_moves_on_a_tiny_objective_and_reports_it_unscaled(objective: Objective) -> None:
+    """Without the loss scale, torch's L-BFGS drops every curvature pair of an objective ~1e-6
+    and the pixels barely move; with it the loss falls, and is reported in the objective's units."""
+    objective.content_weight *= 1e-12
+    objective.style_weight *= 1e-12
+    init = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(3)) * 255
+    with torch.no_grad():
+        first = float(objective(init)[0])
+    scaled = optimize(objective, init, 20)
+    unscaled = optimize(objective, init, 20, loss_scale=None)
+    assert scaled.loss < 0.5 * first
+    assert scaled.loss < unscaled.loss
+    with torch.no_grad():
+        assert float(objective(scaled.image)[0]) == pytest.approx(scaled.loss, rel=1e-4)

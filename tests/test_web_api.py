@@ -1,7 +1,7 @@
 """The studio's HTTP API: every endpoint, every bad request we could think of, the job queue.
 
 Most tests run jobs through :class:`impasto.web.testing.FakeRunner`, a stand-in for
-:func:`impasto.stylize_full` that paints a colour ramp one step per permit the test gives; tests wait
+:func:`impasto.style_transfer` that paints a colour ramp one step per permit the test gives; tests wait
 on the job manager's change notifications (:meth:`JobManager.wait`), never on the clock. The ``slow``
 ones run the real network on tiny images.
 """

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .. import stylize_full
+from .. import style_transfer
 from ..errors import ImpastoError
 from ..image import save_image
 from ..transfer import Result, Step
@@ -33,7 +33,7 @@ __all__ = ["FINISHED", "Conflict", "Job", "JobManager", "JobSpec", "QueueFull", 
 
 log = logging.getLogger("impasto.web")
 
-Runner = Callable[..., Result]  # the signature of impasto.stylize_full
+Runner = Callable[..., Result]  # the signature of impasto.style_transfer
 
 
 def _scrub(message: str, job: Job) -> str:
@@ -59,11 +59,11 @@ class _Listener:
 
 
 class JobManager:
-    """Queues, runs, cancels and forgets jobs. ``runner`` defaults to :func:`impasto.stylize_full`."""
+    """Queues, runs, cancels and forgets jobs. ``runner`` defaults to :func:`impasto.style_transfer`."""
 
     def __init__(self, settings: StudioSettings, runner: Runner | None = None) -> None:
         self.settings = settings
-        self.runner: Runner = runner or stylize_full
+        self.runner: Runner = runner or style_transfer
         self._own_root = settings.workdir is None
         self._root = settings.workdir
         self._lock = threading.RLock()

@@ -15,7 +15,7 @@ from typing import Any
 
 from PIL import Image
 
-from .. import stylize_full
+from .. import style_transfer
 from ..config import resolve
 from ..image import load_image
 from ..transfer import Result, Step
@@ -62,7 +62,7 @@ class _Paced:
 
 
 class PacedRunner(_Paced):
-    """A real runner (``impasto.stylize_full`` by default) whose steps after the first wait for permits.
+    """A real runner (``impasto.style_transfer`` by default) whose steps after the first wait for permits.
 
     The wait happens in ``on_step``, after the job's progress is recorded: a held job stays at a step
     the caller can see, and stops there when asked to.
@@ -70,7 +70,7 @@ class PacedRunner(_Paced):
 
     def __init__(self, runner: Callable[..., Result] | None = None) -> None:
         super().__init__()
-        self.runner = runner or stylize_full
+        self.runner = runner or style_transfer
 
     def __call__(
         self, *args: Any, on_step: Callable[[Step], None], should_stop: Callable[[], bool], **kw: Any
@@ -84,7 +84,7 @@ class PacedRunner(_Paced):
 
 
 class FakeRunner(_Paced):
-    """Same signature as ``impasto.stylize_full``; paints a colour ramp, each step after a permit.
+    """Same signature as ``impasto.style_transfer``; paints a colour ramp, each step after a permit.
 
     Before its first step it reads the input images as the real runner does, so unreadable inputs
     fail the same way.
