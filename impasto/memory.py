@@ -38,7 +38,7 @@ _UNITS = {
 _WIDTHS = (64, 128, 256, 512, 512)
 FIXED = 500 * 2**20  # torch, the network's weights, the interpreter (measured, CPU)
 KEPT = 1.6  # responses kept per conv output value (output, pooling indices, backward's transients)
-IMAGE_COPIES = 16  # full-size 3-channel fp32 tensors alive in a step: images, gradients, L-BFGS's own
+IMAGE_COPIES = 12  # full-size 3-channel fp32 tensors alive in a step: images, gradients, L-BFGS's own
 MIN_HISTORY = 5  # fewer L-BFGS corrections than this are not worth tiling for
 
 
