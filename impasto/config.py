@@ -165,10 +165,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "style_strength": None,
     },
     "default": {},
-    # Print sizes (2048 px and up): the default's look, one more coarse-to-fine scale and fewer
-    # steps in all (8:4:2:1), so most of the work is done at a quarter of the size and the full
-    # size gets a short refinement; tiled automatically where the full size would not fit.
-    "print": {"scales": 4, "steps": 240},
 }
 
 # `impasto demo`'s options on top of the default preset: sized to finish in under 2 minutes on 2 cores.
