@@ -63,11 +63,15 @@ def test_format_size() -> None:
     assert format_size(1.5 * 2**30) == "1.5 GB" and format_size(380 * 2**20) == "380 MB"
 
 
+# The child's own peak: VmHWM belongs to the process image (ru_maxrss would carry over the parent's
+# peak across fork and exec, i.e. pytest's).
 _MEASURE = """
-import resource, sys
+import sys
+from pathlib import Path
 from impasto.cli import main
 rc = main(sys.argv[1:])
-print("RSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+hwm = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM"))
+print("RSS", int(hwm.split()[1]) * 1024)
 sys.exit(rc)
 """
 
