@@ -12,6 +12,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from .color import ColorMatch, ColorMode
 from .errors import ConfigError, did_you_mean
+from .memory import parse_size
 from .network import NetworkKind, Precision
 from .optimize import Optimizer
 from .vgg import Pooling, WeightsFormat, canonical_layer
@@ -249,8 +250,6 @@ def _check(opts: Options) -> Options:
     if opts.tile is not None and opts.tile < 16:
         raise ConfigError(f"--tile must be >= 16 px, got {opts.tile}")
     if opts.max_memory is not None:
-        from .memory import parse_size
-
         parse_size(opts.max_memory)
     return opts
 
