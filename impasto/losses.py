@@ -17,13 +17,12 @@ sizes (as in the paper) this is the identity.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
-from torch.nn import functional as F
 
+from .gram import gram, guided_mean_gram, mean_gram, mean_gram_minus
 from .vgg import VGG19
 
 __all__ = [
@@ -37,70 +36,6 @@ __all__ = [
     "style_layer_loss",
     "tv_loss",
 ]
-
-
-def _per_item(op: Callable[..., torch.Tensor], *batches: torch.Tensor) -> torch.Tensor:
-    """``op`` on each item of the batches, restacked: 2-D products are faster than bmm on CPUs."""
-    if batches[0].shape[0] == 1:
-        return op(*(b[0] for b in batches)).unsqueeze(0)
-    return torch.stack([op(*items) for items in zip(*batches, strict=True)])
-
-
-class _Gram(torch.autograd.Function):
-    """G = X^T X in fp32 for X (B, M, C) of any float dtype, with a one-product backward.
-
-    Autograd would differentiate X^T X as two products (one per operand); since G is symmetric in
-    X, dL/dX = X (dL/dG + dL/dG^T) is one. bf16 features are accumulated in fp32 (a bf16 Gram
-    would round every entry to 3 significant digits, and its CPU kernels are slower for these
-    long, thin products); the gradient product runs in the features' dtype, which is what the
-    network's backward takes next (for bf16 it is 5x faster than in fp32 and needs no cast).
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        xf = x.float() if x.dtype in (torch.bfloat16, torch.float16) else x  # (B, M, C)
-        return _per_item(lambda m: m.t() @ m, xf)  # (B, C, C)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        (x,) = ctx.saved_tensors
-        sym = (grad + grad.transpose(1, 2)).to(x.dtype)  # (B, C, C)
-        return _per_item(torch.mm, x, sym)  # (B, M, C)
-
-
-def gram(features: torch.Tensor) -> torch.Tensor:
-    """G = F F^T (eq. 3) for features (B, C, H, W) -> (B, C, C) in fp32, without copying fp32 features.
-
-    A channels-last tensor is already a (H*W, C) matrix in memory, so F^T F is taken on that view.
-    """
-    b, c, h, w = features.shape
-    if c > 1 and features.is_contiguous(memory_format=torch.channels_last):
-        x = features.permute(0, 2, 3, 1).reshape(b, h * w, c)  # (B, HW, C), a view
-    else:
-        x = features.reshape(b, c, h * w).transpose(1, 2)  # (B, HW, C)
-    out: torch.Tensor = _Gram.apply(x)  # type: ignore[no-untyped-call]
-    return out
-
-
-def mean_gram(features: torch.Tensor) -> torch.Tensor:
-    """G / M_l: the Gram matrix per position, (B, C, C)."""
-    return gram(features) / (features.shape[2] * features.shape[3])
-
-
-def guided_mean_gram(features: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
-    """Guided Gram matrix per position (Gatys et al. 2017, Sec. 4): (F o T)(F o T)^T / sum T^2.
-
-    ``guide`` (1, 1, h, w) with values in 0..1 is resized to the layer's resolution by area
-    averaging, so a region keeps its share of every position it partly covers.
-    """
-    t = (
-        F.interpolate(guide, size=features.shape[-2:], mode="area")
-        if guide.shape[-2:] != features.shape[-2:]
-        else guide
-    )
-    weighted = features * t  # (B, C, H, W)
-    return gram(weighted) / t.pow(2).sum().clamp_min(1e-8)
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -244,6 +179,10 @@ class Objective:
         """The output's Gram matrix per position at one layer, as ``region`` compares it (guided or not)."""
         return mean_gram(features) if region.guide is None else guided_mean_gram(features, region.guide)
 
+    def differences(self, grams: Mapping[tuple[int, str], torch.Tensor]) -> dict[tuple[int, str], torch.Tensor]:
+        """G/M - A per (region index, layer), from the output's Gram matrices per position."""
+        return {(i, layer): g - self.targets.style[i].grams[layer] for (i, layer), g in grams.items()}
+
     def style_regions(self, layer: str) -> list[tuple[int, StyleRegion]]:
         """The regions (with their index) that have a target at ``layer`` and a non-zero weight."""
         return [(i, r) for i, r in enumerate(self.targets.style) if layer in r.grams and r.weight != 0]
@@ -257,9 +196,9 @@ class Objective:
         return content
 
     def style_term(
-        self, grams: Mapping[tuple[int, str], torch.Tensor], zero: torch.Tensor
+        self, diffs: Mapping[tuple[int, str], torch.Tensor], zero: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """sum_l w_l E_l (eq. 5) from the output's Gram matrices per (region index, layer).
+        """sum_l w_l E_l (eq. 5) from G/M - A per (region index, layer) (see :meth:`differences`).
 
         With a guide, E_l is the region's guided loss weighted by the area it covers. Returns the
         style term and each layer's unweighted E_l (detached) as ``style:<layer>``.
@@ -268,8 +207,8 @@ class Objective:
         for layer in self.style_layers:
             e = zero
             for i, region in self.style_regions(layer):
-                g = grams[i, layer]
-                diff = (g - region.grams[layer]) / (2 * g.shape[-1])  # (1, N, N); (G - A) / (2 N M)
+                d = diffs[i, layer]
+                diff = d / (2 * d.shape[-1])  # (1, N, N); (G - A) / (2 N M)
                 e = e + region.weight * (region.area if region.guide is not None else 1.0) * diff.pow(2).sum()
             terms[f"style:{layer}"] = e.detach()
             style = style + self.layer_weights[layer] * e
@@ -279,12 +218,12 @@ class Objective:
         feats = self.features(image)
         zero = image.new_zeros(())
         content = self.content_term(feats, zero)
-        grams = {
-            (i, layer): self.output_gram(feats[layer], region)
+        diffs = {
+            (i, layer): mean_gram_minus(feats[layer], region.grams[layer], region.guide)
             for layer in self.style_layers
             for i, region in self.style_regions(layer)
         }
-        style, terms = self.style_term(grams, zero)
+        style, terms = self.style_term(diffs, zero)
         total = self.content_weight * content + self.style_weight * style
         terms["content"] = content.detach()
         terms["style"] = style.detach()

@@ -239,7 +239,7 @@ class TiledObjective(Objective):
                     grams[key] = grams[key] + g if key in grams else g
         leaves = {key: g.requires_grad_(True) for key, g in grams.items()}
         with torch.enable_grad():
-            style, terms = self.style_term(leaves, zero)
+            style, terms = self.style_term(self.differences(leaves), zero)
             total = self.content_weight * content + self.style_weight * style
             tv = tv_loss(x) if self.tv_weight else zero
             total = total + self.tv_weight * tv

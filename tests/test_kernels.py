@@ -67,3 +67,31 @@ def test_an_fp32_input_to_a_bf16_convolution_keeps_16_bits() -> None:
     w_sum = conv.weight.double().sum(dim=0)  # (C_in, 3, 3): d(sum relu(conv))/dx where every output is > 0
     assert x.grad.abs().sum() > 0 and torch.isfinite(x.grad).all()
     assert w_sum.shape == (3, 3, 3)
+
+
+@pytest.mark.skipif(not kernels._FUSED, reason="this PyTorch build has no oneDNN fused convolution")
+def test_packed_weights_follow_the_input_shape_and_the_weights() -> None:
+    """One packed copy per input shape (bounded), repacked when the weights change in place."""
+    conv = _conv(5)
+    grads = []
+    for h, w in ((20, 24), (12, 16), (20, 24)):
+        x = torch.randn(1, 8, h, w, generator=torch.Generator().manual_seed(h)).to(torch.bfloat16)
+        x = x.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+        y = conv_relu(conv, x)
+        ref_x = x.detach().clone().requires_grad_(True)
+        ref = F.relu(conv(ref_x))
+        torch.testing.assert_close(y, ref, rtol=0, atol=0)
+        y.sum().backward()
+        ref.sum().backward()
+        assert x.grad is not None and ref_x.grad is not None
+        torch.testing.assert_close(x.grad, ref_x.grad, rtol=0, atol=0)  # the backward as a forward: bit-exact
+        grads.append(x.grad)
+    assert len(conv.__dict__["_impasto_packed"]) == 2  # two shapes, the first reused
+    for i in range(kernels._PACKED_SHAPES + 2):
+        conv_relu(conv, torch.zeros(1, 8, 4 + i, 4, dtype=torch.bfloat16))
+    assert len(conv.__dict__["_impasto_packed"]) == kernels._PACKED_SHAPES
+    x = torch.ones(1, 8, 6, 6, dtype=torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    before = conv_relu(conv, x)
+    conv.weight.mul_(2)  # in place: the version changes, so the packed copy must too
+    torch.testing.assert_close(conv_relu(conv, x), F.relu(conv(x)), rtol=0, atol=0)
+    assert not torch.equal(before, conv_relu(conv, x))
