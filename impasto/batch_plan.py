@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, register_fields
 
 __all__ = ["DEFAULT_NAME", "IMAGE_SUFFIXES", "Item", "expand_inputs", "plan"]
+
+register_fields("name", "pairs")  # the parameters its errors name (errors.py)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 DEFAULT_NAME = "{content}_{style}{sweep}"  # e.g. tubingen_starry_night_ratio0.01.png
@@ -110,9 +112,9 @@ def plan(
     unknown = _names(pattern) - {"content", "style", "sweep", "n", *sweep}
     if unknown:
         allowed = ", ".join("{" + k + "}" for k in ("content", "style", "sweep", "n", *sweep))
-        raise ConfigError(f"--name: unknown field {{{sorted(unknown)[0]}}} (use {allowed})")
+        raise ConfigError(f"`name`: unknown field {{{sorted(unknown)[0]}}} (use {allowed})")
     if pairs and len(contents) != len(styles):
-        raise ConfigError(f"--pairs needs as many styles as inputs: {len(contents)} inputs, {len(styles)} styles")
+        raise ConfigError(f"`pairs` needs as many styles as inputs: {len(contents)} inputs, {len(styles)} styles")
     couples = list(zip(contents, styles, strict=True)) if pairs else list(itertools.product(contents, styles))
     combos = [dict(zip(sweep, values, strict=True)) for values in itertools.product(*sweep.values())]
     items: list[Item] = []
@@ -124,11 +126,11 @@ def plan(
             fields = {"content": content.stem, "style": style.stem, "sweep": swept, "n": len(items) + 1} | combo
             filename = pattern.format(**fields) + ".png"
             if "/" in filename or filename.startswith("."):
-                raise ConfigError(f"--name: '{filename}' is not a plain file name")
+                raise ConfigError(f"`name`: '{filename}' is not a plain file name")
             key = [str(content.resolve()), str(style.resolve()), sorted(combo.items())]
             item_id = _digest(key)
             if filename in seen:
-                raise ConfigError(f"two items would both be named '{filename}': add {{n}} or more fields to --name")
+                raise ConfigError(f"two items would both be named '{filename}': add {{n}} or more fields to `name`")
             seen[filename] = item_id
             full = {"content": key[0], "style": key[1], "preset": preset, "options": opts.to_dict()}
             items.append(

@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from .batch import Run, encode_png, reason_of, run_item
 from .batch_plan import Item
-from .errors import ConfigError
+from .errors import ConfigError, register_fields
 
 if TYPE_CHECKING:
     from .vgg import VGG19
 
 __all__ = ["HOLD_ENV", "MAX_RETRIES", "require_ray", "run_ray"]
+
+register_fields("ray")  # the parameters its errors name (errors.py)
 
 MAX_RETRIES = 3  # times Ray reruns a task whose worker process died
 # Test hook: "FOLDER:NAME" makes the worker running item NAME write FOLDER/holding-PID and wait
@@ -36,7 +38,7 @@ def require_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise ConfigError("--ray needs Ray, an optional extra: pip install 'impasto[ray]'") from None
+        raise ConfigError("`ray` needs Ray, an optional extra: pip install 'impasto[ray]'") from None
     return ray
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .errors import ConfigError, ImpastoError, InputError
+from .errors import ConfigError, ImpastoError, InputError, cli_flag
 
 if TYPE_CHECKING:
     from .config import Options
@@ -411,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.start_time = start
         return _command(args)
     except ImpastoError as exc:
-        print(f"impasto: error: {exc}", file=sys.stderr)
+        print(f"impasto: error: {exc.worded(cli_flag)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("impasto: interrupted before any image was made", file=sys.stderr)

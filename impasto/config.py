@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from .color import ColorMatch, ColorMode
-from .errors import ConfigError, did_you_mean
+from .errors import ConfigError, did_you_mean, register_fields
 from .memory import parse_size
 from .network import NetworkKind, Precision
 from .optimize import Optimizer
@@ -155,6 +155,8 @@ class Options:
 # compute than one scale for the same step count), starting from the photo (its structure is kept
 # from the first step, so no step is spent un-noising), max pooling (crisper strokes than avg) and
 # style strength 6 (the same look at every size). Every other preset lists only what differs.
+register_fields(*(f.name for f in dataclasses.fields(Options)))  # errors name them as `size`
+
 PRESETS: dict[str, dict[str, Any]] = {
     # Gatys et al. 2016 as published: conv4_2 content, conv1_1..conv5_1 style with w_l = 1/5,
     # alpha/beta = 1e-3, L-BFGS from white noise, average pooling, one scale. Faithful, slow.
@@ -210,45 +212,45 @@ def _check_choice(opts: Options, name: str) -> None:
 
 def _check(opts: Options) -> Options:
     if opts.size <= 0:
-        raise ConfigError(f"--size must be a positive number of pixels, got {opts.size}")
+        raise ConfigError(f"`size` must be a positive number of pixels, got {opts.size}")
     if opts.style_size is not None and opts.style_size <= 0:
-        raise ConfigError(f"--style-size must be a positive number of pixels, got {opts.style_size}")
+        raise ConfigError(f"`style_size` must be a positive number of pixels, got {opts.style_size}")
     if opts.steps < 0:
-        raise ConfigError(f"--steps must be >= 0, got {opts.steps}")
+        raise ConfigError(f"`steps` must be >= 0, got {opts.steps}")
     if opts.scales < 1:
-        raise ConfigError(f"--scales must be >= 1, got {opts.scales}")
+        raise ConfigError(f"`scales` must be >= 1, got {opts.scales}")
     for name in ("ratio", "style_weight", "tv_weight", "learning_rate"):
         if getattr(opts, name) < 0:
-            raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(opts, name):g}")
+            raise ConfigError(f"`{name}` must be >= 0, got {getattr(opts, name):g}")
     if opts.content_weight is not None and opts.content_weight < 0:
-        raise ConfigError(f"--content-weight must be >= 0, got {opts.content_weight:g}")
+        raise ConfigError(f"`content_weight` must be >= 0, got {opts.content_weight:g}")
     for name in ("optimizer", "pooling", "precision", "network", "weights_format"):
         _check_choice(opts, name)
     if opts.max_time is not None and opts.max_time <= 0:
-        raise ConfigError(f"--max-time must be > 0 seconds, got {opts.max_time:g}")
+        raise ConfigError(f"`max_time` must be > 0 seconds, got {opts.max_time:g}")
     if opts.scale_sizes is not None:
         sizes = list(opts.scale_sizes)
         if not sizes or any(s <= 0 for s in sizes) or sizes != sorted(set(sizes)):
-            raise ConfigError(f"--scale-sizes must be positive and increasing, got {sizes}")
+            raise ConfigError(f"`scale_sizes` must be positive and increasing, got {sizes}")
     if opts.style_scale <= 0:
-        raise ConfigError(f"--style-scale must be > 0, got {opts.style_scale:g}")
+        raise ConfigError(f"`style_scale` must be > 0, got {opts.style_scale:g}")
     if not 1 <= opts.quality <= 100:
-        raise ConfigError(f"--quality must be between 1 and 100, got {opts.quality}")
+        raise ConfigError(f"`quality` must be between 1 and 100, got {opts.quality}")
     if not 0 <= opts.init_noise_blend <= 1:
-        raise ConfigError(f"--init-noise-blend must be between 0 and 1, got {opts.init_noise_blend:g}")
+        raise ConfigError(f"`init_noise_blend` must be between 0 and 1, got {opts.init_noise_blend:g}")
     if opts.style_blend is not None:
         if any(w < 0 for w in opts.style_blend):
-            raise ConfigError(f"--style-blend weights must be >= 0, got {list(opts.style_blend)}")
+            raise ConfigError(f"`style_blend` weights must be >= 0, got {list(opts.style_blend)}")
         if sum(opts.style_blend) <= 0:
-            raise ConfigError("--style-blend weights must not all be 0")
+            raise ConfigError("`style_blend` weights must not all be 0")
     for name in ("color", "color_match"):
         _check_choice(opts, name)
     if opts.style_strength is not None and not opts.style_strength > 0:
-        raise ConfigError(f"--style-strength must be > 0, got {opts.style_strength:g}")
+        raise ConfigError(f"`style_strength` must be > 0, got {opts.style_strength:g}")
     if opts.lbfgs_history < 1:
-        raise ConfigError(f"--lbfgs-history must be >= 1, got {opts.lbfgs_history}")
+        raise ConfigError(f"`lbfgs_history` must be >= 1, got {opts.lbfgs_history}")
     if opts.tile is not None and opts.tile < 16:
-        raise ConfigError(f"--tile must be >= 16 px, got {opts.tile}")
+        raise ConfigError(f"`tile` must be >= 16 px, got {opts.tile}")
     if opts.max_memory is not None:
         parse_size(opts.max_memory)
     return opts

@@ -1,17 +1,57 @@
-"""Typed errors. The CLI turns each into one line on stderr (exit code 2 for input/config errors)."""
+"""Typed errors. The CLI turns each into one line on stderr (exit code 2 for input/config errors).
+
+A message names the options and parameters it is about in backquotes (``"`size` must be a
+positive number of pixels"``). ``str(error)`` shows the library's own names (``size must be ...``);
+each front end words them its own way with :meth:`ImpastoError.worded`: the command line as flags
+(:func:`cli_flag`, ``--size``), the web studio as its form fields. Only names in :data:`FIELDS`
+are replaced; backquotes (not braces) so that f-strings and file name templates (``{n}``) need
+no escaping.
+"""
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 
-__all__ = ["ConfigError", "DeviceError", "ImpastoError", "InputError", "did_you_mean", "edit_distance"]
+__all__ = [
+    "FIELDS",
+    "ConfigError",
+    "DeviceError",
+    "ImpastoError",
+    "InputError",
+    "cli_flag",
+    "did_you_mean",
+    "edit_distance",
+    "register_fields",
+]
+
+FIELDS: set[str] = set()  # the names a message may refer to as `name`: Options' fields and a few parameters
+_FIELD = re.compile(r"`([a-z][a-z0-9_]*)`")
+
+
+def register_fields(*names: str) -> None:
+    """Let messages name these options or parameters as ```name```."""
+    FIELDS.update(names)
+
+
+def cli_flag(name: str) -> str:
+    """The command line's word for a field: ``style_size`` -> ``--style-size``."""
+    return "--" + name.replace("_", "-")
 
 
 class ImpastoError(Exception):
     """Base class of every error impasto raises on purpose."""
 
     exit_code = 1
+
+    def worded(self, name: Callable[[str], str] = str) -> str:
+        """The message with each ```field``` it names replaced by ``name(field)``."""
+        text = super().__str__()
+        return _FIELD.sub(lambda m: name(m.group(1)) if m.group(1) in FIELDS else m.group(0), text)
+
+    def __str__(self) -> str:
+        return self.worded()
 
 
 class InputError(ImpastoError):

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, register_fields
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -36,6 +36,8 @@ __all__ = [
     "save_image",
     "tensor_to_pil",
 ]
+
+register_fields("max_pixels")  # the parameters its errors name (errors.py)
 
 DEFAULT_MAX_PIXELS = 50_000_000  # about 7000 x 7000; larger files are refused as decompression bombs
 MIN_SIDE = 16  # smallest side, px, of an input image: conv5_1 is 16x smaller than the image
@@ -84,7 +86,7 @@ def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
             if w * h > max_pixels:
                 raise InputError(
                     f"{p}: image is {w}x{h} = {w * h:,} px, over the limit of {max_pixels:,} px "
-                    "(raise it with --max-pixels)"
+                    "(raise it with `max_pixels`)"
                 )
             src.seek(0)  # first frame of an animation
             src.load()

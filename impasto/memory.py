@@ -16,11 +16,13 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, register_fields
 from .tiles import geometry
 from .vgg import LAYER_NAMES, canonical_layer, layer_depth
 
 __all__ = ["Fit", "available", "fit", "format_size", "parse_size", "step_bytes"]
+
+register_fields("max_memory", "size")  # the parameters its errors name (errors.py)
 
 _UNITS = {
     "": 1,
@@ -46,7 +48,7 @@ def parse_size(text: str) -> int:
     """``512MB``, ``2GB``, ``1.5g`` or a number of bytes -> bytes (binary units)."""
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
     if m is None or m[2].lower() not in _UNITS:
-        raise ConfigError(f"--max-memory: cannot read '{text}' as a size (e.g. 512MB, 2GB)")
+        raise ConfigError(f"`max_memory`: cannot read '{text}' as a size (e.g. 512MB, 2GB)")
     return int(float(m[1]) * _UNITS[m[2].lower()])
 
 
@@ -115,7 +117,7 @@ class Fit:
         return (
             f"tiling into {self.tile}-px cores (exact gradients) with an L-BFGS history of {self.history}: "
             f"~{format_size(self.needed)} instead of ~{format_size(self.untiled)} untiled "
-            f"(budget {format_size(self.budget)}; --max-memory to change it)"
+            f"(budget {format_size(self.budget)}; `max_memory` to change it)"
         )
 
 
@@ -153,7 +155,7 @@ def fit(
     smallest = need(min(history, MIN_HISTORY), cores[-1] if cores else None)
     raise InputError(
         f"a {width}x{height} run needs ~{format_size(smallest)} even tiled, more than the "
-        f"{format_size(budget)} budget (raise --max-memory or lower --size)"
+        f"{format_size(budget)} budget (raise `max_memory` or lower `size`)"
     )
 
 

@@ -13,10 +13,12 @@ from typing import Literal
 
 import torch
 
-from .errors import DeviceError, did_you_mean
+from .errors import DeviceError, did_you_mean, register_fields
 from .vgg import VGG19, load_vgg19
 
 __all__ = ["NetworkKind", "Precision", "cpu_bf16", "get_vgg", "resolve_device", "resolve_precision"]
+
+register_fields("device")  # the parameters its errors name (errors.py)
 
 NetworkKind = Literal["raw", "normalized"]  # the raw VGG19 or the paper's normalised copy (impasto.normalize)
 Precision = Literal["auto", "fp32", "bf16"]  # of the network; auto: see resolve_precision
@@ -35,9 +37,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     if kind not in ("cpu", "cuda", "mps"):
         raise DeviceError(f"unknown device '{name}'{did_you_mean(name, ['auto', 'cpu', 'cuda', 'mps'])}")
     if kind == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("device 'cuda' requested but no CUDA GPU is available (use --device cpu)")
+        raise DeviceError("device 'cuda' requested but no CUDA GPU is available (use `device` cpu)")
     if kind == "mps" and not torch.backends.mps.is_available():
-        raise DeviceError("device 'mps' requested but Apple MPS is not available (use --device cpu)")
+        raise DeviceError("device 'mps' requested but Apple MPS is not available (use `device` cpu)")
     try:
         return torch.device(name)
     except RuntimeError:

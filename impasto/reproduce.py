@@ -24,7 +24,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from . import bundled_image
-from .errors import ConfigError, InputError, did_you_mean
+from .errors import ConfigError, InputError, did_you_mean, register_fields
 from .image import check_output_path, load_image, pil_to_tensor, resize, save_image, tensor_to_pil
 from .losses import Objective
 from .network import get_vgg, resolve_device
@@ -33,6 +33,8 @@ from .schedule import clock
 from .targets import noise
 
 __all__ = ["FIGURES", "default_settings", "eq7_ratio", "make_grid", "reproduce"]
+
+register_fields("size", "steps")  # the parameters its errors name (errors.py)
 
 Log = Callable[[str], None]
 FIGURES = ("fig1", "fig2", "fig3")
@@ -372,9 +374,9 @@ def reproduce(
     size = default_size if size is None else size
     steps = default_steps if steps is None else steps
     if size < MIN_SIZE:
-        raise ConfigError(f"--size must be at least {MIN_SIZE} px (conv5_1 is 16x smaller), got {size}")
+        raise ConfigError(f"`size` must be at least {MIN_SIZE} px (conv5_1 is 16x smaller), got {size}")
     if steps < 1:
-        raise ConfigError(f"--steps must be at least 1, got {steps}")
+        raise ConfigError(f"`steps` must be at least 1, got {steps}")
     out = Path(output_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder")

@@ -92,12 +92,12 @@ def check_inputs(
     if n == 0:
         raise ConfigError("at least one style image is needed")
     if opts.style_blend is not None and len(opts.style_blend) != n:
-        raise ConfigError(f"--style-blend has {len(opts.style_blend)} weights for {n} style image(s)")
+        raise ConfigError(f"`style_blend` has {len(opts.style_blend)} weights for {n} style image(s)")
     if n_style_masks is not None:
         if not (has_content_mask if has_content_mask is not None else opts.content_mask):
-            raise ConfigError("--style-masks needs --content-mask (which region gets which style)")
+            raise ConfigError("`style_masks` needs `content_mask` (which region gets which style)")
         if n_style_masks != n:
-            raise ConfigError(f"--style-masks has {n_style_masks} mask(s) for {n} style image(s)")
+            raise ConfigError(f"`style_masks` has {n_style_masks} mask(s) for {n} style image(s)")
     layers = [name for name, _ in (*opts.content_layers, *opts.style_layers)]
     deepest = max(layers, key=layer_depth)
     need = 2 ** layer_depth(deepest)
@@ -108,14 +108,14 @@ def check_inputs(
             where = "the output" if i == len(scales) else f"scale {i}"
             raise ConfigError(
                 f"{where} would be {w}x{h} px, too small for layer {deepest} "
-                f"(needs at least {need} px per side): raise --size"
+                f"(needs at least {need} px per side): raise `size`"
             )
         for k, dims in enumerate(style_sizes, start=1):
             sw, sh = fit_size(*dims, scale.style_side)
             if min(sw, sh) < need:
                 raise ConfigError(
                     f"style image {k} ({dims[0]}x{dims[1]}) would be {sw}x{sh} px, too small for layer "
-                    f"{deepest} (needs at least {need} px per side): raise --size or --style-size"
+                    f"{deepest} (needs at least {need} px per side): raise `size` or `style_size`"
                 )
 
 

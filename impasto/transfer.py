@@ -191,8 +191,11 @@ class _ScaleProgress:
         )
 
 
+COMPUTED = ("device", "precision", "alpha", "tile", "lbfgs_history")  # the parameters a run chooses itself
+
+
 def _computed(device: torch.device, precision: str, objective: Objective, last: Fit) -> dict[str, Any]:
-    """The parameters a run chose itself, recorded with the options in the output."""
+    """The parameters a run chose itself (:data:`COMPUTED`), recorded with the options in the output."""
     return {
         "device": str(device),
         "precision": precision,

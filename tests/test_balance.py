@@ -104,7 +104,7 @@ def test_default_preset_uses_the_strength_and_literal_weights_turn_it_off() -> N
     assert resolve("default", content_weight=5.0).style_strength is None
     assert resolve("default", style_strength=3.0).style_strength == 3.0
     assert resolve("paper", style_strength=3.0).style_strength == 3.0
-    with pytest.raises(ConfigError, match="style-strength"):
+    with pytest.raises(ConfigError, match="style_strength"):
         resolve("default", style_strength=-1.0)
 
 

@@ -499,7 +499,7 @@ def test_every_control_works_from_the_api(api, files: dict[str, Path], style_pat
 def test_api_refuses_bad_combinations(api, files: dict[str, Path], style_path: Path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError, match="2 weights for 1 style"):
         api(style_blend=[0.5, 0.5])
-    with pytest.raises(ConfigError, match="needs --content-mask"):
+    with pytest.raises(ConfigError, match="needs content_mask"):
         api([style_path, files["style_b"]], style_masks=[str(files["white"])] * 2)
     with pytest.raises(ConfigError, match="2 region"):
         api(content_mask=str(files["halves"]))

@@ -25,7 +25,7 @@ def test_sizes_are_read_in_binary_units(text: str, expected: int) -> None:
 
 @pytest.mark.parametrize("text", ["", "lots", "2 parsecs", "-1GB"])
 def test_unreadable_sizes_are_refused_with_the_flag_named(text: str) -> None:
-    with pytest.raises(ConfigError, match="--max-memory: cannot read"):
+    with pytest.raises(ConfigError, match="max_memory: cannot read"):
         parse_size(text)
 
 

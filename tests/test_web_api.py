@@ -474,8 +474,8 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any], Any, int, str]] = [
     ("style scale too large", {"style_scale": "100"}, GOOD, 422, "style images would be 6400 px"),
     ("bool not a bool", {"original_colors": "maybe"}, GOOD, 422, "original_colors must be true or false"),
     ("noise blend over 1", {"init_noise_blend": "2"}, GOOD, 422, "between 0 and 1"),
-    ("max time zero", {"max_time": "0"}, GOOD, 422, "max-time must be > 0"),
-    ("blend count", {"style_blend": "1 2"}, GOOD, 422, "style-blend has 2 weights for 1 style image"),
+    ("max time zero", {"max_time": "0"}, GOOD, 422, "max_time must be > 0"),
+    ("blend count", {"style_blend": "1 2"}, GOOD, 422, "style_blend has 2 weights for 1 style image"),
     ("mask as text", {"style_masks": "/etc/passwd"}, GOOD, 422, "upload it as a 'style_mask' file"),
     ("content mask as text", {"content_mask": "/etc/passwd"}, GOOD, 422, "must be a file upload"),
     (
@@ -483,7 +483,7 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any], Any, int, str]] = [
         {},
         [*GOOD, ("style_mask", ("m.png", png(), "image/png"))],
         422,
-        "needs --content-mask",
+        "style_masks needs content_mask",
     ),
     (
         "two masks for one style",

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import torch
 
 from ..config import PRESETS, Options, resolve
-from ..errors import ConfigError, did_you_mean
+from ..errors import ConfigError, ImpastoError, did_you_mean
 from ..schedule import check_inputs, plan_scales
 from .settings import StudioSettings
 
@@ -141,6 +141,16 @@ def excluded() -> dict[str, str]:
         if name not in out and (name not in _KNOWN_TEXT and _kind(name, hint) is None):
             out[name] = "the studio does not know how to check this option yet"
     return out
+
+
+def web_name(field: str) -> str:
+    """How the studio words a field an error names: the form's own name, or the server's setting."""
+    return f"the server's {field} setting" if field in excluded() or field == "max_pixels" else field
+
+
+def worded(exc: ImpastoError) -> str:
+    """An error's message for a web client (see :meth:`ImpastoError.worded`)."""
+    return exc.worded(web_name)
 
 
 def form_fields(settings: StudioSettings) -> list[FormField]:

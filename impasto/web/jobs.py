@@ -24,7 +24,8 @@ from typing import Any
 from .. import style_transfer
 from ..errors import ImpastoError
 from ..image import save_image
-from ..transfer import Result, Step
+from ..transfer import COMPUTED, Result, Step
+from .fields import worded
 from .job import FINISHED, Conflict, Job, JobSpec, QueueFull, State
 from .media import encode_png
 from .settings import StudioSettings
@@ -318,17 +319,22 @@ class JobManager:
                 max_pixels=self.settings.max_pixels,
                 **spec.run_overrides,
             )
-            meta = job.params() | {
-                "loss": result.loss,
-                "losses": result.losses,
-                "steps_done": result.steps,
-                "seconds": round(result.elapsed, 2),
-                "interrupted": result.interrupted or result.stopped,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            }
+            chosen = {k: result.params[k] for k in COMPUTED if k in result.params}  # device, precision, tiling...
+            meta = (
+                job.params()
+                | chosen
+                | {
+                    "loss": result.loss,
+                    "losses": result.losses,
+                    "steps_done": result.steps,
+                    "seconds": round(result.elapsed, 2),
+                    "interrupted": result.interrupted or result.stopped,
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                }
+            )
             path = save_image(result.image, job.folder / "result.png", meta)
         except ImpastoError as exc:
-            self._finish(job, State.FAILED, error=_scrub(str(exc), job))
+            self._finish(job, State.FAILED, error=_scrub(worded(exc), job))
         except Exception as exc:  # a bug or an exhausted device must not take the worker down
             log.exception("job %s failed", job.id)
             self._finish(job, State.FAILED, error=_scrub(f"internal error: {type(exc).__name__}: {exc}", job))

@@ -128,9 +128,7 @@ def store_image(data: bytes, dest: Path, label: str, role: str, max_pixels: int)
             fmt = raw.format or ""
     except InputError as exc:
         dest.unlink(missing_ok=True)
-        message = (
-            str(exc).replace(f"{dest}: ", "").replace(str(dest), "the file").replace(" --max-pixels", " the server")
-        )
+        message = exc.args[0].replace(f"{dest}: ", "").replace(str(dest), "the file")  # fields still `named`
         raise InputError(f"{role} '{label}': {message}") from None
     media_type = Image.MIME.get(fmt, "application/octet-stream")
     return StoredImage(dest, label, None, img.width, img.height, media_type)

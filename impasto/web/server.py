@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import __version__
 from ..errors import ConfigError, DeviceError, ImpastoError, InputError
 from .api import build_router
+from .fields import worded
 from .jobs import Conflict, JobManager, QueueFull, Runner
 from .media import TooLarge
 from .settings import StudioSettings
@@ -103,7 +104,7 @@ def _install_handlers(app: FastAPI, settings: StudioSettings) -> None:
     @app.exception_handler(ImpastoError)
     async def impasto_error(request: Request, exc: ImpastoError) -> JSONResponse:
         status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 400)
-        return _error(status, str(exc))
+        return _error(status, worded(exc))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

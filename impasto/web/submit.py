@@ -70,7 +70,7 @@ def _example(name: str) -> StoredImage:
     try:
         path = example_path(name)
     except InputError as exc:
-        raise ConfigError(str(exc)) from None  # a bad form value, not a bad file
+        raise ConfigError(exc.args[0]) from None  # a bad form value, not a bad file
     img = load_image(path)
     return StoredImage(path, name, name, img.width, img.height, "image/jpeg")
 
