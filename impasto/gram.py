@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-__all__ = ["gram", "guided_mean_gram", "mean_gram", "mean_gram_minus"]
+__all__ = ["gram", "gram_fp32", "guided_mean_gram", "mean_gram", "mean_gram_minus"]
 
 _HALF = (torch.bfloat16, torch.float16)
 
@@ -92,6 +92,14 @@ def gram(features: torch.Tensor) -> torch.Tensor:
     """
     out: torch.Tensor = _Gram.apply(_positions(features))  # type: ignore[no-untyped-call]
     return out
+
+
+def gram_fp32(features: torch.Tensor) -> torch.Tensor:
+    """G = F F^T in fp32 (or wider) with no autograd, for any strided view (a tile's core): one copy, not two."""
+    b, c, h, w = features.shape
+    wide = torch.promote_types(features.dtype, torch.float32)  # float64 stays float64
+    x = features.permute(0, 2, 3, 1).to(wide).reshape(b, h * w, c)  # (B, HW, C)
+    return _per_item(lambda m: m.t() @ m, x)
 
 
 def mean_gram(features: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ history of 2 x history vectors of 3 values per pixel).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import ConfigError, InputError, register_fields
-from .tiles import geometry
+from .tiles import geometry, layout
 from .vgg import LAYER_NAMES, canonical_layer, layer_depth
 
 __all__ = ["Fit", "available", "fit", "format_size", "parse_size", "step_bytes"]
@@ -39,6 +40,7 @@ _UNITS = {
 # VGG19's conv widths per block, for the responses kept for the backward pass.
 _WIDTHS = (64, 128, 256, 512, 512)
 FIXED = 500 * 2**20  # torch, the network's weights, the interpreter (measured, CPU)
+BF16_FIXED = 300 * 2**20  # bf16: oneDNN-packed weights per input shape (kernels.py) and fp32 casts (measured)
 KEPT = 1.6  # responses kept per conv output value (output, pooling indices, backward's transients)
 IMAGE_COPIES = 12  # full-size 3-channel fp32 tensors alive in a step: images, gradients, L-BFGS's own
 MIN_HISTORY = 5  # fewer L-BFGS corrections than this are not worth tiling for
@@ -83,21 +85,35 @@ def _network_bytes(height: int, width: int, layers: list[str], itemsize: int) ->
 
 
 def step_bytes(
-    height: int, width: int, layers: list[str], history: int, bf16: bool = False, tile: int | None = None
+    height: int,
+    width: int,
+    layers: list[str],
+    history: int,
+    bf16: bool = False,
+    tile: int | None = None,
+    keep: int = 0,
 ) -> float:
     """Estimated peak bytes of an optimisation step at height x width (tiled with cores of ``tile`` px).
 
-    ``history`` is the number of L-BFGS corrections held: ``min(lbfgs_history, steps)``.
+    ``history`` is the number of L-BFGS corrections held: ``min(lbfgs_history, steps)``; ``keep``
+    tiles' forwards are held from pass 1 to pass 2 (all of them: no crop is recomputed).
     """
+    itemsize = 2 if bf16 else 4
+    kept = 0.0
     if tile is None:
         crop_h, crop_w = height, width
     else:
         align, halo = geometry(layers)
         core = max(align, math.ceil(tile / align) * align)
         crop_h, crop_w = min(height, core + 2 * halo), min(width, core + 2 * halo)
+        tiles = layout(height, width, core, layers)
+        for t in tiles[: min(keep, len(tiles) - 1)]:  # their responses only: one backward runs at a time
+            cy0, cy1, cx0, cx1 = t.crop
+            kept += _network_bytes(cy1 - cy0, cx1 - cx0, layers, itemsize) / KEPT
     pixels = height * width
     per_pixel = 4 * 3 * (IMAGE_COPIES + 2 * history) + 64  # + conv4_2's targets (512 / 64 values per pixel)
-    return FIXED + _network_bytes(crop_h, crop_w, layers, 2 if bf16 else 4) + per_pixel * pixels
+    fixed = FIXED + (BF16_FIXED if bf16 else 0)
+    return fixed + _network_bytes(crop_h, crop_w, layers, itemsize) + kept + per_pixel * pixels
 
 
 @dataclass(frozen=True)
@@ -109,13 +125,15 @@ class Fit:
     needed: float  # estimated peak bytes with this tiling
     untiled: float  # estimated peak bytes untiled with the asked history
     budget: int
+    keep: int = 0  # tiles whose forward is kept from pass 1 to pass 2 (not recomputed)
 
     def note(self) -> str | None:
         """One line for the user when impasto tiled or shortened the history, else None."""
         if self.tile is None:
             return None
+        kept = f", {self.keep} tile forward(s) kept" if self.keep else ""
         return (
-            f"tiling into {self.tile}-px cores (exact gradients) with an L-BFGS history of {self.history}: "
+            f"tiling into {self.tile}-px cores (exact gradients{kept}) with an L-BFGS history of {self.history}: "
             f"~{format_size(self.needed)} instead of ~{format_size(self.untiled)} untiled "
             f"(budget {format_size(self.budget)}; `max_memory` to change it)"
         )
@@ -142,7 +160,7 @@ def fit(
 
     untiled = need(history, None)
     if tile is not None:
-        return Fit(tile, history, need(history, tile), untiled, budget)
+        return _keeping(Fit(tile, history, need(history, tile), untiled, budget), height, width, layers, bf16, steps)
     if untiled <= budget:
         return Fit(None, history, untiled, untiled, budget)
     align, _ = geometry(layers)
@@ -151,12 +169,25 @@ def fit(
     for hist in sorted({history, min(history, 20), min(history, 10), min(history, MIN_HISTORY)}, reverse=True):
         for core in cores:
             if need(hist, core) <= budget:
-                return Fit(core, hist, need(hist, core), untiled, budget)
+                fitted = Fit(core, hist, need(hist, core), untiled, budget)
+                return _keeping(fitted, height, width, layers, bf16, steps)
     smallest = need(min(history, MIN_HISTORY), cores[-1] if cores else None)
     raise InputError(
         f"a {width}x{height} run needs ~{format_size(smallest)} even tiled, more than the "
         f"{format_size(budget)} budget (raise `max_memory` or lower `size`)"
     )
+
+
+def _keeping(fitted: Fit, height: int, width: int, layers: list[str], bf16: bool, steps: int | None) -> Fit:
+    """``fitted`` with as many tiles' forwards kept for pass 2 as the rest of its budget holds."""
+    assert fitted.tile is not None
+    tiles = len(layout(height, width, fitted.tile, layers))
+    hist = min(fitted.history, steps or fitted.history)
+    for keep in range(tiles, 0, -1):
+        needed = step_bytes(height, width, layers, hist, bf16, fitted.tile, keep)
+        if needed <= fitted.budget:
+            return dataclasses.replace(fitted, keep=keep, needed=needed)
+    return fitted
 
 
 def plan(

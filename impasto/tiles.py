@@ -28,7 +28,8 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from .losses import Objective, StyleRegion, content_loss, gram, tv_loss
+from .gram import gram_fp32
+from .losses import Objective, StyleRegion, content_loss, tv_loss
 from .vgg import LAYER_NAMES, canonical_layer, layer_depth
 
 __all__ = ["Tile", "TiledObjective", "geometry", "layout"]
@@ -125,12 +126,14 @@ class TiledObjective(Objective):
     ``tile`` is the core size in pixels (rounded up to the alignment); None, or an image that is
     one tile, runs the plain :class:`Objective`. Content targets and style Gram matrices of large
     images are computed tiled too. Peak memory is that of one crop's forward and backward, plus
-    the image, its gradient and the content targets.
+    the image, its gradient and the content targets; ``keep`` tiles' forwards (of pass 1) are kept
+    for pass 2 instead of recomputed, each costing one crop's forward more (memory.fit chooses it).
     """
 
-    def __init__(self, *args: Any, tile: int | None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, tile: int | None, keep: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.tile = tile
+        self.keep = keep  # tiles whose pass-1 forward is kept for pass 2 (as the memory budget allows)
 
     def _untiled(self, image: torch.Tensor) -> bool:
         return self.tile is None or len(self._tiles(image, self.layers)) == 1
@@ -187,7 +190,7 @@ class TiledObjective(Objective):
         for tile, feats in self._cores(image, layers):
             for k, v in feats.items():
                 t = guides[k]
-                g = gram(v if t is None else v * tile.in_image(t, k))
+                g = gram_fp32(v if t is None else v * tile.in_image(t, k))
                 sums[k] = sums[k] + g if k in sums else g
         return {k: g / self._norm(image, k, guides[k]) for k, g in sums.items()}
 
@@ -213,7 +216,7 @@ class TiledObjective(Objective):
             f = tile.core_of(feats[layer], layer)
             for i, _ in self.style_regions(layer):
                 t = guides[i][layer]
-                out[i, layer] = gram(f if t is None else f * tile.in_image(t, layer)) / norms[i, layer]
+                out[i, layer] = gram_fp32(f if t is None else f * tile.in_image(t, layer)) / norms[i, layer]
         return out
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -228,14 +231,22 @@ class TiledObjective(Objective):
         zero = image.new_zeros(())
         x = image.detach()
         tiles = self._tiles(x, self.layers)
-        # Pass 1: the global Gram matrices and the content loss, no gradient.
+        # Pass 1: the global Gram matrices and the content loss; the first ``keep`` tiles keep their graphs.
         grams: dict[Key, torch.Tensor] = {}
         content = zero
-        with torch.no_grad():
-            for tile in tiles:
-                feats = self.features(_crop(x, tile))
-                content = content + self._core_content(feats, tile, zero)
-                for key, g in self._region_grams(feats, tile, guides, norms).items():
+        kept: dict[int, tuple[torch.Tensor, dict[str, torch.Tensor]]] = {}
+        grad_wanted = torch.is_grad_enabled() and image.requires_grad
+        for n, tile in enumerate(tiles):
+            keep = grad_wanted and n < self.keep
+            crop = _crop(x, tile).clone().requires_grad_(keep)
+            with torch.set_grad_enabled(keep):
+                feats = self.features(crop)
+            if keep:
+                kept[n] = (crop, feats)
+            with torch.no_grad():
+                plain = {k: v.detach() for k, v in feats.items()}
+                content = content + self._core_content(plain, tile, zero)
+                for key, g in self._region_grams(plain, tile, guides, norms).items():
                     grams[key] = grams[key] + g if key in grams else g
         leaves = {key: g.requires_grad_(True) for key, g in grams.items()}
         with torch.enable_grad():
@@ -246,9 +257,9 @@ class TiledObjective(Objective):
         terms |= {"content": content.detach(), "style": style.detach()}
         if self.tv_weight:
             terms["tv"] = tv.detach()
-        if not (torch.is_grad_enabled() and image.requires_grad):
+        if not grad_wanted:
             return total.detach(), terms
-        grad = self._gradient(x, tiles, style, leaves, guides, norms)
+        grad = self._gradient(x, tiles, style, leaves, guides, norms, kept)
         return _Precomputed.apply(image, total.detach(), grad), terms  # type: ignore[no-untyped-call]
 
     def _core_content(self, feats: Mapping[str, torch.Tensor], tile: Tile, zero: torch.Tensor) -> torch.Tensor:
@@ -268,8 +279,9 @@ class TiledObjective(Objective):
         leaves: Mapping[Key, torch.Tensor],
         guides: Mapping[int, Guides],
         norms: Mapping[Key, float | torch.Tensor],
+        kept: dict[int, tuple[torch.Tensor, dict[str, torch.Tensor]]],
     ) -> torch.Tensor:
-        """Pass 2: dL/dx, one tile's forward and backward at a time."""
+        """Pass 2: dL/dx, one tile's forward (unless pass 1 kept it) and backward at a time."""
         grad = torch.zeros_like(x)
         with torch.enable_grad():
             keys = list(leaves)
@@ -282,14 +294,58 @@ class TiledObjective(Objective):
                 leaf = x.clone().requires_grad_(True)
                 (grad_tv,) = torch.autograd.grad(self.tv_weight * tv_loss(leaf), leaf)
                 grad += grad_tv
-            for tile in tiles:
-                crop = _crop(x, tile).clone().requires_grad_(True)
-                feats = self.features(crop)
-                surrogate = self.content_weight * self._core_content(feats, tile, x.new_zeros(()))
-                for key, g in self._region_grams(feats, tile, guides, norms).items():
-                    surrogate = surrogate + (d_grams[key] * g).sum()
-                if surrogate.requires_grad:
-                    (g_crop,) = torch.autograd.grad(surrogate, crop)
+            for n, tile in enumerate(tiles):
+                if n in kept:
+                    crop, feats = kept.pop(n)  # freed as soon as its backward has run
+                else:
+                    crop = _crop(x, tile).clone().requires_grad_(True)
+                    feats = self.features(crop)
+                outs, upstream = [], []
+                for layer, f in feats.items():
+                    g = self._upstream(f, layer, tile, d_grams, guides, norms)
+                    if g is not None:
+                        outs.append(f)
+                        upstream.append(g)
+                if outs:
+                    torch.autograd.backward(outs, upstream)
+                    assert crop.grad is not None
                     cy0, cy1, cx0, cx1 = tile.crop
-                    grad[:, :, cy0:cy1, cx0:cx1] += g_crop
+                    grad[:, :, cy0:cy1, cx0:cx1] += crop.grad
         return grad
+
+    def _upstream(
+        self,
+        f: torch.Tensor,
+        layer: str,
+        tile: Tile,
+        d_grams: Mapping[Key, torch.Tensor],
+        guides: Mapping[int, Guides],
+        norms: Mapping[Key, float | torch.Tensor],
+    ) -> torch.Tensor | None:
+        """dL/dF of a crop's responses at ``layer``: the paper's gradient at core positions, 0 in the halo.
+
+        Content: alpha w_l (F - P). Style: F (dL/dG + dL/dG^T) / M_l with the global dL/dG of
+        pass 1 (guided: T o ((F o T) (...)) / sum T^2). Injected directly, so pass 2 neither
+        recomputes the core's Gram matrices nor differentiates through the core's slicing.
+        """
+        core = tile.core_of(f, layer)
+        wide = torch.promote_types(f.dtype, torch.float32)  # fp32 sums for bf16 responses
+        d: torch.Tensor | None = None
+        if layer in self.content_layers and layer in self.targets.content:
+            target = tile.in_image(self.targets.content[layer], layer)
+            d = (self.content_weight * self.content_layers[layer]) * (core.to(wide) - target)
+        for i, _ in self.style_regions(layer):
+            t = guides[i][layer]
+            t_core = None if t is None else tile.in_image(t, layer).to(f.dtype)
+            sym = (d_grams[i, layer] + d_grams[i, layer].transpose(1, 2)) / norms[i, layer]  # (1, C, C)
+            fc = core if t_core is None else core * t_core
+            gs = torch.matmul(fc.permute(0, 2, 3, 1), sym.to(f.dtype)).permute(0, 3, 1, 2)  # (1, C, h, w)
+            if t_core is not None:
+                gs = gs * t_core
+            d = gs.to(wide) if d is None else d + gs
+        if d is None:
+            return None
+        out = torch.zeros_like(f, memory_format=torch.channels_last)
+        rows, cols, _, _ = tile.at(layer_depth(layer))
+        out[:, :, rows, cols] = d.to(f.dtype)
+        return out

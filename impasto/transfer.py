@@ -271,7 +271,7 @@ def transfer(
     result: ScaleResult | None = None
     done, user_stopped = 0, False
     for idx, scale in enumerate(scales):
-        objective.tile = fits[idx].tile
+        objective.tile, objective.keep = fits[idx].tile, fits[idx].keep
         content_t, content_in = set_targets(objective, inputs, opts, scale, device)
         if current is None:
             init = start_image(inputs, opts, scale.size, content_in, device)

@@ -23,10 +23,10 @@ CONTENT = {"conv4_2": 1.0}
 STYLE = {f"conv{b}_1": 0.2 for b in range(1, 6)}
 
 
-def _pair(pooling: str, tile: int, tv: float = 0.0) -> tuple[Objective, TiledObjective]:
+def _pair(pooling: str, tile: int, tv: float = 0.0, keep: int = 0) -> tuple[Objective, TiledObjective]:
     net = narrow_vgg(pooling).double()  # type: ignore[arg-type]
     kw = dict(content_weight=1e-3, style_weight=1.0, tv_weight=tv)
-    return Objective(net, CONTENT, STYLE, **kw), TiledObjective(net, CONTENT, STYLE, tile=tile, **kw)
+    return Objective(net, CONTENT, STYLE, **kw), TiledObjective(net, CONTENT, STYLE, tile=tile, keep=keep, **kw)
 
 
 def _image(h: int, w: int, seed: int) -> torch.Tensor:
@@ -180,3 +180,16 @@ def test_a_web_job_with_a_tile_runs_tiled_and_records_it(tmp_path: Path) -> None
     assert params["tile"] == 32 and params["precision"] == "fp32" and params["device"] == "cpu"
     assert params["lbfgs_history"] == 100 and params["alpha"] > 0  # as the run chose them
     assert headers and all("tiling into 32-px cores" in h for h in headers)
+
+
+@pytest.mark.parametrize("keep", [1, 3, 100])
+def test_kept_forwards_give_the_same_loss_and_gradient(keep: int) -> None:
+    """Pass 2 reusing pass 1's forward for some or all tiles: nothing changes but the time."""
+    full, tiled = _pair("max", 64, tv=0.1, keep=keep)
+    image = _image(150, 170, seed=21)
+    content, painting = _image(150, 170, seed=22), _image(120, 140, seed=23)
+    for obj in (full, tiled):
+        obj.set_content(content)
+        obj.set_style([painting])
+    assert len(layout(150, 170, 64, tiled.layers)) == 9
+    _assert_same(full, tiled, image)
