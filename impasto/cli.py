@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .errors import ConfigError, ImpastoError, InputError, cli_flag
+from .errors import ConfigError, ImpastoError, InputError, cli_flag, word
 
 if TYPE_CHECKING:
     from .config import Options
@@ -209,7 +209,7 @@ class _Progress:
         if s.step == 1 or s.scale != self.scale:
             self.scale = s.scale
             plan = " -> ".join(f"{w}x{h}:{n}" for w, h, n in s.schedule)
-            self._print(f"scale {s.scale}/{s.scales}  schedule (size:steps) {plan}  on {s.compute}")
+            self._print(f"scale {s.scale}/{s.scales}  schedule (size:steps) {plan}  on {word(s.compute, cli_flag)}")
         desc = f"scale {s.scale}/{s.scales} {s.size[0]}x{s.size[1]}"
         line = _progress_line(s)
         if self.bar is not None:

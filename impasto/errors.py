@@ -24,6 +24,7 @@ __all__ = [
     "did_you_mean",
     "edit_distance",
     "register_fields",
+    "word",
 ]
 
 FIELDS: set[str] = set()  # the names a message may refer to as `name`: Options' fields and a few parameters
@@ -33,6 +34,12 @@ _FIELD = re.compile(r"`([a-z][a-z0-9_]*)`")
 def register_fields(*names: str) -> None:
     """Let messages name these options or parameters as ```name```."""
     FIELDS.update(names)
+
+
+def word(text: str, name: Callable[[str], str] = str) -> str:
+    """``text`` with each ```field``` it names replaced by ``name(field)`` (messages that are not
+    errors, such as the progress header's note on tiling, name fields the same way)."""
+    return _FIELD.sub(lambda m: name(m.group(1)) if m.group(1) in FIELDS else m.group(0), text)
 
 
 def cli_flag(name: str) -> str:
@@ -47,8 +54,7 @@ class ImpastoError(Exception):
 
     def worded(self, name: Callable[[str], str] = str) -> str:
         """The message with each ```field``` it names replaced by ``name(field)``."""
-        text = super().__str__()
-        return _FIELD.sub(lambda m: name(m.group(1)) if m.group(1) in FIELDS else m.group(0), text)
+        return word(super().__str__(), name)
 
     def __str__(self) -> str:
         return self.worded()

@@ -54,7 +54,7 @@ class Step:
     schedule: tuple[tuple[int, int, int], ...] = ()  # (width, height, steps) per scale, as now planned
     best: float | None = None  # lowest loss so far at this scale: the image a stop now would deliver
     budget: float | None = None  # max_time, seconds: with it, elapsed/budget is the progress ("total" may move)
-    compute: str = ""  # where and how the network runs, e.g. "cpu, bf16 (CPU: AMX-BF16)"
+    compute: str = ""  # where and how the network runs, e.g. "cpu, bf16 (CPU: AMX-BF16)"; fields: `name` (errors.word)
 
 
 @dataclass

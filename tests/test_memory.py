@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from impasto.errors import ConfigError, InputError
+from impasto.errors import ConfigError, InputError, cli_flag, word
 from impasto.memory import available, fit, format_size, parse_size, step_bytes
 
 LAYERS = ["conv4_2", "conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
@@ -48,6 +48,8 @@ def test_a_run_that_does_not_fit_is_tiled_and_says_so() -> None:
     assert f.tile is not None and f.needed <= budget < f.untiled
     note = f.note()
     assert note is not None and f"{f.tile}-px cores" in note and "untiled" in note and "6.0 GB" in note
+    assert word(note).endswith("max_memory to change it)")  # the library's name; the CLI's header:
+    assert word(note, cli_flag).endswith("--max-memory to change it)")
 
 
 def test_the_history_shrinks_before_the_run_is_refused() -> None:
