@@ -141,10 +141,7 @@ def main() -> None:
         v, i = result["video"], result["independent"]
         result["error_ratio"] = v["temporal_error"] / i["temporal_error"]
         result["style_ratio"] = v["style_loss"] / i["style_loss"]
-        print(
-            f"error ratio {result['error_ratio']:.3f} (<= 0.5), "
-            f"style ratio {result['style_ratio']:.3f} (0.85..1.15)"
-        )
+        print(f"error ratio {result['error_ratio']:.3f} (<= 0.5), style ratio {result['style_ratio']:.3f} (0.85..1.15)")
         pick = list(range(len(clip.frames)))[-5:]
         strip(
             [[clip.frames[k] for k in pick], [independent[k] for k in pick], [video[k] for k in pick]], Path(args.strip)
