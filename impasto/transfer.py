@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from PIL import Image
@@ -84,6 +84,23 @@ class _Run:
     image_every: int
     should_stop: Callable[[], bool] | None
     compute: str = ""  # Step.compute
+    extra_loss: ExtraLoss | None = None  # transfer(extra_loss=...)
+
+
+ExtraLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class _PlusExtra:
+    """The objective plus a pixel-space term: ``extra(image, objective_value)``, reported as ``extra``."""
+
+    def __init__(self, objective: Objective, extra: ExtraLoss) -> None:
+        self.objective = objective
+        self.extra = extra
+
+    def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        total, terms = self.objective(image)
+        term = self.extra(image, total.detach())
+        return total + term, terms | {"extra": term.detach()}
 
 
 def _prepare(
@@ -211,6 +228,8 @@ def _optimise_scale(
     """Scale ``idx`` from ``init``, ``done`` steps into the run; the result and whether the caller stopped it."""
     run.budget.start_scale(idx)
     progress = _ScaleProgress(run, idx, done, content_t)
+    if run.extra_loss is not None:  # optimize() only calls the objective: the sum stands in for it
+        objective = cast(Objective, _PlusExtra(objective, run.extra_loss))
     result = optimize(
         objective,
         init,
@@ -237,6 +256,7 @@ def transfer(
     image_every: int = 0,
     should_stop: Callable[[], bool] | None = None,
     start_time: float | None = None,
+    extra_loss: ExtraLoss | None = None,
 ) -> Result:
     """Paint ``content`` in the manner of ``styles`` (RGB PIL images) with options ``opts``.
 
@@ -245,6 +265,11 @@ def transfer(
     network), used as given (cast when ``opts.precision`` is not ``auto``), on the device
     ``opts.device`` resolves to: e.g. the small stand-in of :mod:`impasto.testing`. ``start_time``
     (a ``time.perf_counter()`` value) is when ``max_time`` starts counting; default: now.
+
+    ``extra_loss(image, objective_value)`` adds a term on the pixels to eq. 7 at every scale
+    (image (1, 3, h, w), 0..255, with its gradient; the objective's value detached, so that the term
+    can scale itself to it): e.g. the temporal loss of :mod:`impasto.video`. It is reported as the
+    loss term ``extra`` and counts in ``loss``.
     """
     start = start_time if start_time is not None else time.perf_counter()
     inputs, device = _prepare(content, styles, opts, init_image, content_mask, style_masks)
@@ -266,7 +291,7 @@ def transfer(
         compute += f"; {note}"
     deadline = start + opts.max_time if opts.max_time is not None else None
     budget = Budget([s.steps for s in scales], [w * h for w, h in (s.size for s in scales)], deadline)
-    run = _Run(content, opts, scales, budget, start, on_step, image_every, should_stop, compute)
+    run = _Run(content, opts, scales, budget, start, on_step, image_every, should_stop, compute, extra_loss)
     current: torch.Tensor | None = None
     result: ScaleResult | None = None
     done, user_stopped = 0, False

@@ -1,0 +1,181 @@
+"""impasto video: flow, warping and consistency on synthetic frames; the temporal run, resumed; its API."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_painting
+from PIL import Image
+
+from impasto.video import VideoSettings, stylize_video
+from impasto.video_flow import consistency, flow, temporal_error, warp
+from impasto.video_run import run_video, work_folder
+
+pytest.importorskip("cv2")
+
+
+def texture(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """Smoothed noise (H, W, 3) with structure at a few pixels: trackable by optical flow."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    arr = rng.uniform(0, 255, (height, width, 3)).astype(np.float32)
+    return np.asarray(cv2.GaussianBlur(arr, (0, 0), 1.5), dtype=np.float32)
+
+
+def moving_square(n: int, size: int = 64, step: int = 3) -> list[Image.Image]:
+    """A textured square moving right by ``step`` px a frame over a static textured background."""
+    bg, fg = texture(size, size, 0), texture(size, size, 1)
+    frames = []
+    for t in range(n):
+        arr = bg.copy()
+        x0 = 12 + t * step
+        arr[20:44, x0 : x0 + 24] = fg[20:44, 12:36]
+        frames.append(Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), mode="RGB"))
+    return frames
+
+
+def test_warp_by_a_known_flow_is_a_shift() -> None:
+    img = texture(40, 32)
+    shift = np.zeros((32, 40, 2), np.float32)
+    shift[..., 0], shift[..., 1] = 3.0, 2.0  # each pixel x of frame t was at x + (3, 2) in frame t-1
+    out, inside = warp(img, shift)
+    assert out.shape == img.shape
+    np.testing.assert_allclose(out[:-2, :-3], img[2:, 3:], atol=1e-3)
+    assert inside[:-2, :-3].all() and not inside[-1].any() and not inside[:, -1].any()
+    half = shift * 0.5  # (1.5, 1): bilinear, halfway between two pixels is their mean
+    out, _ = warp(img, half)
+    np.testing.assert_allclose(out[10, 10], (img[11, 11] + img[11, 12]) / 2, atol=1e-2)
+
+
+def test_consistency_is_0_on_a_disocclusion_and_1_where_static() -> None:
+    h, w = 48, 64
+    backward = np.zeros((h, w, 2), np.float32)  # frame t -> t-1
+    forward = np.zeros((h, w, 2), np.float32)  # frame t-1 -> t
+    backward[10:30, 28:52, 0] = -8.0  # the square is at x 28..52 in frame t, came from 20..44
+    forward[10:30, 20:44, 0] = 8.0
+    c = consistency(forward, backward)
+    assert c.shape == (h, w) and c.dtype == np.float32
+    assert c[12:28, 21:27].max() < 0.05  # x 20..28: background revealed in t, hidden in t-1
+    assert c[36:, :].min() > 0.99 and c[:, 56:].min() > 0.99  # static background
+    assert c[14:26, 32:48].min() > 0.99  # the square itself moves consistently
+    hard = consistency(forward, backward, sigma=0.0)
+    assert set(np.unique(hard)) <= {0.0, 1.0}
+
+
+def test_dis_flow_follows_a_moving_square_and_its_mask_marks_the_revealed_background() -> None:
+    f0, f1 = moving_square(2, step=4)
+    backward, forward = flow(f1, f0), flow(f0, f1)
+    assert backward.shape == (64, 64, 2)
+    np.testing.assert_allclose(np.median(backward[24:40, 22:36], axis=(0, 1)), (-4.0, 0.0), atol=0.5)
+    assert np.abs(backward[50:, :]).max() < 0.5  # static background
+    c = consistency(forward, backward)
+    assert c[50:60, 10:54].mean() > 0.95
+    assert c[24:40, 12:16].mean() < 0.5  # revealed at x 12..16
+    warped, _ = warp(np.asarray(f0, np.float32), backward)
+    err = np.abs(warped - np.asarray(f1, np.float32)).mean(-1)
+    assert (err * c).sum() / c.sum() < 4.0  # where c trusts the flow, warping frame 0 gives frame 1
+
+
+def test_temporal_error_is_zero_for_a_video_that_follows_the_flow() -> None:
+    frames = moving_square(3, step=2)
+    assert max(temporal_error(frames, frames)) < 3.0
+    noisy = [Image.fromarray(np.clip(np.asarray(f, np.float32) + n, 0, 255).astype(np.uint8)) for f, n in
+             zip(frames, np.random.default_rng(0).normal(0, 20, (3, 64, 64, 3)), strict=True)]  # fmt: skip
+    assert min(temporal_error(noisy, frames)) > 15.0  # boiling noise: about sqrt(2) * 20
+
+
+def _folder(tmp_path: Path, n: int = 3) -> Path:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, f in enumerate(moving_square(n)):
+        f.save(folder / f"f{i:03d}.png")
+    return folder
+
+
+SMALL = {"size": 64, "steps": 6, "scales": 1}
+
+
+def test_api_yields_one_frame_per_input(narrow_network: None) -> None:
+    frames = moving_square(2)
+    style = make_painting(48, 48)
+    out = list(stylize_video(iter(frames), style, settings=VideoSettings(frame_steps=3), **SMALL))
+    assert [o.size for o in out] == [(64, 64), (64, 64)]
+    assert all(o.mode == "RGB" for o in out)
+    assert not np.array_equal(np.asarray(out[0]), np.asarray(frames[0]))
+
+
+def test_a_run_resumes_after_an_interruption_and_gives_the_same_frames(
+    tmp_path: Path, narrow_network: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = _folder(tmp_path)
+    style = tmp_path / "style.png"
+    make_painting(48, 48).save(style)
+    settings = VideoSettings(frame_steps=4)
+    whole = run_video(src, [style], tmp_path / "whole", settings=settings, **SMALL)
+    assert not whole.interrupted and sorted(p.name for p in whole.output.iterdir()) == [
+        "frame_00001.png", "frame_00002.png", "frame_00003.png"
+    ]  # fmt: skip
+    assert not work_folder(whole.output).exists()
+
+    def stop_in_frame_3(ev: object) -> None:
+        if ev.frame == 3 and ev.step.step == 2:  # type: ignore[attr-defined]
+            raise KeyboardInterrupt
+
+    out = tmp_path / "resumed"
+    first = run_video(src, [style], out, settings=settings, on_step=stop_in_frame_3, **SMALL)
+    assert first.interrupted and not out.exists()
+    work = work_folder(out)
+    assert sorted(p.name for p in work.glob("frame_*.png")) == ["frame_00001.png", "frame_00002.png"]
+    kept = (work / "frame_00001.png").stat().st_mtime_ns
+
+    video = importlib.import_module("impasto.video")
+    calls = []
+    real = video.transfer
+    monkeypatch.setattr(video, "transfer", lambda *a, **k: calls.append(1) or real(*a, **k))
+    second = run_video(src, [style], out, settings=settings, **SMALL)
+    assert not second.interrupted and second.done_before == 2 and len(calls) == 1  # only frame 3 is made
+    for i in (1, 2, 3):
+        a = np.asarray(Image.open(out / f"frame_{i:05d}.png"))
+        b = np.asarray(Image.open(whole.output / f"frame_{i:05d}.png"))
+        np.testing.assert_array_equal(a, b)
+    assert kept  # frame 1 was read back, not rewritten: its file was there before the second run
+
+
+def test_a_changed_option_starts_over(tmp_path: Path, narrow_network: None) -> None:
+    src = _folder(tmp_path, 2)
+    style = tmp_path / "style.png"
+    make_painting(48, 48).save(style)
+
+    def stop(ev: object) -> None:
+        if ev.frame == 2:  # type: ignore[attr-defined]
+            raise KeyboardInterrupt
+
+    out = tmp_path / "out"
+    assert run_video(src, [style], out, on_step=stop, **SMALL).interrupted
+    again = run_video(src, [style], out, on_step=stop, **(SMALL | {"seed": 5}))
+    assert again.restarted and again.done_before == 0 and again.interrupted
+    same = run_video(src, [style], out, **(SMALL | {"seed": 5}))
+    assert not same.restarted and same.done_before == 1 and not same.interrupted
+
+
+def test_long_term_weights_are_closest_first() -> None:
+    from impasto.video import _long_term
+
+    c1 = np.array([[1.0, 0.0, 0.5]], np.float32)
+    c2 = np.array([[1.0, 1.0, 1.0]], np.float32)
+    c4 = np.array([[1.0, 1.0, 1.0]], np.float32)
+    l1, l2, l4 = _long_term([c1, c2, c4])
+    np.testing.assert_allclose(l1, c1)
+    np.testing.assert_allclose(l2, [[0.0, 1.0, 0.5]])
+    np.testing.assert_allclose(l4, [[0.0, 0.0, 0.0]])
+
+
+def test_long_term_run(tmp_path: Path, narrow_network: None) -> None:
+    frames = moving_square(3)
+    settings = VideoSettings(frame_steps=2, temporal_offsets=(1, 2))
+    out = list(stylize_video(frames, make_painting(48, 48), settings=settings, **SMALL))
+    assert len(out) == 3
