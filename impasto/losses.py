@@ -49,7 +49,7 @@ def style_layer_loss(features: torch.Tensor, target_mean_gram: torch.Tensor) -> 
     Computed as sum ((G/M - A/M) / (2N))^2, which is the same number without squaring ~1e9 values.
     """
     n = features.shape[1]
-    diff = (mean_gram(features) - target_mean_gram) / (2 * n)
+    diff = mean_gram_minus(features, target_mean_gram) / (2 * n)
     return diff.pow(2).sum()
 
 
@@ -174,10 +174,6 @@ class Objective:
         scale = {k: float((g / (2 * g.shape[-1])).pow(2).sum()) for k, g in grams.items()}
         mean = sum(scale.values()) / max(len(scale), 1)
         return {k: w * mean / max(scale.get(k, mean), 1e-30) for k, w in self.style_layers.items()}
-
-    def output_gram(self, features: torch.Tensor, region: StyleRegion) -> torch.Tensor:
-        """The output's Gram matrix per position at one layer, as ``region`` compares it (guided or not)."""
-        return mean_gram(features) if region.guide is None else guided_mean_gram(features, region.guide)
 
     def differences(self, grams: Mapping[tuple[int, str], torch.Tensor]) -> dict[tuple[int, str], torch.Tensor]:
         """G/M - A per (region index, layer), from the output's Gram matrices per position."""

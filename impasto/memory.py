@@ -157,12 +157,20 @@ def fit(
     budget it would need when nothing fits.
     """
 
-    def need(hist: int, core: int | None) -> float:
-        return step_bytes(height, width, layers, min(hist, steps or hist), bf16, core)
+    def need(hist: int, core: int | None, keep: int = 0) -> float:
+        return step_bytes(height, width, layers, min(hist, steps or hist), bf16, core, keep)
+
+    def keeping(fitted: Fit) -> Fit:
+        """``fitted`` with as many tiles' forwards kept for pass 2 as the rest of its budget holds."""
+        assert fitted.tile is not None
+        for keep in range(len(layout(height, width, fitted.tile, layers)), 0, -1):
+            if (needed := need(fitted.history, fitted.tile, keep)) <= HEADROOM * budget:
+                return dataclasses.replace(fitted, keep=keep, needed=needed)
+        return fitted
 
     untiled = need(history, None)
     if tile is not None:
-        return _keeping(Fit(tile, history, need(history, tile), untiled, budget), height, width, layers, bf16, steps)
+        return keeping(Fit(tile, history, need(history, tile), untiled, budget))
     if untiled <= HEADROOM * budget:
         return Fit(None, history, untiled, untiled, budget)
     align, _ = geometry(layers)
@@ -171,25 +179,12 @@ def fit(
     for hist in sorted({history, min(history, 20), min(history, 10), min(history, MIN_HISTORY)}, reverse=True):
         for core in cores:
             if need(hist, core) <= HEADROOM * budget:
-                fitted = Fit(core, hist, need(hist, core), untiled, budget)
-                return _keeping(fitted, height, width, layers, bf16, steps)
+                return keeping(Fit(core, hist, need(hist, core), untiled, budget))
     smallest = need(min(history, MIN_HISTORY), cores[-1] if cores else None) / HEADROOM  # the budget it needs
     raise InputError(
         f"a {width}x{height} run needs ~{format_size(smallest)} even tiled, more than the "
         f"{format_size(budget)} budget (raise `max_memory` or lower `size`)"
     )
-
-
-def _keeping(fitted: Fit, height: int, width: int, layers: list[str], bf16: bool, steps: int | None) -> Fit:
-    """``fitted`` with as many tiles' forwards kept for pass 2 as the rest of its budget holds."""
-    assert fitted.tile is not None
-    tiles = len(layout(height, width, fitted.tile, layers))
-    hist = min(fitted.history, steps or fitted.history)
-    for keep in range(tiles, 0, -1):
-        needed = step_bytes(height, width, layers, hist, bf16, fitted.tile, keep)
-        if needed <= HEADROOM * fitted.budget:
-            return dataclasses.replace(fitted, keep=keep, needed=needed)
-    return fitted
 
 
 def plan(
