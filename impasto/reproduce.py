@@ -17,20 +17,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from . import bundled_image
+from .config import Options
+from .data import bundled_image
 from .errors import ConfigError, InputError, did_you_mean, register_fields
-from .image import check_output_path, load_image, pil_to_tensor, resize, save_image, tensor_to_pil
-from .losses import Objective
-from .network import get_vgg, resolve_device
-from .optimize import optimize
+from .image import check_output_path, load_image, resize, save_image
+from .network import resolve_device
 from .schedule import clock
-from .targets import noise
+from .transfer import transfer
+from .vgg import VGG19
 
 __all__ = ["FIGURES", "default_settings", "eq7_ratio", "make_grid", "reproduce"]
 
@@ -60,6 +60,11 @@ PAPER_SIDE = 512
 FIG3_STYLE = "composition_vii"
 # (longest panel side, L-BFGS steps): on a CPU each figure takes under 20 minutes on 2 cores
 # (measured figures in docs/paper.md); on a GPU the paper's size.
+# The paper's Methods: the normalised VGG19, average pooling, one scale, L-BFGS from white noise, eq. 7's
+# literal alpha and beta (no style strength), fp32 (the figures were measured so).
+PAPER_METHODS = Options(
+    network="normalized", pooling="avg", scales=1, init="noise", style_strength=None, precision="fp32"
+)
 _CPU_DEFAULTS = {"fig1": (160, 200), "fig2": (160, 200), "fig3": (128, 150)}
 _GPU_DEFAULTS = {"fig1": (512, 500), "fig2": (512, 500), "fig3": (512, 500)}
 
@@ -208,7 +213,7 @@ def make_grid(
 
 @dataclass
 class _Run:
-    """What every panel of one figure shares: the network, sizes, device, progress output."""
+    """What every panel of one figure shares: sizes, steps, device, progress output."""
 
     figure: str
     size: int
@@ -219,45 +224,61 @@ class _Run:
     total: int
     done: int = 0
     seed: int = 0
+    network: VGG19 | None = None  # None: the normalised VGG19 of PAPER_METHODS
 
-    def noise(self, width: int, height: int) -> torch.Tensor:
-        """The seeded white noise every panel starts from (paper: white noise), as transfer() makes it."""
-        return noise(width, height, self.seed, self.device)
+    def panel(
+        self,
+        name: str,
+        image: Image.Image,
+        style: Image.Image,
+        content_layers: Sequence[str],
+        style_layers: Sequence[str],
+        alpha: float,
+        beta: float = 1.0,
+    ) -> Image.Image:
+        """One panel: :func:`impasto.transfer` with the paper's Methods and eq. 7's literal α and β.
 
-    def optimise(self, name: str, objective: Objective, width: int, height: int) -> Image.Image:
-        """L-BFGS from white noise for ``steps`` steps; saves and returns the panel.
-
-        :func:`impasto.optimize.optimize` scales the objective to start near 1e4, without which
-        torch's L-BFGS stalls on the normalised network's small objectives.
+        ``image`` (the photo, or the painting for a style reconstruction) sets the panel's size;
+        ``content_layers`` (weight 1 each) and ``style_layers`` (w_l = 1/their number) may be empty.
+        Saves and returns the panel.
         """
         self.done += 1
         start = time.perf_counter()
-        self.log(f"{self.figure} panel {self.done}/{self.total}: {name} ({width}x{height}, {self.steps} steps)")
-        init = self.noise(width, height)
-        with torch.no_grad():
-            first = float(objective(init)[0])
-        result = optimize(objective, init, self.steps, optimizer="lbfgs", lbfgs_history=100)
+        self.log(
+            f"{self.figure} panel {self.done}/{self.total}: {name} ({image.width}x{image.height}, {self.steps} steps)"
+        )
+        opts = replace(
+            PAPER_METHODS,
+            size=max(image.size),
+            steps=self.steps,
+            seed=self.seed,
+            device=str(self.device),
+            content_layers=tuple((layer, 1.0) for layer in content_layers),
+            style_layers=tuple((layer, 1.0 / len(style_layers)) for layer in style_layers),
+            content_weight=alpha,
+            style_weight=beta,
+        )
+        first: list[float] = []
+        result = transfer(
+            image, [style], opts, network=self.network, on_step=lambda s: first.append(s.loss) if not first else None
+        )
         if result.interrupted:
             raise KeyboardInterrupt
-        img = tensor_to_pil(result.image)
-        params = {"figure": self.figure, "panel": name, "steps": self.steps, "loss": result.loss, "initial_loss": first}
-        save_image(img, self.out_dir / f"{self.figure}-{self.done:02d}-{_slug(name)}.png", params)
-        self.log(f"  done in {time.perf_counter() - start:.1f} s, loss {first:.4g} -> {result.loss:.4g}")
-        return img
-
-    def vgg_objective(self, content: dict[str, float], style: dict[str, float], alpha: float, beta: float) -> Objective:
-        """Objective (eq. 7) on the normalised, average-pooled VGG19, shared by every panel."""
-        vgg = get_vgg(None, "auto", "avg", str(self.device), "normalized")
-        return Objective(vgg, content, style, content_weight=alpha, style_weight=beta)
+        params = {"figure": self.figure, "panel": name, "steps": self.steps, "loss": result.loss}
+        params["initial_loss"] = first[0] if first else result.loss
+        save_image(result.image, self.out_dir / f"{self.figure}-{self.done:02d}-{_slug(name)}.png", params)
+        self.log(
+            f"  done in {time.perf_counter() - start:.1f} s, loss {params['initial_loss']:.4g} -> {result.loss:.4g}"
+        )
+        return result.image
 
 
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in text).strip("-")
 
 
-def _load(name: str, size: int, device: torch.device) -> tuple[Image.Image, torch.Tensor]:
-    img = resize(load_image(bundled_image(name)), size)
-    return img, pil_to_tensor(img, device)
+def _load(name: str, size: int) -> Image.Image:
+    return resize(load_image(bundled_image(name)), size)
 
 
 def _layers(layers: Sequence[str]) -> str:
@@ -265,20 +286,16 @@ def _layers(layers: Sequence[str]) -> str:
 
 
 def _fig1(run: _Run) -> tuple[list[list[Cell]], list[str], list[str], str]:
-    photo, photo_t = _load("tubingen", run.size, run.device)
-    painting, painting_t = _load("starry_night", run.size, run.device)
+    photo = _load("tubingen", run.size)
+    painting = _load("starry_night", run.size)
     style_row = [Cell(painting, "The Starry Night (input)")]
     for layers in STYLE_SETS:
-        obj = run.vgg_objective({}, dict.fromkeys(layers, 1.0 / len(layers)), 0.0, 1.0)
-        obj.set_style([painting_t])
         label = "conv1_1" if len(layers) == 1 else f"conv1_1 … conv{len(layers)}_1"
-        style_row.append(Cell(run.optimise(f"style {label}", obj, *painting.size), label))
+        style_row.append(Cell(run.panel(f"style {label}", painting, painting, (), layers, 0.0), label))
     content_row = [Cell(photo, "Tübingen (input)")]
     for b in range(1, 6):
         layer = f"conv{b}_1"
-        obj = run.vgg_objective({layer: 1.0}, {}, 1.0, 0.0)
-        obj.set_content(photo_t)
-        content_row.append(Cell(run.optimise(f"content {layer}", obj, *photo.size), layer))
+        content_row.append(Cell(run.panel(f"content {layer}", photo, photo, (layer,), (), 1.0, 0.0), layer))
     rows = [style_row, content_row]
     labels = ["Style\nreconstructions", "Content\nreconstructions"]
     note = (
@@ -289,32 +306,29 @@ def _fig1(run: _Run) -> tuple[list[list[Cell]], list[str], list[str], str]:
 
 
 def _stylise(
-    run: _Run, content_t: torch.Tensor, style_t: torch.Tensor, ratio: float, layers: Sequence[str], name: str
+    run: _Run, photo: Image.Image, painting: Image.Image, ratio: float, layers: Sequence[str], name: str
 ) -> Image.Image:
     """α L_content(conv4_2) + β Σ_l E_l / n (eq. 7) with α/β = ``ratio`` (β = 1)."""
-    obj = run.vgg_objective({"conv4_2": 1.0}, dict.fromkeys(layers, 1.0 / len(layers)), ratio, 1.0)
-    obj.set_content(content_t)
-    obj.set_style([style_t])
-    return run.optimise(name, obj, content_t.shape[3], content_t.shape[2])
+    return run.panel(name, photo, painting, ("conv4_2",), layers, ratio)
 
 
 def _fig2(run: _Run) -> tuple[list[list[Cell]], list[str], list[str], str]:
     """Row 1: the inputs. Row 2: the paper's α/β put into eq. 7 as printed. Row 3: rescaled."""
-    photo, photo_t = _load("tubingen", run.size, run.device)
+    photo = _load("tubingen", run.size)
     inputs = [Cell(photo, "Tübingen\n(photo: A. Praefcke)")]
     literal = [Cell(None, "content conv4_2\nstyle conv1_1 … conv5_1\nw_l = 1/5")]
     rescaled = [Cell(None, "eq. 7 α/β =\npaper's α/β\n× 1e-4 × (512 / size)²")]
     paintings = []
     for name, caption, ratio in FIG2_STYLES:
-        painting, painting_t = _load(name, run.size, run.device)
+        painting = _load(name, run.size)
         # the paper resizes the painting to the photo's size; keep its aspect, match the longest side
         inputs.append(Cell(painting, caption))
-        paintings.append(painting_t)
-        img = _stylise(run, photo_t, painting_t, ratio, STYLE_SETS[-1], f"{name} ratio {_ratio(ratio)}")
+        paintings.append(painting)
+        img = _stylise(run, photo, painting, ratio, STYLE_SETS[-1], f"{name} ratio {_ratio(ratio)}")
         literal.append(Cell(img, f"α/β = {_ratio(ratio)}"))
-    for (name, _caption, ratio), painting_t in zip(FIG2_STYLES, paintings, strict=True):
+    for (name, _caption, ratio), painting in zip(FIG2_STYLES, paintings, strict=True):
         eq7 = eq7_ratio(ratio, run.size)
-        img = _stylise(run, photo_t, painting_t, eq7, STYLE_SETS[-1], f"{name} ratio {_ratio(eq7)}")
+        img = _stylise(run, photo, painting, eq7, STYLE_SETS[-1], f"{name} ratio {_ratio(eq7)}")
         rescaled.append(Cell(img, f"paper {_ratio(ratio)} → {_ratio(eq7)}"))
     note = (
         "Content conv4_2; style conv1_1, conv2_1, conv3_1, conv4_1, conv5_1 with w_l = 1/5. Put into the paper's "
@@ -326,15 +340,15 @@ def _fig2(run: _Run) -> tuple[list[list[Cell]], list[str], list[str], str]:
 
 
 def _fig3(run: _Run) -> tuple[list[list[Cell]], list[str], list[str], str]:
-    photo, photo_t = _load("tubingen", run.size, run.device)
-    painting, painting_t = _load(FIG3_STYLE, run.size, run.device)
+    photo = _load("tubingen", run.size)
+    painting = _load(FIG3_STYLE, run.size)
     rows = []
     for i, layers in enumerate(STYLE_SETS):
         first = [Cell(photo, "Tübingen"), Cell(painting, "Composition VII")]
         row = [first[i] if i < 2 else Cell(None)]
         for ratio in RATIOS:
             eq7 = eq7_ratio(ratio, run.size)
-            row.append(Cell(_stylise(run, photo_t, painting_t, eq7, layers, f"{_layers(layers)} ratio {_ratio(eq7)}")))
+            row.append(Cell(_stylise(run, photo, painting, eq7, layers, f"{_layers(layers)} ratio {_ratio(eq7)}")))
         rows.append(row)
     row_labels = [_layers(layers) for layers in STYLE_SETS]
     col_labels = ["Inputs", *(f"α/β = {_ratio(r)}\n(eq. 7: {_ratio(eq7_ratio(r, run.size))})" for r in RATIOS)]
@@ -362,11 +376,13 @@ def reproduce(
     steps: int | None = None,
     device: str = "auto",
     log: Log | None = None,
+    network: VGG19 | None = None,
 ) -> Path:
     """Regenerate ``figure`` (fig1, fig2 or fig3) into ``output_dir``; return the grid's path.
 
     ``size`` is each panel's longest side and ``steps`` its L-BFGS steps; by default they suit the
-    device (:func:`default_settings`). Ctrl-C saves the panels made so far, then re-raises.
+    device (:func:`default_settings`). ``network`` replaces the normalised VGG19 (e.g. the stand-in
+    of :mod:`impasto.testing`). Ctrl-C saves the panels made so far, then re-raises.
     """
     name = _check_figure(figure)
     dev = resolve_device(device)
@@ -384,7 +400,7 @@ def reproduce(
         raise InputError(f"{out}: output folder does not exist")
     check_output_path(out / f"{name}.png")  # writable, before any work
     log = log or (lambda _line: None)
-    run = _Run(name, size, steps, dev, log, out, total=_PANELS[name])
+    run = _Run(name, size, steps, dev, log, out, total=_PANELS[name], network=network)
     start, cpu0 = time.perf_counter(), time.process_time()
     log(f"{name}: {run.total} panels at {size} px, {steps} L-BFGS steps each, on {dev}")
     rows, row_labels, col_labels, note = _FIGURE_FUNCS[name](run)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,26 +13,49 @@ import torch
 from PIL import Image, ImageFont
 
 import impasto.reproduce as reproduce_module
-from impasto import ConfigError, InputError, read_params
+from impasto import ConfigError, InputError, Options, bundled_image, read_params
+from impasto.image import load_image, resize
 from impasto.reproduce import FIGURES, Cell, default_settings, make_grid, reproduce
 from impasto.testing import narrow_vgg
 from impasto.vgg import VGG19
 
 RunCli = Callable[[list[Any]], tuple[int, str, str]]
 PANELS = {"fig1": 10, "fig2": 8, "fig3": 20}
+STANDIN = narrow_vgg("avg")
 
 
 @pytest.fixture
 def standin(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
-    """Replace the real VGG19 by a narrow random one; record how it was asked for."""
-    vgg = narrow_vgg("avg")
+    """For the tests that cannot pass a network (the CLI): transfer() loads the stand-in; the calls are recorded."""
     calls: list[tuple[Any, ...]] = []
 
     def fake_get_vgg(*args: Any) -> VGG19:
         calls.append(args)
-        return vgg
+        return STANDIN
 
-    monkeypatch.setattr(reproduce_module, "get_vgg", fake_get_vgg)
+    monkeypatch.setattr(importlib.import_module("impasto.transfer"), "get_vgg", fake_get_vgg)
+    return calls
+
+
+Seen = list[tuple[float, float, tuple[str, ...], tuple[str, ...]]]
+
+
+@pytest.fixture
+def seen(monkeypatch: pytest.MonkeyPatch) -> Seen:
+    """Every panel's eq. 7 (alpha, beta, content layers, style layers), as reproduce() gives it to transfer()."""
+    calls: Seen = []
+    real = reproduce_module.transfer
+
+    def spy(image: Image.Image, styles: list[Image.Image], opts: Options, **kwargs: Any) -> Any:
+        assert (opts.network, opts.pooling, opts.init, opts.scales) == ("normalized", "avg", "noise", 1)
+        assert opts.style_strength is None and opts.precision == "fp32"  # the paper's Methods, eq. 7 literally
+        content_layers = tuple(name for name, _ in opts.content_layers)
+        style_layers = tuple(name for name, _ in opts.style_layers)
+        assert all(w == pytest.approx(1 / len(style_layers)) for _, w in opts.style_layers)
+        calls.append((opts.alpha, opts.beta, content_layers, style_layers))
+        return real(image, styles, opts, **kwargs)
+
+    monkeypatch.setattr(reproduce_module, "transfer", spy)
     return calls
 
 
@@ -41,10 +65,10 @@ def size_of(path: Path) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("figure", FIGURES)
-def test_each_figure_is_one_grid_with_its_panels(figure: str, tmp_path: Path, standin: list[tuple[Any, ...]]) -> None:
+def test_each_figure_is_one_grid_with_its_panels(figure: str, tmp_path: Path, seen: Seen) -> None:
     lines: list[str] = []
     (tmp_path / figure).mkdir()
-    path = reproduce(figure, tmp_path / figure, size=32, steps=2, device="cpu", log=lines.append)
+    path = reproduce(figure, tmp_path / figure, size=32, steps=2, device="cpu", log=lines.append, network=STANDIN)
     assert path == tmp_path / figure / f"{figure}.png"
     width, height = size_of(path)
     assert width > 4 * 128 and height > 2 * 64  # panels are shown at >= 128 px
@@ -54,31 +78,13 @@ def test_each_figure_is_one_grid_with_its_panels(figure: str, tmp_path: Path, st
     assert all(max(size_of(p)) == 32 for p in panels)
     params = read_params(path)
     assert (params["figure"], params["size"], params["steps"], params["device"]) == (figure, 32, 2, "cpu")
-    # the paper's network for every panel: normalised VGG19 with average pooling, loaded once per panel set
-    assert standin and all(call[2:] == ("avg", "cpu", "normalized") for call in standin)
+    assert len(seen) == PANELS[figure]  # every panel through transfer() with the paper's Methods (the spy)
     assert any(f"panel {PANELS[figure]}/{PANELS[figure]}" in line for line in lines)
     assert lines[-1].startswith(f"{figure}: done in")
 
 
-def test_fig2_uses_the_papers_ratios(
-    tmp_path: Path, standin: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    seen: list[tuple[float, float, tuple[str, ...], tuple[str, ...]]] = []
-    real = reproduce_module._Run.optimise
-
-    def spy(self: Any, name: str, objective: Any, width: int, height: int) -> Image.Image:
-        seen.append(
-            (
-                objective.content_weight,
-                objective.style_weight,
-                tuple(objective.content_layers),
-                tuple(objective.style_layers),
-            )
-        )
-        return real(self, name, objective, width, height)
-
-    monkeypatch.setattr(reproduce_module._Run, "optimise", spy)
-    reproduce("fig2", tmp_path, size=32, steps=1, device="cpu")
+def test_fig2_uses_the_papers_ratios(tmp_path: Path, seen: Seen) -> None:
+    reproduce("fig2", tmp_path, size=32, steps=1, device="cpu", network=STANDIN)
     paper_layers = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
     paper_ratios = [1e-3, 1e-3, 1e-3, 1e-4]  # Fig. 2 B-D and F
     assert seen[:4] == [(r, 1.0, ("conv4_2",), paper_layers) for r in paper_ratios]
@@ -86,66 +92,46 @@ def test_fig2_uses_the_papers_ratios(
     assert seen[4:] == [(r, 1.0, ("conv4_2",), paper_layers) for r in rescaled]
 
 
-def test_fig1_reconstructions_are_content_only_and_style_only(
-    tmp_path: Path, standin: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    seen: list[tuple[dict[str, float], dict[str, float], float, float]] = []
-    real = reproduce_module._Run.optimise
-
-    def spy(self: Any, name: str, objective: Any, width: int, height: int) -> Image.Image:
-        seen.append(
-            (objective.content_layers, objective.style_layers, objective.content_weight, objective.style_weight)
-        )
-        return real(self, name, objective, width, height)
-
-    monkeypatch.setattr(reproduce_module._Run, "optimise", spy)
-    reproduce("fig1", tmp_path, size=32, steps=1, device="cpu")
+def test_fig1_reconstructions_are_content_only_and_style_only(tmp_path: Path, seen: Seen) -> None:
+    reproduce("fig1", tmp_path, size=32, steps=1, device="cpu", network=STANDIN)
     style, content = seen[:5], seen[5:]
-    for n, (c_layers, s_layers, alpha, beta) in enumerate(style, start=1):
-        assert c_layers == {} and (alpha, beta) == (0.0, 1.0)
-        assert s_layers == {f"conv{b}_1": pytest.approx(1 / n) for b in range(1, n + 1)}
-    for b, (c_layers, s_layers, alpha, beta) in enumerate(content, start=1):
-        assert c_layers == {f"conv{b}_1": 1.0} and s_layers == {} and (alpha, beta) == (1.0, 0.0)
+    for n, (alpha, beta, c_layers, s_layers) in enumerate(style, start=1):
+        assert c_layers == () and (alpha, beta) == (0.0, 1.0)
+        assert s_layers == tuple(f"conv{b}_1" for b in range(1, n + 1))
+    for b, (alpha, beta, c_layers, s_layers) in enumerate(content, start=1):
+        assert c_layers == (f"conv{b}_1",) and s_layers == () and (alpha, beta) == (1.0, 0.0)
 
 
-def test_fig3_sweeps_layers_and_ratios(
-    tmp_path: Path, standin: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    seen: list[tuple[float, int]] = []
-    real = reproduce_module._Run.optimise
-
-    def spy(self: Any, name: str, objective: Any, width: int, height: int) -> Image.Image:
-        seen.append((objective.content_weight / objective.style_weight, len(objective.style_layers)))
-        return real(self, name, objective, width, height)
-
-    monkeypatch.setattr(reproduce_module._Run, "optimise", spy)
-    reproduce("fig3", tmp_path, size=32, steps=1, device="cpu")
+def test_fig3_sweeps_layers_and_ratios(tmp_path: Path, seen: Seen) -> None:
+    reproduce("fig3", tmp_path, size=32, steps=1, device="cpu", network=STANDIN)
     ratios = [pytest.approx(r * 1e-4 * (512 / 32) ** 2) for r in (1e-5, 1e-4, 1e-3, 1e-2)]
-    assert seen == [(r, n) for n in range(1, 6) for r in ratios]
+    assert [(alpha / beta, len(s_layers)) for alpha, beta, _, s_layers in seen] == [
+        (r, n) for n in range(1, 6) for r in ratios
+    ]
 
 
 def test_small_objectives_are_rescaled_so_that_lbfgs_moves(tmp_path: Path) -> None:
     """A style-only objective ~10^9 times smaller than usual (as with the normalised network) still
     converges: optimize() minimises it times a constant that makes it start at LOSS_SCALE; the loss is
-    reported unscaled and the objective's weights are left as they are."""
-    vgg = narrow_vgg("avg")
-    style = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(5)) * 255
-    lines: list[str] = []
-    run = reproduce_module._Run("fig1", 32, 15, torch.device("cpu"), lines.append, tmp_path, total=1)
-    objective = reproduce_module.Objective(vgg, {}, {"conv1_1": 1.0}, content_weight=0.0, style_weight=1e-9)
-    objective.set_style([style])
-    run.optimise("tiny", objective, 32, 32)
+    reported unscaled."""
+    style = Image.fromarray(np.random.default_rng(5).integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    run = reproduce_module._Run("fig1", 32, 15, torch.device("cpu"), print, tmp_path, total=1, network=STANDIN)
+    run.panel("tiny", style, style, (), ("conv1_1",), 0.0, 1e-9)
     params = read_params(next(tmp_path.glob("*.png")))
     assert params["initial_loss"] < 1e-3
     assert params["loss"] < 0.1 * params["initial_loss"]
-    assert objective.style_weight == 1e-9
 
 
-def test_panels_start_from_the_same_white_noise(tmp_path: Path, standin: list[tuple[Any, ...]]) -> None:
-    run = reproduce_module._Run("fig1", 32, 1, torch.device("cpu"), print, tmp_path, total=1)
-    a, b = run.noise(32, 24), run.noise(32, 24)
-    assert torch.equal(a, b) and a.shape == (1, 3, 24, 32)
-    assert float(a.min()) >= 0 and float(a.max()) <= 255 and a.std() > 60  # uniform over 0..255
+def test_panels_start_from_the_same_white_noise(tmp_path: Path) -> None:
+    """Two panels with the same settings are the same image: the seeded noise of transfer()."""
+    photo = resize(load_image(bundled_image("tubingen")), 32)
+    run = reproduce_module._Run("fig1", 32, 1, torch.device("cpu"), print, tmp_path, total=2, network=STANDIN)
+    a = run.panel("a", photo, photo, ("conv1_1",), (), 1.0, 0.0)
+    b = run.panel("b", photo, photo, ("conv1_1",), (), 1.0, 0.0)
+    assert a.size == (32, 24) and np.array_equal(np.asarray(a), np.asarray(b))
+    zero = reproduce_module._Run("fig1", 32, 0, torch.device("cpu"), print, tmp_path, total=1, network=STANDIN)
+    start = np.asarray(zero.panel("noise", photo, photo, ("conv1_1",), (), 1.0, 0.0), dtype=np.float32)
+    assert start.std() > 60  # 0 steps: the white noise itself, uniform over 0..255
 
 
 @pytest.mark.parametrize(
@@ -215,7 +201,7 @@ def test_defaults_are_used_when_size_and_steps_are_not_given(
 def test_ctrl_c_keeps_the_panels_made_so_far(
     tmp_path: Path, standin: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = reproduce_module.optimize
+    real = reproduce_module.transfer
     count = {"n": 0}
 
     def interrupting(*args: Any, **kwargs: Any) -> Any:
@@ -224,7 +210,7 @@ def test_ctrl_c_keeps_the_panels_made_so_far(
         result.interrupted = count["n"] == 3
         return result
 
-    monkeypatch.setattr(reproduce_module, "optimize", interrupting)
+    monkeypatch.setattr(reproduce_module, "transfer", interrupting)
     with pytest.raises(KeyboardInterrupt):
         reproduce("fig2", tmp_path, size=32, steps=1, device="cpu")
     assert len(list(tmp_path.glob("fig2-*.png"))) == 2
