@@ -19,6 +19,11 @@ the numbers stay in the paper's units (L-BFGS is tuned to them). That is eq. 7 w
 recomputed at every scale of the coarse-to-fine ladder. The two relative losses are exactly what
 :func:`look` reports as 1 - content kept and 1 - style reached, so ``strength`` is the exchange
 rate between them, whatever the size or the images.
+
+Total variation is measured the same way, against the photo's own: the term is
+``smoothing * TV(x) / TV(photo)`` in the same units, i.e. ``tv_weight = smoothing * beta * S_ref /
+TV(photo)``. A little of it removes the pixel-level colour speckle that L-BFGS leaves in small
+images without changing how much of the photo or the painting they show (docs/look.md).
 """
 
 from __future__ import annotations
@@ -29,10 +34,10 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from .losses import Objective
+from .losses import Objective, tv_loss
 from .vgg import VGG19
 
-__all__ = ["Look", "balanced_content_weight", "look", "references"]
+__all__ = ["Look", "balanced_content_weight", "balanced_tv_weight", "look", "references"]
 
 PAPER_LOOK_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 
@@ -45,19 +50,36 @@ def _stretch(image: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def references(objective: Objective, content: torch.Tensor, styles: Sequence[torch.Tensor]) -> tuple[float, float]:
+def references(
+    objective: Objective,
+    content: torch.Tensor,
+    styles: Sequence[torch.Tensor],
+    weights: Sequence[float] | None = None,
+) -> tuple[float, float]:
     """(C_ref, S_ref) for the objective's current targets.
 
     C_ref: the content loss of each painting stretched to the photo's size, averaged over the
-    paintings; S_ref: the style loss of the photo itself. Both are unweighted (the ``content``
-    and ``style`` terms of the objective), so they share the objective's layers, layer weights
-    and regions.
+    paintings with ``weights`` (their blend weights; default equal), so a painting that takes
+    no part contributes nothing; S_ref: the style loss of the photo itself. Both are unweighted
+    (the ``content`` and ``style`` terms of the objective), so they share the objective's layers,
+    layer weights and regions.
     """
     _, terms = objective(content)
     style_ref = float(terms["style"])
-    content_refs = [float(objective(_stretch(s, content))[1]["content"]) for s in styles]
-    content_ref = sum(content_refs) / max(len(content_refs), 1)
+    weights = list(weights) if weights is not None else [1.0] * len(styles)
+    used = [(s, w) for s, w in zip(styles, weights, strict=True) if w > 0]
+    total = sum(w for _, w in used)
+    content_loss = sum(w * float(objective(_stretch(s, content))[1]["content"]) for s, w in used)
+    content_ref = content_loss / total if used else 0.0
     return content_ref, style_ref
+
+
+def balanced_tv_weight(smoothing: float, style_weight: float, style_ref: float, photo: torch.Tensor) -> float:
+    """The TV weight that makes the TV term ``smoothing * TV(x) / TV(photo)`` in the balance's units."""
+    tv_ref = float(tv_loss(photo))
+    if smoothing <= 0 or tv_ref <= 0:
+        return 0.0
+    return smoothing * style_weight * max(style_ref, 1e-30) / tv_ref
 
 
 def balanced_content_weight(strength: float, style_weight: float, content_ref: float, style_ref: float) -> float:

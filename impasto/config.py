@@ -78,7 +78,13 @@ class Options:
         metadata={"help": "memory budget, e.g. 512MB or 2GB (default: 80 % of the free RAM or GPU memory)"},
     )
     pooling: Pooling = field(default="max", metadata={"help": "max or avg pooling"})
-    tv_weight: float = field(default=0.0, metadata={"help": "total-variation smoothing weight"})
+    tv_weight: float = field(
+        default=0.01,
+        metadata={
+            "help": "total-variation smoothing: with a style strength, relative to the photo's own TV (the "
+            "same at every size); with a ratio or content weight, eq. 7's literal weight on the TV term"
+        },
+    )
     seed: int = field(default=0, metadata={"help": "random seed (same seed, same image)"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N or mps"})
     precision: Precision = field(
@@ -166,6 +172,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "init": "noise",
         "pooling": "avg",
         "style_strength": None,
+        "tv_weight": 0.0,
     },
     "default": {},
 }
@@ -268,6 +275,8 @@ def resolve(preset: str = "default", **overrides: Any) -> Options:
             values[key] = value
     if overrides.get("style_strength") is None and any(overrides.get(k) is not None for k in _LITERAL_WEIGHTS):
         values["style_strength"] = None  # an explicit alpha/beta keeps eq. 7's literal meaning
+        if overrides.get("tv_weight") is None:
+            values["tv_weight"] = 0.0  # ... and no TV unless asked for: its default is relative to the balance
     for key, kind in (("scale_sizes", int), ("style_blend", float), ("style_masks", str)):
         if values.get(key) is not None:
             values[key] = tuple(kind(v) for v in values[key])

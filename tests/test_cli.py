@@ -917,7 +917,8 @@ def test_info_says_where_each_value_came_from(stylize, run_cli: RunCli) -> None:
     assert set(sources) == {f.name for f in dataclasses.fields(Options)}
     assert sources["seed"] == sources["steps"] == "command line"
     assert sources["scales"] == "preset" and made.params["scales"] == PRESETS["paper"]["scales"]
-    assert sources["tv_weight"] == sources["color"] == "built-in default"
+    assert sources["tv_weight"] == "preset" and made.params["tv_weight"] == 0.0  # the paper's: no TV
+    assert sources["color"] == "built-in default"
     _, out, _ = run_cli(["info", made.output])
     lines = {line.split()[0]: line for line in out.splitlines()}
     assert lines["seed"].endswith("7  (command line)")
