@@ -196,6 +196,27 @@ def _key(args: argparse.Namespace) -> dict[str, Any]:
             "seed": args.seed}  # fmt: skip
 
 
+def _curve(path: Path) -> dict[str, Any]:
+    """The warm-started frames' objective (temporal term included and not) at each step, over its last value."""
+    per: dict[int, dict[int, tuple[float, float]]] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            frame, step, loss, extra = json.loads(line)
+            per.setdefault(frame, {})[step] = (loss, loss - extra)
+    full = [f for f in per.values() if f and max(f) == len(f)]
+    if not full:
+        return {}
+    last = min(max(f) for f in full)
+    return {
+        str(n): {
+            "loss_over_final": statistics.mean(f[n][0] / f[last][0] for f in full),
+            "frame_loss_over_final": statistics.mean(f[n][1] / f[last][1] for f in full),
+        }
+        for n in sorted({1, 2, 5, 10, 15, 20, 25, 30, 40, 50, 75, 100, 150, 200} | {last})
+        if n <= last
+    }
+
+
 def main() -> None:
     from impasto import bundled_image
     from impasto.config import resolve
@@ -255,7 +276,14 @@ def main() -> None:
     ind_cache = Frames(Path(args.frames_dir) / "independent", _key(args))
     if not args.evaluate:  # frame by frame, both ways, so that a stopped run has measured as far as it got
         done = cache.done("video")
-        stream = stylize_video(clip.frames, style, settings=settings, done=done, **options)
+        curves = Path(args.frames_dir) / "video" / "curves.jsonl"  # per later frame: its loss at each step
+
+        def on_step(ev) -> None:  # type: ignore[no-untyped-def]
+            if ev.frame > 1:
+                with curves.open("a") as f:
+                    f.write(json.dumps([ev.frame, ev.step.step, ev.step.loss, ev.step.losses.get("extra", 0.0)]) + "\n")
+
+        stream = stylize_video(clip.frames, style, settings=settings, done=done, on_step=on_step, **options)
         for k in range(len(clip.frames)):
             t0 = time.perf_counter()
             img = next(stream)
@@ -287,6 +315,7 @@ def main() -> None:
     result["error_ratio"] = v["temporal_error"] / i["temporal_error"]
     result["style_ratio"] = v["style_loss"] / i["style_loss"]
     print(f"error ratio {result['error_ratio']:.3f} (<= 0.5), style ratio {result['style_ratio']:.3f} (0.85..1.15)")
+    result["curve"] = _curve(Path(args.frames_dir) / "video" / "curves.jsonl")
     at = args.strip_at if args.strip_at is not None else max(n // 2 - 2, 0)
     pick = list(range(n))[at : at + 4]
     result["strip_frames"] = pick

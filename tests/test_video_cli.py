@@ -106,7 +106,7 @@ def test_ctrl_c_keeps_frames_and_says_how_to_go_on(
 
 
 def _refused(args: list[str], capsys: pytest.CaptureFixture[str], *expect: str) -> None:
-    assert main(["video", *args, *FAST]) == 2
+    assert main(["video", *FAST, *args]) == 2  # the flags under test come last, so they win
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("impasto: error: "), err
     for word in expect:
