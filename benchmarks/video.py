@@ -203,10 +203,10 @@ def _curve(path: Path) -> dict[str, Any]:
         for line in path.read_text().splitlines():
             frame, step, loss, extra = json.loads(line)
             per.setdefault(frame, {})[step] = (loss, loss - extra)
-    full = [f for f in per.values() if f and max(f) == len(f)]
-    if not full:
+    if not per:
         return {}
-    last = min(max(f) for f in full)
+    last = max(max(f) for f in per.values())
+    full = [f for f in per.values() if len(f) == last]  # not a frame a stop cut short
     return {
         str(n): {
             "loss_over_final": statistics.mean(f[n][0] / f[last][0] for f in full),
@@ -303,7 +303,7 @@ def main() -> None:
             "temporal_error": statistics.mean(err),
             "style_loss": statistics.mean(style_l),
             "seconds_first_frame": round(secs[0], 1) if 0 in secs else None,
-            "seconds_per_later_frame": round(statistics.mean(v for k, v in secs.items() if 0 < k < n), 2),
+            "seconds_per_later_frame": round(statistics.median(v for k, v in secs.items() if 0 < k < n), 2),
             "temporal_errors": err,
             "style_losses": style_l,
         }
