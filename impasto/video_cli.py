@@ -21,7 +21,7 @@ EXIT_INTERRUPTED = 130
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``video`` to the ``impasto`` command's subparsers."""
     from .cli import _add_common, _add_option_flags
-    from .video import VideoSettings
+    from .video import STEPS, VideoSettings
 
     d = VideoSettings()
     p: argparse.ArgumentParser = subparsers.add_parser(
@@ -43,11 +43,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help=f"weight of the temporal loss, relative to the frame's loss; 0: none (default: {d.temporal_weight:g})",
     )
     g.add_argument("--flow", choices=["dis", "farneback"], default=d.flow, help="optical flow (default: dis)")
+    steps = ", ".join(f"{dev} {later}" for dev, (_, later) in STEPS.items())
     g.add_argument(
         "--first-frame-steps", type=int, default=None, help="steps of the first frame (default: the preset's --steps)"
     )
     g.add_argument(
-        "--frame-steps", type=int, default=d.frame_steps, help=f"steps of every later frame (default: {d.frame_steps})"
+        "--frame-steps", type=int, default=None, help=f"steps of every later frame (default, by device: {steps})"
     )
     g.add_argument(
         "--long-term", action="store_true", help="long-term consistency: also keep close to frames t-2 and t-4"

@@ -172,6 +172,10 @@ def test_long_term_weights_are_closest_first() -> None:
     np.testing.assert_allclose(l1, c1)
     np.testing.assert_allclose(l2, [[0.0, 1.0, 0.5]])
     np.testing.assert_allclose(l4, [[0.0, 0.0, 0.0]])
+    # Ruder eq. 8 subtracts the closer offsets' c, not what they kept: 1 - (0.5 + 0.3) for t-4, not 1 - 0.5
+    _, l2, l4 = _long_term([np.full((1, 1), 0.5, np.float32), np.full((1, 1), 0.3, np.float32), np.ones((1, 1))])
+    np.testing.assert_allclose(l2, [[0.0]])
+    np.testing.assert_allclose(l4, [[0.2]], rtol=1e-6)
 
 
 def test_long_term_run(tmp_path: Path, narrow_network: None) -> None:
@@ -179,3 +183,14 @@ def test_long_term_run(tmp_path: Path, narrow_network: None) -> None:
     settings = VideoSettings(frame_steps=2, temporal_offsets=(1, 2))
     out = list(stylize_video(frames, make_painting(48, 48), settings=settings, **SMALL))
     assert len(out) == 3
+
+
+def test_step_defaults_are_per_device_and_given_values_win() -> None:
+    import torch
+
+    from impasto.video import STEPS
+
+    assert VideoSettings().steps_for(torch.device("cpu")) == STEPS["cpu"]
+    assert VideoSettings().steps_for(torch.device("cuda")) == STEPS["cuda"]
+    assert VideoSettings().steps_for(torch.device("meta")) == STEPS["cpu"]  # an unlisted device: the CPU's
+    assert VideoSettings(first_frame_steps=7, frame_steps=3).steps_for(torch.device("cuda")) == (7, 3)

@@ -106,7 +106,7 @@ def test_ctrl_c_keeps_frames_and_says_how_to_go_on(
 
 
 def _refused(args: list[str], capsys: pytest.CaptureFixture[str], *expect: str) -> None:
-    assert main(["video", *args, *FAST]) == 2
+    assert main(["video", *FAST, *args]) == 2  # the flags under test come last, so they win
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("impasto: error: "), err
     for word in expect:
@@ -145,7 +145,40 @@ def test_bad_inputs_are_refused_in_one_line_before_any_work(
     (tmp_path / "folder").mkdir()
     _refused([str(tmp_path / "folder"), str(style), "-o", str(out)], capsys, "folder", "no image frames")
     _refused([str(tmp_path / "missing.mp4"), str(style), "-o", str(out)], capsys, "missing.mp4", "not found")
+    _refused([str(clip), str(tmp_path / "nostyle.png"), "-o", str(out)], capsys, "nostyle.png")
+    (tmp_path / "dir.mp4").mkdir()
+    _refused([str(clip), str(style), "-o", str(tmp_path / "dir.mp4")], capsys, "dir.mp4", "is a directory")
+    _refused([str(clip), str(style), "-o", str(style)], capsys, "exists and is not a folder")
+    _refused([str(clip), str(style), "-o", str(out), "--frame-steps", "0"], capsys, "--frame-steps")
+    _refused([str(clip), str(style), "-o", str(out), "--temporal-weight", "-1"], capsys, "--temporal-weight")
+    _refused([str(clip), str(style), "-o", str(out), "--start", "-1"], capsys, "--start")
     assert not out.exists() and not list(tmp_path.glob(".out.mp4*"))
+
+
+def test_every_video_option_reaches_the_run(
+    tmp_path: Path, style: Path, narrow_network: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import impasto.video as video
+
+    steps, weights, offsets = [], [], []
+    real = video.transfer
+
+    def spy(frame: object, styles: object, opts: object, **kw: object) -> object:
+        steps.append(opts.steps)  # type: ignore[attr-defined]
+        extra = kw.get("extra_loss")
+        weights.append(getattr(extra, "weight", None))
+        offsets.append(len(getattr(extra, "pairs", [])))
+        return real(frame, styles, opts, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(video, "transfer", spy)
+    clip = make_clip(tmp_path / "in.mp4", frames=5, audio=False)
+    out = tmp_path / "frames"
+    flags = ["--long-term", "--flow", "farneback", "--temporal-weight", "7", "--first-frame-steps", "4", *FAST]
+    assert main(["video", str(clip), str(style), "-o", str(out), *flags]) == 0
+    assert len(list(out.iterdir())) == 5
+    assert steps == [4, 2, 2, 2, 2]  # --first-frame-steps, then --frame-steps
+    assert weights == [None, 7.0, 7.0, 7.0, 7.0]
+    assert offsets == [0, 1, 2, 2, 3]  # t-1; t-1, t-2; ...; t-1, t-2, t-4
 
 
 def test_missing_extra_gives_the_install_hint(
