@@ -948,7 +948,7 @@ def test_cli_serve_prints_the_url_and_warns(monkeypatch: pytest.MonkeyPatch, cap
     from impasto.cli import main
 
     calls: list[tuple[str, int]] = []
-    monkeypatch.setattr(impasto.web.server, "serve", lambda host, port: calls.append((host, port)))
+    monkeypatch.setattr(impasto.web.server, "serve", lambda host, port, settings: calls.append((host, port)))
     assert main(["serve"]) == 0
     err = capsys.readouterr().err
     assert "http://127.0.0.1:8000/" in err and "warning" not in err
