@@ -272,7 +272,7 @@ def parse_layers(spec: str | list[str] | tuple[Any, ...], default_weight: float 
         except ValueError:
             raise ConfigError(f"layer weight '{w[:40]}' of {name[:40]} is not a number") from None
         if weight is not None and not 0 <= weight < math.inf:  # NaN too
-            raise ConfigError(f"layer weight of {name[:40]} must be a finite number >= 0, got {weight:g}")
+            raise ConfigError(f"layer weight of {name[:40]} must be >= 0 and finite, got {weight:g}")
         parsed.append((canonical_layer(name), weight))
     fill = default_weight if default_weight is not None else 1.0 / len(parsed)
     return tuple((name, fill if w is None else w) for name, w in parsed)

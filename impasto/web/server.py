@@ -23,6 +23,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
@@ -122,6 +123,16 @@ class _Guard:
         await self.app(scope, receive_in_time, send_with_headers)
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods some route of the request's path answers (for a 405's Allow header)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
+
+
 def _install_handlers(app: FastAPI, settings: StudioSettings) -> None:
     @app.exception_handler(ImpastoError)
     async def impasto_error(request: Request, exc: ImpastoError) -> JSONResponse:
@@ -136,9 +147,12 @@ def _install_handlers(app: FastAPI, settings: StudioSettings) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = str(exc.detail)
+        headers = exc.headers
         if exc.status_code == 413:
             detail = f"request over the limit of {settings.max_request_bytes:,} bytes"
-        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+        if exc.status_code == 405:  # Starlette's Allow names one route's methods: name every route's of this path
+            headers = {"Allow": ", ".join(_allowed_methods(request))}
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
