@@ -29,7 +29,9 @@ def test_schemathesis_finds_no_failure(tmp_path: Path) -> None:
     flags = ["--max-size", "128", "--max-steps", "10", "--max-queued", "4", "--keep-jobs", "20"]
     studio = Studio(tmp_path / "work", *flags, "--upload-seconds", "30", "--max-upload-bytes", "1000000")
     try:
-        schema = schemathesis.openapi.from_url(f"{studio.url}/openapi.json", config=schemathesis.Config.from_path(CONFIG))
+        schema = schemathesis.openapi.from_url(
+            f"{studio.url}/openapi.json", config=schemathesis.Config.from_path(CONFIG)
+        )
         requests: Counter[str] = Counter()
         statuses: Counter[str] = Counter()
         failures: list[str] = []
