@@ -179,6 +179,7 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Options)}
 # The allowed values of every option typed as a Literal, read from the type: one list of each.
 _CHOICES = {name: get_args(t) for name, t in get_type_hints(Options).items() if get_origin(t) is Literal}
 _LITERAL_WEIGHTS = ("ratio", "content_weight")
+MAX_SIDE = 2**16  # px: the longest side of any image a run makes (4.3 Gpx squared)
 MAX_INT = 2**31 - 1  # no count or size of an option needs more; beyond it arithmetic elsewhere overflows
 SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed accepts
 MAX_FLOAT_INT = 2**1023  # a whole number given for a float option: beyond this it is no float
@@ -309,6 +310,17 @@ def _check(opts: Options) -> Options:
             raise ConfigError(f"`scale_sizes` must be positive and increasing, got {sizes}")
     if opts.style_scale <= 0:
         raise ConfigError(f"`style_scale` must be > 0, got {opts.style_scale:g}")
+    for name in ("size", "style_size", "tile"):
+        if (getattr(opts, name) or 0) > MAX_SIDE:
+            raise ConfigError(f"`{name}` must be at most {MAX_SIDE} px, got {getattr(opts, name)}")
+    final = opts.scale_sizes[-1] if opts.scale_sizes else opts.size
+    if final > MAX_SIDE:
+        raise ConfigError(f"`scale_sizes` must be at most {MAX_SIDE} px, got {final}")
+    if (opts.style_size or final) * opts.style_scale > MAX_SIDE:
+        raise ConfigError(
+            f"`style_scale` {opts.style_scale:g} would make the style images "
+            f"{(opts.style_size or final) * opts.style_scale:.4g} px: at most {MAX_SIDE} px"
+        )
     if not 1 <= opts.quality <= 100:
         raise ConfigError(f"`quality` must be between 1 and 100, got {opts.quality}")
     if not 0 <= opts.init_noise_blend <= 1:
