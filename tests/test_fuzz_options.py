@@ -11,6 +11,7 @@ A NaN or infinite loss at the first step counts as refused up front: the run sto
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import re
 from typing import Any
@@ -84,7 +85,7 @@ def _options() -> st.SearchStrategy[dict[str, Any]]:
 
 def _names_an_option(message: str) -> bool:
     words = re.findall(r"[a-z][a-z0-9_]*", message)  # `style_size`, or in words: "unknown color match"
-    return bool({*words, *(f"{a}_{b}" for a, b in zip(words, words[1:], strict=False))} & NAMES)
+    return bool({*words, *(f"{a}_{b}" for a, b in itertools.pairwise(words))} & NAMES)
 
 
 def test_every_option_is_fuzzed() -> None:

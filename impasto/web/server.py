@@ -23,6 +23,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -153,6 +154,11 @@ def _install_handlers(app: FastAPI, settings: StudioSettings) -> None:
         if exc.status_code == 405:  # Starlette's Allow names one route's methods: name every route's of this path
             headers = {"Allow": ", ".join(_allowed_methods(request))}
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        log.info("%s %s: the client went away before its request arrived", request.method, request.url.path)
+        return _error(400, "the client disconnected before the request's body arrived")  # read by nobody
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
