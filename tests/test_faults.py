@@ -304,3 +304,30 @@ def test_studio_nan_mid_run_fails_the_job_and_keeps_the_best_image(
     image = studio.get(failed["image_url"])
     assert image.status_code == 200
     assert finite_rgb(Image.open(io.BytesIO(image.content)).convert("RGB"))
+
+
+# --- the studio's limits as serve flags ------------------------------------------------------------
+
+
+def test_every_studio_setting_is_a_serve_flag_over_its_environment_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import dataclasses
+
+    import impasto.web.server
+
+    with pytest.raises(SystemExit):
+        cli.main(["serve", "--help"])
+    text = capsys.readouterr().out
+    for f in dataclasses.fields(StudioSettings):
+        assert "--" + f.name.replace("_", "-") in text and "IMPASTO_STUDIO_" + f.name.upper() in text, f.name
+    seen: list[StudioSettings | None] = []
+    monkeypatch.setattr(impasto.web.server, "serve", lambda host, port, settings: seen.append(settings))
+    monkeypatch.setenv("IMPASTO_STUDIO_MAX_SIZE", "300")
+    monkeypatch.setenv("IMPASTO_STUDIO_MAX_STEPS", "40")
+    assert cli.main(["serve", "--max-size", "200", "--upload-seconds", "5", "--allowed-hosts", "a, b"]) == 0
+    settings = seen[-1]
+    assert settings is not None and settings.max_size == 200 and settings.max_steps == 40  # the flag wins
+    assert settings.upload_seconds == 5.0 and settings.allowed_hosts == ("a", "b")
+    assert cli.main(["serve", "--max-queued", "-1"]) == 2
+    assert "max_queued must be >= 0" in capsys.readouterr().err
