@@ -145,6 +145,11 @@ def resources(studio: Studio) -> tuple[int, int]:
     return studio.open_files(), studio.threads()
 
 
+def no_more(after: tuple[int, int], before: tuple[int, int]) -> bool:
+    """No more open files and threads than before (an idle pool thread may have ended meanwhile)."""
+    return after[0] <= before[0] and after[1] <= before[1]
+
+
 def long_job(studio: Studio) -> dict[str, str]:
     created = httpx.post(f"{studio.url}/api/jobs", data={**JOB, "steps": "300"})
     assert created.status_code == 201, created.text
@@ -179,7 +184,7 @@ def test_a_browser_that_disconnects_mid_stream(studio: Studio) -> None:
     # closed mid-stream: the job goes on
     status = wait_state(studio, job["status_url"], ("done", "failed", "cancelled"))
     assert status["state"] == "done" and status["step"] == 300, status
-    assert resources(studio) == before
+    assert no_more(resources(studio), before)
 
 
 def test_a_client_that_never_reads_its_stream(studio: Studio) -> None:
@@ -191,7 +196,7 @@ def test_a_client_that_never_reads_its_stream(studio: Studio) -> None:
         assert time.perf_counter() - start < STATUS_BOUND_S
         status = wait_state(studio, job["status_url"], ("done", "failed", "cancelled"))
         assert status["state"] == "done", status
-    assert resources(studio) == before
+    assert no_more(resources(studio), before)
 
 
 def test_cancel_during_upload(studio: Studio) -> None:
@@ -203,6 +208,6 @@ def test_cancel_during_upload(studio: Studio) -> None:
                 f"boundary=b\r\nContent-Length: {len(body) * 4}\r\n\r\n").encode()  # fmt: skip
         sock.sendall(head + body)  # a quarter of what it announced, then the user gives up
     assert studio.healthy()
-    assert resources(studio) == before
+    assert no_more(resources(studio), before)
     assert set(studio.workdir.iterdir()) == folders  # no job, no folder left behind
     assert len(httpx.get(f"{studio.url}/api/jobs").json()) <= KEEP_JOBS
