@@ -106,7 +106,8 @@ def out_of_memory(exc: BaseException) -> OutOfMemory | None:
         return None
     first = text.splitlines()[0] if text else type(exc).__name__
     first = ". ".join(first.split(". ")[:2]).rstrip(".")[:160]  # then come the allocator's statistics
-    return OutOfMemory(f"out of memory ({first}): try a smaller `size`, or tiles (`tile`, e.g. 512)")
+    what = "" if first.lower() == "out of memory" else f" ({first})"
+    return OutOfMemory(f"out of memory{what}: try a smaller `size`, or tiles (`tile`, e.g. 512)")
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
