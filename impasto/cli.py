@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .errors import ConfigError, ImpastoError, InputError, cli_flag, word
+from .errors import ConfigError, ImpastoError, InputError, cli_flag, out_of_memory, word
 
 if TYPE_CHECKING:
     from .config import Options
@@ -115,6 +115,7 @@ def _build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="start the local web studio")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    _add_studio_flags(serve)
 
     rep = sub.add_parser("reproduce", help="regenerate a figure of the paper (fig1, fig2, fig3)")
     rep.add_argument("figure", help="fig1, fig2 or fig3")
@@ -138,6 +139,33 @@ def _build_parser() -> argparse.ArgumentParser:
 
     add_video(sub)
     return parser
+
+
+def _add_studio_flags(p: argparse.ArgumentParser) -> None:
+    """A flag per studio setting (``--max-size``), each also an environment variable; the flag wins."""
+    try:
+        from .web.settings import ENV_PREFIX, StudioSettings
+    except ImpastoError:  # no web extra: `impasto serve` says so when it runs
+        return
+    group = p.add_argument_group("studio limits", f"Each also set by an environment variable {ENV_PREFIX}NAME.")
+    for f in dataclasses.fields(StudioSettings):
+        shown = "none" if f.default is None else f"{f.default:g}" if isinstance(f.default, float) else f.default
+        env = ENV_PREFIX + f.name.upper()
+        text = f"{f.metadata.get('help', '')} (default: {shown}; {env})".replace("%", "%%")
+        kind: Any = {"workdir": Path, "allowed_hosts": str}.get(f.name, type(f.default))
+        group.add_argument(cli_flag(f.name), dest=f"studio_{f.name}", type=kind, default=None, help=text)
+
+
+def _studio_settings(args: argparse.Namespace) -> Any:
+    """The studio's settings: the environment's, with the flags given on top (None: none given)."""
+    from .web.settings import StudioSettings
+
+    given = {k[len("studio_") :]: v for k, v in vars(args).items() if k.startswith("studio_") and v is not None}
+    if not given:
+        return None
+    if "allowed_hosts" in given:
+        given["allowed_hosts"] = tuple(h.strip() for h in given["allowed_hosts"].split(",") if h.strip())
+    return StudioSettings.from_env().replace(**given)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -312,6 +340,12 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
         }
     )
     save_image(result.image, output, _shown_paths(meta, args.embed_paths), quality=opts.quality)
+    if result.fault is not None:
+        print(
+            f"impasto: error: {result.fault}: saved the best image before it to {output} (best loss {result.loss:.4g})",
+            file=sys.stderr,
+        )
+        return 1
     if result.interrupted:
         print(
             f"interrupted after {result.steps} steps: saved the best image so far to {output} "
@@ -401,7 +435,7 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     print(f"impasto studio on http://{args.host}:{args.port}/  (Ctrl-C to stop)", file=sys.stderr)
-    serve(host=args.host, port=args.port)
+    serve(host=args.host, port=args.port, settings=_studio_settings(args))
     return 0
 
 
@@ -419,6 +453,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("impasto: interrupted before any image was made", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except (RuntimeError, MemoryError) as exc:  # torch.OutOfMemoryError is a RuntimeError
+        if (oom := out_of_memory(exc)) is None:
+            raise
+        print(f"impasto: error: {oom.worded(cli_flag)}", file=sys.stderr)
+        return oom.exit_code
     except BrokenPipeError:  # stdout closed early, as by `impasto presets | head`: not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
         return EXIT_BROKEN_PIPE

@@ -7,6 +7,8 @@ The CLI flags, the Python API keywords and the web form fields are all derived f
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
@@ -184,6 +186,75 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Options)}
 # The allowed values of every option typed as a Literal, read from the type: one list of each.
 _CHOICES = {name: get_args(t) for name, t in get_type_hints(Options).items() if get_origin(t) is Literal}
 _LITERAL_WEIGHTS = ("ratio", "content_weight")
+MAX_SIDE = 2**16  # px: the longest side of any image a run makes (4.3 Gpx squared)
+MAX_INT = 2**31 - 1  # no count or size of an option needs more; beyond it arithmetic elsewhere overflows
+SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed accepts
+MAX_FLOAT_INT = 2**1023  # a whole number given for a float option: beyond this it is no float
+
+
+def _numeric_kinds() -> dict[str, tuple[type, bool]]:
+    """Each option that holds numbers: (int or float, whether it holds a tuple of them)."""
+    out: dict[str, tuple[type, bool]] = {}
+    for name, hint in get_type_hints(Options).items():
+        for arg in (hint, *get_args(hint)):
+            many = get_origin(arg) is tuple
+            inner = [a for a in get_args(arg) if a is not Ellipsis] if many else [arg]
+            if len(inner) == 1 and inner[0] in (int, float):
+                out[name] = (inner[0], many)
+    return out
+
+
+_NUMERIC = _numeric_kinds()
+
+
+def _number(name: str, value: Any, kind: type) -> int | float:
+    """``value`` of option ``name`` as a finite int or float, or a ConfigError naming the option."""
+    if isinstance(value, str):
+        try:
+            value = int(value) if kind is int else float(value)
+        except ValueError:
+            what = "a whole number" if kind is int else "a number"
+            raise ConfigError(f"`{name}` must be {what}, got '{value[:40]}'") from None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"`{name}` must be a number, got {value!r:.40}")
+    if isinstance(value, numbers.Integral):
+        whole = int(value)
+    else:
+        real = float(value)
+        if not math.isfinite(real):
+            raise ConfigError(f"`{name}` must be a finite number, got {real}")
+        if kind is float:
+            return real
+        if not real.is_integer():
+            raise ConfigError(f"`{name}` must be a whole number, got {real:g}")
+        whole = int(real)
+    if kind is float:
+        if abs(whole) > MAX_FLOAT_INT:
+            raise ConfigError(f"`{name}` must be a finite number, got a {len(str(abs(whole)))}-digit number")
+        return float(whole)
+    low, high = SEED_RANGE if name == "seed" else (-MAX_INT, MAX_INT)
+    shown = str(whole) if len(str(whole)) <= 24 else f"a {len(str(abs(whole)))}-digit number"
+    if whole > high:
+        raise ConfigError(f"`{name}` must be at most {high}, got {shown}")
+    if whole < low:
+        raise ConfigError(f"`{name}` must be at least {low}, got {shown}")
+    return whole
+
+
+def _numbers(values: dict[str, Any]) -> None:
+    """Make every numeric option's value a finite number of its type, in place (one line naming it if not)."""
+    for name, (kind, many) in _NUMERIC.items():
+        value = values.get(name)
+        if value is None:
+            continue
+        if not many:
+            values[name] = _number(name, value, kind)
+        elif isinstance(value, str):
+            values[name] = tuple(_number(name, v, kind) for v in value.replace(",", " ").split())
+        elif isinstance(value, list | tuple):
+            values[name] = tuple(_number(name, v, kind) for v in value)
+        else:
+            values[name] = (_number(name, value, kind),)
 
 
 def parse_layers(spec: str | list[str] | tuple[Any, ...], default_weight: float | None = None) -> LayerWeights:
@@ -191,21 +262,25 @@ def parse_layers(spec: str | list[str] | tuple[Any, ...], default_weight: float 
 
     Layers without a weight get ``default_weight``, or 1/len when that is None.
     """
+    if not isinstance(spec, str | list | tuple):
+        raise ConfigError(f"a layer list must be text or a list of layers, got {spec!r:.40}")
     items: list[Any] = spec.replace(",", " ").split() if isinstance(spec, str) else list(spec)
     if not items:
         raise ConfigError("a layer list cannot be empty")
     parsed: list[tuple[str, float | None]] = []
     for item in items:
         if isinstance(item, tuple | list):
-            name, weight = str(item[0]), float(item[1])
+            if len(item) != 2:
+                raise ConfigError(f"a layer must be a name or (name, weight), got {item!r:.40}")
+            name, w = str(item[0]), str(item[1])
         else:
             name, _, w = str(item).partition(":")
-            try:
-                weight = float(w) if w else None  # type: ignore[assignment]
-            except ValueError:
-                raise ConfigError(f"layer weight '{w}' of {name} is not a number") from None
-        if weight is not None and weight < 0:
-            raise ConfigError(f"layer weight of {name} must be >= 0, got {weight:g}")
+        try:
+            weight = float(w) if w else None
+        except ValueError:
+            raise ConfigError(f"layer weight '{w[:40]}' of {name[:40]} is not a number") from None
+        if weight is not None and not 0 <= weight < math.inf:  # NaN too
+            raise ConfigError(f"layer weight of {name[:40]} must be >= 0 and finite, got {weight:g}")
         parsed.append((canonical_layer(name), weight))
     fill = default_weight if default_weight is not None else 1.0 / len(parsed)
     return tuple((name, fill if w is None else w) for name, w in parsed)
@@ -213,8 +288,9 @@ def parse_layers(spec: str | list[str] | tuple[Any, ...], default_weight: float 
 
 def _check_choice(opts: Options, name: str) -> None:
     value = getattr(opts, name)
-    if value not in _CHOICES[name]:
-        raise ConfigError(f"unknown {name.replace('_', ' ')} '{value}'{did_you_mean(value, _CHOICES[name])}")
+    if not isinstance(value, str) or value not in _CHOICES[name]:
+        text = str(value)[:40]
+        raise ConfigError(f"unknown {name.replace('_', ' ')} '{text}'{did_you_mean(text, _CHOICES[name])}")
 
 
 def _check(opts: Options) -> Options:
@@ -241,6 +317,17 @@ def _check(opts: Options) -> Options:
             raise ConfigError(f"`scale_sizes` must be positive and increasing, got {sizes}")
     if opts.style_scale <= 0:
         raise ConfigError(f"`style_scale` must be > 0, got {opts.style_scale:g}")
+    for name in ("size", "style_size", "tile"):
+        if (getattr(opts, name) or 0) > MAX_SIDE:
+            raise ConfigError(f"`{name}` must be at most {MAX_SIDE} px, got {getattr(opts, name)}")
+    final = opts.scale_sizes[-1] if opts.scale_sizes else opts.size
+    if final > MAX_SIDE:
+        raise ConfigError(f"`scale_sizes` must be at most {MAX_SIDE} px, got {final}")
+    if (opts.style_size or final) * opts.style_scale > MAX_SIDE:
+        raise ConfigError(
+            f"`style_scale` {opts.style_scale:g} would make the style images "
+            f"{(opts.style_size or final) * opts.style_scale:.4g} px: at most {MAX_SIDE} px"
+        )
     if not 1 <= opts.quality <= 100:
         raise ConfigError(f"`quality` must be between 1 and 100, got {opts.quality}")
     if not 0 <= opts.init_noise_blend <= 1:
@@ -277,10 +364,14 @@ def resolve(preset: str = "default", **overrides: Any) -> Options:
         values["style_strength"] = None  # an explicit alpha/beta keeps eq. 7's literal meaning
         if overrides.get("tv_weight") is None:
             values["tv_weight"] = 0.0  # ... and no TV unless asked for: its default is relative to the balance
-    for key, kind in (("scale_sizes", int), ("style_blend", float), ("style_masks", str)):
-        if values.get(key) is not None:
-            values[key] = tuple(kind(v) for v in values[key])
+    if values.get("style_masks") is not None:
+        masks = values["style_masks"]
+        values["style_masks"] = tuple(str(v) for v in masks) if isinstance(masks, list | tuple) else (str(masks),)
     for key in ("content_layers", "style_layers"):
         if key in values:
-            values[key] = parse_layers(values[key], 1.0 if key == "content_layers" else None)
+            try:
+                values[key] = parse_layers(values[key], 1.0 if key == "content_layers" else None)
+            except ConfigError as exc:
+                raise ConfigError(f"`{key}`: {exc.args[0]}") from None
+    _numbers(values)
     return _check(Options(**values))

@@ -20,9 +20,12 @@ __all__ = [
     "DeviceError",
     "ImpastoError",
     "InputError",
+    "NumericalError",
+    "OutOfMemory",
     "cli_flag",
     "did_you_mean",
     "edit_distance",
+    "out_of_memory",
     "register_fields",
     "word",
 ]
@@ -76,6 +79,35 @@ class DeviceError(ImpastoError):
     """The requested compute device is not available."""
 
     exit_code = 2
+
+
+class NumericalError(ImpastoError):
+    """The loss or its gradient was not finite before any finite image was made (bad weights, extreme options)."""
+
+
+class OutOfMemory(DeviceError):
+    """The device (GPU, or the CPU's RAM) ran out of memory during a run."""
+
+    exit_code = 1  # not a usage error: the same command fits with less
+
+
+_OOM_WORDS = ("out of memory", "not enough memory", "can't allocate memory", "failed to allocate memory")
+
+
+def out_of_memory(exc: BaseException) -> OutOfMemory | None:
+    """``exc`` as a one-line :class:`OutOfMemory` if it is an allocator's out-of-memory error, else None.
+
+    Matches ``torch.OutOfMemoryError`` (CUDA) by name, and the RuntimeErrors of the CPU and MPS
+    allocators by their wording, so that this module needs no torch.
+    """
+    text = str(exc).strip()
+    worded = isinstance(exc, RuntimeError) and any(w in text.lower() for w in _OOM_WORDS)
+    if not (type(exc).__name__ == "OutOfMemoryError" or isinstance(exc, MemoryError) or worded):
+        return None
+    first = text.splitlines()[0] if text else type(exc).__name__
+    first = ". ".join(first.split(". ")[:2]).rstrip(".")[:160]  # then come the allocator's statistics
+    what = "" if first.lower() == "out of memory" else f" ({first})"
+    return OutOfMemory(f"out of memory{what}: try a smaller `size`, or tiles (`tile`, e.g. 512)")
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

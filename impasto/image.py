@@ -81,6 +81,9 @@ def load_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
             # Our own limit (checked just below, before decoding) replaces Pillow's warning, so
             # that raising --max-pixels past Pillow's ~89 Mpx threshold works.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Pillow warns of damage it reads past ("Corrupt EXIF data", "Truncated File Read"): the
+            # image either decodes (and is what it is) or fails below with one line.
+            warnings.filterwarnings("ignore", category=UserWarning, module="PIL")
             src = stack.enter_context(Image.open(p))  # closed on every path (an animation keeps it open)
             w, h = src.size
             if w * h > max_pixels:

@@ -49,6 +49,7 @@ class ScaleResult:
     interrupted: bool = False  # Ctrl-C
     stopped: bool = False  # should_stop() returned True
     seconds: float = 0.0
+    fault: str | None = None  # the loss or gradient stopped being finite: what happened, in one line
 
 
 class _Best:
@@ -93,6 +94,20 @@ def _cap_step(opt: torch.optim.Optimizer, x: torch.Tensor, before: torch.Tensor)
             state["t"] = state["t"] * f
 
 
+def _numerical_fault(loss: torch.Tensor, grad: torch.Tensor | None) -> str | None:
+    """What is not finite after a step, the loss or its gradient, in words; None when both are.
+
+    One host synchronisation per step. A non-finite value is never the best image (NaN < best is
+    False), but the optimiser's next steps would all be NaN: stopping at once keeps the best one.
+    """
+    finite = torch.isfinite(loss) if grad is None else torch.isfinite(loss) & torch.isfinite(grad).all()
+    if bool(finite):
+        return None
+    if not bool(torch.isfinite(loss)):
+        return f"the loss became {float(loss)}"
+    return "the gradient became NaN or infinite"
+
+
 def optimize(
     objective: Objective,
     init: torch.Tensor,
@@ -133,7 +148,7 @@ def optimize(
         closure.last = (loss.detach(), terms, image.detach())  # type: ignore[attr-defined]
         return loss * scale
 
-    done, interrupted, stopped = 0, False, False
+    done, interrupted, stopped, fault = 0, False, False, None
     try:
         for step in range(1, steps + 1):
             if should_stop is not None and should_stop():
@@ -142,13 +157,16 @@ def optimize(
             _step(opt, x, closure, optimizer)
             done = step
             loss, terms, image = closure.last  # type: ignore[attr-defined]
+            if (fault := _numerical_fault(loss, x.grad)) is not None:
+                fault = f"{fault} at step {step}"
+                break  # the image it stepped to is not evaluated: it is not finite either
             if on_step is not None:
                 on_step(ScaleStep(step, loss, terms, image))
-        # The last update has not been evaluated yet: evaluate it so it can count as the best.
-        with torch.no_grad():
-            image = x.clamp(0, 255)
-            loss, terms = objective(image)
-            best.update(loss, image, terms)
+        if fault is None:  # the last update has not been evaluated yet: evaluate it so it can count as the best
+            with torch.no_grad():
+                image = x.clamp(0, 255)
+                loss, terms = objective(image)
+                best.update(loss, image, terms)
     except KeyboardInterrupt:
         interrupted = True
     return ScaleResult(
@@ -159,6 +177,7 @@ def optimize(
         interrupted=interrupted,
         stopped=stopped,
         seconds=time.perf_counter() - start,
+        fault=fault,
     )
 
 

@@ -21,7 +21,7 @@ from PIL import Image
 from torch.nn import functional as F
 
 from .config import Options
-from .errors import ConfigError
+from .errors import ConfigError, NumericalError
 from .image import load_image
 from .losses import Objective
 from .masks import check_masks
@@ -69,6 +69,7 @@ class Result:
     interrupted: bool = False
     stopped: bool = False
     params: dict[str, Any] = field(default_factory=dict)
+    fault: str | None = None  # the run stopped early on a NaN or infinite loss or gradient: what happened
 
 
 @dataclass(frozen=True)
@@ -306,7 +307,12 @@ def transfer(
         result, user_stopped = _optimise_scale(objective, init, run, idx, done, content_t, fits[idx].history)
         done += result.steps
         current = result.image
-        if result.interrupted or user_stopped or budget.out_of_time():
+        if result.fault is not None and not math.isfinite(result.loss) and idx == 0:
+            raise NumericalError(
+                f"{result.fault} (scale 1 of {len(scales)}), before any finite image: check the weights "
+                "and extreme option values (`style_weight`, `content_weight`, `ratio`, `learning_rate`)"
+            )
+        if result.interrupted or user_stopped or budget.out_of_time() or result.fault is not None:
             break
     assert result is not None and current is not None
     return Result(
@@ -318,4 +324,5 @@ def transfer(
         interrupted=result.interrupted,
         stopped=user_stopped,
         params=opts.to_dict() | _computed(device, precision, objective, fits[-1]),
+        fault=None if result.fault is None else f"{result.fault} (scale {idx + 1} of {len(scales)}): stopped there",
     )

@@ -713,9 +713,12 @@ def test_failed_jobs_report_and_the_worker_survives(client: TestClient, runner: 
     runner.error = InputError("style image is lost")
     failed = wait_for(client, submit(client).json()["id"])
     assert failed["state"] == "failed" and failed["error"] == "style image is lost"
-    runner.error = RuntimeError("out of memory")
+    runner.error = RuntimeError("out of memory")  # one line with advice (tests/test_faults.py)
+    oom = wait_for(client, submit(client).json()["id"])
+    assert oom["state"] == "failed" and oom["error"].startswith("out of memory: try a smaller size")
+    runner.error = RuntimeError("something broke")
     crashed = wait_for(client, submit(client).json()["id"])
-    assert crashed["state"] == "failed" and crashed["error"] == "internal error: RuntimeError: out of memory"
+    assert crashed["state"] == "failed" and crashed["error"] == "internal error: RuntimeError: something broke"
     assert client.get(f"/api/jobs/{crashed['id']}/image").status_code == 404
     runner.error = None
     assert wait_for(client, submit(client).json()["id"])["state"] == "done"
@@ -948,7 +951,7 @@ def test_cli_serve_prints_the_url_and_warns(monkeypatch: pytest.MonkeyPatch, cap
     from impasto.cli import main
 
     calls: list[tuple[str, int]] = []
-    monkeypatch.setattr(impasto.web.server, "serve", lambda host, port: calls.append((host, port)))
+    monkeypatch.setattr(impasto.web.server, "serve", lambda host, port, settings: calls.append((host, port)))
     assert main(["serve"]) == 0
     err = capsys.readouterr().err
     assert "http://127.0.0.1:8000/" in err and "warning" not in err

@@ -24,6 +24,14 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorMessage, "description": text}
     for code, text in ((400, "bad input"), (404, "unknown job"), (422, "invalid option"))
 }
+# The same for a route whose own answers are not JSON (FastAPI would file its errors under the route's type).
+_JSON_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {
+        "description": e["description"],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorMessage"}}},
+    }
+    for code, e in _ERRORS.items()
+}
 _PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}, "description": "a PNG"}}
 
 
@@ -197,7 +205,7 @@ def build_router(manager: JobManager) -> APIRouter:
             raise HTTPException(404, f"job {job.id} has been deleted") from None
         return Response(data, media_type=images[index].media_type, headers={"Cache-Control": "no-store"})
 
-    @router.get("/jobs/{job_id}/events", response_class=EventSourceResponse, responses=_ERRORS)
+    @router.get("/jobs/{job_id}/events", response_class=EventSourceResponse, responses=_JSON_ERRORS)
     async def job_events(job: JobDep) -> AsyncIterator[ServerSentEvent]:
         """Server-sent events: a ``status`` event (a JobStatus) whenever the job changes, until it ends."""
         with manager.listen(job) as changed:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import style_transfer
-from ..errors import ImpastoError
+from ..errors import ImpastoError, out_of_memory
 from ..image import save_image
 from ..transfer import COMPUTED, Result, Step
 from .fields import worded
@@ -45,6 +45,14 @@ def _scrub(message: str, job: Job) -> str:
     for role, image in named:
         message = message.replace(str(image.path), f"{role} '{image.label}'")
     return message.replace(str(job.folder), "(job folder)").splitlines()[0] if message else message
+
+
+def _release_device_memory() -> None:
+    """After an out-of-memory error: give the allocator's cached blocks back, for the next job."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 class _Listener:
@@ -336,11 +344,18 @@ class JobManager:
         except ImpastoError as exc:
             self._finish(job, State.FAILED, error=_scrub(worded(exc), job))
         except Exception as exc:  # a bug or an exhausted device must not take the worker down
+            if (oom := out_of_memory(exc)) is not None:
+                log.warning("job %s: %s", job.id, oom)
+                _release_device_memory()
+                self._finish(job, State.FAILED, error=_scrub(worded(oom), job))
+                return
             log.exception("job %s failed", job.id)
             self._finish(job, State.FAILED, error=_scrub(f"internal error: {type(exc).__name__}: {exc}", job))
         else:
             stopped = result.stopped or result.interrupted
-            self._finish(job, State.CANCELLED if stopped else State.DONE, result=result, path=path)
+            state = State.FAILED if result.fault else State.CANCELLED if stopped else State.DONE
+            fault = None if result.fault is None else f"{result.fault}: the image is the best one before it"
+            self._finish(job, state, error=fault, result=result, path=path)
 
     def _finish(
         self,

@@ -23,6 +23,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
@@ -64,12 +66,17 @@ def _error(status: int, detail: str) -> JSONResponse:
 
 
 class _Guard:
-    """Refuse foreign Host headers and cross-site writes; add defensive headers to every answer."""
+    """Refuse foreign Host headers, cross-site writes and bodies that take longer than ``upload_seconds``
+    to arrive (408: a slow client must not hold a request open for ever); add defensive headers to
+    every answer."""
 
-    def __init__(self, app: ASGIApp, allowed_hosts: tuple[str, ...] | None, max_body: int) -> None:
+    def __init__(
+        self, app: ASGIApp, allowed_hosts: tuple[str, ...] | None, max_body: int, upload_seconds: float
+    ) -> None:
         self.app = app
         self.allowed = None if allowed_hosts is None else {h.lower().strip("[]") for h in allowed_hosts}
         self.max_body = max_body  # the route's own limit answers in plain text: answer in JSON first
+        self.upload_seconds = upload_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -91,13 +98,40 @@ class _Guard:
             await refusal(scope, receive, send)
             return
 
+        deadline = asyncio.get_running_loop().time() + self.upload_seconds
+        body_done = False
+
+        async def receive_in_time() -> Message:
+            nonlocal body_done
+            if body_done:  # later calls only wait for a disconnect (an event stream): no deadline
+                return await receive()
+            left = deadline - asyncio.get_running_loop().time()
+            try:
+                message = await asyncio.wait_for(receive(), max(left, 0.0))
+            except asyncio.TimeoutError:
+                raise StarletteHTTPException(
+                    408, f"the request's body took longer than {self.upload_seconds:g} s to arrive"
+                ) from None
+            body_done = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 extra = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, receive_in_time, send_with_headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods some route of the request's path answers (for a 405's Allow header)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
 
 
 def _install_handlers(app: FastAPI, settings: StudioSettings) -> None:
@@ -114,9 +148,17 @@ def _install_handlers(app: FastAPI, settings: StudioSettings) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = str(exc.detail)
+        headers = exc.headers
         if exc.status_code == 413:
             detail = f"request over the limit of {settings.max_request_bytes:,} bytes"
-        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+        if exc.status_code == 405:  # Starlette's Allow names one route's methods: name every route's of this path
+            headers = {"Allow": ", ".join(_allowed_methods(request))}
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        log.info("%s %s: the client went away before its request arrived", request.method, request.url.path)
+        return _error(400, "the client disconnected before the request's body arrived")  # read by nobody
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -161,7 +203,12 @@ def create_app(settings: StudioSettings | None = None, runner: Runner | None = N
     def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html", headers=PAGE_HEADERS)
 
-    app.add_middleware(_Guard, allowed_hosts=settings.allowed_hosts, max_body=settings.max_request_bytes)
+    app.add_middleware(
+        _Guard,
+        allowed_hosts=settings.allowed_hosts,
+        max_body=settings.max_request_bytes,
+        upload_seconds=settings.upload_seconds,
+    )
     return app
 
 

@@ -31,6 +31,9 @@ class StudioSettings:
     max_lbfgs_history: int = field(default=500, metadata={"help": "longest --lbfgs-history of a web job"})
     max_styles: int = field(default=8, metadata={"help": "most style images in one job"})
     max_queued: int = field(default=16, metadata={"help": "most jobs waiting at once"})
+    upload_seconds: float = field(
+        default=120.0, metadata={"help": "longest time to receive a request's body, seconds (slower: 408)"}
+    )
     keep_jobs: int = field(default=50, metadata={"help": "finished jobs kept (oldest are deleted first)"})
     keep_seconds: float = field(default=6 * 3600.0, metadata={"help": "finished jobs are deleted after this"})
     preview_seconds: float = field(default=0.25, metadata={"help": "least time between two preview images"})
@@ -47,7 +50,7 @@ class StudioSettings:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            if isinstance(value, int | float) and not isinstance(value, bool) and not value >= 0:  # NaN too
                 raise ConfigError(f"studio setting {f.name} must be >= 0, got {value}")
 
     @property
@@ -77,3 +80,7 @@ class StudioSettings:
             except ValueError:
                 raise ConfigError(f"{ENV_PREFIX}{f.name.upper()}: '{raw}' is not a number") from None
         return cls(**values)  # type: ignore[arg-type]
+
+    def replace(self, **values: object) -> StudioSettings:
+        """These settings with ``values`` (field name -> value; None keeps the setting) on top."""
+        return dataclasses.replace(self, **{k: v for k, v in values.items() if v is not None})  # type: ignore[arg-type]

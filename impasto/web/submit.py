@@ -147,8 +147,9 @@ async def create_job(request: Request, manager: JobManager) -> Job:
 async def _create(form: FormData, manager: JobManager) -> Job:
     settings = manager.settings
     text, style_examples, files = _split(form)
-    preset, overrides, opts = parse_options(text, settings)
-    device = _device_key(opts.device)
+    # Checking options and reading examples take CPU time: in a thread, so the event loop goes on answering.
+    preset, overrides, opts = await run_in_threadpool(parse_options, text, settings)
+    device = await run_in_threadpool(_device_key, opts.device)
     content_example = text.get("content_example", "").strip()
     if bool(content_example) == bool(files.get("content")):
         raise ConfigError("give exactly one content image: a 'content' file or a 'content_example' name")
@@ -159,8 +160,8 @@ async def _create(form: FormData, manager: JobManager) -> Job:
         raise ConfigError(f"at most {settings.max_styles} style images, got {n_styles}")
     if files.get("init_image") and "init" in overrides:
         raise ConfigError("give either init (noise or content) or an init_image, not both")
-    content = _example(content_example) if content_example else None
-    examples = [_example(name) for name in style_examples]
+    content = await run_in_threadpool(_example, content_example) if content_example else None
+    examples = [await run_in_threadpool(_example, name) for name in style_examples]
     job_id, folder = manager.reserve()
     try:
         limit, pixels = settings.max_upload_bytes, settings.max_pixels
