@@ -52,7 +52,7 @@ STEPS: dict[str, tuple[int | None, int]] = {
 class VideoSettings:
     """The options of a video beyond a still's (their defaults: docs/video.md, "Choosing the steps")."""
 
-    temporal_weight: float = 1e3  # gamma; 0: independent frames, warm-started only
+    temporal_weight: float = 300.0  # gamma (1e3 drifted to 1.18x the style loss over 2 s: docs/video.md); 0: off
     flow: FlowMethod = "dis"
     first_frame_steps: int | None = None  # None: the device's STEPS
     frame_steps: int | None = None  # every later frame, one scale at full size, warm-started; None: STEPS
