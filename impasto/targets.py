@@ -21,6 +21,7 @@ from .image import pil_to_tensor, resize, tensor_to_pil
 from .losses import Objective, StyleRegion
 from .masks import region_guides, style_guide
 from .schedule import Scale
+from .upscale import start_from
 
 __all__ = ["Inputs", "delivered", "noise", "set_targets", "start_image"]
 
@@ -126,7 +127,7 @@ def start_image(
             init = content_in
         else:
             assert inputs.init_image is not None
-            init = pil_to_tensor(inputs.init_image.resize((w, h), Image.Resampling.BILINEAR), device)
+            init = start_from(inputs.init_image, content_in)  # a smaller one gets the photo's detail
         if opts.init_noise_blend > 0:
             b = opts.init_noise_blend
             init = (1 - b) * init + b * noise(w, h, opts.seed, device)
