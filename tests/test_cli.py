@@ -867,7 +867,8 @@ def test_sigint_at_start_up_is_one_line(
     # The child says 'ready' from inside main()'s first `import torch` and waits there for the
     # signal, so Ctrl-C lands while the library loads on every run, however busy the machine.
     code = (
-        "import builtins, sys, time\n"
+        "import builtins, signal, sys, time\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"  # as in a terminal: an ignored SIGINT is inherited
         "real = builtins.__import__\n"
         "def hook(name, *args, **kwargs):\n"
         "    if name.split('.')[0] == 'torch':\n"
