@@ -53,7 +53,7 @@ def test_a_flat_photo_adds_nothing() -> None:
 
 def test_an_image_as_large_as_the_run_is_resized_as_before() -> None:
     photo = _photo()
-    for size in ((96, 64), (200, 100), (96, 32)):  # as large, larger, larger on one side only
+    for size in ((96, 64), (200, 100), (96, 32)):  # as large, larger, as wide but less tall
         image = make_photo(*size, seed=7)
         expected = pil_to_tensor(image.resize((96, 64), Image.Resampling.BILINEAR))
         assert torch.equal(start_from(image, photo), expected)
