@@ -42,9 +42,13 @@ _WIDTHS = (64, 128, 256, 512, 512)
 FIXED = 500 * 2**20  # torch, the network's weights, the interpreter (measured, CPU)
 BF16_FIXED = 300 * 2**20  # bf16: oneDNN-packed weights per input shape (kernels.py) and fp32 casts (measured)
 KEPT = 1.6  # responses kept per conv output value (output, pooling indices, backward's transients)
-IMAGE_COPIES = 12  # full-size 3-channel fp32 tensors alive in a step: images, gradients, L-BFGS's own
+IMAGE_COPIES = 8  # full-size 3-channel fp32 tensors alive in a step: images, gradients, L-BFGS (optimize.LBFGS)
 HEADROOM = 0.75  # a run plans to this share of its budget: measured peaks were up to 1.29x the model (bf16, tiled)
 MIN_HISTORY = 5  # fewer L-BFGS corrections than this are not worth tiling for
+# Without a budget of its own, a run that must tile uses cores of at most this size and keeps no
+# forwards: on the CPU they are also the quickest (benchmarks/results/tiles-*.md, 2048 px: 512-px
+# cores 1.38x the untiled step, 1024-px cores 1.77x), and the budget goes to L-BFGS's history.
+FRUGAL_CORE = 512
 
 
 def parse_size(text: str) -> int:
@@ -127,14 +131,16 @@ class Fit:
     untiled: float  # estimated peak bytes untiled with the asked history
     budget: int
     keep: int = 0  # tiles whose forward is kept from pass 1 to pass 2 (not recomputed)
+    steps: int | None = None  # the scale's steps: L-BFGS holds min(history, steps) corrections
 
     def note(self) -> str | None:
         """One line for the user when impasto tiled or shortened the history, else None."""
         if self.tile is None:
             return None
         kept = f", {self.keep} tile forward(s) kept" if self.keep else ""
+        held = min(self.history, self.steps or self.history)
         return (
-            f"tiling into {self.tile}-px cores (exact gradients{kept}) with an L-BFGS history of {self.history}: "
+            f"tiling into {self.tile}-px cores (exact gradients{kept}) with an L-BFGS history of {held}: "
             f"~{format_size(self.needed)} instead of ~{format_size(self.untiled)} untiled "
             f"(budget {format_size(self.budget)}; `max_memory` to change it)"
         )
@@ -149,12 +155,17 @@ def fit(
     bf16: bool = False,
     tile: int | None = None,
     steps: int | None = None,
+    frugal: bool = False,
 ) -> Fit:
     """The largest tiling (and longest history) whose step fits ``budget``; ``tile`` forces a core size.
 
-    L-BFGS holds ``min(history, steps)`` corrections. A run plans to :data:`HEADROOM` of the budget
-    (measured peaks of tiled bf16 runs at 2048 px were up to 1.29x the model's). Raises :class:`InputError` naming the
-    budget it would need when nothing fits.
+    L-BFGS holds ``min(history, steps)`` corrections. A run plans to :data:`HEADROOM` of the
+    budget (measured peaks of tiled bf16 runs at 2048 px were up to 1.29x the model's). Raises
+    :class:`InputError` naming the budget it would need when nothing fits.
+
+    ``frugal`` (the default budget on the CPU): a run that must tile uses cores of at most
+    :data:`FRUGAL_CORE` px and keeps no forwards, so that it needs little more than the image's
+    own vectors; the history is still the longest that fits.
     """
 
     def need(hist: int, core: int | None, keep: int = 0) -> float:
@@ -170,16 +181,19 @@ def fit(
 
     untiled = need(history, None)
     if tile is not None:
-        return keeping(Fit(tile, history, need(history, tile), untiled, budget))
+        return keeping(Fit(tile, history, need(history, tile), untiled, budget, steps=steps))
     if untiled <= HEADROOM * budget:
-        return Fit(None, history, untiled, untiled, budget)
+        return Fit(None, history, untiled, untiled, budget, steps=steps)
     align, _ = geometry(layers)
     side = max(height, width)
+    largest = FRUGAL_CORE if frugal else side
     cores = [c for c in (2048, 1536, 1024, 768, 512, 384, 256, 192, 128) if c % align == 0 and c < side]
+    cores = [c for c in cores if c <= largest] or cores[-1:]
     for hist in sorted({history, min(history, 20), min(history, 10), min(history, MIN_HISTORY)}, reverse=True):
         for core in cores:
             if need(hist, core) <= HEADROOM * budget:
-                return keeping(Fit(core, hist, need(hist, core), untiled, budget))
+                fitted = Fit(core, hist, need(hist, core), untiled, budget, steps=steps)
+                return fitted if frugal else keeping(fitted)
     smallest = need(min(history, MIN_HISTORY), cores[-1] if cores else None) / HEADROOM  # the budget it needs
     raise InputError(
         f"a {width}x{height} run needs ~{format_size(smallest)} even tiled, more than the "
@@ -197,7 +211,11 @@ def plan(
     tile: int | None = None,
     max_memory: str | None = None,
 ) -> list[Fit]:
-    """One :class:`Fit` per scale (sizes are (width, height)), within ``max_memory`` or what is free."""
+    """One :class:`Fit` per scale (sizes are (width, height)), within ``max_memory`` or what is free.
+
+    Without ``max_memory`` a CPU run that must tile is frugal (:func:`fit`); a budget given is used.
+    """
     budget = parse_size(max_memory) if max_memory is not None else available(device)
+    frugal = max_memory is None and device.type == "cpu"
     scales = list(zip(sizes, steps, strict=True))[::-1]  # the largest first: a refusal names the output size
-    return [fit(h, w, layers, history, budget, bf16, tile, n) for (w, h), n in scales][::-1]
+    return [fit(h, w, layers, history, budget, bf16, tile, n, frugal) for (w, h), n in scales][::-1]

@@ -106,6 +106,15 @@ def _crop(image: torch.Tensor, tile: Tile) -> torch.Tensor:
     return image[:, :, cy0:cy1, cx0:cx1]
 
 
+def _add_tv_gradient(grad: torch.Tensor, x: torch.Tensor, weight: float) -> None:
+    """``grad += weight * d tv_loss(x) / dx``, one difference image at a time (autograd holds five)."""
+    for dim in (2, 3):
+        n = x.shape[dim]
+        diff = (x.narrow(dim, 1, n - 1) - x.narrow(dim, 0, n - 1)).mul_(2 * weight)
+        grad.narrow(dim, 1, n - 1).add_(diff)
+        grad.narrow(dim, 0, n - 1).sub_(diff)
+
+
 class _Precomputed(torch.autograd.Function):
     """A loss whose gradient was computed with it (tile by tile): backward just scales it."""
 
@@ -117,7 +126,7 @@ class _Precomputed(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, upstream: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         (grad,) = ctx.saved_tensors
-        return upstream * grad, None, None
+        return grad.mul_(upstream), None, None  # in place: the graph is not kept, nothing else reads it
 
 
 class TiledObjective(Objective):
@@ -291,9 +300,7 @@ class TiledObjective(Objective):
                 else {}
             )
             if self.tv_weight:
-                leaf = x.clone().requires_grad_(True)
-                (grad_tv,) = torch.autograd.grad(self.tv_weight * tv_loss(leaf), leaf)
-                grad += grad_tv
+                _add_tv_gradient(grad, x, self.tv_weight)
             for n, tile in enumerate(tiles):
                 if n in kept:
                     crop, feats = kept.pop(n)  # freed as soon as its backward has run

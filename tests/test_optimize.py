@@ -17,7 +17,7 @@ from impasto import ConfigError, DeviceError, Options, bundled_image, load_image
 from impasto.image import pil_to_tensor, resize
 from impasto.losses import Objective
 from impasto.network import get_vgg, resolve_device
-from impasto.optimize import ScaleResult, ScaleStep, optimize
+from impasto.optimize import LBFGS, MAX_LBFGS_MOVE, ScaleResult, ScaleStep, optimize
 from impasto.schedule import MIN_COARSE_SIDE, Budget, plan_scales
 from impasto.testing import narrow_vgg
 from impasto.transfer import Result, Step, transfer
@@ -546,3 +546,53 @@ def test_lbfgs_moves_on_a_tiny_objective_and_reports_it_unscaled(objective: Obje
     assert scaled.loss < unscaled.loss
     with torch.no_grad():
         assert float(objective(scaled.image)[0]) == pytest.approx(scaled.loss, rel=1e-4)
+
+
+# --- the L-BFGS itself ---------------------------------------------------------------------------
+
+
+def _bumpy(x: torch.Tensor) -> torch.Tensor:
+    """A smooth, non-quadratic function of a few hundred pixels with its minimum inside 0..255."""
+    c = torch.linspace(20, 230, x.numel()).view_as(x)
+    return ((x - c) ** 2).sum() * 1e-2 + ((x - c) ** 4).sum() * 1e-6 + torch.cos(x / 9).sum()
+
+
+def _closure(x: torch.Tensor, f: Any) -> Any:
+    def closure() -> torch.Tensor:
+        x.grad = None
+        loss = f(x)
+        loss.backward()
+        return loss
+
+    return closure
+
+
+@pytest.mark.parametrize("history", [1, 3, 100])
+def test_lbfgs_takes_the_steps_torchs_lbfgs_takes(history: int) -> None:
+    """The memory-lean L-BFGS computes what torch.optim.LBFGS(max_iter=1, no line search) does."""
+    ours = rand_image(5, 8, 8).requires_grad_(True)
+    theirs = ours.detach().clone().requires_grad_(True)
+    lbfgs = LBFGS(ours, history)
+    torch_lbfgs = torch.optim.LBFGS(
+        [theirs], lr=1.0, max_iter=1, history_size=history, tolerance_grad=-1.0, tolerance_change=-1.0
+    )
+    for _ in range(25):
+        lbfgs.step(_closure(ours, _bumpy))
+        torch_lbfgs.step(_closure(theirs, _bumpy))
+        assert torch.allclose(ours, theirs, rtol=1e-6, atol=1e-4), float((ours - theirs).abs().max())
+    assert float(_bumpy(ours.detach())) < 0.5 * float(_bumpy(rand_image(5, 8, 8)))  # and it did descend
+    assert len(lbfgs.ys) == len(lbfgs.ss) <= history
+
+
+def test_lbfgs_caps_a_step_that_would_throw_pixels_far() -> None:
+    """On a nearly flat bowl whose minimum is 1000 levels away, the Newton-like second step is capped."""
+    x = torch.zeros(1, 3, 4, 4, requires_grad=True)
+    lbfgs = LBFGS(x, 10)
+    moves = []
+    for _ in range(6):
+        before = x.detach().clone()
+        lbfgs.step(_closure(x, lambda v: 1e-4 * ((v - 1000.0) ** 2).sum()))
+        moves.append(float((x.detach() - before).abs().max()))
+    assert max(moves) <= MAX_LBFGS_MOVE * (1 + 1e-5)
+    assert moves[1] == pytest.approx(MAX_LBFGS_MOVE, rel=1e-5)  # uncapped it would be ~1000
+    assert float(x.detach().min()) > 3 * MAX_LBFGS_MOVE  # capped steps, still going the right way
