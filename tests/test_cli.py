@@ -680,7 +680,7 @@ def no_work(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         raise AssertionError("work started before the output was checked")
 
     monkeypatch.setattr(importlib.import_module("impasto.transfer"), "get_vgg", work)
-    monkeypatch.setattr(importlib.import_module("impasto._api"), "load_image", work)
+    monkeypatch.setattr(importlib.import_module("impasto.inputs"), "load_image", work)
     return monkeypatch
 
 
@@ -812,7 +812,7 @@ def test_ctrl_c_before_any_image(stylize, monkeypatch: pytest.MonkeyPatch) -> No
     def interrupt(*args: Any, **kwargs: Any) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(importlib.import_module("impasto._api"), "load_image", interrupt)
+    monkeypatch.setattr(importlib.import_module("impasto.inputs"), "load_image", interrupt)
     run = stylize()
     assert run.code == 130
     assert run.err.splitlines() == ["impasto: interrupted before any image was made"]
