@@ -14,7 +14,7 @@ from PIL import Image
 from .config import Options, resolve
 from .data import bundled_image
 from .image import DEFAULT_MAX_PIXELS
-from .inputs import ImageLike
+from .inputs import ImageLike, split_images
 from .transfer import Result, Step, transfer
 
 __all__ = ["ImageLike", "bundled_image", "style_transfer", "stylize", "stylize_full"]
@@ -43,8 +43,7 @@ def style_transfer(
     """
     from . import __version__
 
-    if init_image is not None and options.get("init") is None:
-        options["init"] = "image"  # an init image given is where the run starts, whatever the preset's init
+    options, _ = split_images(options | {"init_image": init_image})  # with an init image, init="image"
     opts: Options = resolve(preset, **options)
     result = transfer(
         content,

@@ -18,11 +18,32 @@ from PIL import Image
 from .errors import ConfigError
 from .image import DEFAULT_MAX_PIXELS, load_image
 
-__all__ = ["IMAGE_ARGS", "ImageLike", "Inputs", "gather", "load", "name_of", "recorded", "split_images"]
+__all__ = [
+    "IMAGE_ARGS",
+    "IMAGE_HELP",
+    "MASKS_AFTER",
+    "ImageLike",
+    "Inputs",
+    "check_init",
+    "gather",
+    "load",
+    "name_of",
+    "recorded",
+    "split_images",
+]
 
 ImageLike = str | os.PathLike[str] | Image.Image
 
 IMAGE_ARGS = ("init_image", "content_mask", "style_masks")  # the keyword arguments that are images
+
+# The CLI's flags and the web's form fields for the images that are not the photo and the paintings:
+# name -> help text. ``init`` is an option that also takes a file (then init="image" with that file).
+IMAGE_HELP = {
+    "init": "initial image: noise, content or an image file",
+    "content_mask": "mask image: one colour or gray level per region; region i gets style i",
+    "style_masks": "one mask per style image: white marks the part to copy from",
+}
+MASKS_AFTER = "style_blend"  # the option after which the flags and form fields list the masks
 
 
 @dataclass(frozen=True)
@@ -72,9 +93,16 @@ def recorded(
 
 
 def split_images(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(options, images)`` from one dict of keyword arguments: the images are :data:`IMAGE_ARGS`."""
+    """``(options, images)`` from one dict of keyword arguments: the images are :data:`IMAGE_ARGS`.
+
+    With an init image and no ``init`` among the options, ``init`` becomes ``image``: the init image
+    given is where the run starts, whatever the preset's ``init``.
+    """
     images = {k: v for k, v in values.items() if k in IMAGE_ARGS and v is not None}
-    return {k: v for k, v in values.items() if k not in IMAGE_ARGS}, images
+    options = {k: v for k, v in values.items() if k not in IMAGE_ARGS}
+    if "init_image" in images and options.get("init") is None:
+        options["init"] = "image"
+    return options, images
 
 
 def check_init(init: str, has_image: bool) -> None:

@@ -10,7 +10,6 @@ devices and the network cache in :mod:`impasto.network`.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -113,19 +112,6 @@ def _prepare(opts: Options, content_size: tuple[int, int], inputs: Inputs) -> to
     check_inputs(opts, content_size, sizes, n_style_masks, inputs.content_mask is not None)
     check_masks(inputs.content, inputs.styles, inputs.content_mask, inputs.style_masks, inputs.content_mask_name)
     return resolve_device(opts.device)
-
-
-def _legacy(opts: Options, images: dict[str, Any]) -> tuple[Options, dict[str, Any]]:
-    """Options naming image files (``init`` a path, ``content_mask``, ``style_masks``) as image arguments."""
-    moved: dict[str, Any] = {}
-    if opts.init not in ("noise", "content", "image"):
-        images.setdefault("init_image", opts.init)
-        moved["init"] = "image"
-    for name in ("content_mask", "style_masks"):
-        if getattr(opts, name) is not None:
-            images.setdefault(name, getattr(opts, name))
-            moved[name] = None
-    return (dataclasses.replace(opts, **moved) if moved else opts), images
 
 
 def _network(opts: Options, device: torch.device, given: VGG19 | None) -> tuple[VGG19, str]:
@@ -276,9 +262,15 @@ def transfer(
     loss term ``extra`` and counts in ``loss``.
     """
     start = start_time if start_time is not None else time.perf_counter()
-    given = {"init_image": init_image, "content_mask": content_mask, "style_masks": style_masks}
-    opts, images = _legacy(opts, {k: v for k, v in given.items() if v is not None})
-    inputs = gather(content, styles, opts.init, max_pixels=max_pixels, **images)
+    inputs = gather(
+        content,
+        styles,
+        opts.init,
+        init_image=init_image,
+        content_mask=content_mask,
+        style_masks=style_masks,
+        max_pixels=max_pixels,
+    )
     content_img = inputs.content
     device = _prepare(opts, content_img.size, inputs)
     network, compute = _network(opts, device, network)
@@ -330,6 +322,8 @@ def transfer(
         elapsed=time.perf_counter() - start,
         interrupted=result.interrupted,
         stopped=user_stopped,
-        params=opts.to_dict() | recorded(opts.init, **images) | _computed(device, precision, objective, fits[-1]),
+        params=opts.to_dict()
+        | recorded(opts.init, init_image, content_mask, style_masks)
+        | _computed(device, precision, objective, fits[-1]),
         fault=None if result.fault is None else f"{result.fault} (scale {idx + 1} of {len(scales)}): stopped there",
     )
