@@ -105,11 +105,11 @@ class _PlusExtra:
         return total + term, terms | {"extra": term.detach()}
 
 
-def _prepare(opts: Options, content_size: tuple[int, int], inputs: Inputs) -> torch.device:
+def _prepare(opts: Options, inputs: Inputs) -> torch.device:
     """Refuse what cannot make a transfer, before any work; pick the device."""
     n_style_masks = None if inputs.style_masks is None else len(inputs.style_masks)
     sizes = [s.size for s in inputs.styles]
-    check_inputs(opts, content_size, sizes, n_style_masks, inputs.content_mask is not None)
+    check_inputs(opts, inputs.content.size, sizes, n_style_masks, inputs.content_mask is not None)
     check_masks(inputs.content, inputs.styles, inputs.content_mask, inputs.style_masks, inputs.content_mask_name)
     return resolve_device(opts.device)
 
@@ -272,7 +272,7 @@ def transfer(
         max_pixels=max_pixels,
     )
     content_img = inputs.content
-    device = _prepare(opts, content_img.size, inputs)
+    device = _prepare(opts, inputs)
     network, compute = _network(opts, device, network)
     precision = "bf16" if network.dtype == torch.bfloat16 else "fp32"
     objective = _objective(network, opts)

@@ -149,8 +149,7 @@ def stylize_video(
     or folder of frames. ``options`` are those of :func:`impasto.stylize` (size, style_strength,
     seed..., and its images ``init_image``, ``content_mask``, ``style_masks``). ``done`` are outputs
     of an earlier run of the same frames and options: they are yielded as they are and continue the
-    run (resuming). Ctrl-C (KeyboardInterrupt) propagates;
-    the frames yielded before it are finished.
+    run (resuming). Ctrl-C (KeyboardInterrupt) propagates; the frames yielded before it are finished.
     """
     settings = settings or VideoSettings()
     settings.check()

@@ -117,8 +117,6 @@ def _kind(name: str, hint: Any) -> tuple[Kind, tuple[str, ...] | None, Literal["
         return ("int" if hint is int else "float"), None, None
     if name == "device":
         return "choice", device_choices(), None
-    if name in UPLOADS:
-        return "file", None, None
     if name in ("content_layers", "style_layers"):
         return "layers", None, None
     args = typing.get_args(hint)
