@@ -6,7 +6,6 @@ Re-exported by the package; kept out of ``impasto/__init__.py`` so that importin
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -14,25 +13,20 @@ from PIL import Image
 
 from .config import Options, resolve
 from .data import bundled_image
-from .errors import ConfigError
-from .image import DEFAULT_MAX_PIXELS, load_image
+from .image import DEFAULT_MAX_PIXELS
+from .inputs import ImageLike, split_images
 from .transfer import Result, Step, transfer
 
 __all__ = ["ImageLike", "bundled_image", "style_transfer", "stylize", "stylize_full"]
-
-ImageLike = str | os.PathLike[str] | Image.Image
-
-
-def _as_image(img: ImageLike, max_pixels: int) -> Image.Image:
-    if isinstance(img, Image.Image):
-        return img.convert("RGB") if img.mode != "RGB" else img
-    return load_image(img, max_pixels=max_pixels)
 
 
 def style_transfer(
     content: ImageLike,
     style: ImageLike | Sequence[ImageLike],
     *,
+    init_image: ImageLike | None = None,
+    content_mask: ImageLike | None = None,
+    style_masks: Sequence[ImageLike] | None = None,
     preset: str = "default",
     on_step: Callable[[Step], None] | None = None,
     image_every: int = 0,
@@ -45,28 +39,24 @@ def style_transfer(
 
     ``on_step`` receives a :class:`Step` after every step (with the image every ``image_every``
     steps); ``should_stop`` is polled before every step; ``start_time`` (``time.perf_counter()``)
-    is when ``max_time`` starts counting.
+    is when ``max_time`` starts counting. The images are paths or PIL images, as for :func:`stylize`.
     """
     from . import __version__
 
+    options, _ = split_images(options | {"init_image": init_image})  # with an init image, init="image"
     opts: Options = resolve(preset, **options)
-    styles = [style] if isinstance(style, str | os.PathLike | Image.Image) else list(style)
-    if not styles:
-        raise ConfigError("at least one style image is needed")
-    content_img = _as_image(content, max_pixels)
-    style_imgs = [_as_image(s, max_pixels) for s in styles]
-    init_img = None
-    if opts.init not in ("noise", "content"):
-        init_img = load_image(opts.init, max_pixels=max_pixels)
     result = transfer(
-        content_img,
-        style_imgs,
+        content,
+        style,
         opts,
-        init_image=init_img,
+        init_image=init_image,
+        content_mask=content_mask,
+        style_masks=style_masks,
         on_step=on_step,
         image_every=image_every,
         should_stop=should_stop,
         start_time=start_time,
+        max_pixels=max_pixels,
     )
     result.params = {"impasto": __version__, "preset": preset} | result.params
     return result
@@ -76,6 +66,9 @@ def stylize(
     content: ImageLike,
     style: ImageLike | Sequence[ImageLike],
     *,
+    init_image: ImageLike | None = None,
+    content_mask: ImageLike | None = None,
+    style_masks: Sequence[ImageLike] | None = None,
     preset: str = "default",
     **options: Any,
 ) -> Image.Image:
@@ -84,8 +77,19 @@ def stylize(
     Minimises L_total = alpha L_content + beta sum_l w_l E_l (Gatys et al. 2016, eq. 7) over the
     pixels. ``preset`` ("default" or "paper") sets every option; any field of :class:`Options`
     given as a keyword overrides it, e.g. ``stylize(c, s, size=256, ratio=1e-4, seed=3)``.
+
+    The other images are paths or PIL images too: ``init_image`` the start (``init="image"``, implied),
+    ``content_mask`` and ``style_masks`` the regions of spatial control (Gatys et al. 2017).
     """
-    return style_transfer(content, style, preset=preset, **options).image
+    return style_transfer(
+        content,
+        style,
+        init_image=init_image,
+        content_mask=content_mask,
+        style_masks=style_masks,
+        preset=preset,
+        **options,
+    ).image
 
 
 stylize_full = style_transfer  # its name before 0.2

@@ -69,7 +69,7 @@ def run_item(
     opts = resolve(item.preset, **item.option_dict())
     content = load_image(item.content, max_pixels=max_pixels)
     style = load_image(item.style, max_pixels=max_pixels)
-    result = transfer(content, [style], opts, network=network, on_step=on_step)
+    result = transfer(content, [style], opts, network=network, on_step=on_step, **dict(item.images))
     if result.interrupted:
         raise KeyboardInterrupt
     params = {"impasto": __version__, "preset": item.preset} | result.params
@@ -195,7 +195,8 @@ def batch(
     """Stylise every input with every style (zipped with ``pairs``) for every combination of ``sweep``.
 
     ``inputs``/``styles``: files, folders (recursive, image files only) or glob patterns.
-    ``options`` are fixed :class:`~impasto.Options` fields, ``sweep`` maps fields to their values,
+    ``options`` are fixed :class:`~impasto.Options` fields (or the images ``init_image``,
+    ``content_mask``, ``style_masks``, paths), ``sweep`` maps fields to their values,
     e.g. ``batch(["photos/"], ["van_gogh.jpg"], "out", sweep={"ratio": [1e-2, 1e-3]}, size=256)``.
     ``network`` replaces the VGG19 the options name (e.g. :func:`impasto.testing.narrow_vgg`).
     ``ray``: run the items as Ray tasks on the cluster at this address (``"auto"``: this machine's),

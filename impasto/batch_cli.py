@@ -120,6 +120,9 @@ def run(args: argparse.Namespace) -> int:
                 fixed[name] = value[0]
         elif value is not None:
             fixed[name] = value
+    if fixed.get("init") not in (None, "noise", "content"):  # --init FILE: the init image
+        fixed["init"], fixed["init_image"] = "image", fixed["init"]
+    fixed |= {k: getattr(args, k) for k in ("content_mask", "style_masks") if getattr(args, k) is not None}
     manifest = batch(
         args.inputs,
         args.style,

@@ -39,6 +39,7 @@ class Item:
     sweep: tuple[tuple[str, Any], ...]  # the swept options' values for this item, in sweep order
     options: tuple[tuple[str, Any], ...]  # every option given (swept ones included), for resolve()
     preset: str = "default"
+    images: tuple[tuple[str, Any], ...] = ()  # init_image, content_mask, style_masks given: for transfer()
     params_hash: str = ""  # of the resolved options and inputs: a change means "redo"
 
     def option_dict(self) -> dict[str, Any]:
@@ -101,13 +102,16 @@ def plan(
 ) -> list[Item]:
     """Every (content, style) pair (zipped with ``pairs``) times every combination of ``sweep``.
 
-    ``options`` are the fixed options; ``sweep`` maps option names to their values. ``name`` is a
+    ``options`` are the fixed options (and the images ``init_image``, ``content_mask``,
+    ``style_masks`` of every item); ``sweep`` maps option names to their values. ``name`` is a
     :meth:`str.format` pattern over ``content``, ``style`` (file stems), ``sweep`` (``_ratio0.01``),
     ``n`` (1-based item number) and each swept option's name; ``.png`` is appended.
     """
     from .config import resolve
+    from .inputs import IMAGE_ARGS, recorded, split_images
 
-    options, sweep = dict(options or {}), {k: list(v) for k, v in (sweep or {}).items()}
+    options, images = split_images(dict(options or {}))
+    sweep = {k: list(v) for k, v in (sweep or {}).items()}
     pattern = name or DEFAULT_NAME
     unknown = _names(pattern) - {"content", "style", "sweep", "n", *sweep}
     if unknown:
@@ -132,7 +136,8 @@ def plan(
             if filename in seen:
                 raise ConfigError(f"two items would both be named '{filename}': add {{n}} or more fields to `name`")
             seen[filename] = item_id
-            full = {"content": key[0], "style": key[1], "preset": preset, "options": opts.to_dict()}
+            named = recorded(opts.init, *(images.get(k) for k in IMAGE_ARGS))  # as when they were options
+            full = {"content": key[0], "style": key[1], "preset": preset, "options": opts.to_dict() | named}
             items.append(
                 Item(
                     id=item_id,
@@ -143,6 +148,7 @@ def plan(
                     options=tuple((options | combo).items()),
                     preset=preset,
                     params_hash=_digest(full),
+                    images=tuple(images.items()),
                 )
             )
     return items

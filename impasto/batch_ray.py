@@ -2,8 +2,8 @@
 
 Each task runs :func:`impasto.batch.run_item` in a Ray worker and returns the encoded PNG; the
 driver writes it (atomically) and the manifest; the input images travel as bytes read by the
-driver, so the workers need no shared file system (option files such as ``--init`` or masks do not
-travel: they must exist on every node).
+driver, so the workers need no shared file system (the init image and masks, ``--init FILE`` and
+``--content-mask``/``--style-masks``, travel as paths: they must exist on every node).
 A task asks for one GPU where the cluster has GPUs, else ``cpus`` CPUs. A worker that dies is
 retried by Ray (``max_retries``); an item that fails in the library is recorded, not retried.
 """

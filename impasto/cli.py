@@ -67,25 +67,31 @@ def _shown(value: Any) -> str:
 
 
 def _add_option_flags(parser: argparse.ArgumentParser, overrides: dict[str, Any] | None = None) -> None:
-    """A flag per field of Options; the help shows the value of the default preset (with ``overrides``)."""
+    """A flag per field of Options, and the masks' (images: ``inputs.IMAGE_HELP``); the help shows
+    the value of the default preset (with ``overrides``)."""
     from .config import Options, resolve
+    from .inputs import IMAGE_HELP, MASKS_AFTER
 
     defaults = resolve("default", **(overrides or {})).to_dict()
     group = parser.add_argument_group(
         "style transfer options",
         "Defaults shown are the 'default' preset's; --preset NAME changes them ('impasto presets' lists them all).",
     )
-    helps = {f.name: str(f.metadata.get("help", "")) for f in dataclasses.fields(Options)}
+    helps = {f.name: str(f.metadata.get("help", "")) for f in dataclasses.fields(Options)} | IMAGE_HELP
 
     def text(name: str) -> str:
-        shown = "" if defaults[name] is None else f" (default: {_shown(defaults[name])})"
+        shown = "" if defaults.get(name) is None else f" (default: {_shown(defaults[name])})"
         return (helps[name] + shown).replace("%", "%%")
 
     for f in dataclasses.fields(Options):
         if f.name in _CLI_ONLY:
             continue
         flag = "--" + f.name.replace("_", "-")
-        group.add_argument(flag, dest=f.name, default=None, help=text(f.name), **_field_type(f))
+        kind = {"type": str} if f.name == "init" else _field_type(f)  # noise, content or an image file
+        group.add_argument(flag, dest=f.name, default=None, help=text(f.name), **kind)
+        if f.name == MASKS_AFTER:
+            group.add_argument("--content-mask", default=None, help=text("content_mask"))
+            group.add_argument("--style-masks", nargs="+", default=None, help=text("style_masks"))
     weights = group.add_mutually_exclusive_group()
     weights.add_argument("--ratio", type=float, default=None, help=text("ratio"))
     weights.add_argument("--content-weight", type=float, default=None, help=text("content_weight"))
@@ -269,10 +275,16 @@ def _progress_line(s: Step) -> str:
     return f"step {s.step}/{s.total}  loss {s.loss:.4g}{best}  {clock(s.elapsed)} elapsed, ETA {eta}"
 
 
-def _options(args: argparse.Namespace) -> dict[str, Any]:
+def _options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(options, images)`` from the flags: every field of Options (None: not given), and the image
+    files (``--init FILE``: ``init="image"`` and that file as ``init_image``; the masks)."""
     from .config import Options
 
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(Options)}
+    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(Options)}
+    images = {"content_mask": args.content_mask, "style_masks": args.style_masks}
+    if args.init not in (None, "noise", "content"):
+        options["init"], images["init_image"] = "image", args.init
+    return options, {k: v for k, v in images.items() if v is not None}
 
 
 _PATH_PARAMS = ("content", "styles", "init", "content_mask", "style_masks", "weights")
@@ -309,13 +321,14 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
     from . import style_transfer
     from .config import resolve
     from .image import check_output_path, save_image
+    from .inputs import recorded
 
-    options = _options(args)
+    options, images = _options(args)
     opts = resolve(args.preset, **options)  # validate every option before loading anything
     output = check_output_path(args.output, _output_bytes(opts, args.save_every))
     params: dict[str, Any] = {"content": str(content), "styles": [str(s) for s in styles]}
     params["sources"] = _sources(args, opts)  # for impasto info
-    snapshot = _shown_paths(params | opts.to_dict(), args.embed_paths)
+    snapshot = _shown_paths(params | opts.to_dict() | recorded(opts.init, **images), args.embed_paths)
     with _Progress(args.quiet, output, args.save_every, snapshot, opts.quality) as progress:
         result = style_transfer(
             content,
@@ -325,6 +338,7 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
             on_step=progress,
             image_every=args.save_every,
             max_pixels=args.max_pixels,
+            **images,
             **options,
         )
     meta = (
@@ -400,6 +414,8 @@ def _sources(args: argparse.Namespace, opts: Options) -> dict[str, str]:
             out[f.name] = "preset"
         else:
             out[f.name] = "built-in default"
+    for name in ("content_mask", "style_masks"):  # images, not options: given or not
+        out[name] = "built-in default" if getattr(args, name) is None else "command line"
     return out
 
 

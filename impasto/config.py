@@ -23,12 +23,19 @@ __all__ = ["DEMO_OPTIONS", "PAPER_STYLE_LAYERS", "PRESETS", "Options", "parse_la
 
 LayerWeights = tuple[tuple[str, float], ...]
 
+# Where the first scale starts: white noise, the photo, or the init image given (transfer(init_image=...)).
+Init = Literal["noise", "content", "image"]
+
 PAPER_STYLE_LAYERS: LayerWeights = tuple((f"conv{b}_1", 0.2) for b in range(1, 6))
 
 
 @dataclass(frozen=True)
 class Options:
-    """All the knobs of a style transfer. Field docs are the help texts of the CLI and web form."""
+    """All the knobs of a style transfer. Field docs are the help texts of the CLI and web form.
+
+    Knobs only: the images (photo, paintings, init image, masks) are arguments of
+    :func:`impasto.transfer` and :func:`impasto.stylize`, paths or PIL images (:mod:`impasto.inputs`).
+    """
 
     size: int = field(default=512, metadata={"help": "longest side of the output, px"})
     style_size: int | None = field(
@@ -64,7 +71,9 @@ class Options:
     content_weight: float | None = field(
         default=None, metadata={"help": "content weight alpha (default: ratio * style weight)"}
     )
-    init: str = field(default="content", metadata={"help": "initial image: noise, content or an image file"})
+    init: Init = field(
+        default="content", metadata={"help": "initial image: noise, content or image (the init image given)"}
+    )
     optimizer: Optimizer = field(default="lbfgs", metadata={"help": "lbfgs or adam"})
     learning_rate: float = field(default=2.0, metadata={"help": "Adam step size, in pixel levels (0-255)"})
     lbfgs_history: int = field(default=100, metadata={"help": "L-BFGS history length"})
@@ -119,13 +128,6 @@ class Options:
     style_blend: tuple[float, ...] | None = field(
         default=None, metadata={"help": "weight of each style image (normalised; with masks: per region)"}
     )
-    content_mask: str | None = field(
-        default=None,
-        metadata={"help": "mask image: one colour or gray level per region; region i gets style i"},
-    )
-    style_masks: tuple[str, ...] | None = field(
-        default=None, metadata={"help": "one mask per style image: white marks the part to copy from"}
-    )
     style_scale: float = field(
         default=1.0, metadata={"help": "style image size relative to --style-size: larger, bigger brush strokes"}
     )
@@ -163,7 +165,7 @@ class Options:
 # compute than one scale for the same step count), starting from the photo (its structure is kept
 # from the first step, so no step is spent un-noising), max pooling (crisper strokes than avg) and
 # style strength 6 (the same look at every size). Every other preset lists only what differs.
-register_fields(*(f.name for f in dataclasses.fields(Options)))  # errors name them as `size`
+register_fields(*(f.name for f in dataclasses.fields(Options)), "content_mask", "style_masks")  # errors: `size`
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Gatys et al. 2016 as published: conv4_2 content, conv1_1..conv5_1 style with w_l = 1/5,
@@ -186,6 +188,7 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Options)}
 # The allowed values of every option typed as a Literal, read from the type: one list of each.
 _CHOICES = {name: get_args(t) for name, t in get_type_hints(Options).items() if get_origin(t) is Literal}
 _LITERAL_WEIGHTS = ("ratio", "content_weight")
+_IMAGES = ("init_image", "content_mask", "style_masks")  # arguments of transfer(), not options (impasto.inputs)
 MAX_SIDE = 2**16  # px: the longest side of any image a run makes (4.3 Gpx squared)
 MAX_INT = 2**31 - 1  # no count or size of an option needs more; beyond it arithmetic elsewhere overflows
 SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed accepts
@@ -309,6 +312,12 @@ def _check(opts: Options) -> Options:
         raise ConfigError(f"`content_weight` must be >= 0, got {opts.content_weight:g}")
     for name in ("optimizer", "pooling", "precision", "network", "weights_format"):
         _check_choice(opts, name)
+    if not (isinstance(opts.init, str) and opts.init in _CHOICES["init"]):
+        text = str(opts.init)[:40]
+        raise ConfigError(
+            f"unknown init '{text}'{did_you_mean(text, _CHOICES['init'])}: noise, content or image "
+            "(an image file or PIL image to start from goes in the argument init_image)"
+        )
     if opts.max_time is not None and opts.max_time <= 0:
         raise ConfigError(f"`max_time` must be > 0 seconds, got {opts.max_time:g}")
     if opts.scale_sizes is not None:
@@ -356,6 +365,11 @@ def resolve(preset: str = "default", **overrides: Any) -> Options:
         raise ConfigError(f"unknown preset '{preset}'{did_you_mean(preset, PRESETS)}")
     values = dict(PRESETS[preset])
     for key, value in overrides.items():
+        if key in _IMAGES:
+            raise ConfigError(
+                f"`{key}` is an image, not an option: pass it to stylize() or transfer() as {key}= "
+                "(a path or a PIL image)"
+            )
         if key not in _FIELDS:
             raise ConfigError(f"unknown option '{key}'{did_you_mean(key, _FIELDS)}")
         if value is not None:
@@ -364,9 +378,6 @@ def resolve(preset: str = "default", **overrides: Any) -> Options:
         values["style_strength"] = None  # an explicit alpha/beta keeps eq. 7's literal meaning
         if overrides.get("tv_weight") is None:
             values["tv_weight"] = 0.0  # ... and no TV unless asked for: its default is relative to the balance
-    if values.get("style_masks") is not None:
-        masks = values["style_masks"]
-        values["style_masks"] = tuple(str(v) for v in masks) if isinstance(masks, list | tuple) else (str(masks),)
     for key in ("content_layers", "style_layers"):
         if key in values:
             try:

@@ -83,7 +83,7 @@ def check_inputs(
     content_size: tuple[int, int],
     style_sizes: Sequence[tuple[int, int]],
     n_style_masks: int | None = None,
-    has_content_mask: bool | None = None,
+    has_content_mask: bool = False,
 ) -> None:
     """Refuse, before any work, images and options that cannot make a transfer.
 
@@ -97,7 +97,7 @@ def check_inputs(
     if opts.style_blend is not None and len(opts.style_blend) != n:
         raise ConfigError(f"`style_blend` has {len(opts.style_blend)} weights for {n} style image(s)")
     if n_style_masks is not None:
-        if not (has_content_mask if has_content_mask is not None else opts.content_mask):
+        if not has_content_mask:
             raise ConfigError("`style_masks` needs `content_mask` (which region gets which style)")
         if n_style_masks != n:
             raise ConfigError(f"`style_masks` has {n_style_masks} mask(s) for {n} style image(s)")

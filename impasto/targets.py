@@ -7,9 +7,6 @@ scale starts from noise, the photo or a given image.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-
 import torch
 from PIL import Image
 from torch.nn import functional as F
@@ -18,23 +15,14 @@ from . import color
 from .balance import balanced_content_weight, balanced_tv_weight, references
 from .config import Options
 from .image import pil_to_tensor, resize, tensor_to_pil
+from .inputs import Inputs
 from .losses import Objective, StyleRegion
 from .masks import region_guides, style_guide
 from .schedule import Scale
 from .upscale import start_from
 
+# Inputs: re-exported from impasto.inputs, where the images of a transfer are loaded.
 __all__ = ["Inputs", "delivered", "noise", "set_targets", "start_image"]
-
-
-@dataclass(frozen=True)
-class Inputs:
-    """The images of one transfer, checked against each other and the options."""
-
-    content: Image.Image
-    styles: Sequence[Image.Image]
-    init_image: Image.Image | None
-    content_mask: Image.Image | None
-    style_masks: Sequence[Image.Image] | None
 
 
 def noise(width: int, height: int, seed: int, device: torch.device) -> torch.Tensor:
@@ -103,7 +91,7 @@ def _regions(
 ) -> list[StyleRegion]:
     """Spatial control: region i of the content mask (at ``size``) gets style image i."""
     assert inputs.content_mask is not None
-    guides = region_guides(inputs.content_mask, *size, opts.content_mask or "content mask")
+    guides = region_guides(inputs.content_mask, *size, inputs.content_mask_name)
     regions = []
     for i, (guide, t) in enumerate(zip(guides, style_ts, strict=True)):
         sg = None

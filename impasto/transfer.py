@@ -21,15 +21,16 @@ from PIL import Image
 from torch.nn import functional as F
 
 from .config import Options
-from .errors import ConfigError, NumericalError
-from .image import load_image
+from .errors import NumericalError
+from .image import DEFAULT_MAX_PIXELS
+from .inputs import ImageLike, Inputs, gather, recorded
 from .losses import Objective
 from .masks import check_masks
 from .memory import Fit, plan
 from .network import get_vgg, resolve_device, resolve_precision
 from .optimize import ScaleResult, ScaleStep, optimize
 from .schedule import MIN_COARSE_SIDE, Budget, Scale, check_inputs, plan_scales, scale_plan
-from .targets import Inputs, delivered, set_targets, start_image
+from .targets import delivered, set_targets, start_image
 from .tiles import TiledObjective
 from .vgg import VGG19
 
@@ -104,28 +105,13 @@ class _PlusExtra:
         return total + term, terms | {"extra": term.detach()}
 
 
-def _prepare(
-    content: Image.Image,
-    styles: Sequence[Image.Image],
-    opts: Options,
-    init_image: Image.Image | None,
-    content_mask: Image.Image | None,
-    style_masks: Sequence[Image.Image] | None,
-) -> tuple[Inputs, torch.device]:
-    """Load the images ``opts`` names and not given, refuse what cannot make a transfer, pick the device."""
-    if not styles:
-        raise ConfigError("at least one style image is needed")
-    if content_mask is None and opts.content_mask:
-        content_mask = load_image(opts.content_mask)
-    if style_masks is None and opts.style_masks:
-        style_masks = [load_image(m) for m in opts.style_masks]
-    n_style_masks = None if style_masks is None else len(style_masks)
-    check_inputs(opts, content.size, [s.size for s in styles], n_style_masks, content_mask is not None)
-    check_masks(content, styles, content_mask, style_masks, opts.content_mask or "content mask")
-    device = resolve_device(opts.device)
-    if opts.init not in ("noise", "content") and init_image is None:
-        init_image = load_image(opts.init)
-    return Inputs(content, styles, init_image, content_mask, style_masks), device
+def _prepare(opts: Options, inputs: Inputs) -> torch.device:
+    """Refuse what cannot make a transfer, before any work; pick the device."""
+    n_style_masks = None if inputs.style_masks is None else len(inputs.style_masks)
+    sizes = [s.size for s in inputs.styles]
+    check_inputs(opts, inputs.content.size, sizes, n_style_masks, inputs.content_mask is not None)
+    check_masks(inputs.content, inputs.styles, inputs.content_mask, inputs.style_masks, inputs.content_mask_name)
+    return resolve_device(opts.device)
 
 
 def _network(opts: Options, device: torch.device, given: VGG19 | None) -> tuple[VGG19, str]:
@@ -245,27 +231,30 @@ def _optimise_scale(
 
 
 def transfer(
-    content: Image.Image,
-    styles: Sequence[Image.Image],
+    content: ImageLike,
+    styles: ImageLike | Sequence[ImageLike],
     opts: Options,
     *,
-    init_image: Image.Image | None = None,
-    content_mask: Image.Image | None = None,
-    style_masks: Sequence[Image.Image] | None = None,
+    init_image: ImageLike | None = None,
+    content_mask: ImageLike | None = None,
+    style_masks: Sequence[ImageLike] | None = None,
     network: VGG19 | None = None,
     on_step: Callable[[Step], None] | None = None,
     image_every: int = 0,
     should_stop: Callable[[], bool] | None = None,
     start_time: float | None = None,
     extra_loss: ExtraLoss | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Result:
-    """Paint ``content`` in the manner of ``styles`` (RGB PIL images) with options ``opts``.
+    """Paint ``content`` in the manner of ``styles`` with options ``opts``.
 
-    ``content_mask``/``style_masks`` (images; loaded from ``opts`` paths when not given) enable
-    spatial control. ``network`` replaces the VGG19 that ``opts`` names (weights, pooling,
-    network), used as given (cast when ``opts.precision`` is not ``auto``), on the device
-    ``opts.device`` resolves to: e.g. the small stand-in of :mod:`impasto.testing`. ``start_time``
-    (a ``time.perf_counter()`` value) is when ``max_time`` starts counting; default: now.
+    Every image is a path or a PIL image (:mod:`impasto.inputs`; a path's image must be within
+    ``max_pixels``). ``init_image`` is where ``opts.init == "image"`` starts from;
+    ``content_mask``/``style_masks`` enable spatial control. ``network`` replaces the VGG19 that
+    ``opts`` names (weights, pooling, network), used as given (cast when ``opts.precision`` is not
+    ``auto``), on the device ``opts.device`` resolves to: e.g. the small stand-in of
+    :mod:`impasto.testing`. ``start_time`` (a ``time.perf_counter()`` value) is when ``max_time``
+    starts counting; default: now.
 
     ``extra_loss(image, objective_value)`` adds a term on the pixels to eq. 7 at every scale
     (image (1, 3, h, w), 0..255, with its gradient; the objective's value detached, so that the term
@@ -273,11 +262,21 @@ def transfer(
     loss term ``extra`` and counts in ``loss``.
     """
     start = start_time if start_time is not None else time.perf_counter()
-    inputs, device = _prepare(content, styles, opts, init_image, content_mask, style_masks)
+    inputs = gather(
+        content,
+        styles,
+        opts.init,
+        init_image=init_image,
+        content_mask=content_mask,
+        style_masks=style_masks,
+        max_pixels=max_pixels,
+    )
+    content_img = inputs.content
+    device = _prepare(opts, inputs)
     network, compute = _network(opts, device, network)
     precision = "bf16" if network.dtype == torch.bfloat16 else "fp32"
     objective = _objective(network, opts)
-    scales = scale_plan(opts, content.size)
+    scales = scale_plan(opts, content_img.size)
     fits = plan(
         [sc.size for sc in scales],
         [sc.steps for sc in scales],
@@ -292,7 +291,7 @@ def transfer(
         compute += f"; {note}"
     deadline = start + opts.max_time if opts.max_time is not None else None
     budget = Budget([s.steps for s in scales], [w * h for w, h in (s.size for s in scales)], deadline)
-    run = _Run(content, opts, scales, budget, start, on_step, image_every, should_stop, compute, extra_loss)
+    run = _Run(content_img, opts, scales, budget, start, on_step, image_every, should_stop, compute, extra_loss)
     current: torch.Tensor | None = None
     result: ScaleResult | None = None
     done, user_stopped = 0, False
@@ -316,13 +315,15 @@ def transfer(
             break
     assert result is not None and current is not None
     return Result(
-        image=delivered(current, content, scales[-1].size, opts, content_t),
+        image=delivered(current, content_img, scales[-1].size, opts, content_t),
         loss=result.loss,
         losses=result.terms,
         steps=done,
         elapsed=time.perf_counter() - start,
         interrupted=result.interrupted,
         stopped=user_stopped,
-        params=opts.to_dict() | _computed(device, precision, objective, fits[-1]),
+        params=opts.to_dict()
+        | recorded(opts.init, init_image, content_mask, style_masks)
+        | _computed(device, precision, objective, fits[-1]),
         fault=None if result.fault is None else f"{result.fault} (scale {idx + 1} of {len(scales)}): stopped there",
     )

@@ -31,6 +31,7 @@ from PIL import Image
 from .config import Options, resolve
 from .errors import ConfigError
 from .image import DEFAULT_MAX_PIXELS, fit_size, load_image
+from .inputs import check_init, split_images
 from .transfer import Step, transfer
 from .vgg import VGG19
 from .video_flow import FlowMethod, as_array, consistency, flow, warp
@@ -146,22 +147,24 @@ def stylize_video(
 
     ``frames`` is an iterable of images (consumed one at a time: a stream works) or a video file
     or folder of frames. ``options`` are those of :func:`impasto.stylize` (size, style_strength,
-    seed...). ``done`` are outputs of an earlier run of the same frames and options: they are
-    yielded as they are and continue the run (resuming). Ctrl-C (KeyboardInterrupt) propagates;
-    the frames yielded before it are finished.
+    seed..., and its images ``init_image``, ``content_mask``, ``style_masks``). ``done`` are outputs
+    of an earlier run of the same frames and options: they are yielded as they are and continue the
+    run (resuming). Ctrl-C (KeyboardInterrupt) propagates; the frames yielded before it are finished.
     """
     settings = settings or VideoSettings()
     settings.check()
+    options, images = split_images(options)
     opts: Options = resolve(preset, **options)
     styles = [style] if isinstance(style, str | os.PathLike | Image.Image) else list(style)
     if not styles:
         raise ConfigError("at least one style image is needed")
     style_imgs = [s if isinstance(s, Image.Image) else load_image(s, max_pixels) for s in styles]
+    check_init(opts.init, "init_image" in images)  # before the first frame
     source = _frames_of(frames, max_pixels)
     total = frames_total if frames_total is not None else (len(source) if isinstance(source, Sequence) else None)
     first_steps, later_steps = settings.steps_for(_device(opts))
     first = opts if first_steps is None else dataclasses.replace(opts, steps=first_steps)
-    later = dataclasses.replace(opts, steps=later_steps, scales=1, scale_sizes=None, init="previous frame")
+    later = dataclasses.replace(opts, steps=later_steps, scales=1, scale_sizes=None, init="image")  # the previous frame
     inputs: list[Image.Image] = []  # the last few input frames, at the working size
     outputs: list[np.ndarray] = []  # the last few outputs, (H, W, 3) float32
     start = time.perf_counter()
@@ -176,8 +179,9 @@ def stylize_video(
             out = done[t].convert("RGB")
         else:
             out = _one_frame(
-                t, frame, inputs, outputs, style_imgs, first, later, settings, network, on_step, total, start, per_step
-            )
+                t, frame, inputs, outputs, style_imgs, images, first, later, settings, network, on_step, total, start,
+                per_step,
+            )  # fmt: skip
         outputs = [*outputs[-keep + 1 :], as_array(out)] if keep > 1 else [as_array(out)]
         yield out
 
@@ -188,6 +192,7 @@ def _one_frame(
     inputs: list[Image.Image],
     outputs: list[np.ndarray],
     styles: list[Image.Image],
+    images: dict[str, Any],
     first: Options,
     later: Options,
     settings: VideoSettings,
@@ -197,8 +202,11 @@ def _one_frame(
     start: float,
     per_step: list[float],
 ) -> Image.Image:
-    """Frame ``t``: a still transfer (t = 0) or warm-started from the warped previous output with the temporal loss."""
-    opts, init, extra = first, None, None
+    """Frame ``t``: a still transfer (t = 0) or warm-started from the warped previous output with the temporal loss.
+
+    ``images``: the masks of every frame and the init image of the first (paths or PIL images).
+    """
+    opts, init, extra = first, images.get("init_image"), None
     if t > 0:
         opts = later
         offsets = [j for j in settings.temporal_offsets if j <= len(outputs)]
@@ -227,7 +235,10 @@ def _one_frame(
             eta = s.eta + left * later.steps * rate
         on_step(FrameStep(t + 1, total, s, eta if total is not None else None, time.perf_counter() - start))
 
-    result = transfer(frame, styles, opts, init_image=init, network=network, on_step=progress, extra_loss=extra)
+    masks = {k: v for k, v in images.items() if k != "init_image"}
+    result = transfer(
+        frame, styles, opts, init_image=init, network=network, on_step=progress, extra_loss=extra, **masks
+    )
     if result.interrupted:
         raise KeyboardInterrupt
     if t > 0 and result.steps:

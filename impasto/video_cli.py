@@ -7,7 +7,6 @@ to every frame (the first frame's steps and scales; later frames run one scale, 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from typing import Any
 
@@ -94,7 +93,7 @@ class _Printer:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``impasto video``; returns the exit code (0, 2 bad input, 130 Ctrl-C)."""
-    from .config import Options
+    from .cli import _options
     from .video import VideoSettings
     from .video_run import run_video
 
@@ -107,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
         frame_steps=args.frame_steps,
         temporal_offsets=(1, 2, 4) if args.long_term else (1,),
     )
-    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(Options) if getattr(args, f.name) is not None}
+    given, images = _options(args)  # --init FILE and the masks: images
+    options = {k: v for k, v in given.items() if v is not None}
     printer = _Printer(args.quiet)
     result = run_video(
         args.input,
@@ -122,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         on_step=printer.step,
         on_frame=printer.frame,
         on_start=None if args.quiet else _started,
+        **images,
         **options,
     )
     if result.interrupted:

@@ -23,6 +23,7 @@ from PIL import Image
 from .config import resolve
 from .errors import InputError
 from .image import DEFAULT_MAX_PIXELS, _new_file, load_image, save_image
+from .inputs import IMAGE_ARGS, recorded, split_images
 from .vgg import VGG19
 from .video import FrameStep, VideoSettings, stylize_video
 from .video_io import is_video_path, read_clip, require, write_frames, write_video
@@ -127,7 +128,8 @@ def run_video(
     """
     settings = settings or VideoSettings()
     settings.check()
-    opts = resolve(preset, **options)
+    opts = resolve(preset, **split_images(options)[0])
+    named = recorded(opts.init, *(options.get(k) for k in IMAGE_ARGS))  # the init image and masks, by name
     out = check_output(output)
     if is_video_path(out):
         require("av")
@@ -137,7 +139,9 @@ def run_video(
     style_imgs = [load_image(s, max_pixels) for s in style_paths]
     clip = read_clip(src, opts.size, start, duration, max_pixels, fps)
     work = work_folder(out)
-    key = _fingerprint(src, style_paths, opts.to_dict(), settings, [clip.start, len(clip.frames), float(clip.fps)])
+    key = _fingerprint(
+        src, style_paths, opts.to_dict() | named, settings, [clip.start, len(clip.frames), float(clip.fps)]
+    )
     stamp = work / "fingerprint.json"
     restarted = False
     if work.exists() and (not stamp.is_file() or json.loads(stamp.read_text()).get("fingerprint") != key):
@@ -151,7 +155,13 @@ def run_video(
     run = VideoRun(out, n, len(done), restarted=restarted, work=work)
     if on_start is not None:
         on_start(run)
-    params = {"content": src.name, "styles": [s.name for s in style_paths], **opts.to_dict(), **asdict(settings)}
+    params = {
+        "content": src.name,
+        "styles": [s.name for s in style_paths],
+        **opts.to_dict(),
+        **named,
+        **asdict(settings),
+    }
     frames = stylize_video(
         clip.frames, style_imgs, preset=preset, settings=settings, done=done, network=network, on_step=on_step,
         max_pixels=max_pixels, **options,

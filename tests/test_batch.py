@@ -321,3 +321,30 @@ def test_ray_address_that_refuses_connections_is_a_quick_error(
         port = s.getsockname()[1]
     with pytest.raises(ConfigError, match="cannot reach a Ray head node"):
         run_batch(photos, paintings, tmp_path / "out", ray=f"127.0.0.1:{port}")
+
+
+def test_init_file_and_masks_reach_every_item_and_are_recorded(
+    run_cli: Callable[..., tuple[int, str, str]], photos: Path, paintings: list[Path], tmp_path: Path,
+    narrow_network: None,
+) -> None:  # fmt: skip
+    start = tmp_path / "start.png"
+    Image.new("RGB", (48, 48), (200, 10, 100)).save(start)
+    out = tmp_path / "out"
+    argv = ["batch", photos, "--style", paintings[0], "-o", out, "--size", 32, "--steps", 0, "--scales", 1]
+    code, _, err = run_cli([*argv, "--init", start, "--no-sheet"])
+    assert code == 0, err
+    for name in ("a_style0.png", "b_style0.png"):
+        params = read_params(out / name)
+        assert params["init"] == str(start) and params["content_mask"] is None
+        with Image.open(out / name) as img:  # 0 steps: the init image itself
+            assert np.abs(np.asarray(img.convert("RGB"), dtype=np.int16) - (200, 10, 100)).max() <= 1
+    code, _, err = run_cli([*argv, "--init", start, "--no-sheet"])
+    assert code == 0 and "nothing to do" in err  # the same init file: the same items
+    mask = tmp_path / "white.png"
+    Image.new("L", (48, 40), 255).save(mask)
+    items = plan([photos / "a.png"], paintings[:1], options={"content_mask": str(mask), "init": "noise"})
+    assert dict(items[0].images) == {"content_mask": str(mask)} and "content_mask" not in items[0].option_dict()
+    manifest = batch([photos / "a.png"], paintings[:1], tmp_path / "masked", content_mask=mask, sheet=False, **TINY)
+    assert manifest.count("done") == 1
+    (entry,) = manifest.entries.values()
+    assert read_params(tmp_path / "masked" / entry.output)["content_mask"] == str(mask)

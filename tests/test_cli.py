@@ -680,7 +680,7 @@ def no_work(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         raise AssertionError("work started before the output was checked")
 
     monkeypatch.setattr(importlib.import_module("impasto.transfer"), "get_vgg", work)
-    monkeypatch.setattr(importlib.import_module("impasto._api"), "load_image", work)
+    monkeypatch.setattr(importlib.import_module("impasto.inputs"), "load_image", work)
     return monkeypatch
 
 
@@ -812,7 +812,7 @@ def test_ctrl_c_before_any_image(stylize, monkeypatch: pytest.MonkeyPatch) -> No
     def interrupt(*args: Any, **kwargs: Any) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(importlib.import_module("impasto._api"), "load_image", interrupt)
+    monkeypatch.setattr(importlib.import_module("impasto.inputs"), "load_image", interrupt)
     run = stylize()
     assert run.code == 130
     assert run.err.splitlines() == ["impasto: interrupted before any image was made"]
@@ -921,7 +921,7 @@ def test_info_prints_the_stored_parameters(stylize, run_cli: RunCli) -> None:  #
 def test_info_says_where_each_value_came_from(stylize, run_cli: RunCli) -> None:  # type: ignore[no-untyped-def]
     made = ok(stylize(steps=2, seed=7, scales=False, tv_weight=False))  # scales: paper's 1; tv_weight: 0
     sources = made.params["sources"]
-    assert set(sources) == {f.name for f in dataclasses.fields(Options)}
+    assert set(sources) == {f.name for f in dataclasses.fields(Options)} | {"content_mask", "style_masks"}
     assert sources["seed"] == sources["steps"] == "command line"
     assert sources["scales"] == "preset" and made.params["scales"] == PRESETS["paper"]["scales"]
     assert sources["tv_weight"] == "preset" and made.params["tv_weight"] == 0.0  # the paper's: no TV

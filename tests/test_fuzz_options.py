@@ -47,7 +47,7 @@ VALUES: dict[str, list[Any]] = {
     "style_strength": [None, *WEIGHTS],
     "style_weight": [None, *WEIGHTS],
     "content_weight": [None, *WEIGHTS],
-    "init": ["content", "noise", "", 3],
+    "init": ["content", "noise", "image", "start.png", "", 3],
     "optimizer": ["lbfgs", "adam", "sgd", None],
     "learning_rate": [0, 2.0, 1e308, -1, NAN, INF],
     "lbfgs_history": [0, 1, 5, 2**31 - 1, HUGE, NAN],
@@ -68,8 +68,8 @@ VALUES: dict[str, list[Any]] = {
     "quality": [1, 95, 0, 101, NAN, HUGE],
 }
 # Left out: weights and weights_format (files: tests/test_vgg.py), network (the stand-in is a raw
-# network), content_mask and style_masks (files: tests/test_masks.py).
-LEFT_OUT = {"weights", "weights_format", "network", "content_mask", "style_masks"}
+# network). The masks and the init image are arguments, not options (tests/test_inputs.py).
+LEFT_OUT = {"weights", "weights_format", "network"}
 NAMES = {f.name for f in dataclasses.fields(Options)}
 CASES = 60
 

@@ -310,10 +310,10 @@ def test_init_file(options, tmp_path: Path, content_image: Image.Image, style_im
     start.paste((250, 250, 0), (0, 0, 40, 60))
     path = tmp_path / "start.png"
     start.save(path)
-    out = transfer(content_image, [style_image], options(steps=0, init=str(path))).image
+    out = transfer(content_image, [style_image], options(steps=0, init="image"), init_image=path).image
     assert np.array_equal(pixels(out), pixels(start.resize((32, 24), Image.Resampling.BILINEAR)))
-    # and via the init_image argument
-    out2 = transfer(content_image, [style_image], options(steps=0, init=str(path)), init_image=start).image
+    # and as a PIL image
+    out2 = transfer(content_image, [style_image], options(steps=0, init="image"), init_image=start).image
     assert np.array_equal(pixels(out2), pixels(out))
 
 
@@ -321,7 +321,7 @@ def test_init_missing_file(options, tmp_path: Path, content_image: Image.Image, 
     from impasto import InputError
 
     with pytest.raises(InputError, match="not found"):
-        transfer(content_image, [style_image], options(init=str(tmp_path / "nope.png")))
+        transfer(content_image, [style_image], options(init="image"), init_image=tmp_path / "nope.png")
 
 
 def test_transfer_interrupt_returns_the_best_image(

@@ -63,5 +63,5 @@ def test_a_transfer_starts_from_it() -> None:
     photo = _photo()
     preview = tensor_to_pil(_down(photo, 16, 24))
     inputs = targets_module.Inputs(make_photo(96, 64, seed=3), [], preview, None, None)
-    start = targets_module.start_image(inputs, Options(init="image.png"), (96, 64), photo, torch.device("cpu"))
+    start = targets_module.start_image(inputs, Options(init="image"), (96, 64), photo, torch.device("cpu"))
     assert torch.equal(start, start_from(preview, photo))

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from conftest import make_painting
 from PIL import Image
 
+from impasto.config import resolve
+from impasto.errors import ConfigError
 from impasto.video import VideoSettings, stylize_video
 from impasto.video_flow import consistency, flow, temporal_error, warp
 from impasto.video_run import run_video, work_folder
@@ -194,3 +198,40 @@ def test_step_defaults_are_per_device_and_given_values_win() -> None:
     assert VideoSettings().steps_for(torch.device("cuda")) == STEPS["cuda"]
     assert VideoSettings().steps_for(torch.device("meta")) == STEPS["cpu"]  # an unlisted device: the CPU's
     assert VideoSettings(first_frame_steps=7, frame_steps=3).steps_for(torch.device("cuda")) == (7, 3)
+
+
+def test_the_init_image_starts_the_first_frame_and_the_masks_hold_for_every_frame(
+    tmp_path: Path, narrow_network: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from impasto.transfer import transfer
+
+    frames = moving_square(2)
+    styles = [make_painting(48, 48), make_painting(48, 48, seed=5)]
+    start = Image.new("RGB", (64, 64), (200, 10, 100))
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (32, 0, 64, 64))
+    mask.save(tmp_path / "halves.png")
+    settings = VideoSettings(first_frame_steps=2, frame_steps=2)
+    first = resolve("default", **(SMALL | {"steps": 2}))
+
+    def pixels(img: Image.Image) -> np.ndarray:
+        return np.asarray(img, dtype=np.int16)
+
+    started = list(stylize_video(frames, styles[:1], settings=settings, init_image=start, **SMALL))
+    alone = transfer(frames[0], styles[:1], dataclasses.replace(first, init="image"), init_image=start)
+    assert np.array_equal(pixels(started[0]), pixels(alone.image))
+    plain = list(stylize_video(frames, styles, settings=settings, **SMALL))
+    video = importlib.import_module("impasto.video")
+    given: list[Any] = []
+
+    def spy(*args: Any, **kw: Any) -> Any:
+        given.append(kw.get("content_mask"))
+        return transfer(*args, **kw)
+
+    monkeypatch.setattr(video, "transfer", spy)
+    masked = list(stylize_video(frames, styles, settings=settings, content_mask=tmp_path / "halves.png", **SMALL))
+    assert given == [tmp_path / "halves.png"] * 2  # every frame has the mask
+    assert np.array_equal(pixels(masked[0]), pixels(transfer(frames[0], styles, first, content_mask=mask).image))
+    assert not np.array_equal(pixels(masked[1]), pixels(plain[1]))
+    with pytest.raises(ConfigError, match="2 region"):
+        list(stylize_video(frames, styles[:1], settings=settings, content_mask=mask, **SMALL))

@@ -25,7 +25,9 @@ from PIL import Image
 from impasto import bundled_image, load_image, read_params, resolve
 from impasto.config import PRESETS, Options
 from impasto.errors import ConfigError, InputError
-from impasto.web.fields import UPLOADS, excluded
+from impasto.inputs import IMAGE_HELP, MASKS_AFTER
+from impasto.web.fields import UPLOADS, excluded, form_fields
+from impasto.web.job import JobSpec
 from impasto.web.jobs import JobManager
 from impasto.web.server import create_app, serve
 from impasto.web.settings import StudioSettings
@@ -158,10 +160,12 @@ def test_docs_and_openapi(client: TestClient) -> None:
 def test_form_fields_are_derived_from_options(client: TestClient) -> None:
     info = client.get("/api/options").json()
     fields = {f["name"]: f for f in info["fields"]}
-    expected = [f for f in dataclasses.fields(Options) if f.name not in excluded()]
-    assert list(fields) == [f.name for f in expected]
-    for f in expected:
-        assert fields[f.name]["help"] == f.metadata["help"], f.name
+    expected = [f.name for f in dataclasses.fields(Options) if f.name not in excluded()]
+    at = expected.index(MASKS_AFTER) + 1  # the masks: images, not options, listed where they were options
+    assert list(fields) == [*expected[:at], "content_mask", "style_masks", *expected[at:]]
+    helps = {f.name: f.metadata["help"] for f in dataclasses.fields(Options)} | IMAGE_HELP
+    for name in fields:
+        assert fields[name]["help"] == helps[name], name
     assert fields["size"]["kind"] == "int" and fields["size"]["maximum"] == 256
     assert fields["ratio"]["kind"] == "float" and not fields["ratio"]["main"]
     assert fields["style_strength"]["kind"] == "float" and fields["style_strength"]["main"]
@@ -315,8 +319,10 @@ def test_init_image_upload(client: TestClient, runner: FakeRunner) -> None:
     status = wait_for(client, r.json()["id"])
     assert status["params"]["init"] == "upload: start.png"
     assert [i["role"] for i in status["inputs"]] == ["content", "style", "init_image"]
-    init_path = Path(runner.calls[-1]["options"]["init"])
+    call = runner.calls[-1]
+    init_path = Path(call["init_image"])  # an argument of the run, not an option
     assert init_path.name == "init_image-1" and load_image(init_path).getpixel((0, 0)) == (9, 9, 9)
+    assert call["opts"].init == "image" and call["options"] == status["options"]
     assert "init" not in status["options"]
 
 
@@ -338,10 +344,17 @@ def test_mask_uploads(client: TestClient, runner: FakeRunner) -> None:
     ]  # fmt: skip
     assert status["params"]["content_mask"] == "upload: regions.png"
     assert status["params"]["style_masks"] == ["upload: m1.png", "upload: m2.png"]
-    opts = runner.calls[-1]["opts"]
-    assert Path(opts.content_mask).name == "content_mask-1"
-    assert [Path(p).name for p in opts.style_masks] == ["style_mask-1", "style_mask-2"]
-    assert opts.style_blend == (1.0, 3.0)
+    call = runner.calls[-1]
+    assert Path(call["content_mask"]).name == "content_mask-1"
+    assert [Path(p).name for p in call["style_masks"]] == ["style_mask-1", "style_mask-2"]
+    assert call["opts"].style_blend == (1.0, 3.0)
+    assert call["options"]["style_blend"] == (1.0, 3.0) and status["options"]["style_blend"] == [1.0, 3.0]
+    assert set(call["options"]) == set(status["options"])  # the one overrides dict: no image paths in it
+
+
+def test_the_job_spec_holds_one_overrides_dict() -> None:
+    names = {f.name for f in dataclasses.fields(JobSpec)}
+    assert "overrides" in names and "run_overrides" not in names
 
 
 # One valid, non-default value for every web form field. A new Options field fails the first test
@@ -383,7 +396,8 @@ FIELD_VALUES: dict[str, str] = {
 
 def test_field_values_cover_every_web_field() -> None:
     images = {name for name in UPLOADS if name != "init"}  # tested by test_mask_uploads
-    assert set(FIELD_VALUES) | images == {f.name for f in dataclasses.fields(Options)} - set(excluded())
+    assert set(FIELD_VALUES) == {f.name for f in dataclasses.fields(Options)} - set(excluded())
+    assert {f.name for f in form_fields(StudioSettings())} == set(FIELD_VALUES) | images
 
 
 @pytest.mark.parametrize("name", sorted(FIELD_VALUES))

@@ -21,6 +21,7 @@ import torch
 
 from ..config import PRESETS, Options, resolve
 from ..errors import ConfigError, ImpastoError, did_you_mean
+from ..inputs import IMAGE_HELP, MASKS_AFTER
 from ..schedule import check_inputs, plan_scales
 from .settings import StudioSettings
 
@@ -28,6 +29,7 @@ __all__ = [
     "IMAGE_FIELDS",
     "MAIN_FIELDS",
     "UPLOADS",
+    "UPLOAD_ARGS",
     "FormField",
     "check_images",
     "device_choices",
@@ -45,10 +47,13 @@ _SERVER_FILES = {
     "weights_format": "it only describes --weights, which is a path on the server",
     "max_memory": "the server's memory is budgeted by the server (free RAM or GPU memory)",
 }
-# Options that hold image paths become uploads: option name -> multipart file field.
+# The images beyond the photo and the paintings, as uploads: form field -> multipart file field.
+# init is an option (noise or content) or an uploaded init image; the masks are images only.
 UPLOADS = {"init": "init_image", "content_mask": "content_mask", "style_masks": "style_mask"}
+# The transfer() argument each upload becomes.
+UPLOAD_ARGS = {"init": "init_image", "content_mask": "content_mask", "style_masks": "style_masks"}
 # Text options the studio knows how to check.
-_KNOWN_TEXT = {"device", "init", "content_mask", "style_masks", "content_layers", "style_layers"}
+_KNOWN_TEXT = {"device", "init", "content_layers", "style_layers"}
 # The controls shown first on the page; the others sit under "More options".
 MAIN_FIELDS = ("size", "steps", "scales", "style_strength", "seed", "pooling", "init", "tv_weight")
 # Multipart fields that are images, not options.
@@ -102,18 +107,16 @@ def _bounds(name: str, settings: StudioSettings) -> tuple[float | None, float | 
 
 def _kind(name: str, hint: Any) -> tuple[Kind, tuple[str, ...] | None, Literal["int", "float"] | None] | None:
     """(kind, choices, item type) of a field's type, or None for a text option we do not know."""
+    if name == "init":
+        return "choice", INIT_CHOICES, None
     if typing.get_origin(hint) is Literal:
         return "choice", tuple(str(a) for a in typing.get_args(hint)), None
     if hint is bool:
         return "bool", None, None
     if hint is int or hint is float:
         return ("int" if hint is int else "float"), None, None
-    if name == "init":
-        return "choice", INIT_CHOICES, None
     if name == "device":
         return "choice", device_choices(), None
-    if name in UPLOADS:
-        return "file", None, None
     if name in ("content_layers", "style_layers"):
         return "layers", None, None
     args = typing.get_args(hint)
@@ -153,8 +156,17 @@ def worded(exc: ImpastoError) -> str:
     return exc.worded(web_name)
 
 
+def _mask_fields() -> list[FormField]:
+    """The masks' upload fields: images, not options."""
+    return [
+        FormField(name=name, label=name.replace("_", " "), help=IMAGE_HELP[name], kind="file", optional=True,
+                  upload=UPLOADS[name], multiple=name == "style_masks")
+        for name in ("content_mask", "style_masks")
+    ]  # fmt: skip
+
+
 def form_fields(settings: StudioSettings) -> list[FormField]:
-    """The form fields, in the order of :class:`Options`."""
+    """The form fields, in the order of :class:`Options` (the masks after ``MASKS_AFTER``)."""
     hints, skip = _hints(), excluded()
     out = []
     for f in dataclasses.fields(Options):
@@ -167,7 +179,7 @@ def form_fields(settings: StudioSettings) -> list[FormField]:
             FormField(
                 name=f.name,
                 label=f.name.replace("_", " "),
-                help=str(f.metadata.get("help", "")),
+                help=IMAGE_HELP.get(f.name, str(f.metadata.get("help", ""))),
                 kind=kind,
                 optional=hints[f.name][1],
                 choices=choices,
@@ -175,17 +187,19 @@ def form_fields(settings: StudioSettings) -> list[FormField]:
                 maximum=high,
                 item=item,
                 upload=UPLOADS.get(f.name),
-                multiple=typing.get_origin(hints[f.name][0]) is tuple and kind == "file",
                 main=f.name in MAIN_FIELDS,
             )
         )
+        if f.name == MASKS_AFTER:
+            out += _mask_fields()
     return out
 
 
 def preset_values() -> dict[str, dict[str, Any]]:
-    """Every field's value under each preset, as the page shows it."""
+    """Every field's value under each preset, as the page shows it (None for the masks: no preset has any)."""
     skip = excluded()
-    return {name: {k: v for k, v in resolve(name).to_dict().items() if k not in skip} for name in PRESETS}
+    masks = {f.name: None for f in _mask_fields()}
+    return {name: {k: v for k, v in resolve(name).to_dict().items() if k not in skip} | masks for name in PRESETS}
 
 
 def _number(spec: FormField, raw: str, kind: str) -> int | float:
@@ -261,11 +275,17 @@ def parse_options(form: Mapping[str, str], settings: StudioSettings) -> tuple[st
     return preset, overrides, opts
 
 
-def check_images(opts: Options, content: tuple[int, int], styles: list[tuple[int, int]], masks: int | None) -> None:
+def check_images(
+    opts: Options,
+    content: tuple[int, int],
+    styles: list[tuple[int, int]],
+    masks: int | None,
+    has_content_mask: bool = False,
+) -> None:
     """Refuse, before queueing, a job whose images do not fit its options.
 
     The same rules :func:`impasto.transfer.transfer` applies at run time
     (:func:`impasto.schedule.check_inputs`); checking them here turns a failed job into an
     immediate 422.
     """
-    check_inputs(opts, content, styles, masks)
+    check_inputs(opts, content, styles, masks, has_content_mask)

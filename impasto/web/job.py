@@ -17,6 +17,7 @@ from PIL import Image
 from .. import __version__
 from ..config import Options
 from ..errors import ImpastoError
+from .fields import UPLOAD_ARGS
 from .media import StoredImage
 
 __all__ = ["FINISHED", "Conflict", "Job", "JobSpec", "QueueFull", "State"]
@@ -48,13 +49,20 @@ class JobSpec:
     """What a job was asked to do: checked options and stored input images."""
 
     preset: str
-    overrides: dict[str, Any]  # the fields as submitted, for "restore these settings"
-    run_overrides: dict[str, Any]  # the same plus the server paths of uploaded init/mask images
-    options: Options  # resolved
+    overrides: dict[str, Any]  # the option fields as submitted: what the run gets, and "restore these settings"
+    options: Options  # resolved (init "image" with an uploaded init image)
     content: StoredImage
     styles: tuple[StoredImage, ...]
-    uploads: dict[str, tuple[StoredImage, ...]]  # option name (init, content_mask, ...) -> images
+    uploads: dict[str, tuple[StoredImage, ...]]  # form field (init, content_mask, style_masks) -> images
     device: str  # resolved: one queue per device
+
+    def images(self) -> dict[str, Any]:
+        """The uploaded images as the runner's arguments: ``init_image``, ``content_mask``, ``style_masks``."""
+        out: dict[str, Any] = {}
+        for name, images in self.uploads.items():
+            paths = [s.path for s in images]
+            out[UPLOAD_ARGS[name]] = paths if name == "style_masks" else paths[0]
+        return out
 
 
 @dataclass(eq=False)
@@ -93,10 +101,10 @@ class Job:
     def params(self) -> dict[str, Any]:
         """The parameters embedded in this job's images (as ``impasto info`` shows them)."""
         spec = self.spec
-        opts = spec.options.to_dict()
+        opts = spec.options.to_dict() | {"content_mask": None, "style_masks": None}
         for name, images in spec.uploads.items():  # not the server's paths
             labels = [f"upload: {s.label}" for s in images]
-            opts[name] = labels if isinstance(opts.get(name), list | tuple) else labels[0]
+            opts[name] = labels if name == "style_masks" else labels[0]
         return {
             "impasto": __version__,
             "preset": spec.preset,

@@ -325,7 +325,8 @@ class JobManager:
                 image_every=self._image_every(spec.device),
                 should_stop=lambda: job.cancel.is_set() or self._closed,
                 max_pixels=self.settings.max_pixels,
-                **spec.run_overrides,
+                **spec.images(),
+                **spec.overrides,
             )
             chosen = {k: result.params[k] for k in COMPUTED if k in result.params}  # device, precision, tiling...
             meta = (

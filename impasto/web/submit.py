@@ -8,6 +8,7 @@ deleted again on any error.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import shutil
 import tempfile
@@ -19,7 +20,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
-from ..config import resolve
 from ..errors import ConfigError, InputError
 from ..image import load_image
 from ..network import resolve_device
@@ -172,8 +172,7 @@ async def _create(form: FormData, manager: JobManager) -> Job:
             for i, f in enumerate(files.get("style", []), start=1)
         ] + examples
         uploads: dict[str, tuple[StoredImage, ...]] = {}
-        run_overrides = dict(overrides)
-        for option, field in UPLOADS.items():
+        for name, field in UPLOADS.items():
             stored = tuple(
                 [
                     await _store(f, folder, f"{field}-{i}", f"{field.replace('_', ' ')} {i}", limit, pixels)
@@ -181,13 +180,13 @@ async def _create(form: FormData, manager: JobManager) -> Job:
                 ]
             )
             if stored:
-                uploads[option] = stored
-                paths = tuple(str(s.path) for s in stored)
-                run_overrides[option] = paths if option == "style_masks" else paths[0]
-        opts = resolve(preset, **run_overrides)
+                uploads[name] = stored
+        if "init" in uploads:
+            opts = dataclasses.replace(opts, init="image")  # where the run starts: the init image
         masks = len(uploads["style_masks"]) if "style_masks" in uploads else None
-        check_images(opts, (content.width, content.height), [(s.width, s.height) for s in styles], masks)
-        spec = JobSpec(preset, overrides, run_overrides, opts, content, tuple(styles), uploads, device)
+        sizes = [(s.width, s.height) for s in styles]
+        check_images(opts, (content.width, content.height), sizes, masks, "content_mask" in uploads)
+        spec = JobSpec(preset, overrides, opts, content, tuple(styles), uploads, device)
         return manager.submit(job_id, folder, spec)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)

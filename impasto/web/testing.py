@@ -18,6 +18,7 @@ from PIL import Image
 from .. import style_transfer
 from ..config import resolve
 from ..image import load_image
+from ..inputs import split_images
 from ..transfer import Result, Step
 
 __all__ = ["FakeRunner", "PacedRunner"]
@@ -92,7 +93,7 @@ class FakeRunner(_Paced):
 
     def __init__(self) -> None:
         super().__init__()
-        self.calls: list[dict[str, Any]] = []  # content, styles, preset, options, opts of every run
+        self.calls: list[dict[str, Any]] = []  # content, styles, preset, options, opts, images of every run
         self.error: BaseException | None = None  # raised instead of running, when set
 
     def __call__(
@@ -105,13 +106,19 @@ class FakeRunner(_Paced):
         image_every: int,
         should_stop: Callable[[], bool],
         max_pixels: int,
+        init_image: Path | None = None,
+        content_mask: Path | None = None,
+        style_masks: list[Path] | None = None,
         **options: Any,
     ) -> Result:
-        opts = resolve(preset, **options)
-        self.calls.append({"content": content, "styles": styles, "preset": preset, "options": options, "opts": opts})
+        images = {"init_image": init_image, "content_mask": content_mask, "style_masks": style_masks}
+        opts = resolve(preset, **split_images(options | images)[0])
+        self.calls.append(
+            {"content": content, "styles": styles, "preset": preset, "options": options, "opts": opts} | images
+        )
         if self.error is not None:
             raise self.error
-        for path in (content, *styles):
+        for path in (content, *styles, *(p for p in (init_image, content_mask) if p), *(style_masks or ())):
             load_image(path, max_pixels=max_pixels)
         image = Image.new("RGB", (opts.size, opts.size * 3 // 4), (0, 0, 0))
         done, stopped, start = 0, False, time.perf_counter()
