@@ -167,6 +167,8 @@ def test_upload_run_watch_and_download(page: Page, real_studio: Studio, errors: 
     pg.wait_for_function(
         "() => document.querySelector('#status-line .badge')?.textContent === 'done'", timeout=JOB_TIMEOUT_MS
     )
+    # The badge turns on the status event; the last image is fetched and decoded after it.
+    pg.wait_for_function("() => document.getElementById('preview')?.dataset.step === '6'", timeout=JOB_TIMEOUT_MS)
     steps = pg.evaluate("() => window.previewSteps")
     assert len(set(steps)) >= 2, f"the preview changed only for steps {steps}"
     assert steps == sorted(steps) and steps[-1] == 6
