@@ -98,9 +98,6 @@ class LBFGS:
         self.t: torch.Tensor | float = 1.0
         self.prev: torch.Tensor | None = None  # the last gradient
 
-    def zero_grad(self) -> None:
-        self.x.grad = None  # the closure's backward then hands its gradient over without a copy
-
     def step(self, closure: Callable[[], torch.Tensor]) -> None:
         """Evaluate ``closure`` (it sets ``x.grad``), then move ``x`` along the L-BFGS direction."""
         with torch.enable_grad():
