@@ -27,6 +27,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorMessage, "description": text}
     for code, text in ((400, "bad input"), (404, "unknown job"), (422, "invalid option"))
 }
+_FULL: dict[int | str, dict[str, Any]] = {507: {"model": ErrorMessage, "description": "no room to store an upload"}}
 # The same for a route whose own answers are not JSON (FastAPI would file its errors under the route's type).
 _JSON_ERRORS: dict[int | str, dict[str, Any]] = {
     code: {
@@ -167,7 +168,13 @@ def build_router(manager: JobManager) -> APIRouter:
         response_model=JobCreated,
         max_body_size=settings.max_request_bytes,
         summary="Start a style transfer",
-        responses={**_ERRORS, 413: {"model": ErrorMessage}, 415: {"model": ErrorMessage}, 429: {"model": ErrorMessage}},
+        responses={
+            **_ERRORS,
+            **_FULL,
+            413: {"model": ErrorMessage},
+            415: {"model": ErrorMessage},
+            429: {"model": ErrorMessage},
+        },
         openapi_extra={"requestBody": request_schema(_field_schemas(fields), list(presets), names)},
     )
     async def post_job(request: Request) -> JobCreated:
@@ -183,7 +190,7 @@ def build_router(manager: JobManager) -> APIRouter:
         response_model=ImageChecked,
         max_body_size=settings.max_request_bytes,
         summary="Check an image before a job uses it",
-        responses={**_ERRORS, 413: {"model": ErrorMessage}, 415: {"model": ErrorMessage}},
+        responses={**_ERRORS, **_FULL, 413: {"model": ErrorMessage}, 415: {"model": ErrorMessage}},
     )
     async def post_image_check(request: Request) -> ImageChecked:
         """Multipart form with one file, in the field a job would take it in (``content``, ``style``,
