@@ -7,6 +7,8 @@ job and leaves no file; and nothing leaks: the server's open files (``/proc/PID/
 (``/proc/PID/task``) come back to where they were before the test, within a small slack, while each
 fault is thrown several times (a leak per connection would show as at least that many).
 
+``IMPASTO_CONNECTIONS_SUMMARY=FILE`` appends each test's figures to FILE (a JSON object a line).
+
 Nothing here waits on the clock alone: every socket has a timeout, every wait polls for a condition
 with a deadline, and a deadline passed fails the test with what was seen instead of hanging.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 import socket
 import struct
@@ -39,6 +42,7 @@ JOB = {"content_example": "tubingen", "style_example": "starry_night", "size": "
 SOCKET_SECONDS = 30.0  # any single recv or send on a raw socket
 WAIT_SECONDS = 120.0  # a job to finish, the server to see a client go
 SETTLE_SECONDS = 30.0  # idle thread-pool threads end after 10 s
+EXACT_SECONDS = 5.0  # how long to wait for exactly the baseline before the slack is allowed
 FD_SLACK = 1  # a probe connection the event loop has not torn down yet
 THREAD_SLACK = 2  # thread-pool threads of the status probes, not yet idle for 10 s
 TIMES = 5  # each fault is thrown this often: a leak per connection would exceed the slack
@@ -106,17 +110,30 @@ def idle(studio: Studio) -> tuple[int, int]:
 
 
 def settle(studio: Studio, before: tuple[int, int]) -> tuple[int, int]:
-    """Wait until open files and threads are back within the slack of ``before``; the last reading."""
-    deadline = time.monotonic() + SETTLE_SECONDS
+    """Wait until open files and threads are back where they were (up to EXACT_SECONDS), or else
+    within the slack (up to SETTLE_SECONDS); the last reading."""
+    start = time.monotonic()
     while True:
         now = resources(studio)
-        if (now[0] <= before[0] + FD_SLACK and now[1] <= before[1] + THREAD_SLACK) or time.monotonic() > deadline:
+        waited = time.monotonic() - start
+        if now[0] <= before[0] and now[1] <= before[1]:
             return now
-        time.sleep(0.1)  # polling, with the deadline above
+        if waited > EXACT_SECONDS and now[0] <= before[0] + FD_SLACK and now[1] <= before[1] + THREAD_SLACK:
+            return now
+        if waited > SETTLE_SECONDS:
+            return now
+        time.sleep(0.1)  # polling, with the deadlines above
 
 
-def assert_no_leak(studio: Studio, before: tuple[int, int]) -> None:
+def report(test: str, **figures: Any) -> None:
+    if target := os.environ.get("IMPASTO_CONNECTIONS_SUMMARY"):
+        with open(target, "a") as fh:
+            fh.write(json.dumps({"test": test, **figures}) + "\n")
+
+
+def assert_no_leak(studio: Studio, before: tuple[int, int], test: str, **figures: Any) -> None:
     after = settle(studio, before)
+    report(test, files=[before[0], after[0]], threads=[before[1], after[1]], **figures)
     assert after[0] <= before[0] + FD_SLACK, f"open files {before[0]} -> {after[0]}"
     assert after[1] <= before[1] + THREAD_SLACK, f"threads {before[1]} -> {after[1]}"
 
@@ -194,7 +211,7 @@ def test_clients_that_disconnect_mid_stream_leave_the_job_running(studio: Studio
     final = wait_finished(studio, job)
     assert final["state"] == "done" and final["step"] == LONG_STEPS, final
     assert studio.healthy()
-    assert_no_leak(studio, before)
+    assert_no_leak(studio, before, "mid-stream", clients=len(ways))
 
 
 # --- a client that never reads its event stream ------------------------------------------------
@@ -246,7 +263,8 @@ def test_clients_that_never_read_their_stream_hold_back_nobody(studio: Studio) -
         for sock in stalled:
             close(sock, "unread")
     assert studio.healthy()
-    assert_no_leak(studio, before)
+    figures = {"late_events": len(late), "followed_events": len(followed), "status_max_s": round(max(latencies), 3)}
+    assert_no_leak(studio, before, "never-read", clients=TIMES, **figures)
 
 
 # --- an upload abandoned half-way --------------------------------------------------------------
@@ -308,7 +326,7 @@ def test_uploads_abandoned_half_way_leave_no_job_and_no_file(studio: Studio, spo
     assert set(studio.workdir.iterdir()) == folders  # no job folder, no .check- folder
     assert not list(spool.iterdir())  # no spool file
     assert not fd_in(studio, spool)  # nor an open, deleted one
-    assert_no_leak(studio, before)
+    assert_no_leak(studio, before, "upload", clients=len(cut_points), body_bytes=len(body))
 
 
 def fd_in(studio: Studio, folder: Path) -> bool:
