@@ -45,15 +45,18 @@ def free_port() -> int:
 
 
 class Studio:
-    """``impasto serve --port P FLAGS...`` as a child process; ``url`` is its base address."""
+    """``impasto serve --port P FLAGS...`` as a child process; ``url`` is its base address.
 
-    def __init__(self, workdir: Path, *flags: str) -> None:
+    ``env``: variables set for the child on top of this process's (``TMPDIR``: where it spools uploads).
+    """
+
+    def __init__(self, workdir: Path, *flags: str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workdir = workdir
         self.log = workdir.parent / f"serve-{self.port}.log"
         argv = ["--port", str(self.port), "--workdir", str(workdir), *flags]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen([sys.executable, "-c", _LAUNCH, *argv], stdout=log, stderr=log, env=env)
         self._wait_ready()

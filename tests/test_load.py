@@ -4,8 +4,8 @@
 result, while a monitor asks ``/api/jobs/{id}`` every 50 ms. Every job must end ``done`` or be
 refused with 429/503 when the queue is full; every status answer must come within a bound; peak
 RSS and the job folder must stay bounded. ``IMPASTO_LOAD_SUMMARY=FILE`` writes the figures there.
-(The connection-fault tests, a client that disconnects mid-stream, never reads its stream or
-abandons an upload, hung in some runs after this one and were taken out: docs/reliability.md.)
+The connection faults (a client that disconnects mid-stream, never reads its stream or abandons an
+upload) are in tests/test_connections.py.
 """
 
 from __future__ import annotations

@@ -3,12 +3,15 @@
 Jobs are addressed only by their server-generated uuid4; anything else is a 404.
 """
 
+import asyncio
 import dataclasses
+import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
-from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.sse import KEEPALIVE_COMMENT, format_sse_event
+from starlette.responses import StreamingResponse
 
 from .. import __version__
 from ..errors import InputError
@@ -24,6 +27,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorMessage, "description": text}
     for code, text in ((400, "bad input"), (404, "unknown job"), (422, "invalid option"))
 }
+_FULL: dict[int | str, dict[str, Any]] = {507: {"model": ErrorMessage, "description": "no room to store an upload"}}
 # The same for a route whose own answers are not JSON (FastAPI would file its errors under the route's type).
 _JSON_ERRORS: dict[int | str, dict[str, Any]] = {
     code: {
@@ -31,6 +35,35 @@ _JSON_ERRORS: dict[int | str, dict[str, Any]] = {
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorMessage"}}},
     }
     for code, e in _ERRORS.items()
+}
+PING_SECONDS = 15.0  # a comment line on a stream quiet for this long (FastAPI's own interval)
+
+
+class _EventStream(StreamingResponse):
+    """A server-sent event stream written by the route itself. (FastAPI's ``EventSourceResponse`` makes
+    its own keep-alive task, which raised an error with a traceback whenever a client left while the
+    server was held back by it: fastapi discussion #15725.)"""
+
+    media_type = "text/event-stream"
+
+
+_EVENTS: dict[int | str, dict[str, Any]] = {  # OpenAPI 3.2's form for an event stream, as FastAPI writes it
+    200: {
+        "description": "Successful Response",
+        "content": {
+            "text/event-stream": {
+                "itemSchema": {
+                    "type": "object",
+                    "properties": {
+                        "data": {"type": "string"},
+                        "event": {"type": "string"},
+                        "id": {"type": "string"},
+                        "retry": {"type": "integer", "minimum": 0},
+                    },
+                }
+            }
+        },
+    }
 }
 _PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}, "description": "a PNG"}}
 
@@ -135,7 +168,13 @@ def build_router(manager: JobManager) -> APIRouter:
         response_model=JobCreated,
         max_body_size=settings.max_request_bytes,
         summary="Start a style transfer",
-        responses={**_ERRORS, 413: {"model": ErrorMessage}, 415: {"model": ErrorMessage}, 429: {"model": ErrorMessage}},
+        responses={
+            **_ERRORS,
+            **_FULL,
+            413: {"model": ErrorMessage},
+            415: {"model": ErrorMessage},
+            429: {"model": ErrorMessage},
+        },
         openapi_extra={"requestBody": request_schema(_field_schemas(fields), list(presets), names)},
     )
     async def post_job(request: Request) -> JobCreated:
@@ -151,7 +190,7 @@ def build_router(manager: JobManager) -> APIRouter:
         response_model=ImageChecked,
         max_body_size=settings.max_request_bytes,
         summary="Check an image before a job uses it",
-        responses={**_ERRORS, 413: {"model": ErrorMessage}, 415: {"model": ErrorMessage}},
+        responses={**_ERRORS, **_FULL, 413: {"model": ErrorMessage}, 415: {"model": ErrorMessage}},
     )
     async def post_image_check(request: Request) -> ImageChecked:
         """Multipart form with one file, in the field a job would take it in (``content``, ``style``,
@@ -205,22 +244,29 @@ def build_router(manager: JobManager) -> APIRouter:
             raise HTTPException(404, f"job {job.id} has been deleted") from None
         return Response(data, media_type=images[index].media_type, headers={"Cache-Control": "no-store"})
 
-    @router.get("/jobs/{job_id}/events", response_class=EventSourceResponse, responses=_JSON_ERRORS)
-    async def job_events(job: JobDep) -> AsyncIterator[ServerSentEvent]:
-        """Server-sent events: a ``status`` event (a JobStatus) whenever the job changes, until it ends."""
+    async def job_stream(job: Job) -> AsyncIterator[bytes]:
         with manager.listen(job) as changed:
             last = -1
             while True:
                 changed.clear()
                 if manager.get(job.id) is None:
-                    yield ServerSentEvent(event="gone", data={"id": job.id})
+                    yield format_sse_event(data_str=json.dumps({"id": job.id}), event="gone")
                     return
                 snap = status(job)
                 if snap.version != last:
                     last = snap.version
-                    yield ServerSentEvent(event="status", data=snap.model_dump(), id=str(snap.version), retry=2000)
+                    data = snap.model_dump_json()
+                    yield format_sse_event(data_str=data, event="status", id=str(snap.version), retry=2000)
                 if snap.state in FINISHED:  # the state just sent, not job.state: the job may have
                     return  # finished since, and its last event must still go out
-                await changed.wait()
+                try:
+                    await asyncio.wait_for(changed.wait(), PING_SECONDS)
+                except asyncio.TimeoutError:
+                    yield KEEPALIVE_COMMENT  # a proxy must not take the quiet stream of a queued job for dead
+
+    @router.get("/jobs/{job_id}/events", response_class=_EventStream, responses={**_EVENTS, **_JSON_ERRORS})
+    async def job_events(job: JobDep) -> _EventStream:
+        """Server-sent events: a ``status`` event (a JobStatus) whenever the job changes, until it ends."""
+        return _EventStream(job_stream(job), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     return router

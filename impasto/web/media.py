@@ -17,11 +17,12 @@ from typing import Any
 from PIL import Image, PngImagePlugin
 
 from ..data import data_dir
-from ..errors import InputError
+from ..errors import ImpastoError, InputError
 from ..image import PARAMS_KEY, load_image
 
 __all__ = [
     "Example",
+    "StorageFull",
     "StoredImage",
     "TooLarge",
     "encode_png",
@@ -38,6 +39,10 @@ THUMB_SIDE = 256
 
 class TooLarge(InputError):
     """An upload over the size limit (HTTP 413)."""
+
+
+class StorageFull(ImpastoError):
+    """The studio cannot write an upload to its job folder: a full disk, mostly (HTTP 507)."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +126,11 @@ def store_image(data: bytes, dest: Path, label: str, role: str, max_pixels: int)
     """
     if not data:
         raise InputError(f"{role} '{label}': file is empty")
-    dest.write_bytes(data)
+    try:
+        dest.write_bytes(data)
+    except OSError as exc:
+        dest.unlink(missing_ok=True)  # what part of it was written
+        raise StorageFull(f"{role} '{label}': the studio cannot store it ({exc.strerror or exc})") from None
     try:
         img = load_image(dest, max_pixels=max_pixels)
         with Image.open(dest) as raw:

@@ -32,7 +32,7 @@ from ..errors import ConfigError, DeviceError, ImpastoError, InputError
 from .api import build_router
 from .fields import worded
 from .jobs import Conflict, JobManager, QueueFull, Runner
-from .media import TooLarge
+from .media import StorageFull, TooLarge
 from .settings import StudioSettings
 from .submit import UnsupportedMedia
 
@@ -52,6 +52,7 @@ PAGE_HEADERS = {
 }
 _STATUS: tuple[tuple[type[ImpastoError], int], ...] = (
     (TooLarge, 413),
+    (StorageFull, 507),
     (UnsupportedMedia, 415),
     (QueueFull, 429),
     (Conflict, 409),

@@ -1,0 +1,215 @@
+"""A real full disk: a 1 MB tmpfs mounted for each test, filled up by a file, unmounted afterwards.
+
+tests/test_faults.py makes the same faults with a stand-in file whose writes raise ENOSPC, so they
+are tested on any machine; these tests need root (``mount -t tmpfs``) and skip, saying why, where
+mounting is not permitted. What must hold, as there: one line that says what happened (CLI: exit
+code and stderr, no traceback; studio: the job's error or the answer's ``detail``), no partial or
+temporary file left, the previous output byte for byte as it was, the studio able to go on.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import make_painting, make_photo
+from fastapi.testclient import TestClient
+
+from impasto import cli
+from impasto.web.server import create_app
+from impasto.web.settings import StudioSettings
+
+DISK_BYTES = 1 << 20
+ROOM = 4096  # what a filled disk keeps free when a write should start and then fail: one page
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A fresh 1 MB tmpfs on ``tmp_path/disk``; unmounted (lazily, if something still holds it) afterwards."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip(f"mounting a tmpfs needs root and mount(8) (uid {os.geteuid()}); test_faults.py's stand-ins ran")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={DISK_BYTES},mode=0755", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if done.returncode != 0:
+        pytest.skip(
+            f"mount -t tmpfs failed here ({done.stderr.strip() or done.returncode}); test_faults.py's stand-ins ran"
+        )
+    try:
+        yield mount
+    finally:
+        if subprocess.run(["umount", str(mount)], capture_output=True, timeout=30).returncode != 0:
+            subprocess.run(["umount", "-l", str(mount)], check=True, timeout=30)
+
+
+def fill(disk: Path, room: int = 0) -> Path:
+    """Fill ``disk`` with one file until a write fails with ENOSPC, then give back ``room`` bytes."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    block = b"\xff" * 65536
+    try:
+        while True:
+            try:
+                os.write(fd, block)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                break
+    finally:
+        os.close(fd)
+    if room:
+        os.truncate(filler, filler.stat().st_size - room)
+    free = shutil.disk_usage(disk).free
+    assert free == room, (free, room)
+    return filler
+
+
+def one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("impasto: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+# --- the CLI's -o --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> tuple[Path, Path]:
+    make_photo(64, 48).save(tmp_path / "photo.png")
+    make_painting(48, 48).save(tmp_path / "painting.png")
+    return tmp_path / "photo.png", tmp_path / "painting.png"
+
+
+def stylize(files: tuple[Path, Path], out: Path, *flags: str) -> list[str]:
+    args = ["stylize", str(files[0]), str(files[1]), "-o", str(out), "--size", "64", "--steps", "4", "--scales", "1"]
+    return [*args, "--quiet", *flags]
+
+
+@pytest.fixture
+def earlier(narrow_network: None, files: tuple[Path, Path], small_disk: Path) -> bytes:
+    """An earlier output, ``out.png`` on the small disk, made by the CLI itself; its bytes."""
+    assert cli.main(stylize(files, small_disk / "out.png", "--seed", "1")) == 0
+    return (small_disk / "out.png").read_bytes()
+
+
+def test_cli_on_a_disk_already_full_refuses_before_any_work(
+    files: tuple[Path, Path], small_disk: Path, earlier: bytes
+) -> None:
+    """A real ``impasto`` process (the check comes before the network is loaded): exit 2, one line."""
+    fill(small_disk)
+    out = small_disk / "out.png"
+    impasto = Path(sys.executable).with_name("impasto")
+    done = subprocess.run([str(impasto), *stylize(files, out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    line = one_error_line(done.stderr)
+    assert str(out) in line and "only 0.0 MB free" in line, line
+    assert out.read_bytes() == earlier
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "out.png"]  # no .out.png.*.part
+
+
+@pytest.fixture
+def fills_during_the_run(monkeypatch: pytest.MonkeyPatch, small_disk: Path) -> Callable[[], int]:
+    """The disk fills up (but for one page) while the run optimises, after the CLI's up-front check."""
+    module = importlib.import_module("impasto.transfer")
+    real = module.optimize
+    calls = [0]
+
+    def optimize(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        calls[0] += 1
+        fill(small_disk, ROOM)
+        return result
+
+    monkeypatch.setattr(module, "optimize", optimize)
+    return lambda: calls[0]
+
+
+@pytest.mark.parametrize("previous", [True, False], ids=["over-an-earlier-output", "a-new-file"])
+def test_cli_disk_that_fills_during_the_run(
+    narrow_network: None,
+    files: tuple[Path, Path],
+    small_disk: Path,
+    request: pytest.FixtureRequest,
+    capsys: pytest.CaptureFixture[str],
+    previous: bool,
+) -> None:
+    out = small_disk / "out.png"
+    before = request.getfixturevalue("earlier") if previous else None
+    filled = request.getfixturevalue("fills_during_the_run")
+    capsys.readouterr()
+    assert cli.main(stylize(files, out)) == 2
+    assert filled() == 1  # the disk did fill between the check and the save
+    line = one_error_line(capsys.readouterr().err)
+    assert str(out) in line and "cannot write the image (No space left on device)" in line, line
+    assert (out.read_bytes() == before) if previous else not out.exists()
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", *(["out.png"] if previous else [])]
+    assert shutil.disk_usage(small_disk).free == ROOM  # the partial file's pages are free again
+
+
+# --- the studio's job folder ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def studio(narrow_network: None, small_disk: Path) -> Iterator[TestClient]:
+    settings = StudioSettings(workdir=small_disk / "work", max_size=64, max_steps=20, preview_seconds=0.0)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+JOB = {"content_example": "tubingen", "style_example": "starry_night", "size": "64", "steps": "3", "scales": "1"}
+
+
+def run_job(client: TestClient, **files: Any) -> dict[str, Any]:
+    created = client.post("/api/jobs", data=JOB if not files else {**JOB, "content_example": ""}, files=files)
+    assert created.status_code == 201, created.text
+    manager = client.app.state.manager  # type: ignore[attr-defined]
+    job = manager.get(created.json()["id"])
+    assert manager.wait(lambda: job.state.value in ("done", "failed", "cancelled"), 120)
+    return client.get(f"/api/jobs/{job.id}").json()  # type: ignore[no-any-return]
+
+
+def photo_png() -> bytes:
+    buf = io.BytesIO()
+    make_photo(64, 48).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_studio_on_a_full_disk(studio: TestClient, small_disk: Path) -> None:
+    first = run_job(studio)
+    assert first["state"] == "done", first
+    image = studio.get(first["image_url"]).content
+    work = small_disk / "work"
+    filler = fill(small_disk, ROOM)
+
+    failed = run_job(studio)  # its result does not fit
+    assert failed["state"] == "failed" and "No space left on device" in failed["error"], failed
+    assert "\n" not in failed["error"] and str(small_disk) not in failed["error"]  # no server path
+    assert sorted(p.name for p in (work / failed["id"]).iterdir()) == []  # no result.png, no .part
+
+    folders = sorted(work.iterdir())
+    upload = studio.post("/api/jobs", data={**JOB, "content_example": ""},
+                         files={"content": ("photo.png", photo_png(), "image/png")})  # fmt: skip
+    assert upload.status_code == 507, (upload.status_code, upload.text)  # the upload does not fit
+    detail = upload.json()["detail"]
+    assert "No space left on device" in detail and "photo.png" in detail and str(small_disk) not in detail, detail
+    assert sorted(work.iterdir()) == folders  # its folder is gone again
+
+    assert studio.get(first["image_url"]).content == image  # the earlier result, as it was
+    filler.unlink()
+    assert run_job(studio)["state"] == "done"
+    assert run_job(studio, content=("photo.png", photo_png(), "image/png"))["state"] == "done"
