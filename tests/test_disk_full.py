@@ -35,12 +35,24 @@ ROOM = 4096  # what a filled disk keeps free when a write should start and then 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A fresh 1 MB tmpfs on ``tmp_path/disk``; unmounted (lazily, if something still holds it) afterwards."""
-    mount = tmp_path / "disk"
+    yield from _tmpfs(tmp_path / "disk", f"size={DISK_BYTES},mode=0755")
+
+
+@pytest.fixture
+def few_inodes(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs with room for bytes but for only ``INODES`` files and folders."""
+    yield from _tmpfs(tmp_path / "disk", f"size={DISK_BYTES},nr_inodes={INODES},mode=0755")
+
+
+INODES = 64
+
+
+def _tmpfs(mount: Path, options: str) -> Iterator[Path]:
     mount.mkdir()
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip(f"mounting a tmpfs needs root and mount(8) (uid {os.geteuid()}); test_faults.py's stand-ins ran")
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={DISK_BYTES},mode=0755", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)],
         capture_output=True,
         text=True,
         timeout=30,
@@ -213,3 +225,31 @@ def test_studio_on_a_full_disk(studio: TestClient, small_disk: Path) -> None:
     filler.unlink()
     assert run_job(studio)["state"] == "done"
     assert run_job(studio, content=("photo.png", photo_png(), "image/png"))["state"] == "done"
+
+
+def test_studio_out_of_inodes_refuses_a_job_whose_folder_cannot_be_made(narrow_network: None, few_inodes: Path) -> None:
+    """No inode left for the job's folder: 507 with one line, before any upload is read; the studio goes on."""
+    settings = StudioSettings(workdir=few_inodes / "work", max_size=64, max_steps=20, preview_seconds=0.0)
+    with TestClient(create_app(settings)) as client:
+        first = run_job(client)
+        assert first["state"] == "done", first
+        fillers = []
+        while True:  # use up every inode left
+            try:
+                fillers.append(few_inodes / f"filler-{len(fillers)}")
+                fillers[-1].touch()
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+                fillers.pop()
+                break
+        folders = sorted((few_inodes / "work").iterdir())
+        refused = client.post("/api/jobs", data={**JOB, "content_example": ""},
+                              files={"content": ("photo.png", photo_png(), "image/png")})  # fmt: skip
+        assert refused.status_code == 507, (refused.status_code, refused.text)
+        detail = refused.json()["detail"]
+        assert detail == "the studio cannot make a folder for the job (No space left on device)", detail
+        assert sorted((few_inodes / "work").iterdir()) == folders
+        assert client.get(f"/api/jobs/{first['id']}").json()["state"] == "done"
+        for filler in fillers:
+            filler.unlink()
+        assert run_job(client)["state"] == "done"

@@ -27,7 +27,7 @@ from ..image import save_image
 from ..transfer import COMPUTED, Result, Step
 from .fields import worded
 from .job import FINISHED, Conflict, Job, JobSpec, QueueFull, State
-from .media import encode_png
+from .media import StorageFull, encode_png
 from .settings import StudioSettings
 
 __all__ = ["FINISHED", "Conflict", "Job", "JobManager", "JobSpec", "QueueFull", "Runner", "State"]
@@ -88,10 +88,13 @@ class JobManager:
     def root(self) -> Path:
         """The folder of the job folders: ``workdir``, or a temporary folder made on first use."""
         with self._lock:
-            if self._root is None:
-                self._root = Path(tempfile.mkdtemp(prefix="impasto-studio-"))
-                log.info("job files go to %s", self._root)
-            self._root.mkdir(parents=True, exist_ok=True)
+            try:
+                if self._root is None:
+                    self._root = Path(tempfile.mkdtemp(prefix="impasto-studio-"))
+                    log.info("job files go to %s", self._root)
+                self._root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageFull(f"the studio cannot make its job folder ({exc.strerror or exc})") from None
             return self._root
 
     # --- submitting -------------------------------------------------------------------------
@@ -101,7 +104,10 @@ class JobManager:
         self._check_capacity()
         job_id = str(uuid.uuid4())
         folder = self.root / job_id
-        folder.mkdir()
+        try:
+            folder.mkdir()
+        except OSError as exc:  # a full disk (no blocks or no inodes left), mostly
+            raise StorageFull(f"the studio cannot make a folder for the job ({exc.strerror or exc})") from None
         return job_id, folder
 
     def _check_capacity(self) -> None:

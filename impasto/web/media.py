@@ -42,7 +42,7 @@ class TooLarge(InputError):
 
 
 class StorageFull(ImpastoError):
-    """The studio cannot write an upload to its job folder: a full disk, mostly (HTTP 507)."""
+    """The studio cannot make a job folder or write an upload to it: a full disk, mostly (HTTP 507)."""
 
 
 @dataclass(frozen=True)
