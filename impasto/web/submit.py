@@ -23,7 +23,8 @@ from starlette.requests import Request
 from ..errors import ConfigError, InputError
 from ..image import load_image
 from ..network import resolve_device
-from .fields import UPLOADS, check_images, parse_options
+from ..schedule import plan
+from .fields import UPLOADS, parse_options
 from .jobs import Job, JobManager, JobSpec
 from .media import StoredImage, TooLarge, example_path, safe_label, store_image
 
@@ -185,7 +186,7 @@ async def _create(form: FormData, manager: JobManager) -> Job:
             opts = dataclasses.replace(opts, init="image")  # where the run starts: the init image
         masks = len(uploads["style_masks"]) if "style_masks" in uploads else None
         sizes = [(s.width, s.height) for s in styles]
-        check_images(opts, (content.width, content.height), sizes, masks, "content_mask" in uploads)
+        plan(opts, (content.width, content.height), sizes, masks, "content_mask" in uploads)  # a 422 now, not a failed job
         spec = JobSpec(preset, overrides, opts, content, tuple(styles), uploads, device)
         return manager.submit(job_id, folder, spec)
     except BaseException:
