@@ -186,7 +186,8 @@ async def _create(form: FormData, manager: JobManager) -> Job:
             opts = dataclasses.replace(opts, init="image")  # where the run starts: the init image
         masks = len(uploads["style_masks"]) if "style_masks" in uploads else None
         sizes = [(s.width, s.height) for s in styles]
-        plan(opts, (content.width, content.height), sizes, masks, "content_mask" in uploads)  # a 422 now, not a failed job
+        # The run's own check (impasto.schedule.plan), now: a 422 instead of a failed job.
+        plan(opts, (content.width, content.height), sizes, masks, "content_mask" in uploads)
         spec = JobSpec(preset, overrides, opts, content, tuple(styles), uploads, device)
         return manager.submit(job_id, folder, spec)
     except BaseException:
