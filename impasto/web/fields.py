@@ -272,4 +272,3 @@ def parse_options(form: Mapping[str, str], settings: StudioSettings) -> tuple[st
             f"at most {2 * settings.max_size} for a web job"
         )
     return preset, overrides, opts
-
