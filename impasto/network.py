@@ -137,7 +137,7 @@ def get_vgg(
     weights_format: str,
     pooling: str,
     device: str,
-    network: NetworkKind = "raw",
+    network: NetworkKind,
     dtype: Literal["fp32", "bf16"] = "fp32",
 ) -> VGG19:
     """Load (once per process) the network for these settings, in channels-last layout.

@@ -16,6 +16,7 @@ from typing import Literal
 
 import torch
 
+from .config import Options
 from .vgg import VGG19, Pooling, Preprocessing
 
 __all__ = ["CONVS_PER_BLOCK", "narrow_vgg"]
@@ -24,7 +25,7 @@ CONVS_PER_BLOCK = (2, 2, 4, 4, 4)  # VGG19's five blocks
 
 
 def narrow_vgg(
-    pooling: Pooling = "max",
+    pooling: Pooling = Options.pooling,  # the options' default, as a transfer's network has
     seed: int = 0,
     widths: tuple[int, ...] = (4, 6, 8, 8, 8),
     preprocessing: Literal["caffe", "imagenet"] = "caffe",

