@@ -12,12 +12,10 @@ use it to test plumbing, not looks::
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 
 from .config import Options
-from .vgg import VGG19, Pooling, Preprocessing
+from .vgg import VGG19, InputKind, Pooling, Preprocessing
 
 __all__ = ["CONVS_PER_BLOCK", "narrow_vgg"]
 
@@ -28,7 +26,7 @@ def narrow_vgg(
     pooling: Pooling = Options.pooling,  # the options' default, as a transfer's network has
     seed: int = 0,
     widths: tuple[int, ...] = (4, 6, 8, 8, 8),
-    preprocessing: Literal["caffe", "imagenet"] = "caffe",
+    preprocessing: InputKind = "caffe",
 ) -> VGG19:
     """A VGG19-shaped network with ``widths[b]`` channels in every convolution of block ``b``.
 

