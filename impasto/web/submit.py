@@ -2,7 +2,7 @@
 
 Order of checks: the form's shape (which fields, how many), the option values
 (:func:`impasto.config.resolve` and the web bounds), the device, then the images (size, decodable,
-pixels, big enough for the layers). Nothing is queued unless all pass; the job's folder is
+pixels, and against the options by the run's own check, :func:`impasto.schedule.plan`). Nothing is queued unless all pass; the job's folder is
 deleted again on any error.
 """
 
