@@ -2,8 +2,8 @@
 
 Order of checks: the form's shape (which fields, how many), the option values
 (:func:`impasto.config.resolve` and the web bounds), the device, then the images (size, decodable,
-pixels, and against the options by the run's own check, :func:`impasto.schedule.plan`). Nothing is queued unless all pass; the job's folder is
-deleted again on any error.
+pixels, and against the options by the run's own check, :func:`impasto.schedule.plan`). Nothing
+is queued unless all pass; the job's folder is deleted again on any error.
 """
 
 from __future__ import annotations
