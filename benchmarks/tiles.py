@@ -49,7 +49,7 @@ def one(
     from impasto.tiles import TiledObjective, layout
 
     torch.set_num_threads(threads)
-    net = get_vgg(None, "auto", "max", "cpu", dtype=precision)
+    net = get_vgg(None, "auto", "max", "cpu", "raw", dtype=precision)
     photo, painting = load_image(bundled_image("tubingen")), load_image(bundled_image("starry_night"))
     w, h = fit_size(*photo.size, size)
     layers = [*LAYERS["content"], *LAYERS["style"]]

@@ -106,7 +106,7 @@ class PaperObjective:
         from impasto.losses import Objective
         from impasto.network import get_vgg
 
-        vgg = get_vgg(weights, "auto", "max", device)  # cached: shared with a transfer in this process
+        vgg = get_vgg(weights, "auto", "max", device, "raw")  # cached: shared with a transfer in this process
         self.device = device
         self.objective = Objective(vgg, {"conv4_2": 1.0}, dict(PAPER_STYLE_LAYERS), ALPHA, BETA)
         self.content = resize(load_image(CONTENT), size)

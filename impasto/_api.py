@@ -17,7 +17,14 @@ from .image import DEFAULT_MAX_PIXELS
 from .inputs import ImageLike, split_images
 from .transfer import Result, Step, transfer
 
-__all__ = ["ImageLike", "bundled_image", "style_transfer", "stylize", "stylize_full"]
+__all__ = ["ImageLike", "bundled_image", "provenance", "style_transfer", "stylize", "stylize_full"]
+
+
+def provenance(preset: str) -> dict[str, Any]:
+    """What an output records before its run's parameters: impasto's version and the preset named."""
+    from . import __version__
+
+    return {"impasto": __version__, "preset": preset}
 
 
 def style_transfer(
@@ -41,8 +48,6 @@ def style_transfer(
     steps); ``should_stop`` is polled before every step; ``start_time`` (``time.perf_counter()``)
     is when ``max_time`` starts counting. The images are paths or PIL images, as for :func:`stylize`.
     """
-    from . import __version__
-
     options, _ = split_images(options | {"init_image": init_image})  # with an init image, init="image"
     opts: Options = resolve(preset, **options)
     result = transfer(
@@ -58,7 +63,7 @@ def style_transfer(
         start_time=start_time,
         max_pixels=max_pixels,
     )
-    result.params = {"impasto": __version__, "preset": preset} | result.params
+    result.params = provenance(preset) | result.params
     return result
 
 

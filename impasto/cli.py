@@ -318,29 +318,31 @@ def _output_bytes(opts: Options, save_every: int) -> int:
 def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequence[str | Path]) -> int:
     if args.save_every < 0:
         raise ConfigError(f"--save-every must be >= 0, got {args.save_every}")
-    from . import style_transfer
+    from ._api import provenance
     from .config import resolve
     from .image import check_output_path, save_image
     from .inputs import recorded
+    from .transfer import transfer
 
     options, images = _options(args)
-    opts = resolve(args.preset, **options)  # validate every option before loading anything
+    opts = resolve(args.preset, **options)  # every option checked once, before loading anything
     output = check_output_path(args.output, _output_bytes(opts, args.save_every))
     params: dict[str, Any] = {"content": str(content), "styles": [str(s) for s in styles]}
     params["sources"] = _sources(args, opts)  # for impasto info
     snapshot = _shown_paths(params | opts.to_dict() | recorded(opts.init, **images), args.embed_paths)
     with _Progress(args.quiet, output, args.save_every, snapshot, opts.quality) as progress:
-        result = style_transfer(
+        # transfer() checks the images against the options (impasto.schedule.plan) before any work.
+        result = transfer(
             content,
             list(styles),
+            opts,
             start_time=args.start_time,
-            preset=args.preset,
             on_step=progress,
             image_every=args.save_every,
             max_pixels=args.max_pixels,
             **images,
-            **options,
         )
+    result.params = provenance(args.preset) | result.params
     meta = (
         params
         | result.params

@@ -88,7 +88,7 @@ def _sqrt_sym(cov: torch.Tensor, inverse: bool = False) -> torch.Tensor:
     return root
 
 
-def match_color(style: torch.Tensor, content: torch.Tensor, method: ColorMatch = "sym") -> torch.Tensor:
+def match_color(style: torch.Tensor, content: torch.Tensor, method: ColorMatch) -> torch.Tensor:
     """Map ``style``'s colours so their mean and covariance equal ``content``'s."""
     mu_s, cov_s = _mean_cov(style)
     mu_c, cov_c = _mean_cov(content)

@@ -16,12 +16,13 @@ import torch
 from .errors import DeviceError, did_you_mean, register_fields
 from .vgg import VGG19, load_vgg19
 
-__all__ = ["NetworkKind", "Precision", "cpu_bf16", "get_vgg", "resolve_device", "resolve_precision"]
+__all__ = ["Dtype", "NetworkKind", "Precision", "cpu_bf16", "get_vgg", "resolve_device", "resolve_precision"]
 
 register_fields("device")  # the parameters its errors name (errors.py)
 
 NetworkKind = Literal["raw", "normalized"]  # the raw VGG19 or the paper's normalised copy (impasto.normalize)
 Precision = Literal["auto", "fp32", "bf16"]  # of the network; auto: see resolve_precision
+Dtype = Literal["fp32", "bf16"]  # a precision resolved
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -115,7 +116,7 @@ def _calibrate() -> tuple[bool, str]:
     return fast, "measured"
 
 
-def resolve_precision(precision: Precision, device: torch.device) -> tuple[Literal["fp32", "bf16"], str]:
+def resolve_precision(precision: Precision, device: torch.device) -> tuple[Dtype, str]:
     """The network's dtype for ``precision`` on ``device``, and the reason for an ``auto`` choice.
 
     ``auto`` is bf16 on CUDA (tensor cores) and on CPUs with native bf16 (:func:`cpu_bf16`), fp32
@@ -137,8 +138,8 @@ def get_vgg(
     weights_format: str,
     pooling: str,
     device: str,
-    network: NetworkKind = "raw",
-    dtype: Literal["fp32", "bf16"] = "fp32",
+    network: NetworkKind,
+    dtype: Dtype = "fp32",
 ) -> VGG19:
     """Load (once per process) the network for these settings, in channels-last layout.
 

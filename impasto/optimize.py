@@ -171,9 +171,9 @@ def optimize(
     init: torch.Tensor,
     steps: int,
     *,
-    optimizer: Optimizer = "lbfgs",
-    learning_rate: float = 2.0,
-    lbfgs_history: int = 100,
+    optimizer: Optimizer,
+    learning_rate: float,
+    lbfgs_history: int,
     loss_scale: float | None = LOSS_SCALE,
     on_step: StepCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -184,6 +184,8 @@ def optimize(
     optimisers (L-BFGS without line search, as in the public implementations of the paper).
     ``on_step`` receives a :class:`ScaleStep` after every step; ``should_stop`` is polled before
     every step. Ctrl-C (KeyboardInterrupt) ends the loop early and returns the best image so far.
+    ``optimizer``, ``learning_rate`` and ``lbfgs_history`` are the fields of :class:`impasto.Options`
+    of those names, which hold their defaults (none here).
 
     L-BFGS minimises the objective times the constant that makes its first value ``loss_scale``
     (None: 1). The minimiser is the same, but torch's L-BFGS (no line search) stalls on small

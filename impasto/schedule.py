@@ -17,7 +17,7 @@ from .errors import ConfigError
 from .image import fit_size
 from .vgg import layer_depth
 
-__all__ = ["MIN_COARSE_SIDE", "Budget", "Scale", "check_inputs", "clock", "plan_scales", "scale_plan"]
+__all__ = ["MIN_COARSE_SIDE", "Budget", "Plan", "Scale", "clock", "plan", "plan_scales", "scale_plan"]
 
 # A coarsest scale smaller than this carries too little of the photo: at 64 px conv4_2 is 8 x 6
 # positions, the painting's layout wins there and the finer scales inherit it (docs/look.md: 128
@@ -78,14 +78,40 @@ def scale_plan(opts: Options, content_size: tuple[int, int]) -> list[Scale]:
     ]
 
 
-def check_inputs(
+@dataclass(frozen=True)
+class Plan:
+    """A validated run: its options and the scales of its schedule for the images given.
+
+    Made by :func:`plan`, the one check every front end and :func:`impasto.transfer` use.
+    """
+
+    opts: Options
+    scales: tuple[Scale, ...]  # coarsest first; the last is the output
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the output."""
+        return self.scales[-1].size
+
+    @property
+    def steps(self) -> int:
+        """The planned steps, all scales together."""
+        return sum(s.steps for s in self.scales)
+
+    def budget(self, start: float) -> Budget:
+        """The run's :class:`Budget`, ``max_time`` counted from ``start`` (a ``time.perf_counter()`` value)."""
+        deadline = start + self.opts.max_time if self.opts.max_time is not None else None
+        return Budget([s.steps for s in self.scales], [w * h for w, h in (s.size for s in self.scales)], deadline)
+
+
+def plan(
     opts: Options,
     content_size: tuple[int, int],
     style_sizes: Sequence[tuple[int, int]],
     n_style_masks: int | None = None,
     has_content_mask: bool = False,
-) -> None:
-    """Refuse, before any work, images and options that cannot make a transfer.
+) -> Plan:
+    """The schedule of ``opts`` for these images, refusing before any work what cannot make a transfer.
 
     ``content_size`` and ``style_sizes`` are (width, height) of the input images. Checks: one
     blend weight and one style mask per style image, style masks only with a content mask, and
@@ -120,6 +146,7 @@ def check_inputs(
                     f"style image {k} ({dims[0]}x{dims[1]}) would be {sw}x{sh} px, too small for layer "
                     f"{deepest} (needs at least {need} px per side): raise `size` or `style_size`"
                 )
+    return Plan(opts, tuple(scales))
 
 
 class Budget:

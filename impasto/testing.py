@@ -12,11 +12,10 @@ use it to test plumbing, not looks::
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 
-from .vgg import VGG19, Pooling, Preprocessing
+from .config import Options
+from .vgg import VGG19, InputKind, Pooling, Preprocessing
 
 __all__ = ["CONVS_PER_BLOCK", "narrow_vgg"]
 
@@ -24,10 +23,10 @@ CONVS_PER_BLOCK = (2, 2, 4, 4, 4)  # VGG19's five blocks
 
 
 def narrow_vgg(
-    pooling: Pooling = "max",
+    pooling: Pooling = Options.pooling,  # the options' default, as a transfer's network has
     seed: int = 0,
     widths: tuple[int, ...] = (4, 6, 8, 8, 8),
-    preprocessing: Literal["caffe", "imagenet"] = "caffe",
+    preprocessing: InputKind = "caffe",
 ) -> VGG19:
     """A VGG19-shaped network with ``widths[b]`` channels in every convolution of block ``b``.
 

@@ -20,22 +20,23 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
+from . import memory
 from .config import Options
 from .errors import NumericalError
 from .image import DEFAULT_MAX_PIXELS
 from .inputs import ImageLike, Inputs, gather, recorded
 from .losses import Objective
 from .masks import check_masks
-from .memory import Fit, plan
+from .memory import Fit
 from .network import get_vgg, resolve_device, resolve_precision
 from .optimize import ScaleResult, ScaleStep, optimize
-from .schedule import MIN_COARSE_SIDE, Budget, Scale, check_inputs, plan_scales, scale_plan
+from .schedule import MIN_COARSE_SIDE, Budget, Plan, Scale, plan, plan_scales
 from .targets import delivered, set_targets, start_image
 from .tiles import TiledObjective
 from .vgg import VGG19
 
-# MIN_COARSE_SIDE, check_inputs, get_vgg, plan_scales and resolve_device: re-exported from their modules.
-__all__ = ["MIN_COARSE_SIDE", "Result", "Step", "check_inputs", "get_vgg", "plan_scales", "resolve_device", "transfer"]
+# MIN_COARSE_SIDE, get_vgg, plan_scales and resolve_device: re-exported from their modules.
+__all__ = ["MIN_COARSE_SIDE", "Result", "Step", "get_vgg", "plan_scales", "resolve_device", "transfer"]
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class _Run:
 
     content: Image.Image
     opts: Options
-    scales: list[Scale]
+    scales: Sequence[Scale]
     budget: Budget
     start: float  # time.perf_counter() when the transfer (and max_time) started
     on_step: Callable[[Step], None] | None
@@ -105,13 +106,14 @@ class _PlusExtra:
         return total + term, terms | {"extra": term.detach()}
 
 
-def _prepare(opts: Options, inputs: Inputs) -> torch.device:
-    """Refuse what cannot make a transfer, before any work; pick the device."""
+def _prepare(opts: Options, inputs: Inputs) -> tuple[Plan, torch.device]:
+    """The run's plan (:func:`impasto.schedule.plan`: it refuses what cannot make a transfer, before
+    any work), with the masks checked against their images; and the device."""
     n_style_masks = None if inputs.style_masks is None else len(inputs.style_masks)
     sizes = [s.size for s in inputs.styles]
-    check_inputs(opts, inputs.content.size, sizes, n_style_masks, inputs.content_mask is not None)
+    schedule = plan(opts, inputs.content.size, sizes, n_style_masks, inputs.content_mask is not None)
     check_masks(inputs.content, inputs.styles, inputs.content_mask, inputs.style_masks, inputs.content_mask_name)
-    return resolve_device(opts.device)
+    return schedule, resolve_device(opts.device)
 
 
 def _network(opts: Options, device: torch.device, given: VGG19 | None) -> tuple[VGG19, str]:
@@ -272,12 +274,12 @@ def transfer(
         max_pixels=max_pixels,
     )
     content_img = inputs.content
-    device = _prepare(opts, inputs)
+    schedule, device = _prepare(opts, inputs)
     network, compute = _network(opts, device, network)
     precision = "bf16" if network.dtype == torch.bfloat16 else "fp32"
     objective = _objective(network, opts)
-    scales = scale_plan(opts, content_img.size)
-    fits = plan(
+    scales = schedule.scales
+    fits = memory.plan(
         [sc.size for sc in scales],
         [sc.steps for sc in scales],
         objective.layers,
@@ -289,8 +291,7 @@ def transfer(
     )
     if (note := fits[-1].note()) is not None:
         compute += f"; {note}"
-    deadline = start + opts.max_time if opts.max_time is not None else None
-    budget = Budget([s.steps for s in scales], [w * h for w, h in (s.size for s in scales)], deadline)
+    budget = schedule.budget(start)
     run = _Run(content_img, opts, scales, budget, start, on_step, image_every, should_stop, compute, extra_loss)
     current: torch.Tensor | None = None
     result: ScaleResult | None = None
@@ -315,7 +316,7 @@ def transfer(
             break
     assert result is not None and current is not None
     return Result(
-        image=delivered(current, content_img, scales[-1].size, opts, content_t),
+        image=delivered(current, content_img, schedule.size, opts, content_t),
         loss=result.loss,
         losses=result.terms,
         steps=done,

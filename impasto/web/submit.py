@@ -2,8 +2,8 @@
 
 Order of checks: the form's shape (which fields, how many), the option values
 (:func:`impasto.config.resolve` and the web bounds), the device, then the images (size, decodable,
-pixels, big enough for the layers). Nothing is queued unless all pass; the job's folder is
-deleted again on any error.
+pixels, and against the options by the run's own check, :func:`impasto.schedule.plan`). Nothing
+is queued unless all pass; the job's folder is deleted again on any error.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from starlette.requests import Request
 from ..errors import ConfigError, InputError
 from ..image import load_image
 from ..network import resolve_device
-from .fields import UPLOADS, check_images, parse_options
+from ..schedule import plan
+from .fields import UPLOADS, parse_options
 from .jobs import Job, JobManager, JobSpec
 from .media import StoredImage, TooLarge, example_path, safe_label, store_image
 
@@ -185,7 +186,8 @@ async def _create(form: FormData, manager: JobManager) -> Job:
             opts = dataclasses.replace(opts, init="image")  # where the run starts: the init image
         masks = len(uploads["style_masks"]) if "style_masks" in uploads else None
         sizes = [(s.width, s.height) for s in styles]
-        check_images(opts, (content.width, content.height), sizes, masks, "content_mask" in uploads)
+        # The run's own check (impasto.schedule.plan), now: a 422 instead of a failed job.
+        plan(opts, (content.width, content.height), sizes, masks, "content_mask" in uploads)
         spec = JobSpec(preset, overrides, opts, content, tuple(styles), uploads, device)
         return manager.submit(job_id, folder, spec)
     except BaseException:
