@@ -98,7 +98,7 @@ def build_router(manager: JobManager) -> APIRouter:
     """The API routes, bound to one job manager and its settings."""
     settings = manager.settings
     router = APIRouter(prefix="/api", tags=["studio"])
-    fields = [FieldInfo(**dataclasses.asdict(f)) for f in form_fields(settings)]
+    fields = form_fields(settings)
     presets = preset_values()
     names = [e.name for e in examples()]
 
