@@ -68,7 +68,7 @@ def _output_bytes(opts: Options, save_every: int) -> int:
 def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequence[str | Path]) -> int:
     if args.save_every < 0:
         raise ConfigError(f"--save-every must be >= 0, got {args.save_every}")
-    from . import style_transfer
+    from ._api import result_params, style_transfer
     from .config import resolve
     from .image import check_output_path, save_image
     from .inputs import recorded
@@ -91,18 +91,7 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
             **images,
             **options,
         )
-    meta = (
-        params
-        | result.params
-        | {
-            "loss": result.loss,
-            "losses": result.losses,
-            "steps_done": result.steps,
-            "seconds": round(result.elapsed, 2),
-            "interrupted": result.interrupted,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-    )
+    meta = params | result.params | result_params(result)
     save_image(result.image, output, _shown_paths(meta, args.embed_paths), quality=opts.quality)
     if result.fault is not None:
         print(

@@ -18,7 +18,7 @@ from typing import Any
 
 from PIL import Image
 
-from .. import __version__
+from .._api import made_with
 from ..config import Options
 from ..errors import ImpastoError
 from ..transfer import Result, Step
@@ -122,9 +122,7 @@ class Job:
         for name, images in spec.uploads.items():  # not the server's paths
             labels = [f"upload: {s.label}" for s in images]
             opts[name] = labels if name == "style_masks" else labels[0]
-        return {
-            "impasto": __version__,
-            "preset": spec.preset,
+        return made_with(spec.preset) | {
             "content": spec.content.label,
             "styles": [s.label for s in spec.styles],
             **{k: v for k, v in opts.items() if k not in ("weights", "weights_format")},

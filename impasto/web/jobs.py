@@ -21,13 +21,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .. import style_transfer
+from .._api import result_params, style_transfer
 from ..errors import ImpastoError, out_of_memory
-from ..image import save_image
+from ..image import encode_png, save_image
 from ..transfer import COMPUTED, Result, Step
 from .fields import worded
 from .job import FINISHED, Conflict, Job, JobSpec, QueueFull, State
-from .media import StorageFull, encode_png
+from .media import StorageFull
 from .settings import StudioSettings
 
 __all__ = ["FINISHED", "Conflict", "Job", "JobManager", "JobSpec", "QueueFull", "Runner", "State"]
@@ -324,18 +324,7 @@ class JobManager:
                 **spec.overrides,
             )
             chosen = {k: result.params[k] for k in COMPUTED if k in result.params}  # device, precision, tiling...
-            meta = (
-                job.params()
-                | chosen
-                | {
-                    "loss": result.loss,
-                    "losses": result.losses,
-                    "steps_done": result.steps,
-                    "seconds": round(result.elapsed, 2),
-                    "interrupted": result.interrupted or result.stopped,
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                }
-            )
+            meta = job.params() | chosen | result_params(result)
             path = save_image(result.image, job.folder / "result.png", meta)
         except ImpastoError as exc:
             self._finish(job, State.FAILED, error=_scrub(worded(exc), job))
