@@ -18,7 +18,8 @@ from .image import DEFAULT_MAX_PIXELS
 from .inputs import ImageLike, split_images
 from .transfer import Result, Step, transfer
 
-__all__ = ["ImageLike", "bundled_image", "made_with", "result_params", "style_transfer", "stylize", "stylize_full"]
+# What the package re-exports; made_with and result_params are for impasto's front ends.
+__all__ = ["ImageLike", "bundled_image", "style_transfer", "stylize", "stylize_full"]
 
 
 def made_with(preset: str) -> dict[str, str]:
