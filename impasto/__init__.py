@@ -8,19 +8,17 @@
 :func:`load_vgg19` and the loss functions are the lower-level pieces it is made of.
 """
 
-from __future__ import annotations
+import typing as _typing
 
-import importlib
-import sys
-import types
-from typing import TYPE_CHECKING, Any
-
+from ._lazy import install as _install
 from .errors import ConfigError, DeviceError, ImpastoError, InputError
 
-if TYPE_CHECKING:
-    from ._api import bundled_image, style_transfer, stylize, stylize_full
+if _typing.TYPE_CHECKING:  # the lazily loaded names, for type checkers
+    from ._api import style_transfer, stylize, stylize_full
     from .config import PRESETS, Options, resolve
+    from .data import bundled_image
     from .image import load_image, read_params, save_image
+    from .inputs import ImageLike
     from .losses import Objective, content_loss, gram, style_layer_loss, tv_loss
     from .optimize import optimize
     from .transfer import Result, Step, transfer
@@ -36,6 +34,7 @@ __all__ = [
     "ConfigError",
     "DeviceError",
     "FrameStep",
+    "ImageLike",
     "ImpastoError",
     "InputError",
     "Objective",
@@ -62,13 +61,13 @@ __all__ = [
     "tv_loss",
 ]
 
-# The public names are imported on first use: ``import impasto`` (and so the command line's start)
-# does not import torch, which takes a second or more, during which Ctrl-C could only give a
-# traceback. Name -> the module that defines it.
+# The public names are imported on first use (impasto._lazy): name -> the module that defines it.
 _LAZY = {
-    **dict.fromkeys(("bundled_image", "style_transfer", "stylize", "stylize_full"), "_api"),
+    **dict.fromkeys(("style_transfer", "stylize", "stylize_full"), "_api"),
     **dict.fromkeys(("PRESETS", "Options", "resolve"), "config"),
+    "bundled_image": "data",
     **dict.fromkeys(("load_image", "read_params", "save_image"), "image"),
+    "ImageLike": "inputs",
     **dict.fromkeys(("Objective", "content_loss", "gram", "style_layer_loss", "tv_loss"), "losses"),
     "optimize": "optimize",
     **dict.fromkeys(("Result", "Step", "transfer"), "transfer"),
@@ -76,32 +75,4 @@ _LAZY = {
     **dict.fromkeys(("FrameStep", "VideoSettings", "stylize_video"), "video"),
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'impasto' has no attribute '{name}'")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
-
-
-class _Package(types.ModuleType):
-    """The package, whose ``optimize`` and ``transfer`` stay the functions once their modules load.
-
-    Importing a submodule binds it as an attribute of its package, and two submodules share
-    their names with the functions they define: without this, ``impasto.optimize`` would become
-    the module as soon as anything imported ``impasto.optimize``.
-    """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in ("optimize", "transfer") and isinstance(value, types.ModuleType):
-            return  # __getattr__ finds the function in the module, from sys.modules
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
+__getattr__, __dir__ = _install(__name__, _LAZY, __all__)

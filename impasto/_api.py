@@ -1,4 +1,4 @@
-"""The one-call API, :func:`stylize` and :func:`style_transfer`, and the bundled example images.
+"""The one-call API, :func:`stylize` and :func:`style_transfer`, and the parameters an output records.
 
 Re-exported by the package; kept out of ``impasto/__init__.py`` so that importing the package
 (and so starting the command line) does not import torch: see ``__init__``.
@@ -6,6 +6,7 @@ Re-exported by the package; kept out of ``impasto/__init__.py`` so that importin
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,14 +18,28 @@ from .image import DEFAULT_MAX_PIXELS
 from .inputs import ImageLike, split_images
 from .transfer import Result, Step, transfer
 
-__all__ = ["ImageLike", "bundled_image", "provenance", "style_transfer", "stylize", "stylize_full"]
+# What the package re-exports; made_with and result_params are for impasto's front ends.
+__all__ = ["ImageLike", "bundled_image", "style_transfer", "stylize", "stylize_full"]
 
 
-def provenance(preset: str) -> dict[str, Any]:
-    """What an output records before its run's parameters: impasto's version and the preset named."""
+def made_with(preset: str) -> dict[str, str]:
+    """The first parameters of every output: impasto's version and the preset."""
     from . import __version__
 
     return {"impasto": __version__, "preset": preset}
+
+
+def result_params(result: Result) -> dict[str, Any]:
+    """What a finished run adds to its output's parameters: the loss and its terms, the steps done,
+    the seconds taken, whether it was stopped early, and when it ended."""
+    return {
+        "loss": result.loss,
+        "losses": result.losses,
+        "steps_done": result.steps,
+        "seconds": round(result.elapsed, 2),
+        "interrupted": result.interrupted or result.stopped,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
 
 
 def style_transfer(
@@ -63,7 +78,7 @@ def style_transfer(
         start_time=start_time,
         max_pixels=max_pixels,
     )
-    result.params = provenance(preset) | result.params
+    result.params = made_with(preset) | result.params
     return result
 
 

@@ -12,7 +12,6 @@ batch goes on; Ctrl-C keeps every finished item and leaves the rest pending. Pro
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .batch_plan import Item, expand_inputs, plan
 from .errors import ImpastoError, InputError
-from .image import DEFAULT_MAX_PIXELS, PARAMS_KEY
+from .image import DEFAULT_MAX_PIXELS, encode_png
 from .manifest import Manifest, write_atomic
 
 if TYPE_CHECKING:
@@ -61,7 +60,7 @@ def run_item(
 ) -> tuple[Image.Image, dict[str, Any]]:
     """Make one item's image with ``network`` (None: the one its options name, cached per process);
     returns the image and the parameters to embed. Ctrl-C during the transfer raises KeyboardInterrupt."""
-    from . import __version__
+    from ._api import made_with
     from .config import resolve
     from .image import load_image
     from .transfer import transfer
@@ -72,23 +71,10 @@ def run_item(
     result = transfer(content, [style], opts, network=network, on_step=on_step, **dict(item.images))
     if result.interrupted:
         raise KeyboardInterrupt
-    params = {"impasto": __version__, "preset": item.preset} | result.params
+    params = made_with(item.preset) | result.params
     params |= {"content": Path(item.content).name, "styles": [Path(item.style).name], "sweep": dict(item.sweep)}
     params |= {"loss": result.loss, "steps_done": result.steps}  # no times: the same item gives the same bytes
     return result.image, params
-
-
-def encode_png(image: Image.Image, params: dict[str, Any]) -> bytes:
-    """The PNG file of ``image`` with ``params`` embedded as :func:`impasto.save_image` embeds them."""
-    import json
-
-    from PIL import PngImagePlugin
-
-    info = PngImagePlugin.PngInfo()
-    info.add_text(PARAMS_KEY, json.dumps(params, sort_keys=True, default=str))
-    buf = io.BytesIO()
-    image.save(buf, format="PNG", pnginfo=info)
-    return buf.getvalue()
 
 
 class Run:

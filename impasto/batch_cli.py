@@ -1,13 +1,12 @@
 """``impasto batch``: the command line of :func:`impasto.batch.batch`; prints, the library does not.
 
-The style-transfer flags are those of ``impasto stylize`` (``cli._add_option_flags``), with every
+The style-transfer flags are those of ``impasto stylize`` (``cli_parser.add_option_flags``), with every
 numeric one taking several values: several values sweep that option.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from typing import Any
 
@@ -22,7 +21,8 @@ EXIT_INTERRUPTED = 130
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``batch`` to the ``impasto`` command's subparsers."""
     from .batch_plan import DEFAULT_NAME
-    from .cli import _add_common, _add_option_flags
+    from .cli_parser import add_common, add_option_flags
+    from .options_schema import option_fields
 
     p: argparse.ArgumentParser = subparsers.add_parser(
         "batch",
@@ -45,30 +45,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="run the items on a Ray cluster: auto (this machine's), ray://host:port or a head node's host:port",
     )
     p.add_argument("--ray-cpus", type=float, default=1.0, help="CPUs per item on a cluster without GPUs (default: 1)")
-    _add_common(p)
-    _add_option_flags(p)
+    add_common(p)
+    add_option_flags(p)
+    options = {f.name for f in option_fields()}
     sweepable = []
     for action in p._actions:  # numeric options take one value or several to sweep
-        if action.type in (int, float) and action.nargs is None and action.dest in _option_names():
+        if action.type in (int, float) and action.nargs is None and action.dest in options:
             action.nargs = "+"
             sweepable.append(action.dest)
     p.set_defaults(sweepable=sweepable)
     return p
-
-
-def _option_names() -> set[str]:
-    from .config import Options
-
-    return {f.name for f in dataclasses.fields(Options)}
-
-
-def _clock(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    return (
-        f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-        if seconds >= 3600
-        else f"{seconds // 60}:{seconds % 60:02d}"
-    )
 
 
 class _Printer:
@@ -79,11 +65,13 @@ class _Printer:
         self.quarter: dict[str, int] = {}
 
     def __call__(self, ev: Any) -> None:
+        from .schedule import clock
+
         def say(line: str) -> None:
             print(line, file=sys.stderr, flush=True)
 
         count = f"[{ev.done + ev.failed}/{ev.total}]"
-        eta = f"  ETA {_clock(ev.eta)}" if ev.eta is not None else ""
+        eta = f"  ETA {clock(ev.eta)}" if ev.eta is not None else ""
         if ev.kind == "item_failed":
             say(f"{count} failed {ev.item.name}: {ev.reason}")
         if self.quiet:
@@ -106,13 +94,16 @@ class _Printer:
 def run(args: argparse.Namespace) -> int:
     """Run ``impasto batch``; returns the exit code (0, 1 if an item failed, 2 bad input, 130 Ctrl-C)."""
     from .batch import batch
+    from .cli_parser import option_values
+    from .inputs import IMAGE_ARGS
 
     if args.save_every or args.embed_paths:
         raise ConfigError("--save-every and --embed-paths are not supported by batch")
+    options, images = option_values(args)  # --init FILE and the masks: images
     fixed: dict[str, Any] = {}
     sweep: dict[str, list[Any]] = {}
-    for name in sorted(_option_names()):
-        value = getattr(args, name)
+    for name in sorted(options):
+        value = options[name]
         if name in args.sweepable and value is not None:
             if len(set(value)) > 1:
                 sweep[name] = list(dict.fromkeys(value))
@@ -120,9 +111,7 @@ def run(args: argparse.Namespace) -> int:
                 fixed[name] = value[0]
         elif value is not None:
             fixed[name] = value
-    if fixed.get("init") not in (None, "noise", "content"):  # --init FILE: the init image
-        fixed["init"], fixed["init_image"] = "image", fixed["init"]
-    fixed |= {k: getattr(args, k) for k in ("content_mask", "style_masks") if getattr(args, k) is not None}
+    fixed |= {k: images[k] for k in IMAGE_ARGS if k in images}
     manifest = batch(
         args.inputs,
         args.style,

@@ -1,7 +1,8 @@
-"""The ``impasto`` command: the only module that prints or exits.
+"""The ``impasto`` command: the only module that prints or exits (with its parser and progress display).
 
-Every flag of ``stylize`` is derived from a field of :class:`impasto.config.Options` (its help
-text, its type); flags default to None, meaning "the preset's value".
+The commands are here; the parser, with a flag per field of :class:`impasto.config.Options`, is
+:mod:`impasto.cli_parser`, the progress display :mod:`impasto.cli_progress`, and ``batch`` and
+``video`` have modules of their own (:mod:`impasto.batch_cli`, :mod:`impasto.video_cli`).
 """
 
 from __future__ import annotations
@@ -13,18 +14,19 @@ import os
 import signal
 import sys
 import time
-import types
-import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
-from .errors import ConfigError, ImpastoError, InputError, cli_flag, out_of_memory, word
+from .cli_parser import build_parser as _build_parser
+from .cli_parser import option_values as _options
+from .cli_parser import shown as _shown
+from .cli_parser import studio_settings as _studio_settings
+from .cli_progress import Progress as _Progress
+from .errors import ConfigError, ImpastoError, InputError, cli_flag, out_of_memory
 
 if TYPE_CHECKING:
     from .config import Options
-    from .transfer import Step
 
 # Only the standard library is imported above: the library (torch: a second or more) is imported
 # inside main(), where a Ctrl-C gets its one line and exit code 130.
@@ -33,258 +35,6 @@ __all__ = ["main"]
 
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a command killed by it
-_CLI_ONLY = {"content_weight", "ratio"}  # added by hand: they are mutually exclusive
-
-
-def _field_type(f: dataclasses.Field[Any]) -> Any:
-    from .config import Options
-
-    hint = typing.get_type_hints(Options)[f.name]
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if typing.get_origin(hint) is typing.Literal:
-        return {"type": str, "choices": list(typing.get_args(hint))}
-    if typing.get_origin(hint) in (typing.Union, types.UnionType) and args:
-        hint = args[0]
-    if hint is bool:
-        return {"action": "store_true"}
-    if hint in (int, float, str):
-        return {"type": hint}
-    inner = [a for a in typing.get_args(hint) if a is not Ellipsis]
-    if typing.get_origin(hint) is tuple and inner and inner[0] in (int, float, str):
-        return {"type": inner[0], "nargs": "+"}
-    return {"type": str, "nargs": "+"}  # layer lists
-
-
-def _shown(value: Any) -> str:
-    """A value of :meth:`Options.to_dict` as it is typed on the command line."""
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, list | tuple):
-        return " ".join(_shown(v) for v in value)
-    return "none" if value is None else str(value)
-
-
-def _add_option_flags(parser: argparse.ArgumentParser, overrides: dict[str, Any] | None = None) -> None:
-    """A flag per field of Options, and the masks' (images: ``inputs.IMAGE_HELP``); the help shows
-    the value of the default preset (with ``overrides``)."""
-    from .config import Options, resolve
-    from .inputs import IMAGE_HELP, MASKS_AFTER
-
-    defaults = resolve("default", **(overrides or {})).to_dict()
-    group = parser.add_argument_group(
-        "style transfer options",
-        "Defaults shown are the 'default' preset's; --preset NAME changes them ('impasto presets' lists them all).",
-    )
-    helps = {f.name: str(f.metadata.get("help", "")) for f in dataclasses.fields(Options)} | IMAGE_HELP
-
-    def text(name: str) -> str:
-        shown = "" if defaults.get(name) is None else f" (default: {_shown(defaults[name])})"
-        return (helps[name] + shown).replace("%", "%%")
-
-    for f in dataclasses.fields(Options):
-        if f.name in _CLI_ONLY:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        kind = {"type": str} if f.name == "init" else _field_type(f)  # noise, content or an image file
-        group.add_argument(flag, dest=f.name, default=None, help=text(f.name), **kind)
-        if f.name == MASKS_AFTER:
-            group.add_argument("--content-mask", default=None, help=text("content_mask"))
-            group.add_argument("--style-masks", nargs="+", default=None, help=text("style_masks"))
-    weights = group.add_mutually_exclusive_group()
-    weights.add_argument("--ratio", type=float, default=None, help=text("ratio"))
-    weights.add_argument("--content-weight", type=float, default=None, help=text("content_weight"))
-
-
-def _build_parser() -> argparse.ArgumentParser:
-    from .config import DEMO_OPTIONS
-
-    parser = argparse.ArgumentParser(
-        prog="impasto", description="Neural style transfer (Gatys, Ecker & Bethge), faithful and fast."
-    )
-    parser.add_argument("--version", action="version", version=f"impasto {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    st = sub.add_parser("stylize", help="paint a photo in the manner of one or more paintings")
-    st.add_argument("content", help="content image (the photo)")
-    st.add_argument("styles", nargs="+", metavar="style", help="style image(s) (the painting)")
-    st.add_argument("-o", "--output", required=True, help="output image: .png, .jpg or .webp")
-    _add_common(st)
-    _add_option_flags(st)
-
-    demo = sub.add_parser("demo", help="stylise the bundled Tübingen photo as The Starry Night")
-    demo.add_argument("-o", "--output", default="impasto-demo.png", help="output image")
-    _add_common(demo)
-    _add_option_flags(demo, DEMO_OPTIONS)
-
-    serve = sub.add_parser("serve", help="start the local web studio")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    _add_studio_flags(serve)
-
-    rep = sub.add_parser("reproduce", help="regenerate a figure of the paper (fig1, fig2, fig3)")
-    rep.add_argument("figure", help="fig1, fig2 or fig3")
-    rep.add_argument("-o", "--output", required=True, help="an existing folder: FIGURE.png and its panels go there")
-    rep.add_argument("--size", type=int, default=None, help="longest side of each panel, px")
-    rep.add_argument("--steps", type=int, default=None, help="L-BFGS steps per panel")
-    rep.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    rep.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-
-    info = sub.add_parser("info", help="show the parameters stored in an impasto output, and where each came from")
-    info.add_argument("image")
-    info.add_argument("--json", action="store_true", help="print as JSON")
-
-    presets = sub.add_parser("presets", help="show every option of a preset (of every preset without NAME)")
-    presets.add_argument("name", nargs="?", metavar="NAME", help="a preset's name")
-    presets.add_argument("--json", action="store_true", help="print as JSON")
-    from .batch_cli import add_parser  # impasto batch: its own module
-
-    add_parser(sub)
-    from .video_cli import add_parser as add_video  # impasto video: its own module
-
-    add_video(sub)
-    return parser
-
-
-def _add_studio_flags(p: argparse.ArgumentParser) -> None:
-    """A flag per studio setting (``--max-size``), each also an environment variable; the flag wins."""
-    try:
-        from .web.settings import ENV_PREFIX, StudioSettings
-    except ImpastoError:  # no web extra: `impasto serve` says so when it runs
-        return
-    group = p.add_argument_group("studio limits", f"Each also set by an environment variable {ENV_PREFIX}NAME.")
-    for f in dataclasses.fields(StudioSettings):
-        shown = "none" if f.default is None else f"{f.default:g}" if isinstance(f.default, float) else f.default
-        env = ENV_PREFIX + f.name.upper()
-        text = f"{f.metadata.get('help', '')} (default: {shown}; {env})".replace("%", "%%")
-        kind: Any = {"workdir": Path, "allowed_hosts": str}.get(f.name, type(f.default))
-        group.add_argument(cli_flag(f.name), dest=f"studio_{f.name}", type=kind, default=None, help=text)
-
-
-def _studio_settings(args: argparse.Namespace) -> Any:
-    """The studio's settings: the environment's, with the flags given on top (None: none given)."""
-    from .web.settings import StudioSettings
-
-    given = {k[len("studio_") :]: v for k, v in vars(args).items() if k.startswith("studio_") and v is not None}
-    if not given:
-        return None
-    if "allowed_hosts" in given:
-        given["allowed_hosts"] = tuple(h.strip() for h in given["allowed_hosts"].split(",") if h.strip())
-    return StudioSettings.from_env().replace(**given)
-
-
-def _add_common(p: argparse.ArgumentParser) -> None:
-    from .config import PRESETS
-    from .image import DEFAULT_MAX_PIXELS
-
-    p.add_argument("--preset", default="default", help=f"one of: {', '.join(PRESETS)} (default: default)")
-    p.add_argument("--save-every", type=int, default=0, metavar="N", help="save an intermediate image every N steps")
-    p.add_argument(
-        "--embed-paths",
-        action="store_true",
-        help="store the input files' absolute paths in the output's parameters (default: file names only)",
-    )
-    p.add_argument(
-        "--max-pixels",
-        type=int,
-        default=DEFAULT_MAX_PIXELS,
-        help=f"refuse larger input images (default: {DEFAULT_MAX_PIXELS:,})",
-    )
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-
-
-class _Progress:
-    """Progress bar on a terminal (Rich), a line every 10 % elsewhere; also saves snapshots."""
-
-    def __init__(self, quiet: bool, output: Path, save_every: int, params: dict[str, Any], quality: int = 95) -> None:
-        self.quiet = quiet
-        self.quality = quality
-        self.output = output
-        self.save_every = save_every
-        self.params = params
-        self.bar: Any = None
-        self.task: Any = None
-        self.last_line = -1
-        self.tty = sys.stderr.isatty()
-        self.scale = 0
-
-    def _print(self, line: str) -> None:
-        if self.bar is not None:
-            self.bar.console.print(line)
-        else:
-            print(line, file=sys.stderr)
-
-    def __enter__(self) -> _Progress:
-        if not self.quiet and self.tty:
-            from rich.console import Console
-            from rich.progress import BarColumn, Progress, TextColumn
-
-            self.bar = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),  # steps done of planned, or with --max-time seconds used of the budget
-                TextColumn("{task.fields[line]}"),
-                console=Console(stderr=True),
-                transient=False,
-            )
-            self.bar.__enter__()
-            self.task = self.bar.add_task("starting", total=None, line="")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-
-    def __call__(self, s: Step) -> None:
-        if s.image is not None and self.save_every:
-            from .image import save_image
-
-            snap = self.output.with_name(f"{self.output.stem}-{s.step:05d}{self.output.suffix}")
-            save_image(s.image, snap, self.params | {"step": s.step, "loss": s.loss}, quality=self.quality)
-        if self.quiet:
-            return
-        if s.step == 1 or s.scale != self.scale:
-            self.scale = s.scale
-            plan = " -> ".join(f"{w}x{h}:{n}" for w, h, n in s.schedule)
-            self._print(f"scale {s.scale}/{s.scales}  schedule (size:steps) {plan}  on {word(s.compute, cli_flag)}")
-        desc = f"scale {s.scale}/{s.scales} {s.size[0]}x{s.size[1]}"
-        line = _progress_line(s)
-        if self.bar is not None:
-            done, total = (s.elapsed, s.budget) if s.budget else (s.step, s.total)
-            self.bar.update(self.task, description=desc, total=total, completed=min(done, total), line=line)
-            return
-        # A line every 10 % of the steps, or of the time budget (the planned steps shrink to fit it).
-        tenth = int(s.elapsed * 10 // s.budget) if s.budget else s.step * 10 // max(s.total, 1)
-        if tenth != self.last_line or s.step == s.total:
-            self.last_line = tenth
-            print(f"{desc}  {line}", file=sys.stderr)
-
-
-def _progress_line(s: Step) -> str:
-    """``step 12/30  loss 6.7e+08  best 6.5e+08  0:09 elapsed, ETA 0:21``, or with a time budget
-    ``step 12  loss ...  best ...  0:09 / 0:30 budget``.
-
-    ``loss`` is the current image's, ``best`` the lowest so far at this scale: the saved image's.
-    """
-    from .schedule import clock
-
-    best = "" if s.best is None else f"  best {s.best:.4g}"
-    if s.budget:
-        return f"step {s.step}  loss {s.loss:.4g}{best}  {clock(s.elapsed)} / {clock(s.budget)} budget"
-    eta = "estimating" if s.eta is None else clock(s.eta)
-    return f"step {s.step}/{s.total}  loss {s.loss:.4g}{best}  {clock(s.elapsed)} elapsed, ETA {eta}"
-
-
-def _options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(options, images)`` from the flags: every field of Options (None: not given), and the image
-    files (``--init FILE``: ``init="image"`` and that file as ``init_image``; the masks)."""
-    from .config import Options
-
-    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(Options)}
-    images = {"content_mask": args.content_mask, "style_masks": args.style_masks}
-    if args.init not in (None, "noise", "content"):
-        options["init"], images["init_image"] = "image", args.init
-    return options, {k: v for k, v in images.items() if v is not None}
 
 
 _PATH_PARAMS = ("content", "styles", "init", "content_mask", "style_masks", "weights")
@@ -318,7 +68,7 @@ def _output_bytes(opts: Options, save_every: int) -> int:
 def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequence[str | Path]) -> int:
     if args.save_every < 0:
         raise ConfigError(f"--save-every must be >= 0, got {args.save_every}")
-    from ._api import provenance
+    from ._api import made_with, result_params
     from .config import resolve
     from .image import check_output_path, save_image
     from .inputs import recorded
@@ -342,19 +92,8 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
             max_pixels=args.max_pixels,
             **images,
         )
-    result.params = provenance(args.preset) | result.params
-    meta = (
-        params
-        | result.params
-        | {
-            "loss": result.loss,
-            "losses": result.losses,
-            "steps_done": result.steps,
-            "seconds": round(result.elapsed, 2),
-            "interrupted": result.interrupted,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-    )
+    result.params = made_with(args.preset) | result.params
+    meta = params | result.params | result_params(result)
     save_image(result.image, output, _shown_paths(meta, args.embed_paths), quality=opts.quality)
     if result.fault is not None:
         print(

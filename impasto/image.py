@@ -8,6 +8,7 @@ a PNG text chunk, or EXIF ImageDescription for JPEG and WebP.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import secrets
@@ -28,8 +29,10 @@ __all__ = [
     "MIN_SIDE",
     "OUTPUT_FORMATS",
     "check_output_path",
+    "encode_png",
     "fit_size",
     "load_image",
+    "params_text",
     "pil_to_tensor",
     "read_params",
     "resize",
@@ -200,6 +203,24 @@ def _new_file(folder: Path, name: str) -> tuple[int, Path]:
             continue
 
 
+def params_text(params: dict[str, Any] | None) -> str:
+    """The text impasto embeds in an image: ``params`` as JSON, keys sorted (what :func:`read_params` reads)."""
+    return json.dumps(params or {}, sort_keys=True, default=str)
+
+
+def _png_info(params: dict[str, Any] | None) -> PngImagePlugin.PngInfo:
+    info = PngImagePlugin.PngInfo()
+    info.add_text(PARAMS_KEY, params_text(params))
+    return info
+
+
+def encode_png(img: Image.Image, params: dict[str, Any] | None, compress_level: int = 6) -> bytes:
+    """The PNG file of ``img`` with ``params`` embedded as :func:`save_image` embeds them, as bytes."""
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", pnginfo=_png_info(params), compress_level=compress_level)
+    return buf.getvalue()
+
+
 def save_image(
     img: Image.Image, path: str | os.PathLike[str], params: dict[str, Any] | None = None, quality: int = 95
 ) -> Path:
@@ -211,15 +232,12 @@ def save_image(
     """
     p = _target(path)
     fmt = OUTPUT_FORMATS[p.suffix.lower()]
-    text = json.dumps(params or {}, sort_keys=True, default=str)
     kwargs: dict[str, Any] = {}
     if fmt == "PNG":
-        info = PngImagePlugin.PngInfo()
-        info.add_text(PARAMS_KEY, text)
-        kwargs["pnginfo"] = info
+        kwargs["pnginfo"] = _png_info(params)
     else:
         exif = Image.Exif()
-        exif[_EXIF_DESCRIPTION] = f"{PARAMS_KEY}:{text}"
+        exif[_EXIF_DESCRIPTION] = f"{PARAMS_KEY}:{params_text(params)}"
         kwargs["exif"] = exif.tobytes()
         kwargs["quality"] = quality
     try:

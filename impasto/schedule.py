@@ -215,6 +215,8 @@ class Budget:
 
 
 def clock(seconds: float) -> str:
-    """``m:ss``, rounded to the nearest second: how progress and reports show a duration."""
+    """``m:ss`` (``h:mm:ss`` from an hour on), rounded to the nearest second: how progress and
+    reports show a duration, as the studio's ``clock`` in job.js does."""
     whole = max(0, round(seconds))
-    return f"{whole // 60}:{whole % 60:02d}"
+    hours, minutes, secs = whole // 3600, whole // 60 % 60, whole % 60
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

@@ -1,6 +1,6 @@
 """``impasto video``: the command line of :func:`impasto.video_run.run_video`; prints, the library does not.
 
-The style-transfer flags are those of ``impasto stylize`` (``cli._add_option_flags``): they apply
+The style-transfer flags are those of ``impasto stylize`` (``cli_parser.add_option_flags``): they apply
 to every frame (the first frame's steps and scales; later frames run one scale, warm-started).
 """
 
@@ -19,7 +19,7 @@ EXIT_INTERRUPTED = 130
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``video`` to the ``impasto`` command's subparsers."""
-    from .cli import _add_common, _add_option_flags
+    from .cli_parser import add_common, add_option_flags
     from .video import STEPS, VideoSettings
 
     d = VideoSettings()
@@ -55,15 +55,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument("--start", type=float, default=0.0, help="start of the slice, seconds (default: 0)")
     g.add_argument("--duration", type=float, default=None, help="length of the slice, seconds (default: to the end)")
     g.add_argument("--fps", type=float, default=None, help="frame rate of a folder of frames (default: 25)")
-    _add_common(p)
-    _add_option_flags(p)
+    add_common(p)
+    add_option_flags(p)
     return p
-
-
-def _clock(seconds: float) -> str:
-    from .schedule import clock
-
-    return clock(seconds)
 
 
 class _Printer:
@@ -74,6 +68,8 @@ class _Printer:
         self.last: tuple[int, int] = (0, -1)
 
     def step(self, ev: Any) -> None:
+        from .schedule import clock
+
         if self.quiet:
             return
         s = ev.step
@@ -82,8 +78,8 @@ class _Printer:
             return
         self.last = (ev.frame, quarter)
         of = f"/{ev.frames}" if ev.frames else ""
-        eta = "estimating" if ev.eta is None else _clock(ev.eta)
-        line = f"frame {ev.frame}{of}  step {s.step}/{s.total}  loss {s.loss:.4g}  {_clock(ev.elapsed)} elapsed"
+        eta = "estimating" if ev.eta is None else clock(ev.eta)
+        line = f"frame {ev.frame}{of}  step {s.step}/{s.total}  loss {s.loss:.4g}  {clock(ev.elapsed)} elapsed"
         print(f"{line}, ETA {eta}", file=sys.stderr, flush=True)
 
     def frame(self, i: int, n: int) -> None:
@@ -93,7 +89,7 @@ class _Printer:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``impasto video``; returns the exit code (0, 2 bad input, 130 Ctrl-C)."""
-    from .cli import _options
+    from .cli_parser import option_values
     from .video import VideoSettings
     from .video_run import run_video
 
@@ -106,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         frame_steps=args.frame_steps,
         temporal_offsets=(1, 2, 4) if args.long_term else (1,),
     )
-    given, images = _options(args)  # --init FILE and the masks: images
+    given, images = option_values(args)  # --init FILE and the masks: images
     options = {k: v for k, v in given.items() if v is not None}
     printer = _Printer(args.quiet)
     result = run_video(

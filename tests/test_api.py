@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
+import types
 from pathlib import Path
+
+import pytest
 
 import impasto
 
@@ -23,3 +27,66 @@ def test_the_package_root_defines_no_function_of_the_api() -> None:
     assert set(impasto.__all__) - {"__version__", "ConfigError", "DeviceError", "ImpastoError", "InputError"} == set(
         impasto._LAZY
     )
+
+
+def _type_checking_imports() -> dict[str, str]:
+    """Name -> module of the ``if TYPE_CHECKING:`` imports of ``__init__`` (what type checkers see)."""
+    tree = ast.parse(Path(impasto.__file__).read_text())
+    block = next(n for n in tree.body if isinstance(n, ast.If) and ast.unparse(n.test).endswith("TYPE_CHECKING"))
+    return {
+        alias.name: (node.module or "").lstrip(".")
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+
+
+def test_type_checkers_see_the_names_loaded_lazily() -> None:
+    assert _type_checking_imports() == impasto._LAZY
+
+
+def test_each_name_comes_from_the_module_that_defines_it() -> None:
+    for name, module in impasto._LAZY.items():
+        value = getattr(impasto, name)
+        if isinstance(value, type) or (callable(value) and hasattr(value, "__module__")):
+            assert value.__module__ == f"impasto.{module}", name
+
+
+def test_nothing_public_is_missing() -> None:
+    """The one-call API module is re-exported whole; ``import *`` gives exactly ``__all__``."""
+    from impasto import _api
+
+    assert set(_api.__all__) <= set(impasto.__all__)
+    namespace: dict[str, object] = {}
+    exec("from impasto import *", namespace)
+    assert set(namespace) - {"__builtins__"} == set(impasto.__all__)
+    public = {n for n in dir(impasto) if not n.startswith("_")}
+    modules = {n for n in public if isinstance(getattr(impasto, n), types.ModuleType)}
+    assert public - modules <= set(impasto.__all__)  # nothing else public, bar the submodules
+
+
+def test_a_submodule_import_keeps_the_function_of_its_name() -> None:
+    import impasto.optimize
+    import impasto.transfer
+
+    assert callable(impasto.optimize) and not isinstance(impasto.optimize, types.ModuleType)
+    assert callable(impasto.transfer) and not isinstance(impasto.transfer, types.ModuleType)
+
+
+def test_unknown_name() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        impasto.nope  # noqa: B018
+
+
+def test_result_params() -> None:
+    """What a finished run adds to its output's parameters (the CLI's and the studio's, one builder)."""
+    from PIL import Image
+
+    from impasto._api import made_with, result_params
+
+    result = impasto.Result(Image.new("RGB", (16, 16)), 2.5, {"content": 1.0}, 7, 1.23456, stopped=True)
+    params = result_params(result)
+    assert params.pop("created")[:2] == "20"
+    assert params == {"loss": 2.5, "losses": {"content": 1.0}, "steps_done": 7, "seconds": 1.23, "interrupted": True}
+    assert result_params(dataclasses.replace(result, stopped=False))["interrupted"] is False
+    assert made_with("paper") == {"impasto": impasto.__version__, "preset": "paper"}

@@ -26,6 +26,7 @@ from PIL import Image
 
 import impasto
 import impasto.cli as cli
+import impasto.cli_progress as cli_progress
 from impasto import PRESETS, Options, read_params
 from impasto.config import DEMO_OPTIONS
 from impasto.schedule import MIN_COARSE_SIDE
@@ -534,7 +535,7 @@ def test_progress_bar_on_a_terminal(tmp_path: Path, capsys: pytest.CaptureFixtur
         return impasto.Step(step, 4, 1, 1, size, loss, {}, step * 2.0, eta, schedule=plan, best=best, budget=budget)
 
     for budget in (None, 30.0):
-        progress = cli._Progress(False, tmp_path / "out.png", 0, {})
+        progress = cli_progress.Progress(False, tmp_path / "out.png", 0, {})
         progress.tty = True
         with progress:
             assert progress.bar is not None
@@ -543,10 +544,10 @@ def test_progress_bar_on_a_terminal(tmp_path: Path, capsys: pytest.CaptureFixtur
             task = progress.bar.tasks[0]
             expected = (4.0, 30.0) if budget else (2, 4)  # seconds of the budget, or steps
             assert (task.completed, task.total) == expected
-            assert task.fields["line"] == cli._progress_line(event(2, 7.0, 5.0, 3.0, budget))
-    assert "loss 7  best 5  0:04 elapsed, ETA 0:03" in cli._progress_line(event(2, 7.0, 5.0, 3.0))
-    assert "ETA estimating" in cli._progress_line(event(1, 9.0, 9.0, None))
-    assert cli._progress_line(event(2, 7.0, 5.0, 3.0, 30.0)) == "step 2  loss 7  best 5  0:04 / 0:30 budget"
+            assert task.fields["line"] == cli_progress.progress_line(event(2, 7.0, 5.0, 3.0, budget))
+    assert "loss 7  best 5  0:04 elapsed, ETA 0:03" in cli_progress.progress_line(event(2, 7.0, 5.0, 3.0))
+    assert "ETA estimating" in cli_progress.progress_line(event(1, 9.0, 9.0, None))
+    assert cli_progress.progress_line(event(2, 7.0, 5.0, 3.0, 30.0)) == "step 2  loss 7  best 5  0:04 / 0:30 budget"
 
 
 def test_scales(stylize) -> None:  # type: ignore[no-untyped-def]
@@ -797,7 +798,7 @@ def test_ctrl_c_saves_the_best_image_and_exits_130(stylize, monkeypatch: pytest.
         if step.step == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli._Progress, "__call__", interrupt)
+    monkeypatch.setattr(cli_progress.Progress, "__call__", interrupt)
     run = stylize(steps=10)
     assert run.code == 130
     assert run.output.is_file()

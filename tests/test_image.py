@@ -18,7 +18,7 @@ from PIL import Image
 import impasto.image as image_module
 from impasto import InputError, load_image, read_params, save_image
 from impasto.errors import ConfigError
-from impasto.image import check_output_path, fit_size, pil_to_tensor, resize, tensor_to_pil
+from impasto.image import check_output_path, encode_png, fit_size, params_text, pil_to_tensor, resize, tensor_to_pil
 
 RED, BLUE, WHITE = (255, 0, 0), (0, 0, 255), (255, 255, 255)
 
@@ -476,3 +476,17 @@ def test_replaced_output_keeps_its_mode(tmp_path: Path) -> None:
     path.chmod(0o640)
     save_image(make_photo(32, 32, seed=2), path, {"run": 2})
     assert stat.S_IMODE(path.stat().st_mode) == 0o640 and read_params(path) == {"run": 2}
+
+
+def test_encode_png_is_the_file_save_image_writes(tmp_path: Path) -> None:
+    """One builder of the parameter chunk: the studio's and the batch's PNG bytes are save_image's file."""
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8))
+    params = {"size": 53, "styles": ["b.jpg"], "path": Path("x/y.png"), "a": None}
+    saved = save_image(img, tmp_path / "out.png", params).read_bytes()
+    assert encode_png(img, params) == saved
+    assert encode_png(img, params, compress_level=1) != saved  # the studio's quick previews
+    (tmp_path / "fast.png").write_bytes(encode_png(img, params, compress_level=1))
+    assert read_params(tmp_path / "fast.png") == {"a": None, "path": "x/y.png", "size": 53, "styles": ["b.jpg"]}
+    assert params_text(params) == '{"a": null, "path": "x/y.png", "size": 53, "styles": ["b.jpg"]}'
+    with Image.open(tmp_path / "fast.png") as png:
+        assert png.info["impasto"] == params_text(params)

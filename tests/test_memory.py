@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from impasto.data import bundled_image
 from impasto.errors import ConfigError, InputError, cli_flag, word
 from impasto.memory import available, fit, format_size, parse_size, step_bytes
 
 LAYERS = ["conv4_2", "conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
-DATA = Path(__file__).resolve().parent.parent / "impasto" / "data"
+PHOTO, PAINTING = str(bundled_image("tubingen")), str(bundled_image("starry_night"))
 
 
 @pytest.mark.parametrize(
@@ -83,7 +84,7 @@ sys.exit(rc)
 @pytest.mark.parametrize(("size", "tile"), [(256, None), (512, None), (512, 128)])
 def test_the_estimate_is_within_25_percent_of_the_measured_peak(size: int, tile: int | None, tmp_path: Path) -> None:
     out = tmp_path / "out.png"
-    args = [str(DATA / "tubingen.jpg"), str(DATA / "starry_night.jpg"), "-o", str(out), "--size", str(size)]
+    args = [PHOTO, PAINTING, "-o", str(out), "--size", str(size)]
     args += ["--scales", "1", "--steps", "2", "--precision", "fp32", "--init", "content", "-q"]
     if tile:
         args += ["--tile", str(tile)]
@@ -101,7 +102,7 @@ def test_the_cli_refuses_a_run_that_cannot_fit_before_any_step(
     from impasto.cli import main
 
     out = tmp_path / "big.png"
-    args = ["stylize", str(DATA / "tubingen.jpg"), str(DATA / "starry_night.jpg"), "-o", str(out)]
+    args = ["stylize", PHOTO, PAINTING, "-o", str(out)]
     assert main([*args, "--size", "4096", "--max-memory", "1GB"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("impasto: error: a 4096x3072 run needs ~") and err.count("\n") == 0

@@ -18,7 +18,7 @@ from PIL import Image
 
 from impasto import ConfigError, resolve, transfer
 from impasto.errors import cli_flag
-from impasto.schedule import MIN_COARSE_SIDE, Budget, Plan, plan, plan_scales, scale_plan
+from impasto.schedule import MIN_COARSE_SIDE, Budget, Plan, clock, plan, plan_scales, scale_plan
 from impasto.web.fields import worded
 from impasto.web.server import create_app
 from impasto.web.settings import StudioSettings
@@ -182,3 +182,19 @@ def test_every_front_end_refuses_with_the_plans_message(
         r = client.post("/api/jobs", data={"size": "16", "steps": "3"}, files=files)
         assert (r.status_code, r.json()["detail"]) == (422, worded(expected))
         assert client.get("/api/jobs").json() == []
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (-3, "0:00"),
+        (0.4, "0:00"),
+        (59.6, "1:00"),
+        (754, "12:34"),
+        (3599.4, "59:59"),
+        (3600, "1:00:00"),
+        (45296, "12:34:56"),
+    ],
+)
+def test_clock_shows_hours_from_an_hour_on(seconds: float, shown: str) -> None:
+    assert clock(seconds) == shown

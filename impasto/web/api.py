@@ -6,7 +6,7 @@ Jobs are addressed only by their server-generated uuid4; anything else is a 404.
 import asyncio
 import dataclasses
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
@@ -19,6 +19,7 @@ from .fields import UPLOADS, form_fields, preset_values
 from .jobs import FINISHED, Job, JobManager
 from .media import example_path, examples, thumbnail
 from .models import ErrorMessage, ExampleInfo, FieldInfo, ImageChecked, JobCreated, JobStatus, StudioInfo
+from .settings import StudioSettings
 from .submit import check_image, create_job, request_schema
 
 __all__ = ["build_router"]
@@ -96,37 +97,39 @@ def _field_schemas(fields: list[FieldInfo]) -> dict[str, Any]:
 
 def build_router(manager: JobManager) -> APIRouter:
     """The API routes, bound to one job manager and its settings."""
-    settings = manager.settings
     router = APIRouter(prefix="/api", tags=["studio"])
-    fields = [FieldInfo(**dataclasses.asdict(f)) for f in form_fields(settings)]
+    fields = form_fields(manager.settings)
     presets = preset_values()
-    names = [e.name for e in examples()]
+    _form_routes(router, manager.settings, fields, presets)
+    _submit_routes(router, manager, fields, presets)
+    _job_routes(router, manager)
+    return router
 
-    def job_dep(job_id: str) -> Job:
-        job = manager.get(job_id)
-        if job is None:
-            raise HTTPException(404, f"no job '{job_id[:40]}' (finished jobs are deleted after a while)")
-        return job
 
-    JobDep = Annotated[Job, Depends(job_dep)]
+def _status(manager: JobManager, job: Job) -> JobStatus:
+    """A job's status: its snapshot, its inputs and the addresses of its image and events."""
+    snap = manager.status(job)
+    base = f"/api/jobs/{job.id}"
+    spec = job.spec
+    inputs = [("content", spec.content)] + [("style", s) for s in spec.styles]
+    inputs += [(UPLOADS[name], s) for name, images in spec.uploads.items() for s in images]
+    snap["inputs"] = [
+        {"role": role, "label": s.label, "example": s.example, "width": s.width, "height": s.height,
+         "url": f"{base}/inputs/{i}"}
+        for i, (role, s) in enumerate(inputs)
+    ]  # fmt: skip
+    snap |= {
+        "image_url": f"{base}/image",
+        "download_url": f"{base}/image?download=1",
+        "events_url": f"{base}/events",
+    }
+    return JobStatus(**snap)
 
-    def status(job: Job) -> JobStatus:
-        snap = manager.status(job)
-        base = f"/api/jobs/{job.id}"
-        spec = job.spec
-        inputs = [("content", spec.content)] + [("style", s) for s in spec.styles]
-        inputs += [(UPLOADS[name], s) for name, images in spec.uploads.items() for s in images]
-        snap["inputs"] = [
-            {"role": role, "label": s.label, "example": s.example, "width": s.width, "height": s.height,
-             "url": f"{base}/inputs/{i}"}
-            for i, (role, s) in enumerate(inputs)
-        ]  # fmt: skip
-        snap |= {
-            "image_url": f"{base}/image",
-            "download_url": f"{base}/image?download=1",
-            "events_url": f"{base}/events",
-        }
-        return JobStatus(**snap)
+
+def _form_routes(
+    router: APIRouter, settings: StudioSettings, fields: list[FieldInfo], presets: dict[str, dict[str, Any]]
+) -> None:
+    """What the page builds its form from: the option fields, presets and limits; the bundled examples."""
 
     @router.get("/options", response_model=StudioInfo, summary="The form: option fields, presets, limits")
     def options() -> StudioInfo:
@@ -161,6 +164,14 @@ def build_router(manager: JobManager) -> APIRouter:
         """A bundled example at full size."""
         with open(example_file(name), "rb") as fh:
             return Response(fh.read(), media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
+
+
+def _submit_routes(
+    router: APIRouter, manager: JobManager, fields: list[FieldInfo], presets: dict[str, dict[str, Any]]
+) -> None:
+    """Starting a job, and checking an image before a job uses it."""
+    settings = manager.settings
+    names = [e.name for e in examples()]
 
     @router.post(
         "/jobs",
@@ -201,20 +212,40 @@ def build_router(manager: JobManager) -> APIRouter:
             field=field, label=image.label, width=image.width, height=image.height, media_type=image.media_type
         )
 
+
+def _job_routes(router: APIRouter, manager: JobManager) -> None:
+    """A job, by its id: its status, cancelling it, its image and inputs, its events."""
+
+    def job_dep(job_id: str) -> Job:
+        job = manager.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job '{job_id[:40]}' (finished jobs are deleted after a while)")
+        return job
+
+    JobDep = Annotated[Job, Depends(job_dep)]
+
     @router.get("/jobs", response_model=list[JobStatus], summary="Every job still kept, newest first")
     def list_jobs() -> list[JobStatus]:
-        return [status(j) for j in manager.jobs()]
+        return [_status(manager, j) for j in manager.jobs()]
 
     @router.get("/jobs/{job_id}", response_model=JobStatus, responses=_ERRORS, summary="A job's state and progress")
     def get_job(job: JobDep) -> JobStatus:
-        return status(job)
+        return _status(manager, job)
 
     @router.delete("/jobs/{job_id}", response_model=JobStatus, summary="Cancel a job (it keeps its image)",
                    responses={**_ERRORS, 409: {"model": ErrorMessage, "description": "already finished"}})  # fmt: skip
     def cancel_job(job: JobDep) -> JobStatus:
         """A queued job is cancelled at once; a running one after its current step, keeping its best image."""
         manager.cancel(job)
-        return status(job)
+        return _status(manager, job)
+
+    _file_routes(router, manager, job_dep)
+    _event_route(router, manager, job_dep)
+
+
+def _file_routes(router: APIRouter, manager: JobManager, job_dep: Callable[[str], Job]) -> None:
+    """A job's image and its input images."""
+    JobDep = Annotated[Job, Depends(job_dep)]
 
     @router.get("/jobs/{job_id}/image", response_class=Response, responses={**_PNG, **_ERRORS})
     def job_image(job: JobDep, download: bool = False) -> Response:
@@ -244,6 +275,11 @@ def build_router(manager: JobManager) -> APIRouter:
             raise HTTPException(404, f"job {job.id} has been deleted") from None
         return Response(data, media_type=images[index].media_type, headers={"Cache-Control": "no-store"})
 
+
+def _event_route(router: APIRouter, manager: JobManager, job_dep: Callable[[str], Job]) -> None:
+    """A job's server-sent events."""
+    JobDep = Annotated[Job, Depends(job_dep)]
+
     async def job_stream(job: Job) -> AsyncIterator[bytes]:
         with manager.listen(job) as changed:
             last = -1
@@ -252,7 +288,7 @@ def build_router(manager: JobManager) -> APIRouter:
                 if manager.get(job.id) is None:
                     yield format_sse_event(data_str=json.dumps({"id": job.id}), event="gone")
                     return
-                snap = status(job)
+                snap = _status(manager, job)
                 if snap.version != last:
                     last = snap.version
                     data = snap.model_dump_json()
@@ -268,5 +304,3 @@ def build_router(manager: JobManager) -> APIRouter:
     async def job_events(job: JobDep) -> _EventStream:
         """Server-sent events: a ``status`` event (a JobStatus) whenever the job changes, until it ends."""
         return _EventStream(job_stream(job), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-
-    return router

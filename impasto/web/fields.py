@@ -1,7 +1,8 @@
 """The job form, derived from :class:`impasto.Options`, and the parsing of submitted values.
 
-Each field of :class:`~impasto.config.Options` becomes a form field with the same name, help
-text and type (as the CLI's flags do), so the page, the API and the CLI never disagree. The web
+Each field of :class:`~impasto.config.Options`, as :mod:`impasto.options_schema` describes it (the
+description the CLI's flags are built from too), becomes a form field with the same name, help
+text and type, so the page, the API and the CLI never disagree. The web
 adds bounds (:class:`~impasto.web.settings.StudioSettings`), turns options that hold image paths
 into uploads, and leaves out the options that name files on the server. A text option the studio
 does not know is left out too (safe by default) until it is listed here.
@@ -9,12 +10,8 @@ does not know is left out too (safe by default) until it is listed here.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import types
-import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -22,7 +19,9 @@ import torch
 from ..config import PRESETS, Options, resolve
 from ..errors import ConfigError, ImpastoError, did_you_mean
 from ..inputs import IMAGE_HELP, MASKS_AFTER
+from ..options_schema import OptionField, option_fields
 from ..schedule import plan_scales
+from .models import FieldInfo, FieldKind
 from .settings import StudioSettings
 
 __all__ = [
@@ -30,15 +29,13 @@ __all__ = [
     "MAIN_FIELDS",
     "UPLOADS",
     "UPLOAD_ARGS",
-    "FormField",
+    "FieldInfo",
     "device_choices",
     "excluded",
     "form_fields",
     "parse_options",
     "preset_values",
 ]
-
-Kind = Literal["int", "float", "bool", "choice", "layers", "numbers", "file"]
 
 # Options that name a file on the server: a web client must not choose those.
 _SERVER_FILES = {
@@ -51,8 +48,6 @@ _SERVER_FILES = {
 UPLOADS = {"init": "init_image", "content_mask": "content_mask", "style_masks": "style_mask"}
 # The transfer() argument each upload becomes.
 UPLOAD_ARGS = {"init": "init_image", "content_mask": "content_mask", "style_masks": "style_masks"}
-# Text options the studio knows how to check.
-_KNOWN_TEXT = {"device", "init", "content_layers", "style_layers"}
 # The controls shown first on the page; the others sit under "More options".
 MAIN_FIELDS = ("size", "steps", "scales", "style_strength", "seed", "pooling", "init", "tv_weight")
 # Multipart fields that are images, not options.
@@ -61,24 +56,6 @@ INIT_CHOICES = ("noise", "content")  # plus an uploaded init_image
 MAX_SEED = 2**32 - 1
 MAX_TEXT = 1000  # characters in a text field
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-
-
-@dataclass(frozen=True)
-class FormField:
-    """One option as the page and the API see it."""
-
-    name: str
-    label: str
-    help: str
-    kind: Kind
-    optional: bool  # an empty value means "the preset's value" (None)
-    choices: tuple[str, ...] | None = None
-    minimum: float | None = None  # for int/float, and for each item of "numbers"
-    maximum: float | None = None
-    item: Literal["int", "float"] | None = None  # the item type of "numbers"
-    upload: str | None = None  # the multipart file field of a "file" option (or of init)
-    multiple: bool = False  # several files (one per style image)
-    main: bool = False
 
 
 def device_choices() -> tuple[str, ...]:
@@ -104,44 +81,23 @@ def _bounds(name: str, settings: StudioSettings) -> tuple[float | None, float | 
     }.get(name, (0, None))
 
 
-def _kind(name: str, hint: Any) -> tuple[Kind, tuple[str, ...] | None, Literal["int", "float"] | None] | None:
-    """(kind, choices, item type) of a field's type, or None for a text option we do not know."""
-    if name == "init":
+def _kind(f: OptionField) -> tuple[FieldKind, tuple[str, ...] | None, Literal["int", "float"] | None] | None:
+    """(kind, choices, item type) of a form field, or None for a text option the studio does not know."""
+    if f.name == "init":
         return "choice", INIT_CHOICES, None
-    if typing.get_origin(hint) is Literal:
-        return "choice", tuple(str(a) for a in typing.get_args(hint)), None
-    if hint is bool:
-        return "bool", None, None
-    if hint is int or hint is float:
-        return ("int" if hint is int else "float"), None, None
-    if name == "device":
+    if f.name == "device":
         return "choice", device_choices(), None
-    if name in ("content_layers", "style_layers"):
-        return "layers", None, None
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) is tuple and len(args) == 2 and args[1] is Ellipsis and args[0] in (int, float):
-        return "numbers", None, ("int" if args[0] is int else "float")
-    return None
-
-
-def _hints() -> dict[str, tuple[Any, bool]]:
-    """Each field's type without ``| None``, and whether None is allowed."""
-    out = {}
-    for name, hint in typing.get_type_hints(Options).items():
-        args = typing.get_args(hint)
-        optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args
-        if optional:
-            hint = next(a for a in args if a is not type(None))
-        out[name] = (hint, optional)
-    return out
+    if f.kind == "text":
+        return None
+    return f.kind, f.choices, f.item
 
 
 def excluded() -> dict[str, str]:
     """Options a web client cannot set, and why."""
     out = dict(_SERVER_FILES)
-    for name, (hint, _) in _hints().items():
-        if name not in out and (name not in _KNOWN_TEXT and _kind(name, hint) is None):
-            out[name] = "the studio does not know how to check this option yet"
+    for f in option_fields():
+        if f.name not in out and _kind(f) is None:
+            out[f.name] = "the studio does not know how to check this option yet"
     return out
 
 
@@ -155,40 +111,34 @@ def worded(exc: ImpastoError) -> str:
     return exc.worded(web_name)
 
 
-def _mask_fields() -> list[FormField]:
+def _field(name: str, help_text: str, kind: FieldKind, optional: bool, **more: Any) -> FieldInfo:
+    """A form field; what ``more`` does not give is absent (None) or off."""
+    blank = {"choices": None, "minimum": None, "maximum": None, "item": None, "upload": None}
+    values = blank | {"multiple": False, "main": False} | more
+    return FieldInfo(name=name, label=name.replace("_", " "), help=help_text, kind=kind, optional=optional, **values)
+
+
+def _mask_fields() -> list[FieldInfo]:
     """The masks' upload fields: images, not options."""
     return [
-        FormField(name=name, label=name.replace("_", " "), help=IMAGE_HELP[name], kind="file", optional=True,
-                  upload=UPLOADS[name], multiple=name == "style_masks")
+        _field(name, IMAGE_HELP[name], "file", True, upload=UPLOADS[name], multiple=name == "style_masks")
         for name in ("content_mask", "style_masks")
-    ]  # fmt: skip
+    ]
 
 
-def form_fields(settings: StudioSettings) -> list[FormField]:
+def form_fields(settings: StudioSettings) -> list[FieldInfo]:
     """The form fields, in the order of :class:`Options` (the masks after ``MASKS_AFTER``)."""
-    hints, skip = _hints(), excluded()
+    skip = excluded()
     out = []
-    for f in dataclasses.fields(Options):
-        kind_info = _kind(f.name, hints[f.name][0])
+    for f in option_fields():
+        kind_info = _kind(f)
         if f.name in skip or kind_info is None:
             continue
         kind, choices, item = kind_info
         low, high = _bounds(f.name, settings) if kind in ("int", "float", "numbers") else (None, None)
-        out.append(
-            FormField(
-                name=f.name,
-                label=f.name.replace("_", " "),
-                help=IMAGE_HELP.get(f.name, str(f.metadata.get("help", ""))),
-                kind=kind,
-                optional=hints[f.name][1],
-                choices=choices,
-                minimum=low,
-                maximum=high,
-                item=item,
-                upload=UPLOADS.get(f.name),
-                main=f.name in MAIN_FIELDS,
-            )
-        )
+        help_text = IMAGE_HELP.get(f.name, f.help)
+        more = {"choices": choices, "minimum": low, "maximum": high, "item": item, "upload": UPLOADS.get(f.name)}
+        out.append(_field(f.name, help_text, kind, f.optional, main=f.name in MAIN_FIELDS, **more))
         if f.name == MASKS_AFTER:
             out += _mask_fields()
     return out
@@ -201,7 +151,7 @@ def preset_values() -> dict[str, dict[str, Any]]:
     return {name: {k: v for k, v in resolve(name).to_dict().items() if k not in skip} | masks for name in PRESETS}
 
 
-def _number(spec: FormField, raw: str, kind: str) -> int | float:
+def _number(spec: FieldInfo, raw: str, kind: str) -> int | float:
     text = raw.strip()
     try:
         value: int | float = int(text) if kind == "int" else float(text)
@@ -217,7 +167,7 @@ def _number(spec: FormField, raw: str, kind: str) -> int | float:
     return value
 
 
-def _convert(spec: FormField, raw: str) -> Any:
+def _convert(spec: FieldInfo, raw: str) -> Any:
     """A submitted string as the field's type; ConfigError with a one-line message if it is not."""
     if len(raw) > MAX_TEXT:
         raise ConfigError(f"{spec.name} is too long ({len(raw)} characters, at most {MAX_TEXT})")

@@ -1,10 +1,14 @@
 """A job: what it was asked to do (:class:`JobSpec`), where it is (:class:`State`), its progress.
 
+Its progress is the latest :class:`~impasto.transfer.Step`'s fields that :class:`JobStatus` shows
+(:data:`PROGRESS`): one record from the optimiser to the API's JSON.
+
 :class:`Job` records are mutated only by :class:`~impasto.web.jobs.JobManager`, under its lock.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import threading
 import time
@@ -14,13 +18,19 @@ from typing import Any
 
 from PIL import Image
 
-from .. import __version__
+from .._api import made_with
 from ..config import Options
 from ..errors import ImpastoError
+from ..transfer import Result, Step
 from .fields import UPLOAD_ARGS
 from .media import StoredImage
+from .models import JobStatus
 
-__all__ = ["FINISHED", "Conflict", "Job", "JobSpec", "QueueFull", "State"]
+__all__ = ["FINISHED", "PROGRESS", "Conflict", "Job", "JobSpec", "QueueFull", "State"]
+
+# The fields of a Step a job's status shows: those JobStatus declares too (not the image, which
+# becomes the preview, nor the best loss, the budget or the compute line).
+PROGRESS = tuple(f.name for f in dataclasses.fields(Step) if f.name in JobStatus.model_fields)
 
 
 class State(str, enum.Enum):
@@ -74,16 +84,7 @@ class Job:
     folder: Path
     created: float = field(default_factory=time.time)
     state: State = State.QUEUED
-    step: int = 0
-    total: int = 0  # steps planned over all scales (a time budget may lower it as it goes)
-    schedule: tuple[tuple[int, int, int], ...] = ()  # (width, height, steps) per scale
-    scale: int = 0
-    scales: int = 0
-    size: tuple[int, int] | None = None
-    loss: float | None = None
-    losses: dict[str, float] = field(default_factory=dict)
-    elapsed: float = 0.0
-    eta: float | None = None
+    progress: dict[str, Any] = field(default_factory=dict)  # the PROGRESS fields, as JSON values
     error: str | None = None
     started: float | None = None
     finished: float | None = None
@@ -96,7 +97,23 @@ class Job:
     png: tuple[int, bytes] | None = None  # (image_version, encoded preview)
 
     def __post_init__(self) -> None:
-        self.total = self.total or self.spec.options.steps
+        # Before the first step: the steps planned, nothing else known yet.
+        blank = {"step": 0, "total": self.spec.options.steps, "schedule": [], "scale": 0, "scales": 0}
+        self.progress = self.progress or blank | {"size": None, "loss": None, "losses": {}, "elapsed": 0.0, "eta": None}
+
+    @property
+    def step(self) -> int:
+        """Steps done, over all scales."""
+        return int(self.progress["step"])
+
+    def record(self, s: Step) -> None:
+        """Take the progress of ``s``."""
+        self.progress = {name: _json(getattr(s, name)) for name in PROGRESS}
+
+    def record_result(self, result: Result) -> None:
+        """Take the finished run's steps, loss and time (the schedule and scale stay the last step's)."""
+        self.progress |= {"step": result.steps, "loss": result.loss, "losses": dict(result.losses)}
+        self.progress |= {"elapsed": result.elapsed, "eta": 0.0}
 
     def params(self) -> dict[str, Any]:
         """The parameters embedded in this job's images (as ``impasto info`` shows them)."""
@@ -105,11 +122,16 @@ class Job:
         for name, images in spec.uploads.items():  # not the server's paths
             labels = [f"upload: {s.label}" for s in images]
             opts[name] = labels if name == "style_masks" else labels[0]
-        return {
-            "impasto": __version__,
-            "preset": spec.preset,
+        return made_with(spec.preset) | {
             "content": spec.content.label,
             "styles": [s.label for s in spec.styles],
             **{k: v for k, v in opts.items() if k not in ("weights", "weights_format")},
             "device": spec.device,
         }
+
+
+def _json(value: Any) -> Any:
+    """A Step field's value as its JSON form: tuples become lists, dicts are copied."""
+    if isinstance(value, tuple | list):
+        return [_json(v) for v in value]
+    return dict(value) if isinstance(value, dict) else value

@@ -21,13 +21,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .. import style_transfer
+from .._api import result_params, style_transfer
 from ..errors import ImpastoError, out_of_memory
-from ..image import save_image
+from ..image import encode_png, save_image
 from ..transfer import COMPUTED, Result, Step
 from .fields import worded
 from .job import FINISHED, Conflict, Job, JobSpec, QueueFull, State
-from .media import StorageFull, encode_png
+from .media import StorageFull
 from .settings import StudioSettings
 
 __all__ = ["FINISHED", "Conflict", "Job", "JobManager", "JobSpec", "QueueFull", "Runner", "State"]
@@ -157,16 +157,7 @@ class JobManager:
                 "id": job.id,
                 "state": job.state.value,
                 "position": position,
-                "step": job.step,
-                "total": job.total,
-                "schedule": [list(x) for x in job.schedule],
-                "scale": job.scale,
-                "scales": job.scales,
-                "size": list(job.size) if job.size else None,
-                "loss": job.loss,
-                "losses": dict(job.losses),
-                "elapsed": job.elapsed,
-                "eta": job.eta,
+                **job.progress,
                 "error": job.error,
                 "cancel_requested": job.cancel.is_set(),
                 "created": job.created,
@@ -311,10 +302,8 @@ class JobManager:
         def on_step(s: Step) -> None:
             now = time.monotonic()
             with self._lock:
-                new_scale = s.scale != job.scale
-                job.step, job.total, job.scale, job.scales, job.size = s.step, s.total, s.scale, s.scales, s.size
-                job.schedule = tuple(getattr(s, "schedule", ()))
-                job.loss, job.losses, job.elapsed, job.eta = s.loss, s.losses, s.elapsed, s.eta
+                new_scale = s.scale != job.progress["scale"]
+                job.record(s)
                 due = now - last_preview[0] >= self.settings.preview_seconds or s.step >= s.total or new_scale
                 if s.image is not None and due:
                     job.preview, job.image_step = s.image, s.step
@@ -335,18 +324,7 @@ class JobManager:
                 **spec.overrides,
             )
             chosen = {k: result.params[k] for k in COMPUTED if k in result.params}  # device, precision, tiling...
-            meta = (
-                job.params()
-                | chosen
-                | {
-                    "loss": result.loss,
-                    "losses": result.losses,
-                    "steps_done": result.steps,
-                    "seconds": round(result.elapsed, 2),
-                    "interrupted": result.interrupted or result.stopped,
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                }
-            )
+            meta = job.params() | chosen | result_params(result)
             path = save_image(result.image, job.folder / "result.png", meta)
         except ImpastoError as exc:
             self._finish(job, State.FAILED, error=_scrub(worded(exc), job))
@@ -376,8 +354,7 @@ class JobManager:
         with self._lock:
             job.state, job.error, job.finished = state, error, time.time()
             if result is not None:
-                job.step, job.loss, job.losses = result.steps, result.loss, result.losses
-                job.elapsed, job.eta = result.elapsed, 0.0
+                job.record_result(result)
                 job.preview, job.image_step, job.result_path = result.image, result.steps, path
                 job.image_version += 1
             self._bump(job)

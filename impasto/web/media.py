@@ -1,4 +1,4 @@
-"""Images in and out of the studio: checked uploads, the bundled examples, PNGs with parameters.
+"""Images in and out of the studio: checked uploads, the bundled examples.
 
 Uploaded bytes are written under a server-chosen name (the client's file name is kept only as a
 label for the page) and must decode with :func:`impasto.image.load_image`.
@@ -8,24 +8,21 @@ from __future__ import annotations
 
 import functools
 import io
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from PIL import Image, PngImagePlugin
+from PIL import Image
 
 from ..data import data_dir
 from ..errors import ImpastoError, InputError
-from ..image import PARAMS_KEY, load_image
+from ..image import load_image
 
 __all__ = [
     "Example",
     "StorageFull",
     "StoredImage",
     "TooLarge",
-    "encode_png",
     "example_path",
     "examples",
     "plain_text",
@@ -141,12 +138,3 @@ def store_image(data: bytes, dest: Path, label: str, role: str, max_pixels: int)
         raise InputError(f"{role} '{label}': {message}") from None
     media_type = Image.MIME.get(fmt, "application/octet-stream")
     return StoredImage(dest, label, None, img.width, img.height, media_type)
-
-
-def encode_png(img: Image.Image, params: dict[str, Any], compress_level: int = 6) -> bytes:
-    """PNG bytes of ``img`` with ``params`` in the same text chunk as :func:`impasto.save_image`."""
-    info = PngImagePlugin.PngInfo()
-    info.add_text(PARAMS_KEY, json.dumps(params, sort_keys=True, default=str))
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", pnginfo=info, compress_level=compress_level)
-    return buf.getvalue()

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "ErrorMessage",
     "ExampleInfo",
     "FieldInfo",
+    "FieldKind",
     "ImageChecked",
     "InputInfo",
     "JobCreated",
     "JobStatus",
     "StudioInfo",
 ]
+
+
+# What a form field holds: one number, a yes/no, one of its choices, layer:weight pairs, a list of
+# numbers, or an uploaded image.
+FieldKind = Literal["int", "float", "bool", "choice", "layers", "numbers", "file"]
 
 
 class ErrorMessage(BaseModel):
@@ -103,10 +109,14 @@ class ExampleInfo(BaseModel):
 class FieldInfo(BaseModel):
     """A job option as a form field, derived from impasto.Options."""
 
+    # Built once per studio (impasto.web.fields.form_fields), then only read: by the page, the
+    # OpenAPI schema of a job's form and the parsing of a submitted form.
+    model_config = ConfigDict(frozen=True)
+
     name: str
     label: str
     help: str
-    kind: Literal["int", "float", "bool", "choice", "layers", "numbers", "file"]
+    kind: FieldKind
     optional: bool = Field(description="empty means the preset's value")
     choices: list[str] | None
     minimum: float | None = Field(description="least value (of each item, for numbers)")
