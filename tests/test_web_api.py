@@ -58,13 +58,14 @@ def wait_until(client: TestClient, check: Callable[[], bool], what: str = "the c
         raise AssertionError(f"{what} never came true")
 
 
-def wait_for(client: TestClient, job_id: str, states: tuple[str, ...] = FINISHED) -> dict:
+def wait_for(client: TestClient, job_id: str, states: tuple[str, ...] = FINISHED) -> dict[str, Any]:
     """The job's status once it is in one of ``states``."""
     job = manager_of(client).get(job_id)
     assert job is not None, job_id
     if not manager_of(client).wait(lambda: job.state.value in states, HANG_SECONDS):
         raise AssertionError(f"job {job_id} stuck in {job.state.value} (wanted {states})")
-    return client.get(f"/api/jobs/{job_id}").json()
+    status: dict[str, Any] = client.get(f"/api/jobs/{job_id}").json()
+    return status
 
 
 TINY = {"size": "64", "steps": "3", "scales": "1"}
@@ -701,6 +702,7 @@ def test_stop_keeps_the_image(client: TestClient, runner: FakeRunner) -> None:
     runner.hold()
     job_id = submit(client, steps="50").json()["id"]
     job = manager_of(client).get(job_id)
+    assert job is not None
     runner.release(2)
     wait_until(client, lambda: job.step == 2, "step 2")
     r = client.delete(f"/api/jobs/{job_id}")
@@ -742,6 +744,7 @@ def test_server_answers_during_a_job(client: TestClient, runner: FakeRunner) -> 
     runner.hold()  # the job stays running, in the middle of its steps, until the requests are answered
     job_id = submit(client).json()["id"]
     job = manager_of(client).get(job_id)
+    assert job is not None
     runner.release(1)
     wait_until(client, lambda: job.step == 1, "step 1")
     paths = ("/api/examples", "/api/options", f"/api/jobs/{job_id}", f"/api/jobs/{job_id}/image", "/")
@@ -758,13 +761,13 @@ def test_server_answers_during_a_job(client: TestClient, runner: FakeRunner) -> 
 
 
 def read_events(
-    client: TestClient, job_id: str, limit: int | None = None, on_event: Callable[[dict], None] | None = None
-) -> list[tuple[str, dict]]:
+    client: TestClient, job_id: str, limit: int | None = None, on_event: Callable[[dict[str, Any]], None] | None = None
+) -> list[tuple[str, dict[str, Any]]]:
     """The (name, data) events of a job's stream, until it ends or ``limit`` have come (then hang up).
 
     ``on_event`` sees each event's data as it comes, before the next is read.
     """
-    events: list[tuple[str, dict]] = []
+    events: list[tuple[str, dict[str, Any]]] = []
     with client.stream("GET", f"/api/jobs/{job_id}/events") as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         name = "message"
@@ -780,7 +783,7 @@ def read_events(
     return events
 
 
-def in_lockstep(runner: FakeRunner | PacedRunner) -> Callable[[dict], None]:
+def in_lockstep(runner: FakeRunner | PacedRunner) -> Callable[[dict[str, Any]], None]:
     """An ``on_event`` that lets the held runner take its next step only once its last one was seen.
 
     So the stream shows every step however slow the reader: none is folded into a later event.
@@ -788,7 +791,7 @@ def in_lockstep(runner: FakeRunner | PacedRunner) -> Callable[[dict], None]:
     free = 1 if isinstance(runner, PacedRunner) else 0  # a held PacedRunner still takes its first step
     granted = [0]
 
-    def on_event(status: dict) -> None:
+    def on_event(status: dict[str, Any]) -> None:
         wanted = status["step"] + 1 - free  # permits that allow one step more than seen
         if wanted > granted[0]:
             runner.release(wanted - granted[0])
@@ -854,9 +857,10 @@ def test_a_browser_that_leaves_does_not_stop_anything(client: TestClient, runner
     runner.hold()
     job_id = submit(client, steps="10").json()["id"]
     job = manager_of(client).get(job_id)
+    assert job is not None
     runner.release(1)
     wait_until(client, lambda: job.step == 1, "step 1")
-    events = read_events(client, job_id, limit=2, on_event=lambda e: e["step"] == 1 and runner.release())
+    events = read_events(client, job_id, limit=2, on_event=lambda e: runner.release() if e["step"] == 1 else None)
     assert [e["step"] for _, e in events] == [1, 2]  # and the client has hung up
     status = client.get(f"/api/jobs/{job_id}").json()
     assert (status["state"], status["step"], status["cancel_requested"]) == ("running", 2, False)
@@ -960,7 +964,9 @@ def test_serve_binds_loopback_and_guards_the_host(monkeypatch: pytest.MonkeyPatc
     assert seen["app"].state.settings.allowed_hosts is None
 
 
-def test_cli_serve_prints_the_url_and_warns(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+def test_cli_serve_prints_the_url_and_warns(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import impasto.web.server
     from impasto.cli import main
 
@@ -1018,6 +1024,7 @@ def test_real_job_can_be_stopped(tmp_path: Path) -> None:
         assert r.status_code == 201, r.text
         job_id = r.json()["id"]
         job = manager_of(client).get(job_id)
+        assert job is not None
         wait_until(client, lambda: job.step == 1, "step 1")
         assert client.delete(f"/api/jobs/{job_id}").status_code == 200
         status = wait_for(client, job_id)
@@ -1028,7 +1035,9 @@ def test_real_job_can_be_stopped(tmp_path: Path) -> None:
             assert max(img.size) == 48
 
 
-def test_missing_web_extra_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+def test_missing_web_extra_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import importlib
     import importlib.util
     import sys
