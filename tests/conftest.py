@@ -14,7 +14,7 @@ import importlib
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal, cast
+from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
 import pytest
@@ -24,6 +24,11 @@ from torch import nn
 
 from impasto.testing import narrow_vgg
 from impasto.vgg import VGG19, Pooling
+
+if TYPE_CHECKING:  # the web extra: imported where a studio test needs it
+    from fastapi.testclient import TestClient
+
+    from impasto.web.jobs import JobManager
 
 # Tiny tensors: extra threads only add overhead, and on a shared 2-core machine their
 # spin-waiting makes a VGG step ~10x slower. One thread also keeps results reproducible.
@@ -185,6 +190,18 @@ def full_width_network(narrow_network: None, monkeypatch: pytest.MonkeyPatch) ->
     from impasto.network import get_vgg
 
     monkeypatch.setattr(importlib.import_module("impasto.transfer"), "get_vgg", get_vgg)
+
+
+def manager_of(client: TestClient) -> JobManager:
+    """The job manager of a studio under test (``TestClient.app`` is typed as any ASGI app)."""
+    from fastapi import FastAPI
+
+    from impasto.web.jobs import JobManager
+
+    assert isinstance(client.app, FastAPI)
+    manager = client.app.state.manager
+    assert isinstance(manager, JobManager)
+    return manager
 
 
 def make_photo(width: int, height: int, seed: int = 0) -> Image.Image:

@@ -91,7 +91,8 @@ class Run:
     @property
     def size(self) -> tuple[int, int]:
         with Image.open(self.output) as img:
-            return img.size
+            size: tuple[int, int] = img.size  # Pillow's __enter__ returns typing.Self, which Python 3.10 lacks
+        return size
 
 
 @pytest.fixture
@@ -141,7 +142,7 @@ def assert_refused(run: Run, *needles: str, code: int = 2) -> None:
 
 
 def total_of(params: dict[str, Any], cw: float, sw: float, tvw: float = 0.0) -> float:
-    losses = params["losses"]
+    losses: dict[str, float] = params["losses"]
     return cw * losses["content"] + sw * losses["style"] + tvw * losses.get("tv", 0.0)
 
 
@@ -180,7 +181,7 @@ def test_paths_are_stored_as_file_names_unless_embed_paths(  # type: ignore[no-u
     Image.new("L", (64, 48), 255).save(inputs / "regions.png")
     Image.new("L", (48, 48), 255).save(inputs / "where.png")
     paths = {"init": "start.png", "content_mask": "regions.png", "style_masks": ["where.png"]}
-    flags = {"init": inputs / "start.png", "content_mask": inputs / "regions.png"}
+    flags: dict[str, Path | list[Path]] = {"init": inputs / "start.png", "content_mask": inputs / "regions.png"}
     flags["style_masks"] = [inputs / "where.png"]
     monkeypatch.chdir(tmp_path)  # relative paths are embedded as absolute ones
     relative = Path("private", "photos")

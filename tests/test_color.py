@@ -113,7 +113,8 @@ def test_sym_does_not_depend_on_the_channel_order_but_cholesky_does() -> None:
     def permuted_result(method: ColorMatch) -> torch.Tensor:
         return color.match_color(style[:, perm], content[:, perm], method)
 
-    for method, equivariant in (("sym", True), ("cholesky", False)):
+    cases: list[tuple[ColorMatch, bool]] = [("sym", True), ("cholesky", False)]
+    for method, equivariant in cases:
         direct = color.match_color(style, content, method)[:, perm]
         assert torch.allclose(permuted_result(method), direct, atol=1e-3) is equivariant, method
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import make_painting, make_photo
+from conftest import make_painting, make_photo, manager_of
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -261,10 +261,12 @@ def run_job(client: TestClient) -> dict[str, Any]:
     data = {"content_example": "tubingen", "style_example": "starry_night", "size": "64", "steps": "3", "scales": "1"}
     created = client.post("/api/jobs", data=data)
     assert created.status_code == 201, created.text
-    manager = client.app.state.manager  # type: ignore[attr-defined]
+    manager = manager_of(client)
     job = manager.get(created.json()["id"])
+    assert job is not None
     assert manager.wait(lambda: job.state.value in ("done", "failed", "cancelled"), 120)
-    return client.get(f"/api/jobs/{job.id}").json()  # type: ignore[no-any-return]
+    status: dict[str, Any] = client.get(f"/api/jobs/{job.id}").json()
+    return status
 
 
 def test_studio_job_on_a_full_disk_fails_in_one_line_and_the_next_job_runs(
@@ -275,7 +277,7 @@ def test_studio_job_on_a_full_disk_fails_in_one_line_and_the_next_job_runs(
         failed = run_job(studio)
     assert failed["state"] == "failed" and "No space left on device" in failed["error"], failed
     assert "\n" not in failed["error"] and "/work/" not in failed["error"]  # no server path either
-    folder = studio.app.state.manager.root / failed["id"]  # type: ignore[attr-defined]
+    folder = manager_of(studio).root / failed["id"]
     assert not [p.name for p in folder.iterdir() if p.name.startswith(".") or p.name == "result.png"]
     assert run_job(studio)["state"] == "done"
 

@@ -90,9 +90,9 @@ def test_init_image_loaded_in_one_place(  # type: ignore[no-untyped-def]
     options, start: tuple[Image.Image, Path], content_path: Path, style_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from impasto import inputs
+    from impasto.image import load_image as real
 
     loaded: list[str] = []
-    real = inputs.load_image
 
     def counting(path: Any, **kw: Any) -> Image.Image:
         loaded.append(Path(path).name)
