@@ -121,4 +121,4 @@ def test_sym_does_not_depend_on_the_channel_order_but_cholesky_does() -> None:
 
 def test_unknown_match_method() -> None:
     with pytest.raises(ValueError, match="unknown colour matching method"):
-        color.match_color(coloured(0), coloured(1), "lab")  # type: ignore[arg-type]
+        color.match_color(coloured(0), coloured(1), "lab")  # type: ignore[arg-type]  # a wrong name on purpose
