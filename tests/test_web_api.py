@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import manager_of
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -28,7 +29,6 @@ from impasto.errors import ConfigError, InputError
 from impasto.inputs import IMAGE_HELP, MASKS_AFTER
 from impasto.web.fields import UPLOADS, excluded, form_fields
 from impasto.web.job import JobSpec
-from impasto.web.jobs import JobManager
 from impasto.web.server import create_app, serve
 from impasto.web.settings import StudioSettings
 from impasto.web.testing import FakeRunner, PacedRunner
@@ -46,10 +46,6 @@ def png(width: int = 64, height: int = 48, color: tuple[int, int, int] = (200, 1
 
 
 HANG_SECONDS = 180.0  # only a guard against a hang (a few real VGG steps on a busy 2-core machine)
-
-
-def manager_of(client: TestClient) -> JobManager:
-    return client.app.state.manager  # type: ignore[attr-defined,no-any-return]
 
 
 def wait_until(client: TestClient, check: Callable[[], bool], what: str = "the condition") -> None:
