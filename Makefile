@@ -27,7 +27,7 @@ demo: install  ## stylise the bundled pair into ./impasto-demo.png
 lint: install-dev
 	@$(MAKE) --no-print-directory static
 
-static:  ## ruff and mypy (strict, on the package) with the tools already installed
+static:  ## ruff and mypy (strict, on the package and the tests) with the tools already installed
 	$(BIN)/ruff check impasto tests benchmarks
 	$(BIN)/ruff format --check impasto tests benchmarks
 	$(BIN)/mypy

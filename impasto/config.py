@@ -260,7 +260,7 @@ def _numbers(values: dict[str, Any]) -> None:
             values[name] = (_number(name, value, kind),)
 
 
-def parse_layers(spec: str | list[str] | tuple[Any, ...], default_weight: float | None = None) -> LayerWeights:
+def parse_layers(spec: str | list[Any] | tuple[Any, ...], default_weight: float | None = None) -> LayerWeights:
     """Parse ``"conv1_1:0.2,conv2_1"`` or a list of such items into ((name, weight), ...).
 
     Layers without a weight get ``default_weight``, or 1/len when that is None.

@@ -203,7 +203,7 @@ def optimize(
         x.grad = None  # the backward hands its gradient over without a copy
         image = x.clamp(0, 255)
         loss, terms = objective(image)
-        (loss * scale).backward()  # type: ignore[no-untyped-call]
+        (loss * scale).backward()
         best.update(loss, image, terms)
         closure.last = (loss.detach(), terms, image.detach())  # type: ignore[attr-defined]
         return loss * scale

@@ -14,15 +14,21 @@ import importlib
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch import nn
 
 from impasto.testing import narrow_vgg
-from impasto.vgg import VGG19
+from impasto.vgg import VGG19, Pooling
+
+if TYPE_CHECKING:  # the web extra: imported where a studio test needs it
+    from fastapi.testclient import TestClient
+
+    from impasto.web.jobs import JobManager
 
 # Tiny tensors: extra threads only add overhead, and on a shared 2-core machine their
 # spin-waiting makes a VGG step ~10x slower. One thread also keeps results reproducible.
@@ -86,6 +92,15 @@ def features_state(convs: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, 
     return state
 
 
+def conv_layers(vgg: VGG19) -> list[nn.Conv2d]:
+    """The 16 convolutions of ``vgg``, typed as such (``nn.ModuleList`` gives any ``nn.Module``)."""
+    convs = []
+    for conv in vgg.convs:
+        assert isinstance(conv, nn.Conv2d)
+        convs.append(conv)
+    return convs
+
+
 @pytest.fixture(scope="session")
 def quantised_state() -> dict[str, torch.Tensor]:
     return random_quantised(seed=0)
@@ -135,9 +150,10 @@ def tiny_vgg() -> VGG19:
 
 
 @functools.lru_cache(maxsize=8)
-def _narrow_network(pooling: str, preprocessing: Literal["caffe", "imagenet"], dtype: str = "fp32") -> VGG19:
-    net = narrow_vgg(pooling, preprocessing=preprocessing)  # type: ignore[arg-type]
-    net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+def _narrow_network(pooling: Pooling, preprocessing: Literal["caffe", "imagenet"], dtype: str = "fp32") -> VGG19:
+    net = narrow_vgg(pooling, preprocessing=preprocessing)
+    # Module.to takes memory_format (documented, passed on to Tensor.to); torch's overloads leave it out.
+    net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return net.to(torch.bfloat16) if dtype == "bf16" else net
 
 
@@ -149,7 +165,8 @@ def _load_narrow(
     The weights file is not read (its name is still recorded): tests of weights files load them.
     """
     assert network == "raw" and device == "cpu", "the narrow stand-in is a raw network on the CPU"
-    return _narrow_network(pooling, "imagenet" if weights_format == "torchvision" else "caffe", dtype)
+    # get_vgg takes the pooling option as a str; narrow_vgg checks it is one of Pooling's names.
+    return _narrow_network(cast(Pooling, pooling), "imagenet" if weights_format == "torchvision" else "caffe", dtype)
 
 
 @pytest.fixture(autouse=True)
@@ -173,6 +190,18 @@ def full_width_network(narrow_network: None, monkeypatch: pytest.MonkeyPatch) ->
     from impasto.network import get_vgg
 
     monkeypatch.setattr(importlib.import_module("impasto.transfer"), "get_vgg", get_vgg)
+
+
+def manager_of(client: TestClient) -> JobManager:
+    """The job manager of a studio under test (``TestClient.app`` is typed as any ASGI app)."""
+    from fastapi import FastAPI
+
+    from impasto.web.jobs import JobManager
+
+    assert isinstance(client.app, FastAPI)
+    manager = client.app.state.manager
+    assert isinstance(manager, JobManager)
+    return manager
 
 
 def make_photo(width: int, height: int, seed: int = 0) -> Image.Image:

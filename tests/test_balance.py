@@ -136,9 +136,9 @@ def test_transfer_sets_alpha_from_each_scales_references(
 ) -> None:
     """Every scale of the ladder gets alpha = beta S_ref / (strength C_ref) of its own references."""
     seen: list[tuple[float, float, float]] = []
-    real = targets_module.references
+    real = references
     tv_weights: list[float] = []
-    real_tv = targets_module.balanced_tv_weight
+    real_tv = balanced_tv_weight
 
     def spy(
         objective: Objective, content: torch.Tensor, styles: list[torch.Tensor], weights: Any

@@ -19,7 +19,7 @@ from impasto.errors import ConfigError, InputError
 from impasto.image import read_params
 from impasto.manifest import MANIFEST_NAME, Manifest, write_atomic
 
-TINY = {"size": 32, "steps": 4, "scales": 1}
+TINY: dict[str, Any] = {"size": 32, "steps": 4, "scales": 1}
 
 
 @pytest.fixture
@@ -347,4 +347,5 @@ def test_init_file_and_masks_reach_every_item_and_are_recorded(
     manifest = batch([photos / "a.png"], paintings[:1], tmp_path / "masked", content_mask=mask, sheet=False, **TINY)
     assert manifest.count("done") == 1
     (entry,) = manifest.entries.values()
+    assert entry.output is not None
     assert read_params(tmp_path / "masked" / entry.output)["content_mask"] == str(mask)

@@ -38,7 +38,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::FutureWarning"),
 ]
 
-TINY = {"size": 64, "steps": 4, "scales": 1}
+TINY: dict[str, Any] = {"size": 64, "steps": 4, "scales": 1}
 
 
 def _free_port() -> int:
@@ -122,7 +122,9 @@ def test_four_items_on_a_cluster_match_the_local_run(
     for e in manifest.entries.values():
         assert e.output is not None and _valid(tmp_path / "ray" / e.output)["steps_done"] == 4
         ray_px = np.asarray(Image.open(tmp_path / "ray" / e.output))
-        local_px = np.asarray(Image.open(tmp_path / "local" / local.entries[e.id].output))  # type: ignore[operator]
+        local_output = local.entries[e.id].output
+        assert local_output is not None
+        local_px = np.asarray(Image.open(tmp_path / "local" / local_output))
         assert np.abs(ray_px.astype(int) - local_px.astype(int)).max() <= 1
 
 

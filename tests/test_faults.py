@@ -20,11 +20,10 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import make_painting, make_photo
+from conftest import make_painting, make_photo, manager_of
 from fastapi.testclient import TestClient
 from PIL import Image
 
-import impasto.image as image_module
 from impasto import cli, resolve, save_image, transfer
 from impasto.errors import InputError, NumericalError
 from impasto.testing import narrow_vgg
@@ -32,7 +31,7 @@ from impasto.vgg import VGG19
 from impasto.web.server import create_app
 from impasto.web.settings import StudioSettings
 
-TINY = {"size": 64, "steps": 8, "scales": 1, "seed": 0}
+TINY: dict[str, Any] = {"size": 64, "steps": 8, "scales": 1, "seed": 0}
 
 
 def _calls_before_the_first_step() -> int:
@@ -216,7 +215,7 @@ class _FullDisk(io.RawIOBase):
 @pytest.fixture
 def full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every image impasto writes fails with ENOSPC after 100 bytes (a partial file is on disk then)."""
-    monkeypatch.setattr(image_module.os, "fdopen", lambda fd, mode: _FullDisk(fd, 100))
+    monkeypatch.setattr("impasto.image.os.fdopen", lambda fd, mode: _FullDisk(fd, 100))
 
 
 def test_save_on_a_full_disk_is_one_error_no_partial_file_previous_intact(tmp_path: Path, full_disk: None) -> None:
@@ -262,21 +261,23 @@ def run_job(client: TestClient) -> dict[str, Any]:
     data = {"content_example": "tubingen", "style_example": "starry_night", "size": "64", "steps": "3", "scales": "1"}
     created = client.post("/api/jobs", data=data)
     assert created.status_code == 201, created.text
-    manager = client.app.state.manager  # type: ignore[attr-defined]
+    manager = manager_of(client)
     job = manager.get(created.json()["id"])
+    assert job is not None
     assert manager.wait(lambda: job.state.value in ("done", "failed", "cancelled"), 120)
-    return client.get(f"/api/jobs/{job.id}").json()  # type: ignore[no-any-return]
+    status: dict[str, Any] = client.get(f"/api/jobs/{job.id}").json()
+    return status
 
 
 def test_studio_job_on_a_full_disk_fails_in_one_line_and_the_next_job_runs(
     studio: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with monkeypatch.context() as m:
-        m.setattr(image_module.os, "fdopen", lambda fd, mode: _FullDisk(fd, 100))
+        m.setattr("impasto.image.os.fdopen", lambda fd, mode: _FullDisk(fd, 100))
         failed = run_job(studio)
     assert failed["state"] == "failed" and "No space left on device" in failed["error"], failed
     assert "\n" not in failed["error"] and "/work/" not in failed["error"]  # no server path either
-    folder = studio.app.state.manager.root / failed["id"]  # type: ignore[attr-defined]
+    folder = manager_of(studio).root / failed["id"]
     assert not [p.name for p in folder.iterdir() if p.name.startswith(".") or p.name == "result.png"]
     assert run_job(studio)["state"] == "done"
 

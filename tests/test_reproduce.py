@@ -17,6 +17,7 @@ from impasto import ConfigError, InputError, Options, bundled_image, read_params
 from impasto.image import load_image, resize
 from impasto.reproduce import FIGURES, Cell, default_settings, make_grid, reproduce
 from impasto.testing import narrow_vgg
+from impasto.transfer import transfer
 from impasto.vgg import VGG19
 
 RunCli = Callable[[list[Any]], tuple[int, str, str]]
@@ -44,7 +45,7 @@ Seen = list[tuple[float, float, tuple[str, ...], tuple[str, ...]]]
 def seen(monkeypatch: pytest.MonkeyPatch) -> Seen:
     """Every panel's eq. 7 (alpha, beta, content layers, style layers), as reproduce() gives it to transfer()."""
     calls: Seen = []
-    real = reproduce_module.transfer
+    real = transfer  # what reproduce() calls
 
     def spy(image: Image.Image, styles: list[Image.Image], opts: Options, **kwargs: Any) -> Any:
         assert (opts.network, opts.pooling, opts.init, opts.scales) == ("normalized", "avg", "noise", 1)
@@ -61,7 +62,8 @@ def seen(monkeypatch: pytest.MonkeyPatch) -> Seen:
 
 def size_of(path: Path) -> tuple[int, int]:
     with Image.open(path) as img:
-        return img.size
+        size: tuple[int, int] = img.size  # Pillow's __enter__ returns typing.Self, which Python 3.10 lacks
+    return size
 
 
 @pytest.mark.parametrize("figure", FIGURES)
@@ -88,7 +90,7 @@ def test_fig2_uses_the_papers_ratios(tmp_path: Path, seen: Seen) -> None:
     paper_layers = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
     paper_ratios = [1e-3, 1e-3, 1e-3, 1e-4]  # Fig. 2 B-D and F
     assert seen[:4] == [(r, 1.0, ("conv4_2",), paper_layers) for r in paper_ratios]
-    rescaled = [pytest.approx(r * 1e-4 * (512 / 32) ** 2) for r in paper_ratios]
+    rescaled: list[Any] = [pytest.approx(r * 1e-4 * (512 / 32) ** 2) for r in paper_ratios]
     assert seen[4:] == [(r, 1.0, ("conv4_2",), paper_layers) for r in rescaled]
 
 
@@ -104,7 +106,7 @@ def test_fig1_reconstructions_are_content_only_and_style_only(tmp_path: Path, se
 
 def test_fig3_sweeps_layers_and_ratios(tmp_path: Path, seen: Seen) -> None:
     reproduce("fig3", tmp_path, size=32, steps=1, device="cpu", network=STANDIN)
-    ratios = [pytest.approx(r * 1e-4 * (512 / 32) ** 2) for r in (1e-5, 1e-4, 1e-3, 1e-2)]
+    ratios: list[Any] = [pytest.approx(r * 1e-4 * (512 / 32) ** 2) for r in (1e-5, 1e-4, 1e-3, 1e-2)]
     assert [(alpha / beta, len(s_layers)) for alpha, beta, _, s_layers in seen] == [
         (r, n) for n in range(1, 6) for r in ratios
     ]
@@ -201,7 +203,7 @@ def test_defaults_are_used_when_size_and_steps_are_not_given(
 def test_ctrl_c_keeps_the_panels_made_so_far(
     tmp_path: Path, standin: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = reproduce_module.transfer
+    real = transfer  # what reproduce() calls
     count = {"n": 0}
 
     def interrupting(*args: Any, **kwargs: Any) -> Any:

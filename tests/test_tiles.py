@@ -13,19 +13,21 @@ from typing import Any
 
 import pytest
 import torch
-from PIL import Image
+from conftest import manager_of
+from PIL import Image, PngImagePlugin
 
 from impasto.losses import Objective, StyleRegion
 from impasto.testing import narrow_vgg
 from impasto.tiles import TiledObjective, geometry, layout
+from impasto.vgg import Pooling
 
 CONTENT = {"conv4_2": 1.0}
 STYLE = {f"conv{b}_1": 0.2 for b in range(1, 6)}
 
 
-def _pair(pooling: str, tile: int, tv: float = 0.0, keep: int = 0) -> tuple[Objective, TiledObjective]:
-    net = narrow_vgg(pooling).double()  # type: ignore[arg-type]
-    kw = dict(content_weight=1e-3, style_weight=1.0, tv_weight=tv)
+def _pair(pooling: Pooling, tile: int, tv: float = 0.0, keep: int = 0) -> tuple[Objective, TiledObjective]:
+    net = narrow_vgg(pooling).double()
+    kw: dict[str, Any] = {"content_weight": 1e-3, "style_weight": 1.0, "tv_weight": tv}
     return Objective(net, CONTENT, STYLE, **kw), TiledObjective(net, CONTENT, STYLE, tile=tile, keep=keep, **kw)
 
 
@@ -36,7 +38,7 @@ def _image(h: int, w: int, seed: int) -> torch.Tensor:
 def _loss_and_grad(obj: Objective, image: torch.Tensor) -> tuple[float, torch.Tensor, dict[str, float]]:
     x = image.clone().requires_grad_(True)
     loss, terms = obj(x)
-    loss.backward()  # type: ignore[no-untyped-call]
+    loss.backward()
     assert x.grad is not None
     return float(loss.detach()), x.grad, {k: float(v) for k, v in terms.items()}
 
@@ -54,7 +56,7 @@ def _assert_same(full: Objective, tiled: TiledObjective, image: torch.Tensor) ->
 
 
 @pytest.mark.parametrize("pooling", ["max", "avg"])
-def test_tiled_loss_and_gradient_equal_the_untiled_ones(pooling: str) -> None:
+def test_tiled_loss_and_gradient_equal_the_untiled_ones(pooling: Pooling) -> None:
     full, tiled = _pair(pooling, tile=128, tv=1e-2)
     content, style = _image(384, 512, 1), _image(300, 420, 2)
     for obj in (full, tiled):
@@ -145,7 +147,7 @@ def test_a_web_job_with_a_tile_runs_tiled_and_records_it(tmp_path: Path) -> None
 
     from impasto.config import resolve
     from impasto.image import load_image
-    from impasto.transfer import Result, transfer
+    from impasto.transfer import Result, Step, transfer
     from impasto.web.server import create_app
     from impasto.web.settings import StudioSettings
 
@@ -157,7 +159,12 @@ def test_a_web_job_with_a_tile_runs_tiled_and_records_it(tmp_path: Path) -> None
         """style_transfer's signature, on the stand-in network."""
         run = {k: kw.pop(k) for k in ("on_step", "image_every", "should_stop")}
         report = run["on_step"]
-        run["on_step"] = lambda s: (headers.append(s.compute), report(s))
+
+        def on_step(s: Step) -> None:
+            headers.append(s.compute)
+            report(s)
+
+        run["on_step"] = on_step
         opts = resolve(preset, **kw)
         return transfer(load_image(content), [load_image(s) for s in styles], opts, network=net, **run)
 
@@ -169,13 +176,16 @@ def test_a_web_job_with_a_tile_runs_tiled_and_records_it(tmp_path: Path) -> None
         reply = client.post("/api/jobs", data={**form, "style_example": "starry_night"}, files=files)
         assert reply.status_code == 201, reply.text
         job_id = reply.json()["id"]
-        manager = client.app.state.manager  # type: ignore[attr-defined]
+        manager = manager_of(client)
         job = manager.get(job_id)
+        assert job is not None
         assert manager.wait(lambda: job.state.value in ("done", "failed", "cancelled"), 300)
         status = client.get(f"/api/jobs/{job_id}").json()
         assert status["state"] == "done", status
         png = client.get(f"/api/jobs/{job_id}/image")
-    params = json.loads(Image.open(io.BytesIO(png.content)).text["impasto"])
+    result = Image.open(io.BytesIO(png.content))
+    assert isinstance(result, PngImagePlugin.PngImageFile)
+    params = json.loads(result.text["impasto"])
     assert params["tile"] == 32
     assert params["tile"] == 32 and params["precision"] == "fp32" and params["device"] == "cpu"
     assert params["lbfgs_history"] == 100 and params["alpha"] > 0  # as the run chose them

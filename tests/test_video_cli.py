@@ -6,12 +6,17 @@ import importlib.util
 import sys
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from conftest import make_painting
+from PIL import Image
 
 from impasto.cli import main
+from impasto.config import Options
+from impasto.transfer import Result, transfer
+from impasto.video import FrameStep
 
 av = pytest.importorskip("av")
 
@@ -91,8 +96,8 @@ def test_ctrl_c_keeps_frames_and_says_how_to_go_on(
     clip = make_clip(tmp_path / "in.mp4", frames=3, audio=False)
     out = tmp_path / "out.mp4"
 
-    def step(self: object, ev: object) -> None:
-        if ev.frame == 2:  # type: ignore[attr-defined]
+    def step(self: object, ev: FrameStep) -> None:
+        if ev.frame == 2:
             raise KeyboardInterrupt
 
     monkeypatch.setattr(video_cli._Printer, "step", step)
@@ -160,15 +165,17 @@ def test_every_video_option_reaches_the_run(
 ) -> None:
     import impasto.video as video
 
-    steps, weights, offsets = [], [], []
-    real = video.transfer
+    steps: list[int] = []
+    weights: list[float | None] = []
+    offsets: list[int] = []
+    real = transfer  # what the video run calls for each frame
 
-    def spy(frame: object, styles: object, opts: object, **kw: object) -> object:
-        steps.append(opts.steps)  # type: ignore[attr-defined]
+    def spy(frame: Image.Image, styles: list[Image.Image], opts: Options, **kw: Any) -> Result:
+        steps.append(opts.steps)
         extra = kw.get("extra_loss")
         weights.append(getattr(extra, "weight", None))
         offsets.append(len(getattr(extra, "pairs", [])))
-        return real(frame, styles, opts, **kw)  # type: ignore[arg-type]
+        return real(frame, styles, opts, **kw)
 
     monkeypatch.setattr(video, "transfer", spy)
     clip = make_clip(tmp_path / "in.mp4", frames=5, audio=False)

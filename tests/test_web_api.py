@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import manager_of
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -28,7 +29,6 @@ from impasto.errors import ConfigError, InputError
 from impasto.inputs import IMAGE_HELP, MASKS_AFTER
 from impasto.web.fields import UPLOADS, excluded, form_fields
 from impasto.web.job import JobSpec
-from impasto.web.jobs import JobManager
 from impasto.web.server import create_app, serve
 from impasto.web.settings import StudioSettings
 from impasto.web.testing import FakeRunner, PacedRunner
@@ -48,23 +48,20 @@ def png(width: int = 64, height: int = 48, color: tuple[int, int, int] = (200, 1
 HANG_SECONDS = 180.0  # only a guard against a hang (a few real VGG steps on a busy 2-core machine)
 
 
-def manager_of(client: TestClient) -> JobManager:
-    return client.app.state.manager  # type: ignore[attr-defined,no-any-return]
-
-
 def wait_until(client: TestClient, check: Callable[[], bool], what: str = "the condition") -> None:
     """Block until ``check()`` holds; the studio's job manager re-checks it after every job change."""
     if not manager_of(client).wait(check, HANG_SECONDS):
         raise AssertionError(f"{what} never came true")
 
 
-def wait_for(client: TestClient, job_id: str, states: tuple[str, ...] = FINISHED) -> dict:
+def wait_for(client: TestClient, job_id: str, states: tuple[str, ...] = FINISHED) -> dict[str, Any]:
     """The job's status once it is in one of ``states``."""
     job = manager_of(client).get(job_id)
     assert job is not None, job_id
     if not manager_of(client).wait(lambda: job.state.value in states, HANG_SECONDS):
         raise AssertionError(f"job {job_id} stuck in {job.state.value} (wanted {states})")
-    return client.get(f"/api/jobs/{job_id}").json()
+    status: dict[str, Any] = client.get(f"/api/jobs/{job_id}").json()
+    return status
 
 
 TINY = {"size": "64", "steps": "3", "scales": "1"}
@@ -357,40 +354,41 @@ def test_the_job_spec_holds_one_overrides_dict() -> None:
     assert "overrides" in names and "run_overrides" not in names
 
 
-# One valid, non-default value for every web form field. A new Options field fails the first test
-# below until it gets a value here, so every field keeps being tested.
-FIELD_VALUES: dict[str, str] = {
-    "size": "96",
-    "tile": "48",
-    "style_size": "80",
-    "steps": "4",
-    "scales": "2",
-    "content_layers": "conv3_2",
-    "style_layers": "conv1_1:0.5 conv2_1:0.5",
-    "ratio": "0.5",
-    "style_strength": "5",
-    "style_weight": "2",
-    "content_weight": "3.5",
-    "init": "noise",
-    "optimizer": "adam",
-    "learning_rate": "4",
-    "lbfgs_history": "7",
-    "pooling": "avg",
-    "tv_weight": "0.001",
-    "seed": "123",
-    "device": "cpu",
-    "precision": "bf16",
-    "scale_sizes": "48 64",
-    "max_time": "30",
-    "network": "normalized",
-    "color": "luminance",
-    "color_match": "pca",
-    "original_colors": "true",
-    "style_blend": "2",
-    "style_scale": "1.5",
-    "init_noise_blend": "0.5",
-    "layer_balance": "yes",
-    "quality": "80",
+# One valid, non-default value for every web form field, as typed in the form and as the runner must
+# receive it (Options.to_dict's form, written out). A new Options field fails the first test below
+# until it gets a value here, so every field keeps being tested.
+FIELD_VALUES: dict[str, tuple[str, Any]] = {
+    "size": ("96", 96),
+    "tile": ("48", 48),
+    "style_size": ("80", 80),
+    "steps": ("4", 4),
+    "scales": ("2", 2),
+    "content_layers": ("conv3_2", ["conv3_2:1"]),
+    "style_layers": ("conv1_1:0.5 conv2_1:0.5", ["conv1_1:0.5", "conv2_1:0.5"]),
+    "ratio": ("0.5", 0.5),
+    "style_strength": ("5", 5.0),
+    "style_weight": ("2", 2.0),
+    "content_weight": ("3.5", 3.5),
+    "init": ("noise", "noise"),
+    "optimizer": ("adam", "adam"),
+    "learning_rate": ("4", 4.0),
+    "lbfgs_history": ("7", 7),
+    "pooling": ("avg", "avg"),
+    "tv_weight": ("0.001", 0.001),
+    "seed": ("123", 123),
+    "device": ("cpu", "cpu"),
+    "precision": ("bf16", "bf16"),
+    "scale_sizes": ("48 64", [48, 64]),
+    "max_time": ("30", 30.0),
+    "network": ("normalized", "normalized"),
+    "color": ("luminance", "luminance"),
+    "color_match": ("pca", "pca"),
+    "original_colors": ("true", True),
+    "style_blend": ("2", [2.0]),
+    "style_scale": ("1.5", 1.5),
+    "init_noise_blend": ("0.5", 0.5),
+    "layer_balance": ("yes", True),
+    "quality": ("80", 80),
 }
 
 
@@ -402,17 +400,16 @@ def test_field_values_cover_every_web_field() -> None:
 
 @pytest.mark.parametrize("name", sorted(FIELD_VALUES))
 def test_every_form_field_reaches_the_runner(client: TestClient, runner: FakeRunner, name: str) -> None:
-    r = submit(client, {name: FIELD_VALUES[name]}, steps="1" if name != "steps" else FIELD_VALUES[name])
+    text, expected = FIELD_VALUES[name]
+    r = submit(client, {name: text}, steps="1" if name != "steps" else text)
     assert r.status_code == 201, r.text
     status = wait_for(client, r.json()["id"])
     assert status["state"] == "done", status["error"]
-    opts = runner.calls[-1]["opts"]
     assert name in status["options"]
-    expected = resolve("default", **{name: status["options"][name]}).to_dict()[name]
-    if isinstance(expected, float):
-        expected = pytest.approx(expected)
-    assert opts.to_dict()[name] == expected
-    assert expected != resolve("default").to_dict()[name]  # the value is not the default anyway
+    received = runner.calls[-1]["opts"].to_dict()[name]
+    received = list(received) if isinstance(received, tuple) else received
+    assert received == (pytest.approx(expected) if isinstance(expected, float) else expected)
+    assert received != resolve("default").to_dict()[name]  # the value is not the default anyway
 
 
 def test_empty_fields_take_the_preset_value(client: TestClient, runner: FakeRunner) -> None:
@@ -701,6 +698,7 @@ def test_stop_keeps_the_image(client: TestClient, runner: FakeRunner) -> None:
     runner.hold()
     job_id = submit(client, steps="50").json()["id"]
     job = manager_of(client).get(job_id)
+    assert job is not None
     runner.release(2)
     wait_until(client, lambda: job.step == 2, "step 2")
     r = client.delete(f"/api/jobs/{job_id}")
@@ -742,6 +740,7 @@ def test_server_answers_during_a_job(client: TestClient, runner: FakeRunner) -> 
     runner.hold()  # the job stays running, in the middle of its steps, until the requests are answered
     job_id = submit(client).json()["id"]
     job = manager_of(client).get(job_id)
+    assert job is not None
     runner.release(1)
     wait_until(client, lambda: job.step == 1, "step 1")
     paths = ("/api/examples", "/api/options", f"/api/jobs/{job_id}", f"/api/jobs/{job_id}/image", "/")
@@ -758,13 +757,13 @@ def test_server_answers_during_a_job(client: TestClient, runner: FakeRunner) -> 
 
 
 def read_events(
-    client: TestClient, job_id: str, limit: int | None = None, on_event: Callable[[dict], None] | None = None
-) -> list[tuple[str, dict]]:
+    client: TestClient, job_id: str, limit: int | None = None, on_event: Callable[[dict[str, Any]], None] | None = None
+) -> list[tuple[str, dict[str, Any]]]:
     """The (name, data) events of a job's stream, until it ends or ``limit`` have come (then hang up).
 
     ``on_event`` sees each event's data as it comes, before the next is read.
     """
-    events: list[tuple[str, dict]] = []
+    events: list[tuple[str, dict[str, Any]]] = []
     with client.stream("GET", f"/api/jobs/{job_id}/events") as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         name = "message"
@@ -780,7 +779,7 @@ def read_events(
     return events
 
 
-def in_lockstep(runner: FakeRunner | PacedRunner) -> Callable[[dict], None]:
+def in_lockstep(runner: FakeRunner | PacedRunner) -> Callable[[dict[str, Any]], None]:
     """An ``on_event`` that lets the held runner take its next step only once its last one was seen.
 
     So the stream shows every step however slow the reader: none is folded into a later event.
@@ -788,7 +787,7 @@ def in_lockstep(runner: FakeRunner | PacedRunner) -> Callable[[dict], None]:
     free = 1 if isinstance(runner, PacedRunner) else 0  # a held PacedRunner still takes its first step
     granted = [0]
 
-    def on_event(status: dict) -> None:
+    def on_event(status: dict[str, Any]) -> None:
         wanted = status["step"] + 1 - free  # permits that allow one step more than seen
         if wanted > granted[0]:
             runner.release(wanted - granted[0])
@@ -854,9 +853,10 @@ def test_a_browser_that_leaves_does_not_stop_anything(client: TestClient, runner
     runner.hold()
     job_id = submit(client, steps="10").json()["id"]
     job = manager_of(client).get(job_id)
+    assert job is not None
     runner.release(1)
     wait_until(client, lambda: job.step == 1, "step 1")
-    events = read_events(client, job_id, limit=2, on_event=lambda e: e["step"] == 1 and runner.release())
+    events = read_events(client, job_id, limit=2, on_event=lambda e: runner.release() if e["step"] == 1 else None)
     assert [e["step"] for _, e in events] == [1, 2]  # and the client has hung up
     status = client.get(f"/api/jobs/{job_id}").json()
     assert (status["state"], status["step"], status["cancel_requested"]) == ("running", 2, False)
@@ -960,7 +960,9 @@ def test_serve_binds_loopback_and_guards_the_host(monkeypatch: pytest.MonkeyPatc
     assert seen["app"].state.settings.allowed_hosts is None
 
 
-def test_cli_serve_prints_the_url_and_warns(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+def test_cli_serve_prints_the_url_and_warns(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import impasto.web.server
     from impasto.cli import main
 
@@ -1018,6 +1020,7 @@ def test_real_job_can_be_stopped(tmp_path: Path) -> None:
         assert r.status_code == 201, r.text
         job_id = r.json()["id"]
         job = manager_of(client).get(job_id)
+        assert job is not None
         wait_until(client, lambda: job.step == 1, "step 1")
         assert client.delete(f"/api/jobs/{job_id}").status_code == 200
         status = wait_for(client, job_id)
@@ -1028,7 +1031,9 @@ def test_real_job_can_be_stopped(tmp_path: Path) -> None:
             assert max(img.size) == 48
 
 
-def test_missing_web_extra_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+def test_missing_web_extra_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import importlib
     import importlib.util
     import sys

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from PIL import Image
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, FilePayload, Page, sync_playwright
 
 from impasto import bundled_image, read_params
 from impasto.web.server import create_app
@@ -287,7 +287,8 @@ def test_a_dropped_text_file_is_refused_at_once_and_no_stale_status_stays(fake_p
     assert pg.inner_text("#content-chosen .chip span").startswith("Coffee cup")  # nothing replaced it
 
     # Text named .png, through the file picker: refused too, and nothing is added.
-    pg.set_input_files("#style-file", files=[{"name": "fake.png", "mimeType": "image/png", "buffer": b"hello"}])
+    fake: FilePayload = {"name": "fake.png", "mimeType": "image/png", "buffer": b"hello"}
+    pg.set_input_files("#style-file", files=[fake])
     pg.wait_for_function("() => document.getElementById('error').textContent.includes('fake.png')")
     assert pg.inner_text("#error").startswith("style image 'fake.png': not an image file")
     assert pg.locator("#style-chosen .chip").count() == 1
@@ -304,9 +305,10 @@ def test_a_dropped_text_file_is_refused_at_once_and_no_stale_status_stays(fake_p
 
 def overflowing(pg: Page, selector: str) -> list[str]:
     """The texts of the elements that do not fit their box (cut or hidden by an ellipsis)."""
-    return pg.eval_on_selector_all(
+    texts: list[str] = pg.eval_on_selector_all(
         selector, "els => els.filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent)"
     )
+    return texts
 
 
 def test_history_times_example_names_and_credits_show_whole(
