@@ -45,6 +45,7 @@ def _shown_paths(params: dict[str, Any], embed: bool) -> dict[str, Any]:
 
     A shared image should not tell where its maker keeps their files (the studio stores names too).
     """
+    from .config import NAMED_INITS
 
     def show(value: str) -> str:
         return os.path.abspath(value) if embed else Path(value).name
@@ -52,7 +53,7 @@ def _shown_paths(params: dict[str, Any], embed: bool) -> dict[str, Any]:
     out = dict(params)
     for key in _PATH_PARAMS:
         value = out.get(key)
-        if value is None or (key == "init" and value in ("noise", "content")):
+        if value is None or (key == "init" and value in NAMED_INITS):
             continue
         out[key] = [show(str(v)) for v in value] if isinstance(value, list | tuple) else show(str(value))
     return out

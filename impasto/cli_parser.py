@@ -180,10 +180,11 @@ def add_common(p: argparse.ArgumentParser) -> None:
 def option_values(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(options, images)`` from the flags: every field of Options (None: not given), and the image
     files (``--init FILE``: ``init="image"`` and that file as ``init_image``; the masks)."""
+    from .config import NAMED_INITS
     from .options_schema import option_fields
 
     options = {f.name: getattr(args, f.name) for f in option_fields()}
     images = {"content_mask": args.content_mask, "style_masks": args.style_masks}
-    if args.init not in (None, "noise", "content"):
+    if args.init is not None and args.init not in NAMED_INITS:
         options["init"], images["init_image"] = "image", args.init
     return options, {k: v for k, v in images.items() if v is not None}

@@ -21,7 +21,7 @@ __all__ = ["Progress", "progress_line"]
 class Progress:
     """Progress bar on a terminal (Rich), a line every 10 % elsewhere; also saves snapshots."""
 
-    def __init__(self, quiet: bool, output: Path, save_every: int, params: dict[str, Any], quality: int = 95) -> None:
+    def __init__(self, quiet: bool, output: Path, save_every: int, params: dict[str, Any], quality: int) -> None:
         self.quiet = quiet
         self.quality = quality
         self.output = output

@@ -10,13 +10,15 @@ import dataclasses
 import math
 import numbers
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any, Literal, get_args
 
 from .color import ColorMatch, ColorMode
 from .errors import ConfigError, did_you_mean, register_fields
+from .image import DEFAULT_QUALITY
 from .memory import parse_size
 from .network import NetworkKind, Precision
 from .optimize import Optimizer
+from .options_schema import option_field, option_fields
 from .vgg import Pooling, WeightsFormat, canonical_layer
 
 __all__ = ["DEMO_OPTIONS", "PAPER_STYLE_LAYERS", "PRESETS", "Options", "parse_layers", "resolve"]
@@ -25,6 +27,7 @@ LayerWeights = tuple[tuple[str, float], ...]
 
 # Where the first scale starts: white noise, the photo, or the init image given (transfer(init_image=...)).
 Init = Literal["noise", "content", "image"]
+NAMED_INITS = tuple(i for i in get_args(Init) if i != "image")  # the starts that need no image
 
 PAPER_STYLE_LAYERS: LayerWeights = tuple((f"conv{b}_1", 0.2) for b in range(1, 6))
 
@@ -140,7 +143,9 @@ class Options:
     )
 
     # The output file.
-    quality: int = field(default=95, metadata={"help": "JPEG/WebP quality, 1-100 (PNG is lossless: not used)"})
+    quality: int = field(
+        default=DEFAULT_QUALITY, metadata={"help": "JPEG/WebP quality, 1-100 (PNG is lossless: not used)"}
+    )
 
     @property
     def alpha(self) -> float:
@@ -185,8 +190,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 DEMO_OPTIONS: dict[str, Any] = {"size": 384, "steps": 300, "max_time": 110.0}
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Options)}
-# The allowed values of every option typed as a Literal, read from the type: one list of each.
-_CHOICES = {name: get_args(t) for name, t in get_type_hints(Options).items() if get_origin(t) is Literal}
 _LITERAL_WEIGHTS = ("ratio", "content_weight")
 _IMAGES = ("init_image", "content_mask", "style_masks")  # arguments of transfer(), not options (impasto.inputs)
 MAX_SIDE = 2**16  # px: the longest side of any image a run makes (4.3 Gpx squared)
@@ -195,19 +198,21 @@ SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed accepts
 MAX_FLOAT_INT = 2**1023  # a whole number given for a float option: beyond this it is no float
 
 
+def _choices(name: str) -> tuple[str, ...]:
+    """The allowed values of option ``name``, a Literal: read from its type (impasto.options_schema)."""
+    choices = option_field(name).choices
+    assert choices is not None, name
+    return choices
+
+
 def _numeric_kinds() -> dict[str, tuple[type, bool]]:
     """Each option that holds numbers: (int or float, whether it holds a tuple of them)."""
-    out: dict[str, tuple[type, bool]] = {}
-    for name, hint in get_type_hints(Options).items():
-        for arg in (hint, *get_args(hint)):
-            many = get_origin(arg) is tuple
-            inner = [a for a in get_args(arg) if a is not Ellipsis] if many else [arg]
-            if len(inner) == 1 and inner[0] in (int, float):
-                out[name] = (inner[0], many)
-    return out
-
-
-_NUMERIC = _numeric_kinds()
+    kinds = {"int": int, "float": float}
+    return {
+        f.name: (kinds[f.item], True) if f.kind == "numbers" and f.item else (kinds[f.kind], False)
+        for f in option_fields()
+        if f.kind in kinds or f.kind == "numbers"
+    }
 
 
 def _number(name: str, value: Any, kind: type) -> int | float:
@@ -246,7 +251,7 @@ def _number(name: str, value: Any, kind: type) -> int | float:
 
 def _numbers(values: dict[str, Any]) -> None:
     """Make every numeric option's value a finite number of its type, in place (one line naming it if not)."""
-    for name, (kind, many) in _NUMERIC.items():
+    for name, (kind, many) in _numeric_kinds().items():
         value = values.get(name)
         if value is None:
             continue
@@ -291,9 +296,9 @@ def parse_layers(spec: str | list[Any] | tuple[Any, ...], default_weight: float 
 
 def _check_choice(opts: Options, name: str) -> None:
     value = getattr(opts, name)
-    if not isinstance(value, str) or value not in _CHOICES[name]:
+    if not isinstance(value, str) or value not in _choices(name):
         text = str(value)[:40]
-        raise ConfigError(f"unknown {name.replace('_', ' ')} '{text}'{did_you_mean(text, _CHOICES[name])}")
+        raise ConfigError(f"unknown {name.replace('_', ' ')} '{text}'{did_you_mean(text, _choices(name))}")
 
 
 def _check(opts: Options) -> Options:
@@ -312,10 +317,10 @@ def _check(opts: Options) -> Options:
         raise ConfigError(f"`content_weight` must be >= 0, got {opts.content_weight:g}")
     for name in ("optimizer", "pooling", "precision", "network", "weights_format"):
         _check_choice(opts, name)
-    if not (isinstance(opts.init, str) and opts.init in _CHOICES["init"]):
+    if not (isinstance(opts.init, str) and opts.init in _choices("init")):
         text = str(opts.init)[:40]
         raise ConfigError(
-            f"unknown init '{text}'{did_you_mean(text, _CHOICES['init'])}: noise, content or image "
+            f"unknown init '{text}'{did_you_mean(text, _choices('init'))}: noise, content or image "
             "(an image file or PIL image to start from goes in the argument init_image)"
         )
     if opts.max_time is not None and opts.max_time <= 0:

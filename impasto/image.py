@@ -24,6 +24,8 @@ from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .errors import ConfigError, InputError, register_fields
 
+DEFAULT_QUALITY = 95  # of JPEG and WebP outputs: Options.quality's default
+
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "MIN_SIDE",
@@ -222,7 +224,10 @@ def encode_png(img: Image.Image, params: dict[str, Any] | None, compress_level: 
 
 
 def save_image(
-    img: Image.Image, path: str | os.PathLike[str], params: dict[str, Any] | None = None, quality: int = 95
+    img: Image.Image,
+    path: str | os.PathLike[str],
+    params: dict[str, Any] | None = None,
+    quality: int = DEFAULT_QUALITY,
 ) -> Path:
     """Write ``img`` by extension with ``params`` embedded, atomically (temp file, then rename).
 

@@ -539,7 +539,7 @@ def test_progress_bar_on_a_terminal(tmp_path: Path, capsys: pytest.CaptureFixtur
         return impasto.Step(step, 4, 1, 1, size, loss, {}, step * 2.0, eta, schedule=plan, best=best, budget=budget)
 
     for budget in (None, 30.0):
-        progress = cli_progress.Progress(False, tmp_path / "out.png", 0, {})
+        progress = cli_progress.Progress(False, tmp_path / "out.png", 0, {}, 95)
         progress.tty = True
         with progress:
             assert progress.bar is not None
