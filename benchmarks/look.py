@@ -27,8 +27,8 @@ from report import cpuinfo
 
 from impasto import bundled_image, style_transfer
 from impasto.balance import look
+from impasto.grid import Cell, make_grid
 from impasto.image import load_image, pil_to_tensor, resize
-from impasto.reproduce import Cell, make_grid
 from impasto.transfer import get_vgg
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageFont
+from PIL import Image
 
 import impasto.reproduce as reproduce_module
 from impasto import ConfigError, InputError, Options, bundled_image, read_params
 from impasto.image import load_image, resize
-from impasto.reproduce import FIGURES, Cell, default_settings, make_grid, reproduce
+from impasto.reproduce import FIGURES, default_settings, reproduce
 from impasto.testing import narrow_vgg
 from impasto.transfer import transfer
 from impasto.vgg import VGG19
@@ -216,18 +216,6 @@ def test_ctrl_c_keeps_the_panels_made_so_far(
     with pytest.raises(KeyboardInterrupt):
         reproduce("fig2", tmp_path, size=32, steps=1, device="cpu")
     assert len(list(tmp_path.glob("fig2-*.png"))) == 2
-
-
-def test_grid_labels_are_drawn_in_a_scalable_font() -> None:
-    font = reproduce_module._font(14)
-    assert isinstance(font, ImageFont.FreeTypeFont) and font.size == 14
-    panel = Image.new("RGB", (64, 48), (200, 30, 30))
-    grid = make_grid(
-        [[Cell(panel, "caption α/β"), Cell(None, "text only")]], "Title", ["row"], ["col A", "col B"], "footer"
-    )
-    assert grid.width >= 2 * 128  # small panels are enlarged to 128 px for legible labels
-    dark = int((np.asarray(grid).max(axis=2) < 80).sum())
-    assert dark > 200  # the text is there
 
 
 # --- the CLI ------------------------------------------------------------------------------------
