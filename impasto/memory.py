@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import ConfigError, InputError, register_fields
-from .tiles import geometry, layout
+from .tile_layout import geometry, layout
 from .vgg import LAYER_NAMES, canonical_layer, layer_depth
 
 __all__ = ["Fit", "available", "fit", "format_size", "parse_size", "step_bytes"]

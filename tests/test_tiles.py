@@ -128,7 +128,7 @@ def test_the_halo_is_the_smallest_that_is_exact(layers: list[str], monkeypatch: 
     align, halo = geometry(layers)
 
     def error(halo_px: int) -> float:
-        monkeypatch.setattr("impasto.tiles.geometry", lambda _layers: (align, halo_px))
+        monkeypatch.setattr("impasto.tile_layout.geometry", lambda _layers: (align, halo_px))
         tiled = TiledObjective(net, content, style, content_weight=1.0, style_weight=1.0, tile=64)
         for obj in (full, tiled):
             obj.set_content(_image(256, 320, 15))
