@@ -166,6 +166,32 @@ def _numerical_fault(loss: torch.Tensor, grad: torch.Tensor | None) -> str | Non
     return "the gradient became NaN or infinite"
 
 
+class _Closure:
+    """The optimiser's closure: eq. 7 and its gradient at the clamped pixels, times ``scale``.
+
+    Every evaluation updates ``best``; the last one's (loss, terms, image) stay in ``last``.
+    """
+
+    def __init__(self, objective: Objective, x: torch.Tensor, best: _Best, scale: float) -> None:
+        self.objective, self.x, self.best, self.scale = objective, x, best, scale
+        self._last: tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor] | None = None
+
+    @property
+    def last(self) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        """The latest evaluation's (loss, terms, image), detached: an optimiser step makes one or more."""
+        assert self._last is not None, "no evaluation yet"
+        return self._last
+
+    def __call__(self) -> torch.Tensor:
+        self.x.grad = None  # the backward hands its gradient over without a copy
+        image = self.x.clamp(0, 255)
+        loss, terms = self.objective(image)
+        (loss * self.scale).backward()
+        self.best.update(loss, image, terms)
+        self._last = (loss.detach(), terms, image.detach())
+        return loss * self.scale
+
+
 def optimize(
     objective: Objective,
     init: torch.Tensor,
@@ -197,17 +223,7 @@ def optimize(
     x = init.detach().clone(memory_format=torch.contiguous_format).clamp_(0, 255).requires_grad_(True)
     best = _Best(x)
     opt = _optimizer(x, optimizer, learning_rate, lbfgs_history)
-    scale = _scale(objective, x, loss_scale) if optimizer == "lbfgs" else 1.0
-
-    def closure() -> torch.Tensor:
-        x.grad = None  # the backward hands its gradient over without a copy
-        image = x.clamp(0, 255)
-        loss, terms = objective(image)
-        (loss * scale).backward()
-        best.update(loss, image, terms)
-        closure.last = (loss.detach(), terms, image.detach())  # type: ignore[attr-defined]
-        return loss * scale
-
+    closure = _Closure(objective, x, best, _scale(objective, x, loss_scale) if optimizer == "lbfgs" else 1.0)
     done, interrupted, stopped, fault = 0, False, False, None
     try:
         for step in range(1, steps + 1):
@@ -216,7 +232,7 @@ def optimize(
                 break
             _step(opt, x, closure)
             done = step
-            loss, terms, image = closure.last  # type: ignore[attr-defined]
+            loss, terms, image = closure.last
             if (fault := _numerical_fault(loss, x.grad)) is not None:
                 fault = f"{fault} at step {step}"
                 break  # the image it stepped to is not evaluated: it is not finite either
