@@ -103,6 +103,22 @@ def _finished(work: Path, n: int) -> list[Image.Image]:
     return done
 
 
+def _open_work(work: Path, key: str, about: dict[str, Any]) -> bool:
+    """Make the work folder of the run fingerprinted ``key``; True if one of another run was cleared.
+
+    A folder with the same fingerprint is kept as it is: its finished frames are reused (resume).
+    """
+    stamp = work / "fingerprint.json"
+    restarted = False
+    if work.exists() and (not stamp.is_file() or json.loads(stamp.read_text()).get("fingerprint") != key):
+        shutil.rmtree(work)
+        restarted = True
+    work.mkdir(exist_ok=True)
+    if not stamp.is_file():
+        stamp.write_text(json.dumps({"fingerprint": key} | about))
+    return restarted
+
+
 def run_video(
     source: str | os.PathLike[str],
     styles: Sequence[str | os.PathLike[str]],
@@ -142,14 +158,7 @@ def run_video(
     key = _fingerprint(
         src, style_paths, opts.to_dict() | named, settings, [clip.start, len(clip.frames), float(clip.fps)]
     )
-    stamp = work / "fingerprint.json"
-    restarted = False
-    if work.exists() and (not stamp.is_file() or json.loads(stamp.read_text()).get("fingerprint") != key):
-        shutil.rmtree(work)
-        restarted = True
-    work.mkdir(exist_ok=True)
-    if not stamp.is_file():
-        stamp.write_text(json.dumps({"fingerprint": key, "input": str(src), "styles": [str(s) for s in styles]}))
+    restarted = _open_work(work, key, {"input": str(src), "styles": [str(s) for s in styles]})
     n = len(clip.frames)
     done = _finished(work, n)
     run = VideoRun(out, n, len(done), restarted=restarted, work=work)
