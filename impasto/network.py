@@ -14,6 +14,7 @@ from typing import Literal
 import torch
 
 from .errors import DeviceError, did_you_mean, register_fields
+from .heap import keep_freed_memory
 from .vgg import VGG19, load_vgg19
 
 __all__ = ["Dtype", "NetworkKind", "Precision", "cpu_bf16", "get_vgg", "resolve_device", "resolve_precision"]
@@ -26,7 +27,17 @@ Dtype = Literal["fp32", "bf16"]  # a precision resolved
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then Apple's MPS, then the CPU; an unavailable device is an error."""
+    """``auto`` picks CUDA, then Apple's MPS, then the CPU; an unavailable device is an error.
+
+    On the CPU, the process keeps freed memory for the next step from now on (:mod:`impasto.heap`).
+    """
+    device = _device(name)
+    if device.type == "cpu":
+        keep_freed_memory()
+    return device
+
+
+def _device(name: str) -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
