@@ -21,10 +21,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .._api import result_params, style_transfer
+from .._api import result_params
 from ..errors import ImpastoError, out_of_memory
 from ..image import encode_png, save_image
-from ..transfer import COMPUTED, Result, Step
+from ..transfer import COMPUTED, Result, Step, transfer
 from .fields import worded
 from .job import FINISHED, Conflict, Job, JobSpec, QueueFull, State
 from .media import StorageFull
@@ -34,7 +34,7 @@ __all__ = ["FINISHED", "Conflict", "Job", "JobManager", "JobSpec", "QueueFull", 
 
 log = logging.getLogger("impasto.web")
 
-Runner = Callable[..., Result]  # the signature of impasto.style_transfer
+Runner = Callable[..., Result]  # the signature of impasto.transfer.transfer: the job's checked Options
 
 
 def _scrub(message: str, job: Job) -> str:
@@ -68,11 +68,11 @@ class _Listener:
 
 
 class JobManager:
-    """Queues, runs, cancels and forgets jobs. ``runner`` defaults to :func:`impasto.style_transfer`."""
+    """Queues, runs, cancels and forgets jobs. ``runner`` defaults to :func:`impasto.transfer.transfer`."""
 
     def __init__(self, settings: StudioSettings, runner: Runner | None = None) -> None:
         self.settings = settings
-        self.runner: Runner = runner or style_transfer
+        self.runner: Runner = runner or transfer
         self._own_root = settings.workdir is None
         self._root = settings.workdir
         self._lock = threading.RLock()
@@ -312,16 +312,16 @@ class JobManager:
                 self._bump(job)
 
         try:
+            # The options checked at submit (web.fields.parse_options, schedule.plan), not resolved again.
             result = self.runner(
                 spec.content.path,
                 [s.path for s in spec.styles],
-                preset=spec.preset,
+                spec.options,
                 on_step=on_step,
                 image_every=self._image_every(spec.device),
                 should_stop=lambda: job.cancel.is_set() or self._closed,
                 max_pixels=self.settings.max_pixels,
                 **spec.images(),
-                **spec.overrides,
             )
             chosen = {k: result.params[k] for k in COMPUTED if k in result.params}  # device, precision, tiling...
             meta = job.params() | chosen | result_params(result)

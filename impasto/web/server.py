@@ -168,7 +168,7 @@ def _install_handlers(app: FastAPI, settings: StudioSettings) -> None:
 
 
 def create_app(settings: StudioSettings | None = None, runner: Runner | None = None) -> FastAPI:
-    """The studio app. ``runner`` replaces :func:`impasto.style_transfer` (tests pass a fast double)."""
+    """The studio app. ``runner`` replaces :func:`impasto.transfer.transfer` (tests pass a fast double)."""
     settings = StudioSettings.from_env() if settings is None else settings
     manager = JobManager(settings, runner)
 

@@ -15,11 +15,9 @@ from typing import Any
 
 from PIL import Image
 
-from .. import style_transfer
-from ..config import resolve
+from ..config import Options
 from ..image import load_image
-from ..inputs import split_images
-from ..transfer import Result, Step
+from ..transfer import Result, Step, transfer
 
 __all__ = ["FakeRunner", "PacedRunner"]
 
@@ -63,7 +61,7 @@ class _Paced:
 
 
 class PacedRunner(_Paced):
-    """A real runner (``impasto.style_transfer`` by default) whose steps after the first wait for permits.
+    """A real runner (``impasto.transfer.transfer`` by default) whose steps after the first wait for permits.
 
     The wait happens in ``on_step``, after the job's progress is recorded: a held job stays at a step
     the caller can see, and stops there when asked to.
@@ -71,7 +69,7 @@ class PacedRunner(_Paced):
 
     def __init__(self, runner: Callable[..., Result] | None = None) -> None:
         super().__init__()
-        self.runner = runner or style_transfer
+        self.runner = runner or transfer
 
     def __call__(
         self, *args: Any, on_step: Callable[[Step], None], should_stop: Callable[[], bool], **kw: Any
@@ -85,7 +83,7 @@ class PacedRunner(_Paced):
 
 
 class FakeRunner(_Paced):
-    """Same signature as ``impasto.style_transfer``; paints a colour ramp, each step after a permit.
+    """Same signature as ``impasto.transfer.transfer``; paints a colour ramp, each step after a permit.
 
     Before its first step it reads the input images as the real runner does, so unreadable inputs
     fail the same way.
@@ -93,15 +91,15 @@ class FakeRunner(_Paced):
 
     def __init__(self) -> None:
         super().__init__()
-        self.calls: list[dict[str, Any]] = []  # content, styles, preset, options, opts, images of every run
+        self.calls: list[dict[str, Any]] = []  # content, styles, opts, images of every run
         self.error: BaseException | None = None  # raised instead of running, when set
 
     def __call__(
         self,
         content: Path,
         styles: list[Path],
+        opts: Options,
         *,
-        preset: str,
         on_step: Callable[[Step], None],
         image_every: int,
         should_stop: Callable[[], bool],
@@ -109,13 +107,9 @@ class FakeRunner(_Paced):
         init_image: Path | None = None,
         content_mask: Path | None = None,
         style_masks: list[Path] | None = None,
-        **options: Any,
     ) -> Result:
         images = {"init_image": init_image, "content_mask": content_mask, "style_masks": style_masks}
-        opts = resolve(preset, **split_images(options | images)[0])
-        self.calls.append(
-            {"content": content, "styles": styles, "preset": preset, "options": options, "opts": opts} | images
-        )
+        self.calls.append({"content": content, "styles": styles, "opts": opts} | images)
         if self.error is not None:
             raise self.error
         for path in (content, *styles, *(p for p in (init_image, content_mask) if p), *(style_masks or ())):
