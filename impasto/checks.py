@@ -137,7 +137,7 @@ def _check_sides(opts: Options) -> None:
     for name in ("size", "style_size", "tile"):
         if (getattr(opts, name) or 0) > MAX_SIDE:
             raise ConfigError(f"`{name}` must be at most {MAX_SIDE} px, got {getattr(opts, name)}")
-    final = opts.scale_sizes[-1] if opts.scale_sizes else opts.size
+    final = opts.final_size
     if final > MAX_SIDE:
         raise ConfigError(f"`scale_sizes` must be at most {MAX_SIDE} px, got {final}")
     if (opts.style_size or final) * opts.style_scale > MAX_SIDE:

@@ -61,7 +61,7 @@ def _shown_paths(params: dict[str, Any], embed: bool) -> dict[str, Any]:
 
 def _output_bytes(opts: Options, save_every: int) -> int:
     """A rough upper bound of the disk space the output and its snapshots take: raw RGB bytes each."""
-    side = opts.scale_sizes[-1] if opts.scale_sizes else opts.size
+    side = opts.final_size
     files = 1 + (opts.steps // save_every if save_every > 0 else 0)
     return 3 * side * side * files
 

@@ -143,6 +143,11 @@ class Options:
     )
 
     @property
+    def final_size(self) -> int:
+        """The longest side of the output: the last of ``scale_sizes``, else ``size`` (as the schedule plans it)."""
+        return self.scale_sizes[-1] if self.scale_sizes else self.size
+
+    @property
     def alpha(self) -> float:
         """The content weight alpha of eq. 7."""
         return self.content_weight if self.content_weight is not None else self.ratio * self.style_weight

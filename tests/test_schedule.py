@@ -198,3 +198,12 @@ def test_every_front_end_refuses_with_the_plans_message(
 )
 def test_clock_shows_hours_from_an_hour_on(seconds: float, shown: str) -> None:
     assert clock(seconds) == shown
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"size": 100, "scales": 5}, {"size": 40, "scales": 3}, {"scale_sizes": [48, 64], "steps": 1}, {"steps": 0}],
+)
+def test_options_final_size_is_the_schedules_last_side(overrides: dict[str, Any]) -> None:
+    opts = resolve("default", **overrides)
+    assert opts.final_size == plan_scales(opts.size, opts.scales, opts.steps, opts.scale_sizes)[-1][0]

@@ -20,7 +20,6 @@ from ..config import PRESETS, Options, resolve
 from ..errors import ConfigError, ImpastoError, did_you_mean
 from ..inputs import IMAGE_HELP, MASKS_AFTER
 from ..options_schema import OptionField, option_fields
-from ..schedule import plan_scales
 from .models import FieldInfo, FieldKind
 from .settings import StudioSettings
 
@@ -214,8 +213,7 @@ def parse_options(form: Mapping[str, str], settings: StudioSettings) -> tuple[st
         spec = specs[name]
         if value is not None and spec.maximum is not None and value > spec.maximum:
             raise ConfigError(f"{name} must be <= {spec.maximum:g} for a web job, got {value} (preset {preset})")
-    final_side = plan_scales(opts.size, opts.scales, opts.steps, opts.scale_sizes)[-1][0]
-    style_side = (opts.style_size or final_side) * opts.style_scale
+    style_side = (opts.style_size or opts.final_size) * opts.style_scale
     if style_side > 2 * settings.max_size:
         raise ConfigError(
             f"style images would be {style_side:g} px (style size x style scale): "
