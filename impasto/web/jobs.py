@@ -21,13 +21,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .._api import result_params
-from ..errors import ImpastoError, out_of_memory
-from ..image import encode_png, save_image
-from ..transfer import COMPUTED, Result, Step, transfer
-from .fields import worded
+from ..image import encode_png
+from ..transfer import Result, Step, transfer
 from .job import FINISHED, Conflict, Job, JobSpec, QueueFull, State
 from .media import StorageFull
+from .run_job import run_job
 from .settings import StudioSettings
 
 __all__ = ["FINISHED", "Conflict", "Job", "JobManager", "JobSpec", "QueueFull", "Runner", "State"]
@@ -35,24 +33,6 @@ __all__ = ["FINISHED", "Conflict", "Job", "JobManager", "JobSpec", "QueueFull", 
 log = logging.getLogger("impasto.web")
 
 Runner = Callable[..., Result]  # the signature of impasto.transfer.transfer: the job's checked Options
-
-
-def _scrub(message: str, job: Job) -> str:
-    """An error message for the client: the server's paths of the job's images become their labels."""
-    spec = job.spec
-    named = [("content image", spec.content), *((f"style image {i}", s) for i, s in enumerate(spec.styles, 1))]
-    named += [(name.replace("_", " "), s) for name, images in spec.uploads.items() for s in images]
-    for role, image in named:
-        message = message.replace(str(image.path), f"{role} '{image.label}'")
-    return message.replace(str(job.folder), "(job folder)").splitlines()[0] if message else message
-
-
-def _release_device_memory() -> None:
-    """After an out-of-memory error: give the allocator's cached blocks back, for the next job."""
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 class _Listener:
@@ -311,36 +291,15 @@ class JobManager:
                     last_preview[0] = now
                 self._bump(job)
 
-        try:
-            # The options checked at submit (web.fields.parse_options, schedule.plan), not resolved again.
-            result = self.runner(
-                spec.content.path,
-                [s.path for s in spec.styles],
-                spec.options,
-                on_step=on_step,
-                image_every=self._image_every(spec.device),
-                should_stop=lambda: job.cancel.is_set() or self._closed,
-                max_pixels=self.settings.max_pixels,
-                **spec.images(),
-            )
-            chosen = {k: result.params[k] for k in COMPUTED if k in result.params}  # device, precision, tiling...
-            meta = job.params() | chosen | result_params(result)
-            path = save_image(result.image, job.folder / "result.png", meta)
-        except ImpastoError as exc:
-            self._finish(job, State.FAILED, error=_scrub(worded(exc), job))
-        except Exception as exc:  # a bug or an exhausted device must not take the worker down
-            if (oom := out_of_memory(exc)) is not None:
-                log.warning("job %s: %s", job.id, oom)
-                _release_device_memory()
-                self._finish(job, State.FAILED, error=_scrub(worded(oom), job))
-                return
-            log.exception("job %s failed", job.id)
-            self._finish(job, State.FAILED, error=_scrub(f"internal error: {type(exc).__name__}: {exc}", job))
-        else:
-            stopped = result.stopped or result.interrupted
-            state = State.FAILED if result.fault else State.CANCELLED if stopped else State.DONE
-            fault = None if result.fault is None else f"{result.fault}: the image is the best one before it"
-            self._finish(job, state, error=fault, result=result, path=path)
+        outcome = run_job(
+            self.runner,
+            job,
+            on_step=on_step,
+            image_every=self._image_every(spec.device),
+            should_stop=lambda: job.cancel.is_set() or self._closed,
+            max_pixels=self.settings.max_pixels,
+        )
+        self._finish(job, outcome.state, error=outcome.error, result=outcome.result, path=outcome.path)
 
     def _finish(
         self,
