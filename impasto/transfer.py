@@ -232,6 +232,20 @@ def _optimise_scale(
     return result, progress.user_stopped
 
 
+def _fits(plan: Plan, objective: TiledObjective, opts: Options, device: torch.device, precision: str) -> list[Fit]:
+    """How each scale fits the device's memory: its tile and L-BFGS history (:func:`impasto.memory.plan`)."""
+    return memory.plan(
+        [sc.size for sc in plan.scales],
+        [sc.steps for sc in plan.scales],
+        objective.layers,
+        opts.lbfgs_history,
+        device,
+        precision == "bf16",
+        opts.tile,
+        opts.max_memory,
+    )
+
+
 def transfer(
     content: ImageLike,
     styles: ImageLike | Sequence[ImageLike],
@@ -279,16 +293,7 @@ def transfer(
     precision = "bf16" if network.dtype == torch.bfloat16 else "fp32"
     objective = _objective(network, opts)
     scales = schedule.scales
-    fits = memory.plan(
-        [sc.size for sc in scales],
-        [sc.steps for sc in scales],
-        objective.layers,
-        opts.lbfgs_history,
-        device,
-        precision == "bf16",
-        opts.tile,
-        opts.max_memory,
-    )
+    fits = _fits(schedule, objective, opts, device, precision)
     if (note := fits[-1].note()) is not None:
         compute += f"; {note}"
     budget = schedule.budget(start)

@@ -16,6 +16,7 @@ import torch
 from conftest import manager_of
 from PIL import Image, PngImagePlugin
 
+from impasto.config import Options
 from impasto.losses import Objective, StyleRegion
 from impasto.testing import narrow_vgg
 from impasto.tiles import TiledObjective, geometry, layout
@@ -145,8 +146,6 @@ def test_a_web_job_with_a_tile_runs_tiled_and_records_it(tmp_path: Path) -> None
     """The studio's ``tile`` field reaches transfer(): the result is tiled and says so."""
     from fastapi.testclient import TestClient
 
-    from impasto.config import resolve
-    from impasto.image import load_image
     from impasto.transfer import Result, Step, transfer
     from impasto.web.server import create_app
     from impasto.web.settings import StudioSettings
@@ -155,18 +154,15 @@ def test_a_web_job_with_a_tile_runs_tiled_and_records_it(tmp_path: Path) -> None
     net = narrow_vgg("max")
     headers: list[str] = []
 
-    def runner(content: Path, styles: list[Path], *, preset: str, max_pixels: int, **kw: Any) -> Result:
-        """style_transfer's signature, on the stand-in network."""
-        run = {k: kw.pop(k) for k in ("on_step", "image_every", "should_stop")}
-        report = run["on_step"]
+    def runner(content: Path, styles: list[Path], opts: Options, **kw: Any) -> Result:
+        """transfer()'s signature (the studio's runner), on the stand-in network."""
+        report = kw.pop("on_step")
 
         def on_step(s: Step) -> None:
             headers.append(s.compute)
             report(s)
 
-        run["on_step"] = on_step
-        opts = resolve(preset, **kw)
-        return transfer(load_image(content), [load_image(s) for s in styles], opts, network=net, **run)
+        return transfer(content, styles, opts, network=net, on_step=on_step, **kw)
 
     photo = io.BytesIO()
     Image.radial_gradient("L").convert("RGB").resize((96, 72)).save(photo, format="PNG")
