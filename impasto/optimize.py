@@ -19,6 +19,7 @@ from typing import Literal
 import torch
 
 from .losses import Objective
+from .precondition import Precondition, Spectral
 
 __all__ = ["LBFGS", "LOSS_SCALE", "Optimizer", "ScaleResult", "ScaleStep", "optimize"]
 
@@ -88,8 +89,11 @@ class LBFGS:
     pixels by a few tens of levels and are left alone; the next pair's ``s`` is the step taken.
     """
 
-    def __init__(self, x: torch.Tensor, history: int) -> None:
+    def __init__(
+        self, x: torch.Tensor, history: int, to_pixels: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> None:
         self.x, self.history = x, history
+        self.to_pixels = to_pixels  # x -> pixels, when x is not the pixels (the move is capped in pixels)
         self.ys: list[torch.Tensor] = []  # gradient differences, oldest first
         self.ss: list[torch.Tensor] = []  # the steps taken
         self.rho: list[torch.Tensor] = []  # 1 / (y . s)
@@ -120,7 +124,7 @@ class LBFGS:
         self.d, self.t = d, t
         if g.dot(d) > 1.0:  # not a descent direction (torch's test with tolerance_change=-1): no move
             return
-        lo, hi = torch.aminmax(d)
+        lo, hi = torch.aminmax(d if self.to_pixels is None else self.to_pixels(d.view_as(self.x)))
         move = float(torch.maximum(hi, -lo) * t)
         if move > MAX_LBFGS_MOVE:
             self.t = t = t * (MAX_LBFGS_MOVE / move)
@@ -172,8 +176,10 @@ class _Closure:
     Every evaluation updates ``best``; the last one's (loss, terms, image) stay in ``last``.
     """
 
-    def __init__(self, objective: Objective, x: torch.Tensor, best: _Best, scale: float) -> None:
-        self.objective, self.x, self.best, self.scale = objective, x, best, scale
+    def __init__(
+        self, objective: Objective, x: torch.Tensor, pixels: Callable[[], torch.Tensor], best: _Best, scale: float
+    ) -> None:
+        self.objective, self.x, self.pixels, self.best, self.scale = objective, x, pixels, best, scale
         self._last: tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor] | None = None
 
     @property
@@ -184,7 +190,7 @@ class _Closure:
 
     def __call__(self) -> torch.Tensor:
         self.x.grad = None  # the backward hands its gradient over without a copy
-        image = self.x.clamp(0, 255)
+        image = self.pixels().clamp(0, 255)
         loss, terms = self.objective(image)
         (loss * self.scale).backward()
         self.best.update(loss, image, terms)
@@ -200,6 +206,7 @@ def optimize(
     optimizer: Optimizer,
     learning_rate: float,
     lbfgs_history: int,
+    precondition: Precondition,
     loss_scale: float | None = LOSS_SCALE,
     on_step: StepCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -210,7 +217,8 @@ def optimize(
     optimisers (L-BFGS without line search, as in the public implementations of the paper).
     ``on_step`` receives a :class:`ScaleStep` after every step; ``should_stop`` is polled before
     every step. Ctrl-C (KeyboardInterrupt) ends the loop early and returns the best image so far.
-    ``optimizer``, ``learning_rate`` and ``lbfgs_history`` are the fields of :class:`impasto.Options`
+    ``optimizer``, ``learning_rate``, ``lbfgs_history`` and ``precondition`` (L-BFGS only: "spectral"
+    optimises in the basis of :class:`impasto.precondition.Spectral`) are the fields of :class:`impasto.Options`
     of those names, which hold their defaults (none here).
 
     L-BFGS minimises the objective times the constant that makes its first value ``loss_scale``
@@ -220,10 +228,12 @@ def optimize(
     result) are in the objective's own units.
     """
     start = time.perf_counter()
-    x = init.detach().clone(memory_format=torch.contiguous_format).clamp_(0, 255).requires_grad_(True)
+    x = init.detach().clone(memory_format=torch.contiguous_format).clamp_(0, 255)
     best = _Best(x)
-    opt = _optimizer(x, optimizer, learning_rate, lbfgs_history)
-    closure = _Closure(objective, x, best, _scale(objective, x, loss_scale) if optimizer == "lbfgs" else 1.0)
+    x, pixels, to_pixels = _variables(x, precondition if optimizer == "lbfgs" else "none")
+    opt = LBFGS(x, lbfgs_history, to_pixels) if optimizer == "lbfgs" else torch.optim.Adam([x], lr=learning_rate)
+    scale = _scale(objective, pixels(), loss_scale) if optimizer == "lbfgs" else 1.0
+    closure = _Closure(objective, x, pixels, best, scale)
     done, interrupted, stopped, fault = 0, False, False, None
     try:
         for step in range(1, steps + 1):
@@ -240,7 +250,7 @@ def optimize(
                 on_step(ScaleStep(step, loss, terms, image))
         if fault is None:  # the last update has not been evaluated yet: evaluate it so it can count as the best
             with torch.no_grad():
-                image = x.clamp(0, 255)
+                image = pixels().clamp(0, 255)
                 loss, terms = objective(image)
                 best.update(loss, image, terms)
     except KeyboardInterrupt:
@@ -266,10 +276,16 @@ def _scale(objective: Objective, x: torch.Tensor, loss_scale: float | None) -> f
     return loss_scale / first if first > 0 and math.isfinite(first) else 1.0
 
 
-def _optimizer(
-    x: torch.Tensor, optimizer: Optimizer, learning_rate: float, lbfgs_history: int
-) -> LBFGS | torch.optim.Adam:
-    return LBFGS(x, lbfgs_history) if optimizer == "lbfgs" else torch.optim.Adam([x], lr=learning_rate)
+def _variables(
+    x: torch.Tensor, precondition: Precondition
+) -> tuple[torch.Tensor, Callable[[], torch.Tensor], Callable[[torch.Tensor], torch.Tensor] | None]:
+    """The optimiser's variables for the pixels ``x``, the pixels they stand for, and that map (None: identity)."""
+    if precondition == "none":
+        x.requires_grad_(True)
+        return x, lambda: x, None
+    basis = Spectral(x.shape[-2], x.shape[-1], x.device)
+    z = basis.from_pixels(x).requires_grad_(True)
+    return z, lambda: basis.to_pixels(z), basis.to_pixels
 
 
 def _step(opt: LBFGS | torch.optim.Adam, x: torch.Tensor, closure: Callable[[], torch.Tensor]) -> None:

@@ -226,6 +226,7 @@ def _optimise_scale(
         optimizer=run.opts.optimizer,
         learning_rate=run.opts.learning_rate,
         lbfgs_history=history,
+        precondition=run.opts.precondition,
         on_step=progress.on_step,
         should_stop=progress.should_stop,
     )

@@ -393,6 +393,17 @@ def test_lbfgs_history(stylize: Stylize) -> None:
     assert_refused(stylize(lbfgs_history=0), "--lbfgs-history")
 
 
+def test_precondition(stylize: Stylize, capsys: pytest.CaptureFixture[str]) -> None:
+    plain = ok(stylize(steps=4)).params
+    spectral = ok(stylize(steps=4, precondition="spectral")).params
+    assert plain["precondition"] == "none" and spectral["precondition"] == "spectral"
+    assert plain["loss"] != spectral["loss"]
+    with pytest.raises(SystemExit) as info:
+        stylize(precondition="fourier")
+    assert info.value.code == 2
+    assert "invalid choice: 'fourier'" in capsys.readouterr().err
+
+
 def test_pooling(stylize: Stylize) -> None:
     avg = ok(stylize(pooling="avg", steps=0)).params
     mx = ok(stylize(pooling="max", steps=0)).params

@@ -60,6 +60,7 @@ DEFAULT_VALUES: dict[str, object] = {
     "optimizer": "lbfgs",
     "learning_rate": 2.0,
     "lbfgs_history": 100,
+    "precondition": "none",
     "tile": None,
     "max_memory": None,
     "pooling": "max",
@@ -135,7 +136,7 @@ def test_the_lower_levels_take_the_options_defaults_and_repeat_none() -> None:
 
     empty = inspect.Parameter.empty
     assert default(load_vgg19, "pooling") is empty and default(VGG19, "pooling") is empty
-    for name in ("optimizer", "learning_rate", "lbfgs_history"):
+    for name in ("optimizer", "learning_rate", "lbfgs_history", "precondition"):
         assert default(optimize, name) is empty, name
     assert default(match_color, "method") is empty
     assert default(get_vgg.__wrapped__, "network") is empty

@@ -42,7 +42,9 @@ def objective(tiny_vgg: VGG19) -> Objective:
 
 
 # optimize()'s optimiser settings have no defaults: Options holds them.
-LOOP: dict[str, Any] = {k: getattr(Options(), k) for k in ("optimizer", "learning_rate", "lbfgs_history")}
+LOOP: dict[str, Any] = {
+    k: getattr(Options(), k) for k in ("optimizer", "learning_rate", "lbfgs_history", "precondition")
+}
 
 
 def run(objective: Objective, steps: int, **kwargs: Any) -> tuple[ScaleResult, list[tuple[int, float, torch.Tensor]]]:
