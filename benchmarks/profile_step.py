@@ -36,7 +36,7 @@ from impasto.losses import Objective  # noqa: E402
 from impasto.network import get_vgg  # noqa: E402
 
 CONV_OPS = ("convolution_backward", "mkldnn_convolution", "_convolution_pointwise", "conv2d")
-GRAM_OPS = ("aten::mm", "aten::bmm")
+GRAM_OPS = ("aten::mm", "aten::bmm", "aten::addmm")  # addmm: the style loss's G/M - A in one product
 
 
 def objective(precision: str, size: int) -> tuple[Objective, torch.Tensor]:

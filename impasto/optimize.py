@@ -284,8 +284,10 @@ def _variables(
         x.requires_grad_(True)
         return x, lambda: x, None
     basis = Spectral(x.shape[-2], x.shape[-1], x.device)
-    z = basis.from_pixels(x).requires_grad_(True)
-    return z, lambda: basis.to_pixels(z), basis.to_pixels
+    # z is the change from the initial image: it starts at 0, so the init comes back bit for bit
+    # until a step moves it (a round trip through the FFT would change it by rounding)
+    z = torch.zeros_like(basis.from_pixels(x)).requires_grad_(True)
+    return z, lambda: x + basis.to_pixels(z), basis.to_pixels
 
 
 def _step(opt: LBFGS | torch.optim.Adam, x: torch.Tensor, closure: Callable[[], torch.Tensor]) -> None:

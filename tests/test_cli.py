@@ -394,7 +394,7 @@ def test_lbfgs_history(stylize: Stylize) -> None:
 
 
 def test_precondition(stylize: Stylize, capsys: pytest.CaptureFixture[str]) -> None:
-    plain = ok(stylize(steps=4)).params
+    plain = ok(stylize(steps=4)).params  # the paper preset's (base_flags)
     spectral = ok(stylize(steps=4, precondition="spectral")).params
     assert plain["precondition"] == "none" and spectral["precondition"] == "spectral"
     assert plain["loss"] != spectral["loss"]

@@ -17,7 +17,7 @@ def test_the_paper_presets_values_written_out() -> None:
     opts = resolve("paper")
     assert isinstance(opts, Options)
     assert (opts.scales, opts.steps, opts.init, opts.pooling) == (1, 500, "noise", "avg")
-    assert (opts.style_strength, opts.tv_weight) == (None, 0.0)
+    assert (opts.style_strength, opts.tv_weight, opts.precondition) == (None, 0.0, "none")
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
@@ -60,7 +60,7 @@ DEFAULT_VALUES: dict[str, object] = {
     "optimizer": "lbfgs",
     "learning_rate": 2.0,
     "lbfgs_history": 100,
-    "precondition": "none",
+    "precondition": "spectral",
     "tile": None,
     "max_memory": None,
     "pooling": "max",
@@ -88,6 +88,7 @@ PAPER_CHANGES: dict[str, object] = {
     "pooling": "avg",
     "style_strength": None,
     "tv_weight": 0.0,
+    "precondition": "none",  # L-BFGS on the pixels
 }
 
 
@@ -148,6 +149,7 @@ def test_the_paper_preset_is_the_paper() -> None:
     assert opts.content_layers == (("conv4_2", 1.0),)
     assert opts.style_layers == PAPER_STYLE_LAYERS == tuple((f"conv{b}_1", 0.2) for b in range(1, 6))
     assert (opts.optimizer, opts.pooling, opts.init, opts.scales) == ("lbfgs", "avg", "noise", 1)
+    assert opts.precondition == "none"  # the paper's L-BFGS runs on the pixels
 
 
 def test_unknown_preset_suggests() -> None:

@@ -373,7 +373,7 @@ FIELD_VALUES: dict[str, tuple[str, Any]] = {
     "optimizer": ("adam", "adam"),
     "learning_rate": ("4", 4.0),
     "lbfgs_history": ("7", 7),
-    "precondition": ("spectral", "spectral"),
+    "precondition": ("none", "none"),
     "pooling": ("avg", "avg"),
     "tv_weight": ("0.001", 0.001),
     "seed": ("123", 123),
