@@ -83,3 +83,21 @@ def test_adam_ignores_the_basis(tiny_vgg: VGG19) -> None:
         for p in ("none", "spectral")
     )
     assert torch.equal(a.image, b.image)
+
+
+def test_a_spectral_run_stopped_before_its_first_step_returns_the_init_bit_for_bit(tiny_vgg: VGG19) -> None:
+    """z is the change from the init, so no FFT round trip touches the image until a step moves it."""
+    obj = _objective(tiny_vgg)
+    init = torch.rand(1, 3, 32, 40, generator=torch.Generator().manual_seed(3)) * 255
+    for steps, stop in ((0, None), (5, lambda: True)):
+        result = optimize(
+            obj,
+            init,
+            steps,
+            optimizer="lbfgs",
+            learning_rate=2.0,
+            lbfgs_history=10,
+            precondition="spectral",
+            should_stop=stop,
+        )
+        assert result.steps == 0 and torch.equal(result.image, init)
