@@ -234,6 +234,7 @@ def main() -> None:
     ap.add_argument("--frame-steps", type=int, default=None, help="default: the device's (impasto.video.STEPS)")
     ap.add_argument("--temporal-weight", type=float, default=VideoSettings().temporal_weight)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--precondition", choices=["none", "spectral"], help="L-BFGS basis (default: the preset's)")
     ap.add_argument("--sweep", type=int, nargs="+", default=None, metavar="N", help="video mode at each --frame-steps")
     ap.add_argument("--first-sweep", type=int, nargs="*", default=[], metavar="N", help="first frame at each --steps")
     ap.add_argument("--evaluate", action="store_true", help="measure the frames in --frames-dir, make none")
@@ -245,7 +246,9 @@ def main() -> None:
 
     clip = read_clip(args.input, args.size, args.start, args.duration)
     style = Image.open(args.style).convert("RGB")
-    options = {"size": args.size, "seed": args.seed}
+    options: dict[str, Any] = {"size": args.size, "seed": args.seed}
+    if args.precondition:
+        options["precondition"] = args.precondition
     opts = resolve("default", **options)
     device = resolve_device(opts.device)
     result: dict[str, Any] = {
