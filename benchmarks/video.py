@@ -28,7 +28,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from PIL import Image
 
@@ -221,6 +221,7 @@ def main() -> None:
     from impasto import bundled_image
     from impasto.config import resolve
     from impasto.network import resolve_device
+    from impasto.precondition import Precondition
     from impasto.video import VideoSettings, stylize_video
     from impasto.video_flow import temporal_error
     from impasto.video_io import read_clip
@@ -234,7 +235,7 @@ def main() -> None:
     ap.add_argument("--frame-steps", type=int, default=None, help="default: the device's (impasto.video.STEPS)")
     ap.add_argument("--temporal-weight", type=float, default=VideoSettings().temporal_weight)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--precondition", choices=["none", "spectral"], help="L-BFGS basis (default: the preset's)")
+    ap.add_argument("--precondition", choices=get_args(Precondition), help="L-BFGS basis (default: the preset's)")
     ap.add_argument("--sweep", type=int, nargs="+", default=None, metavar="N", help="video mode at each --frame-steps")
     ap.add_argument("--first-sweep", type=int, nargs="*", default=[], metavar="N", help="first frame at each --steps")
     ap.add_argument("--evaluate", action="store_true", help="measure the frames in --frames-dir, make none")
