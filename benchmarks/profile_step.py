@@ -29,10 +29,11 @@ from flops import step_flops  # noqa: E402
 from report import cpuinfo  # noqa: E402
 
 from impasto.config import PAPER_STYLE_LAYERS  # noqa: E402
+from impasto.core.eq7 import Eq7  # noqa: E402
+from impasto.core.objective import Objective  # noqa: E402
 from impasto.data import bundled_image  # noqa: E402
 from impasto.heap import keep_freed_memory  # noqa: E402
 from impasto.image import load_image, pil_to_tensor, resize  # noqa: E402
-from impasto.losses import Objective  # noqa: E402
 from impasto.network import get_vgg  # noqa: E402
 
 CONV_OPS = ("convolution_backward", "mkldnn_convolution", "_convolution_pointwise", "conv2d")
@@ -42,10 +43,9 @@ GRAM_OPS = ("aten::mm", "aten::bmm", "aten::addmm")  # addmm: the style loss's G
 def objective(precision: str, size: int) -> tuple[Objective, torch.Tensor]:
     keep_freed_memory()  # as a transfer on the CPU does (impasto.network.resolve_device)
     vgg = get_vgg(None, "auto", "max", "cpu", "raw", precision)  # type: ignore[arg-type]
-    obj = Objective(vgg, {"conv4_2": 1.0}, dict(PAPER_STYLE_LAYERS), 1e-3, 1.0)
     content = pil_to_tensor(resize(load_image(bundled_image("tubingen")), size), "cpu")
-    obj.set_content(content)
-    obj.set_style([pil_to_tensor(resize(load_image(bundled_image("starry_night")), size), "cpu")])
+    painting = pil_to_tensor(resize(load_image(bundled_image("starry_night")), size), "cpu")
+    obj = Eq7(vgg, {"conv4_2": 1.0}, dict(PAPER_STYLE_LAYERS), 1e-3, 1.0).of(content, [painting])
     return obj, content
 
 

@@ -5,7 +5,7 @@
     python benchmarks/tiles.py --sizes 1024 --tiles 512 --precision fp32
 
 Each configuration runs in its own process (peak RSS is per process): the paper's layers on the
-bundled pair, the step as transfer() runs it (TiledObjective: loss, then backward), the median
+bundled pair, the step as transfer() runs it (the tiled Objective: loss, then backward), the median
 of a few steps after one warm-up. Each core size runs twice: keeping as many tiles' forwards for
 pass 2 as this machine's memory budget holds (what ``transfer()`` does), and keeping none (the
 least memory: every crop's forward is computed twice). Results: stdout and
@@ -43,10 +43,11 @@ def one(
     import torch
 
     from impasto import bundled_image
+    from impasto.core.eq7 import Eq7
     from impasto.image import fit_size, load_image, pil_to_tensor
     from impasto.memory import available, fit, step_bytes
     from impasto.network import get_vgg
-    from impasto.tiles import TiledObjective, layout
+    from impasto.tile_layout import layout
 
     torch.set_num_threads(threads)
     net = get_vgg(None, "auto", "max", "cpu", "raw", dtype=precision)
@@ -55,12 +56,9 @@ def one(
     layers = [*LAYERS["content"], *LAYERS["style"]]
     if keep is None:
         keep = fit(h, w, layers, 0, available(torch.device("cpu")), precision == "bf16", tile).keep if tile else 0
-    obj = TiledObjective(
-        net, LAYERS["content"], LAYERS["style"], content_weight=1e-3, style_weight=1.0, tile=tile, keep=keep
-    )
+    eq = Eq7(net, LAYERS["content"], LAYERS["style"], content_weight=1e-3, style_weight=1.0, tile=tile, keep=keep)
     content = pil_to_tensor(photo.resize((w, h)), torch.device("cpu"))
-    obj.set_content(content)
-    obj.set_style([pil_to_tensor(painting.resize(fit_size(*painting.size, size)), torch.device("cpu"))])
+    obj = eq.of(content, [pil_to_tensor(painting.resize(fit_size(*painting.size, size)), torch.device("cpu"))])
     x = content.clone().requires_grad_(True)
     times = []
     for i in range(steps + 1):

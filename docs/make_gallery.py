@@ -27,6 +27,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 import impasto
 from impasto import color
+from impasto.core.eq7 import Eq7
 from impasto.image import pil_to_tensor, resize, tensor_to_pil
 from impasto.network import get_vgg
 
@@ -265,19 +266,19 @@ def balance_grid(g: Gallery) -> tuple[Image.Image, dict[str, dict[str, float]]]:
 def print_balance_table(g: Gallery, losses: dict[str, dict[str, float]]) -> None:
     """E_l of both runs, and E_l / c_l: each layer's error relative to its target's magnitude.
 
-    c_l = sum (A^l / (2 N_l M_l))^2 is the E_l of an image with no response (Objective.balance_weights).
+    c_l = sum (A^l / (2 N_l M_l))^2 is the E_l of an image with no response (Eq7.layer_weights).
     """
     opts = impasto.resolve("default", size=g.size)
     vgg = get_vgg(opts.weights, opts.weights_format, opts.pooling, "cpu", opts.network)
-    obj = impasto.Objective(vgg, {}, dict(opts.style_layers), 0.0, 1.0, layer_balance=True)
-    obj.set_style([pil_to_tensor(photo("starry_night", g.size))])
-    grams = obj.targets.style[0].grams
+    eq = Eq7(vgg, {}, dict(opts.style_layers), 0.0, 1.0, layer_balance=True)
+    region = eq.blend([pil_to_tensor(photo("starry_night", g.size))])
+    grams, weights = region.targets, eq.layer_weights([region])
     c = {k: float((gm / (2 * gm.shape[-1])).pow(2).sum()) for k, gm in grams.items()}
     layers = list(c)
     print("\n| | " + " | ".join(layers) + " | content |")
     print("|---|" + "---|" * (len(layers) + 1))
     print("| c_l (E_l of a blank image) | " + " | ".join(f"{c[k]:.3g}" for k in layers) + " | |")
-    print("| effective w_l, balanced | " + " | ".join(f"{obj.layer_weights[k]:.3g}" for k in layers) + " | |")
+    print("| effective w_l, balanced | " + " | ".join(f"{weights[k]:.3g}" for k in layers) + " | |")
     for name, terms in losses.items():
         row = " | ".join(f"{terms[f'style:{k}']:.3g}" for k in layers)
         rel = " | ".join(f"{terms[f'style:{k}'] / c[k]:.3g}" for k in layers)

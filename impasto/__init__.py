@@ -16,10 +16,15 @@ from .errors import ConfigError, DeviceError, ImpastoError, InputError
 if _typing.TYPE_CHECKING:  # the lazily loaded names, for type checkers
     from ._api import style_transfer, stylize, stylize_full
     from .config import PRESETS, Options, resolve
+    from .core.eq7 import Eq7
+    from .core.objective import Objective
+    from .core.terms.content import content_loss
+    from .core.terms.gram_style import style_layer_loss
+    from .core.terms.tv import tv_loss
     from .data import bundled_image
+    from .gram import gram
     from .image import load_image, read_params, save_image
     from .inputs import ImageLike
-    from .losses import Objective, content_loss, gram, style_layer_loss, tv_loss
     from .optimize import optimize
     from .transfer import Result, Step, transfer
     from .vgg import LAYER_NAMES, VGG19, load_vgg19
@@ -33,6 +38,7 @@ __all__ = [
     "VGG19",
     "ConfigError",
     "DeviceError",
+    "Eq7",
     "FrameStep",
     "ImageLike",
     "ImpastoError",
@@ -68,7 +74,12 @@ _LAZY = {
     "bundled_image": "data",
     **dict.fromkeys(("load_image", "read_params", "save_image"), "image"),
     "ImageLike": "inputs",
-    **dict.fromkeys(("Objective", "content_loss", "gram", "style_layer_loss", "tv_loss"), "losses"),
+    "Eq7": "core.eq7",
+    "Objective": "core.objective",
+    "content_loss": "core.terms.content",
+    "style_layer_loss": "core.terms.gram_style",
+    "tv_loss": "core.terms.tv",
+    "gram": "gram",
     "optimize": "optimize",
     **dict.fromkeys(("Result", "Step", "transfer"), "transfer"),
     **dict.fromkeys(("LAYER_NAMES", "VGG19", "load_vgg19"), "vgg"),

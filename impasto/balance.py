@@ -34,7 +34,9 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from .losses import Objective, tv_loss
+from .core.eq7 import Eq7
+from .core.objective import Objective
+from .core.terms.tv import tv_loss
 from .vgg import VGG19
 
 __all__ = ["Look", "balanced_content_weight", "balanced_tv_weight", "look", "references"]
@@ -109,10 +111,8 @@ def look(output: torch.Tensor, photo: torch.Tensor, painting: torch.Tensor, vgg:
     """r and s of ``output`` (1, 3, H, W in 0..255) against ``photo`` (resized to the output's size)
     and ``painting`` (as given: its size is the style size), with conv4_2 and the paper's five
     style layers at w_l = 1/5 on ``vgg``."""
-    objective = Objective(vgg, {"conv4_2": 1.0}, dict.fromkeys(PAPER_LOOK_LAYERS, 0.2), 1.0, 1.0)
     photo = _stretch(photo, output)
-    objective.set_content(photo)
-    objective.set_style([painting])
+    objective = Eq7(vgg, {"conv4_2": 1.0}, dict.fromkeys(PAPER_LOOK_LAYERS, 0.2), 1.0, 1.0).of(photo, [painting])
     content_ref, style_ref = references(objective, photo, [painting])
     _, terms = objective(output)
     return Look(

@@ -162,7 +162,7 @@ def check(opts: Options) -> Options:
             raise ConfigError(f"`{name}` must be >= 0, got {getattr(opts, name):g}")
     if opts.content_weight is not None and opts.content_weight < 0:
         raise ConfigError(f"`content_weight` must be >= 0, got {opts.content_weight:g}")
-    for name in ("optimizer", "precondition", "pooling", "precision", "network", "weights_format"):
+    for name in ("style_loss", "optimizer", "precondition", "pooling", "precision", "network", "weights_format"):
         _check_choice(opts, name)
     if not (isinstance(opts.init, str) and opts.init in _choices("init")):
         text = str(opts.init)[:40]

@@ -25,6 +25,10 @@ __all__ = ["DEMO_OPTIONS", "PAPER_STYLE_LAYERS", "PRESETS", "Options", "parse_la
 Init = Literal["noise", "content", "image"]
 NAMED_INITS = tuple(i for i in get_args(Init) if i != "image")  # the starts that need no image
 
+# The style term: the paper's Gram matrices, or means and covariances compared by the
+# 2-Wasserstein distance of Gaussians (impasto.core.terms.w2_style).
+StyleLoss = Literal["gram", "w2"]
+
 PAPER_STYLE_LAYERS: LayerWeights = tuple((f"conv{b}_1", 0.2) for b in range(1, 6))
 
 
@@ -56,6 +60,13 @@ class Options:
     style_layers: LayerWeights = field(
         default=PAPER_STYLE_LAYERS,
         metadata={"help": "style layers with optional weights w_l, e.g. conv1_1:0.2 conv2_1:0.2"},
+    )
+    style_loss: StyleLoss = field(
+        default="gram",
+        metadata={
+            "help": "style statistics: gram (the paper's Gram matrices) or w2 (means and covariances, "
+            "compared by the 2-Wasserstein distance)"
+        },
     )
     ratio: float = field(default=1e-3, metadata={"help": "content/style weight ratio alpha/beta"})
     style_strength: float | None = field(

@@ -18,7 +18,7 @@ from typing import Literal
 
 import torch
 
-from .losses import Objective
+from .core.objective import Objective
 from .precondition import Precondition, Spectral
 
 __all__ = ["LBFGS", "LOSS_SCALE", "Optimizer", "ScaleResult", "ScaleStep", "optimize"]

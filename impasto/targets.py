@@ -7,6 +7,8 @@ scale starts from noise, the photo or a given image.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from PIL import Image
 from torch.nn import functional as F
@@ -14,15 +16,17 @@ from torch.nn import functional as F
 from . import color
 from .balance import balanced_content_weight, balanced_tv_weight, references
 from .config import Options
+from .core.eq7 import Eq7
+from .core.objective import Objective
+from .core.terms.style import StyleRegion
 from .image import pil_to_tensor, resize, tensor_to_pil
 from .inputs import Inputs
-from .losses import Objective, StyleRegion
 from .masks import region_guides, style_guide
 from .schedule import Scale
 from .upscale import start_from
 
 # Inputs: re-exported from impasto.inputs, where the images of a transfer are loaded.
-__all__ = ["Inputs", "delivered", "noise", "set_targets", "start_image"]
+__all__ = ["Inputs", "delivered", "noise", "scale_objective", "start_image"]
 
 
 def noise(width: int, height: int, seed: int, device: torch.device) -> torch.Tensor:
@@ -49,13 +53,14 @@ def delivered(
     return tensor_to_pil(image)
 
 
-def set_targets(
-    objective: Objective, inputs: Inputs, opts: Options, scale: Scale, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Give ``objective`` this scale's photo and paintings.
+def scale_objective(
+    eq7: Eq7, inputs: Inputs, opts: Options, scale: Scale, device: torch.device
+) -> tuple[Objective, torch.Tensor, torch.Tensor]:
+    """This scale's objective: eq. 7 against the photo and the paintings at this scale's sizes.
 
-    Returns the photo at this scale (1, 3, h, w) and what the network sees of it (its luminance
-    with ``color="luminance"``, else the photo).
+    Returns it, the photo at this scale (1, 3, h, w) and what the network sees of it (its
+    luminance with ``color="luminance"``, else the photo). With ``style_strength`` the content and
+    TV weights come from this scale's references (:mod:`impasto.balance`).
     """
     w, h = scale.size
     content_t = pil_to_tensor(inputs.content.resize((w, h), Image.Resampling.BILINEAR), device)
@@ -66,23 +71,27 @@ def set_targets(
         style_ts = [color.match_luminance(t, content_t) for t in style_ts]
     elif opts.color == "histogram":
         style_ts = [color.match_color(t, content_t, opts.color_match) for t in style_ts]
-    objective.set_content(content_in)
+    content = eq7.content_targets(content_in)
     weights = opts.style_blend  # how much each painting counts in the content reference
     if inputs.content_mask is not None:
-        regions = _regions(objective, inputs, opts, style_ts, scale.size, device)
-        objective.set_regions(regions)
+        regions = _regions(eq7, inputs, opts, style_ts, scale.size, device)
         weights = tuple(r.weight * r.area for r in regions)  # with masks: its region's share of the image too
     else:
-        objective.set_style(style_ts, opts.style_blend)
+        regions = [eq7.blend(style_ts, opts.style_blend)]
+    objective = eq7.objective(content, regions, (h, w))
     if opts.style_strength is not None:  # size-invariant balance: alpha and TV from this scale's references
         content_ref, style_ref = references(objective, content_in, style_ts, weights)
-        objective.content_weight = balanced_content_weight(opts.style_strength, opts.beta, content_ref, style_ref)
-        objective.tv_weight = balanced_tv_weight(opts.tv_weight, opts.beta, style_ref, content_in)
-    return content_t, content_in
+        eq7 = replace(
+            eq7,
+            content_weight=balanced_content_weight(opts.style_strength, opts.beta, content_ref, style_ref),
+            tv_weight=balanced_tv_weight(opts.tv_weight, opts.beta, style_ref, content_in),
+        )
+        objective = eq7.objective(content, regions, (h, w))
+    return objective, content_t, content_in
 
 
 def _regions(
-    objective: Objective,
+    eq7: Eq7,
     inputs: Inputs,
     opts: Options,
     style_ts: list[torch.Tensor],
@@ -99,7 +108,7 @@ def _regions(
             sg = style_guide(inputs.style_masks[i], t.shape[3], t.shape[2], f"style mask {i + 1}").to(device)
         weight = opts.style_blend[i] if opts.style_blend is not None else 1.0
         guide = guide.to(device)
-        regions.append(StyleRegion(objective.style_grams(t, sg), guide, weight, float(guide.mean())))
+        regions.append(StyleRegion(eq7.style_targets(t, sg), guide, weight, float(guide.mean())))
     return regions
 
 

@@ -1,7 +1,7 @@
 """Where the tiles of an image go: aligned cores that partition it, each with the halo it needs.
 
 :func:`geometry` derives both numbers from VGG19's layer table for the layers a run reads;
-:func:`layout` cuts an image into :class:`Tile` s. :mod:`impasto.tiles` runs the objective over
+:func:`layout` cuts an image into :class:`Tile` s. :class:`impasto.core.objective.Objective` runs its terms over
 them, and :mod:`impasto.memory` sizes them.
 """
 

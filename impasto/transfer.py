@@ -13,8 +13,8 @@ import copy
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, cast
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import torch
 from PIL import Image
@@ -22,21 +22,22 @@ from torch.nn import functional as F
 
 from . import memory
 from .config import Options
+from .core.eq7 import Eq7
+from .core.objective import Objective
+from .core.terms.base import Term
 from .errors import NumericalError
 from .image import DEFAULT_MAX_PIXELS
 from .inputs import ImageLike, Inputs, gather, recorded
-from .losses import Objective
 from .masks import check_masks
 from .memory import Fit
 from .network import get_vgg, resolve_device, resolve_precision
 from .optimize import ScaleResult, ScaleStep, optimize
 from .schedule import MIN_COARSE_SIDE, Budget, Plan, Scale, plan, plan_scales
-from .targets import delivered, set_targets, start_image
-from .tiles import TiledObjective
+from .targets import delivered, scale_objective, start_image
 from .vgg import VGG19
 
 # MIN_COARSE_SIDE, get_vgg, plan_scales and resolve_device: re-exported from their modules.
-__all__ = ["MIN_COARSE_SIDE", "Result", "Step", "get_vgg", "plan_scales", "resolve_device", "transfer"]
+__all__ = ["MIN_COARSE_SIDE", "Extra", "Result", "Step", "get_vgg", "plan_scales", "resolve_device", "transfer"]
 
 
 @dataclass(frozen=True)
@@ -87,23 +88,32 @@ class _Run:
     image_every: int
     should_stop: Callable[[], bool] | None
     compute: str = ""  # Step.compute
-    extra_loss: ExtraLoss | None = None  # transfer(extra_loss=...)
+    extra: Sequence[Extra] = ()  # transfer(extra=...)
 
 
-ExtraLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+@dataclass(frozen=True)
+class Extra:
+    """A term added to eq. 7 at every scale (:mod:`impasto.core.terms`), with its weight.
+
+    ``relative``: the weight multiplies the objective's value at the scale's initial image, so that
+    it means the same for every network, size and style strength (the temporal term of video).
+    """
+
+    weight: float
+    term: Term
+    relative: bool = False
 
 
-class _PlusExtra:
-    """The objective plus a pixel-space term: ``extra(image, objective_value)``, reported as ``extra``."""
-
-    def __init__(self, objective: Objective, extra: ExtraLoss) -> None:
-        self.objective = objective
-        self.extra = extra
-
-    def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        total, terms = self.objective(image)
-        term = self.extra(image, total.detach())
-        return total + term, terms | {"extra": term.detach()}
+def _with_extra(objective: Objective, extra: Sequence[Extra], init: torch.Tensor) -> Objective:
+    """``objective`` plus the ``extra`` terms, relative weights resolved against its value at ``init``."""
+    if not extra:
+        return objective
+    ref: torch.Tensor | None = None
+    if any(e.relative for e in extra):
+        with torch.no_grad():  # as the optimiser first sees it: clamped
+            ref = objective(init.detach().clamp(0, 255))[0]
+    terms = [(float(e.weight * ref) if e.relative and ref is not None else e.weight, e.term) for e in extra]
+    return replace(objective, terms=[*objective.terms, *terms])
 
 
 def _prepare(opts: Options, inputs: Inputs) -> tuple[Plan, torch.device]:
@@ -130,9 +140,9 @@ def _network(opts: Options, device: torch.device, given: VGG19 | None) -> tuple[
     return net, f"{device.type}, {'bf16' if net.dtype == torch.bfloat16 else 'fp32'} ({why})"
 
 
-def _objective(vgg: VGG19, opts: Options) -> TiledObjective:
-    """Eq. 7 with the options' layers and weights, its targets not yet set (tiled where a scale needs it)."""
-    return TiledObjective(
+def _equation(vgg: VGG19, opts: Options) -> Eq7:
+    """Eq. 7 with the options' layers, weights and style term; each scale gets its tiling and targets."""
+    return Eq7(
         vgg,
         dict(opts.content_layers),
         dict(opts.style_layers),
@@ -140,7 +150,7 @@ def _objective(vgg: VGG19, opts: Options) -> TiledObjective:
         style_weight=opts.beta,
         tv_weight=opts.tv_weight,
         layer_balance=opts.layer_balance,
-        tile=None,
+        style_loss=opts.style_loss,
     )
 
 
@@ -205,7 +215,7 @@ def _computed(device: torch.device, precision: str, objective: Objective, last: 
     return {
         "device": str(device),
         "precision": precision,
-        "alpha": objective.content_weight,
+        "alpha": objective.weight("content"),
         "tile": last.tile,
         "lbfgs_history": last.history,
     }
@@ -217,8 +227,6 @@ def _optimise_scale(
     """Scale ``idx`` from ``init``, ``done`` steps into the run; the result and whether the caller stopped it."""
     run.budget.start_scale(idx)
     progress = _ScaleProgress(run, idx, done, content_t)
-    if run.extra_loss is not None:  # optimize() only calls the objective: the sum stands in for it
-        objective = cast(Objective, _PlusExtra(objective, run.extra_loss))
     result = optimize(
         objective,
         init,
@@ -233,12 +241,12 @@ def _optimise_scale(
     return result, progress.user_stopped
 
 
-def _fits(plan: Plan, objective: TiledObjective, opts: Options, device: torch.device, precision: str) -> list[Fit]:
+def _fits(plan: Plan, equation: Eq7, opts: Options, device: torch.device, precision: str) -> list[Fit]:
     """How each scale fits the device's memory: its tile and L-BFGS history (:func:`impasto.memory.plan`)."""
     return memory.plan(
         [sc.size for sc in plan.scales],
         [sc.steps for sc in plan.scales],
-        objective.layers,
+        equation.layers,
         opts.lbfgs_history,
         device,
         precision == "bf16",
@@ -260,7 +268,7 @@ def transfer(
     image_every: int = 0,
     should_stop: Callable[[], bool] | None = None,
     start_time: float | None = None,
-    extra_loss: ExtraLoss | None = None,
+    extra: Sequence[Extra] = (),
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Result:
     """Paint ``content`` in the manner of ``styles`` with options ``opts``.
@@ -273,10 +281,8 @@ def transfer(
     :mod:`impasto.testing`. ``start_time`` (a ``time.perf_counter()`` value) is when ``max_time``
     starts counting; default: now.
 
-    ``extra_loss(image, objective_value)`` adds a term on the pixels to eq. 7 at every scale
-    (image (1, 3, h, w), 0..255, with its gradient; the objective's value detached, so that the term
-    can scale itself to it): e.g. the temporal loss of :mod:`impasto.video`. It is reported as the
-    loss term ``extra`` and counts in ``loss``.
+    ``extra`` adds terms to eq. 7 at every scale (:class:`Extra`; e.g. the temporal term of
+    :mod:`impasto.video`), tiled like the others; each is reported under its name and counts in ``loss``.
     """
     start = start_time if start_time is not None else time.perf_counter()
     inputs = gather(
@@ -292,24 +298,25 @@ def transfer(
     schedule, device = _prepare(opts, inputs)
     network, compute = _network(opts, device, network)
     precision = "bf16" if network.dtype == torch.bfloat16 else "fp32"
-    objective = _objective(network, opts)
+    equation = _equation(network, opts)
     scales = schedule.scales
-    fits = _fits(schedule, objective, opts, device, precision)
+    fits = _fits(schedule, equation, opts, device, precision)
     if (note := fits[-1].note()) is not None:
         compute += f"; {note}"
     budget = schedule.budget(start)
-    run = _Run(content_img, opts, scales, budget, start, on_step, image_every, should_stop, compute, extra_loss)
+    run = _Run(content_img, opts, scales, budget, start, on_step, image_every, should_stop, compute, tuple(extra))
     current: torch.Tensor | None = None
     result: ScaleResult | None = None
     done, user_stopped = 0, False
     for idx, scale in enumerate(scales):
-        objective.tile, objective.keep = fits[idx].tile, fits[idx].keep
-        content_t, content_in = set_targets(objective, inputs, opts, scale, device)
+        here = replace(equation, tile=fits[idx].tile, keep=fits[idx].keep)
+        objective, content_t, content_in = scale_objective(here, inputs, opts, scale, device)
         if current is None:
             init = start_image(inputs, opts, scale.size, content_in, device)
         else:  # the previous scale's result, upsampled
             width, height = scale.size
             init = F.interpolate(current, size=(height, width), mode="bicubic", align_corners=False)
+        objective = _with_extra(objective, run.extra, init)
         result, user_stopped = _optimise_scale(objective, init, run, idx, done, content_t, fits[idx].history)
         done += result.steps
         current = result.image

@@ -29,10 +29,11 @@ import torch
 from PIL import Image
 
 from .config import Options, resolve
+from .core.terms.temporal import Temporal
 from .errors import ConfigError
 from .image import DEFAULT_MAX_PIXELS, fit_size, load_image
 from .inputs import check_init, split_images
-from .transfer import Step, transfer
+from .transfer import Extra, Step, transfer
 from .vgg import VGG19
 from .video_flow import FlowMethod, as_array, consistency, flow, warp
 from .video_io import read_clip
@@ -91,27 +92,17 @@ class FrameStep:
     elapsed: float  # seconds since the run started
 
 
-class _Temporal:
-    """The temporal loss of one frame: targets w_j (1, 3, H, W) and weights c_j (1, 1, H, W)."""
-
-    def __init__(self, weight: float, targets: list[tuple[np.ndarray, np.ndarray]], device: torch.device) -> None:
-        self.weight = weight
-        self.pairs = [
-            (
-                torch.from_numpy(w).permute(2, 0, 1).unsqueeze(0).to(device),  # (1, 3, H, W)
-                torch.from_numpy(c)[None, None].to(device),  # (1, 1, H, W)
-            )
-            for w, c in targets
-        ]
-        self.ref: torch.Tensor | None = None  # the objective at the warm start
-
-    def __call__(self, image: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-        if self.ref is None:
-            self.ref = value
-        total = image.new_zeros(())
-        for w, c in self.pairs:
-            total = total + (c * (image - w) ** 2).sum() / (image.numel() * 255.0**2)
-        return self.weight * self.ref * total
+def _temporal(weight: float, targets: list[tuple[np.ndarray, np.ndarray]], device: torch.device) -> Extra:
+    """The temporal term of one frame (gamma relative to the objective at the warm start): targets w_j
+    (H, W, 3) and weights c_j (H, W)."""
+    pairs = [
+        (
+            torch.from_numpy(w).permute(2, 0, 1).unsqueeze(0).to(device),  # (1, 3, H, W)
+            torch.from_numpy(c)[None, None].to(device),  # (1, 1, H, W)
+        )
+        for w, c in targets
+    ]
+    return Extra(weight, Temporal(pairs), relative=True)
 
 
 def _long_term(cs: list[np.ndarray]) -> list[np.ndarray]:
@@ -206,7 +197,7 @@ def _one_frame(
 
     ``images``: the masks of every frame and the init image of the first (paths or PIL images).
     """
-    opts, init, extra = first, images.get("init_image"), None
+    opts, init, extra = first, images.get("init_image"), []
     if t > 0:
         opts = later
         offsets = [j for j in settings.temporal_offsets if j <= len(outputs)]
@@ -222,7 +213,9 @@ def _one_frame(
         start_px = hard * warped[0] + (1 - hard) * as_array(frame)  # disocclusions start from the content
         init = Image.fromarray(np.clip(start_px + 0.5, 0, 255).astype(np.uint8), mode="RGB")
         if settings.temporal_weight > 0:
-            extra = _Temporal(settings.temporal_weight, list(zip(warped, _long_term(cs), strict=True)), _device(first))
+            extra = [
+                _temporal(settings.temporal_weight, list(zip(warped, _long_term(cs), strict=True)), _device(first))
+            ]
     frame_start = time.perf_counter()
 
     def progress(s: Step) -> None:
@@ -236,9 +229,7 @@ def _one_frame(
         on_step(FrameStep(t + 1, total, s, eta if total is not None else None, time.perf_counter() - start))
 
     masks = {k: v for k, v in images.items() if k != "init_image"}
-    result = transfer(
-        frame, styles, opts, init_image=init, network=network, on_step=progress, extra_loss=extra, **masks
-    )
+    result = transfer(frame, styles, opts, init_image=init, network=network, on_step=progress, extra=extra, **masks)
     if result.interrupted:
         raise KeyboardInterrupt
     if t > 0 and result.steps:

@@ -13,8 +13,10 @@ from torch.nn import functional as F
 
 from impasto.balance import balanced_content_weight, balanced_tv_weight, look, references
 from impasto.config import resolve
+from impasto.core.eq7 import Eq7
+from impasto.core.objective import Objective
+from impasto.core.terms import StyleTerm, content_loss, style_layer_loss, tv_loss
 from impasto.errors import ConfigError
-from impasto.losses import Objective, content_loss, style_layer_loss, tv_loss
 from impasto.vgg import VGG19
 
 transfer_module = importlib.import_module("impasto.transfer")  # the module (the package exports the function)
@@ -30,9 +32,7 @@ def _images(h: int = 48, w: int = 64, seed: int = 0) -> tuple[torch.Tensor, torc
 
 
 def _objective(vgg: VGG19, photo: torch.Tensor, painting: torch.Tensor) -> Objective:
-    obj = Objective(vgg, {"conv2_1": 1.0}, STYLE, content_weight=1.0, style_weight=1.0)
-    obj.set_content(photo)
-    obj.set_style([painting])
+    obj = Eq7(vgg, {"conv2_1": 1.0}, STYLE, content_weight=1.0, style_weight=1.0).of(photo, [painting])
     return obj
 
 
@@ -44,9 +44,9 @@ def test_references_are_the_paintings_content_loss_and_the_photos_style_loss(tin
     feats = tiny_vgg(stretched, ["conv2_1"])
     expected_c = float(content_loss(feats["conv2_1"], tiny_vgg(photo, ["conv2_1"])["conv2_1"]))
     photo_feats = tiny_vgg(photo, list(STYLE))
-    expected_s = sum(
-        w * float(style_layer_loss(photo_feats[k], obj.targets.style[0].grams[k])) for k, w in STYLE.items()
-    )
+    style = obj.term("style")
+    assert isinstance(style, StyleTerm)
+    expected_s = sum(w * float(style_layer_loss(photo_feats[k], style.regions[0].targets[k])) for k, w in STYLE.items())
     assert content_ref == pytest.approx(expected_c, rel=1e-5)
     assert style_ref == pytest.approx(expected_s, rel=1e-5)
     assert content_ref > 0 and style_ref > 0

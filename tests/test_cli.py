@@ -404,6 +404,17 @@ def test_precondition(stylize: Stylize, capsys: pytest.CaptureFixture[str]) -> N
     assert "invalid choice: 'fourier'" in capsys.readouterr().err
 
 
+def test_style_loss(stylize: Stylize, capsys: pytest.CaptureFixture[str]) -> None:
+    gram = ok(stylize(steps=4)).params
+    w2 = ok(stylize(steps=4, style_loss="w2")).params
+    assert gram["style_loss"] == "gram" and w2["style_loss"] == "w2"
+    assert gram["loss"] != w2["loss"]  # another objective
+    with pytest.raises(SystemExit) as info:
+        stylize(style_loss="w3")
+    assert info.value.code == 2
+    assert "invalid choice: 'w3'" in capsys.readouterr().err
+
+
 def test_pooling(stylize: Stylize) -> None:
     avg = ok(stylize(pooling="avg", steps=0)).params
     mx = ok(stylize(pooling="max", steps=0)).params

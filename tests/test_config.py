@@ -52,6 +52,7 @@ DEFAULT_VALUES: dict[str, object] = {
     "max_time": None,
     "content_layers": (("conv4_2", 1.0),),
     "style_layers": PAPER_STYLE_LAYERS,
+    "style_loss": "gram",
     "ratio": 1e-3,
     "style_strength": 6.0,
     "style_weight": 1.0,

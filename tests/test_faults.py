@@ -25,8 +25,10 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from impasto import cli, resolve, save_image, transfer
+from impasto.core.terms import Features, LocalTerm, Where
 from impasto.errors import InputError, NumericalError
 from impasto.testing import narrow_vgg
+from impasto.transfer import Extra
 from impasto.vgg import VGG19
 from impasto.web.server import create_app
 from impasto.web.settings import StudioSettings
@@ -84,11 +86,15 @@ def test_a_gradient_that_turns_nan_is_caught_too() -> None:
     opts = resolve(**TINY)
     calls = [0]
 
-    def extra(image: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-        calls[0] += 1  # finite value; from the fourth call on an infinite gradient (d sqrt(x) at 0)
-        return torch.sqrt((image - image.detach()).abs()).sum() if calls[0] >= 4 else image.sum() * 0
+    class Turning(LocalTerm):
+        name = "turning"
 
-    result = transfer(make_photo(64, 48), [make_painting(48, 48)], opts, network=narrow_vgg(), extra_loss=extra)
+        def local(self, feats: Features, pixels: torch.Tensor, where: Where) -> torch.Tensor:
+            calls[0] += 1  # finite value; from the fourth call on an infinite gradient (d sqrt(x) at 0)
+            return torch.sqrt((pixels - pixels.detach()).abs()).sum() if calls[0] >= 4 else pixels.sum() * 0
+
+    extra = [Extra(1.0, Turning())]
+    result = transfer(make_photo(64, 48), [make_painting(48, 48)], opts, network=narrow_vgg(), extra=extra)
     assert result.fault is not None and "gradient" in result.fault, result.fault
     assert math.isfinite(result.loss) and finite_rgb(result.image)
 

@@ -52,6 +52,7 @@ VALUES: dict[str, list[Any]] = {
     "learning_rate": [0, 2.0, 1e308, -1, NAN, INF],
     "lbfgs_history": [0, 1, 5, 2**31 - 1, HUGE, NAN],
     "precondition": ["none", "spectral", "fourier", None],
+    "style_loss": ["gram", "w2", "wasserstein", None],
     "tile": [None, 0, 15, 16, 32, HUGE, NAN],
     "max_memory": [None, "1GB", "1KB", "lots", "0", "-1GB"],
     "pooling": ["max", "avg", "min", 3],

@@ -7,7 +7,10 @@ import copy
 import pytest
 import torch
 
-from impasto.losses import Objective, content_loss, gram, mean_gram, style_layer_loss, tv_loss
+from impasto.core.eq7 import Eq7
+from impasto.core.objective import features_of
+from impasto.core.terms import Content, GramStyle, content_loss, style_layer_loss, tv_loss
+from impasto.gram import gram, mean_gram
 from impasto.vgg import VGG19
 
 
@@ -175,10 +178,9 @@ def _image(seed: int, h: int = 32, w: int = 32) -> torch.Tensor:
 def test_objective_is_alpha_content_plus_beta_weighted_style_plus_tv(tiny_vgg: VGG19) -> None:
     content_layers = {"conv2_2": 2.0}
     style_layers = {"conv1_1": 0.25, "conv2_1": 0.5, "conv3_1": 3.0}
-    obj = Objective(tiny_vgg, content_layers, style_layers, content_weight=1e-2, style_weight=7.0, tv_weight=0.1)
+    eq = Eq7(tiny_vgg, content_layers, style_layers, content_weight=1e-2, style_weight=7.0, tv_weight=0.1)
     photo, painting, x = _image(1), _image(2, 40, 24), _image(3)
-    obj.set_content(photo)
-    obj.set_style([painting])
+    obj = eq.of(photo, [painting])
     total, terms = obj(x)
 
     with torch.no_grad():
@@ -206,9 +208,9 @@ def test_objective_is_alpha_content_plus_beta_weighted_style_plus_tv(tiny_vgg: V
 
 
 def test_objective_without_tv_has_no_tv_term(tiny_vgg: VGG19) -> None:
-    obj = Objective(tiny_vgg, {"conv1_2": 1.0}, {"conv1_1": 1.0}, content_weight=1.0, style_weight=1.0)
-    obj.set_content(_image(1))
-    obj.set_style([_image(2)])
+    obj = Eq7(tiny_vgg, {"conv1_2": 1.0}, {"conv1_1": 1.0}, content_weight=1.0, style_weight=1.0).of(
+        _image(1), [_image(2)]
+    )
     total, terms = obj(_image(3))
     assert "tv" not in terms
     assert total.item() == pytest.approx((terms["content"] + terms["style"]).item(), rel=1e-6)
@@ -216,9 +218,9 @@ def test_objective_without_tv_has_no_tv_term(tiny_vgg: VGG19) -> None:
 
 def test_objective_is_zero_at_its_targets(tiny_vgg: VGG19) -> None:
     img = _image(4)
-    obj = Objective(tiny_vgg, {"conv3_1": 1.0}, {"conv1_1": 0.5, "conv2_1": 0.5}, content_weight=1.0, style_weight=1.0)
-    obj.set_content(img)
-    obj.set_style([img])
+    obj = Eq7(tiny_vgg, {"conv3_1": 1.0}, {"conv1_1": 0.5, "conv2_1": 0.5}, content_weight=1.0, style_weight=1.0).of(
+        img, [img]
+    )
     total, terms = obj(img)
     assert terms["content"].item() == 0.0
     assert terms["style"].item() == pytest.approx(0.0, abs=1e-9)
@@ -226,9 +228,9 @@ def test_objective_is_zero_at_its_targets(tiny_vgg: VGG19) -> None:
 
 
 def test_objective_without_content_image(tiny_vgg: VGG19) -> None:
-    obj = Objective(tiny_vgg, {"conv2_1": 1.0}, {"conv1_1": 1.0}, content_weight=1.0, style_weight=2.0)
-    obj.set_content(None)
-    obj.set_style([_image(2)])
+    obj = Eq7(tiny_vgg, {"conv2_1": 1.0}, {"conv1_1": 1.0}, content_weight=1.0, style_weight=2.0).of(
+        None, [_image(2)], shape=(32, 32)
+    )
     total, terms = obj(_image(3))
     assert terms["content"].item() == 0.0
     assert total.item() == pytest.approx(2.0 * terms["style"].item(), rel=1e-6)
@@ -236,9 +238,7 @@ def test_objective_without_content_image(tiny_vgg: VGG19) -> None:
 
 def test_objective_content_only_reconstruction(tiny_vgg: VGG19) -> None:
     """Fig. 1's content reconstructions: a content layer and no style layers at all."""
-    obj = Objective(tiny_vgg, {"conv2_1": 1.0}, {}, content_weight=1.0, style_weight=1.0)
-    obj.set_content(_image(1))
-    obj.set_style([_image(2)])
+    obj = Eq7(tiny_vgg, {"conv2_1": 1.0}, {}, content_weight=1.0, style_weight=1.0).of(_image(1), [_image(2)])
     total, terms = obj(_image(3))
     assert terms["style"].item() == 0.0
     assert total.item() == pytest.approx(terms["content"].item()) and total.item() > 0
@@ -246,22 +246,20 @@ def test_objective_content_only_reconstruction(tiny_vgg: VGG19) -> None:
 
 def test_objective_blends_style_grams(tiny_vgg: VGG19) -> None:
     a, b = _image(5), _image(6, 24, 40)
-    obj = Objective(tiny_vgg, {"conv1_1": 1.0}, {"conv1_1": 1.0, "conv2_1": 1.0}, content_weight=1.0, style_weight=1.0)
-    ga, gb = obj.style_grams(a), obj.style_grams(b)
-    obj.set_style([a, b], blend=[1.0, 3.0])
-    (region,) = obj.targets.style  # one region over the whole output
+    eq = Eq7(tiny_vgg, {"conv1_1": 1.0}, {"conv1_1": 1.0, "conv2_1": 1.0}, content_weight=1.0, style_weight=1.0)
+    ga, gb = eq.style_targets(a), eq.style_targets(b)
+    region = eq.blend([a, b], blend=[1.0, 3.0])  # one region over the whole output
     for layer in ("conv1_1", "conv2_1"):
-        torch.testing.assert_close(region.grams[layer], 0.25 * ga[layer] + 0.75 * gb[layer])
-    obj.set_style([a, b], blend=[0.0, 2.0])
-    (region,) = obj.targets.style
+        torch.testing.assert_close(region.targets[layer], 0.25 * ga[layer] + 0.75 * gb[layer])
+    region = eq.blend([a, b], blend=[0.0, 2.0])
     for layer in ("conv1_1", "conv2_1"):
-        torch.testing.assert_close(region.grams[layer], gb[layer])
+        torch.testing.assert_close(region.targets[layer], gb[layer])
 
 
 def test_objective_gradient_reaches_the_pixels(tiny_vgg: VGG19) -> None:
-    obj = Objective(tiny_vgg, {"conv2_1": 1.0}, {"conv1_1": 1.0}, content_weight=1.0, style_weight=1.0, tv_weight=1.0)
-    obj.set_content(_image(1))
-    obj.set_style([_image(2)])
+    obj = Eq7(tiny_vgg, {"conv2_1": 1.0}, {"conv1_1": 1.0}, content_weight=1.0, style_weight=1.0, tv_weight=1.0).of(
+        _image(1), [_image(2)]
+    )
     x = _image(3).requires_grad_(True)
     total, _ = obj(x)
     total.backward()
@@ -278,12 +276,12 @@ def test_objective_on_a_bf16_network_agrees_with_fp32_within_two_percent(tiny_vg
     bf16_vgg = copy.deepcopy(tiny_vgg).to(torch.bfloat16)
     losses, grads = [], []
     for net in (tiny_vgg, bf16_vgg):
-        obj = Objective(net, *args, content_weight=1.0, style_weight=1.0)
-        obj.set_content(_image(1))
-        obj.set_style([_image(2)])
-        assert all(v.dtype == torch.float32 for v in obj.targets.content.values())
-        assert all(g.dtype == torch.float32 for g in obj.targets.style[0].grams.values())
-        feats = obj.features(_image(3))
+        obj = Eq7(net, *args, content_weight=1.0, style_weight=1.0).of(_image(1), [_image(2)])
+        content, style = obj.term("content"), obj.term("style")
+        assert isinstance(content, Content) and isinstance(style, GramStyle)
+        assert all(v.dtype == torch.float32 for v in content.targets.values())
+        assert all(g.dtype == torch.float32 for g in style.regions[0].targets.values())
+        feats = features_of(obj.vgg, _image(3), obj.layers)
         assert {f.dtype for f in feats.values()} == {net.dtype}
         x = _image(3).requires_grad_(True)
         total, terms = obj(x)

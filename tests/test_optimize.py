@@ -15,8 +15,10 @@ import torch
 from PIL import Image
 
 from impasto import ConfigError, DeviceError, Options, bundled_image, load_image, resolve, save_image
+from impasto.core.eq7 import Eq7
+from impasto.core.objective import Objective
+from impasto.core.terms import StyleRegion
 from impasto.image import pil_to_tensor, resize
-from impasto.losses import Objective
 from impasto.network import get_vgg, resolve_device
 from impasto.optimize import LBFGS, MAX_LBFGS_MOVE, Optimizer, ScaleResult, ScaleStep, optimize
 from impasto.schedule import MIN_COARSE_SIDE
@@ -35,9 +37,9 @@ def rand_image(seed: int, h: int = 32, w: int = 32) -> torch.Tensor:
 
 @pytest.fixture
 def objective(tiny_vgg: VGG19) -> Objective:
-    obj = Objective(tiny_vgg, {"conv2_1": 1.0}, {"conv1_1": 0.5, "conv2_1": 0.5}, content_weight=1.0, style_weight=1.0)
-    obj.set_content(rand_image(1))
-    obj.set_style([rand_image(2)])
+    obj = Eq7(tiny_vgg, {"conv2_1": 1.0}, {"conv1_1": 0.5, "conv2_1": 0.5}, content_weight=1.0, style_weight=1.0).of(
+        rand_image(1), [rand_image(2)]
+    )
     return obj
 
 
@@ -411,13 +413,13 @@ def test_style_size(
     style_image: Image.Image,
 ) -> None:
     seen: list[tuple[int, ...]] = []
-    real = Objective.set_style
+    real = Eq7.blend
 
-    def spy(self: Objective, images: list[torch.Tensor], blend: Any = None) -> None:
+    def spy(self: Eq7, images: list[torch.Tensor], blend: Any = None) -> StyleRegion:
         seen.extend(tuple(t.shape) for t in images)
-        real(self, images, blend)
+        return real(self, images, blend)
 
-    monkeypatch.setattr(transfer_module.Objective, "set_style", spy)
+    monkeypatch.setattr(Eq7, "blend", spy)
     transfer(content_image, [style_image], options(steps=0, size=48))
     transfer(content_image, [style_image], options(steps=0, size=48, style_size=32))
     assert seen == [(1, 3, 48, 48), (1, 3, 32, 32)]
@@ -501,20 +503,20 @@ def test_saved_file_has_the_optimisers_loss(tmp_path: Path) -> None:
     path = save_image(result.image, tmp_path / "out.png", result.params)
 
     vgg = get_vgg(None, "auto", "avg", "cpu", "raw")
-    objective = Objective(vgg, dict(opts.content_layers), dict(opts.style_layers), opts.alpha, opts.beta)
-    objective.set_content(pil_to_tensor(content))
-    objective.set_style([pil_to_tensor(style)])
+    objective = Eq7(vgg, dict(opts.content_layers), dict(opts.style_layers), opts.alpha, opts.beta).of(
+        pil_to_tensor(content), [pil_to_tensor(style)]
+    )
     with torch.no_grad():
         saved = float(objective(pil_to_tensor(load_image(path)))[0])
     assert result.loss < 0.5 * start  # it did optimise
     assert saved == pytest.approx(result.loss, rel=0.02)
 
 
-def test_lbfgs_moves_on_a_tiny_objective_and_reports_it_unscaled(objective: Objective) -> None:
+def test_lbfgs_moves_on_a_tiny_objective_and_reports_it_unscaled(tiny_vgg: VGG19) -> None:
     """Without the loss scale, torch's L-BFGS drops every curvature pair of an objective ~1e-6
     and the pixels barely move; with it the loss falls, and is reported in the objective's units."""
-    objective.content_weight *= 1e-12
-    objective.style_weight *= 1e-12
+    eq = Eq7(tiny_vgg, {"conv2_1": 1.0}, {"conv1_1": 0.5, "conv2_1": 0.5}, content_weight=1e-12, style_weight=1e-12)
+    objective = eq.of(rand_image(1), [rand_image(2)])
     init = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(3)) * 255
     with torch.no_grad():
         first = float(objective(init)[0])

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from impasto.losses import Objective
+from impasto.core.eq7 import Eq7
+from impasto.core.objective import Objective
 from impasto.optimize import LBFGS, MAX_LBFGS_MOVE, optimize
 from impasto.precondition import DECAY, Spectral
 from impasto.vgg import VGG19
@@ -53,9 +54,9 @@ def test_lbfgs_caps_the_move_in_pixels_not_coordinates() -> None:
 
 def _objective(vgg: VGG19) -> Objective:
     gen = torch.Generator().manual_seed(1)
-    obj = Objective(vgg, {"conv2_1": 1.0}, {"conv1_1": 0.5, "conv2_1": 0.5}, content_weight=1.0, style_weight=1.0)
-    obj.set_content(torch.rand(1, 3, 32, 40, generator=gen) * 255)
-    obj.set_style([torch.rand(1, 3, 32, 32, generator=gen) * 255])
+    obj = Eq7(vgg, {"conv2_1": 1.0}, {"conv1_1": 0.5, "conv2_1": 0.5}, content_weight=1.0, style_weight=1.0).of(
+        torch.rand(1, 3, 32, 40, generator=gen) * 255, [torch.rand(1, 3, 32, 32, generator=gen) * 255]
+    )
     return obj
 
 

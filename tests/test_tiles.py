@@ -1,4 +1,4 @@
-"""Tiled eq. 7 equals the untiled one: loss and gradient.
+"""Tiled eq. 7 equals the untiled one, for every term: loss and gradient.
 
 In float64, so that what is compared is the method and not the summation order: in fp32 the
 style terms of two noise images (G close to A) differ by ~1e-4 relative between any two orders.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +17,24 @@ import torch
 from conftest import manager_of
 from PIL import Image, PngImagePlugin
 
-from impasto.config import Options
-from impasto.losses import Objective, StyleRegion
+from impasto.config import Options, StyleLoss
+from impasto.core.eq7 import Eq7
+from impasto.core.objective import Objective
+from impasto.core.terms import StyleRegion, Temporal
 from impasto.testing import narrow_vgg
-from impasto.tiles import TiledObjective, geometry, layout
+from impasto.tile_layout import geometry, layout
 from impasto.vgg import Pooling
 
 CONTENT = {"conv4_2": 1.0}
 STYLE = {f"conv{b}_1": 0.2 for b in range(1, 6)}
 
 
-def _pair(pooling: Pooling, tile: int, tv: float = 0.0, keep: int = 0) -> tuple[Objective, TiledObjective]:
+def _pair(
+    pooling: Pooling, tile: int, tv: float = 0.0, keep: int = 0, style_loss: StyleLoss = "gram"
+) -> tuple[Eq7, Eq7]:
     net = narrow_vgg(pooling).double()
-    kw: dict[str, Any] = {"content_weight": 1e-3, "style_weight": 1.0, "tv_weight": tv}
-    return Objective(net, CONTENT, STYLE, **kw), TiledObjective(net, CONTENT, STYLE, tile=tile, keep=keep, **kw)
+    full = Eq7(net, CONTENT, STYLE, 1e-3, 1.0, tv_weight=tv, style_loss=style_loss)
+    return full, replace(full, tile=tile, keep=keep)
 
 
 def _image(h: int, w: int, seed: int) -> torch.Tensor:
@@ -44,7 +49,8 @@ def _loss_and_grad(obj: Objective, image: torch.Tensor) -> tuple[float, torch.Te
     return float(loss.detach()), x.grad, {k: float(v) for k, v in terms.items()}
 
 
-def _assert_same(full: Objective, tiled: TiledObjective, image: torch.Tensor) -> None:
+def _assert_same(full: Objective, tiled: Objective, image: torch.Tensor) -> None:
+    assert len(tiled.tiles(*image.shape[-2:])) > 1 or tiled.tile is None or tiled.tile >= max(image.shape[-2:])
     loss, grad, terms = _loss_and_grad(full, image)
     t_loss, t_grad, t_terms = _loss_and_grad(tiled, image)
     assert t_loss == pytest.approx(loss, rel=1e-9)
@@ -56,49 +62,69 @@ def _assert_same(full: Objective, tiled: TiledObjective, image: torch.Tensor) ->
     assert float(grad.abs().mean()) > 0
 
 
+@pytest.mark.parametrize("style_loss", ["gram", "w2"])
 @pytest.mark.parametrize("pooling", ["max", "avg"])
-def test_tiled_loss_and_gradient_equal_the_untiled_ones(pooling: Pooling) -> None:
-    full, tiled = _pair(pooling, tile=128, tv=1e-2)
+def test_tiled_loss_and_gradient_equal_the_untiled_ones(pooling: Pooling, style_loss: StyleLoss) -> None:
+    full, tiled = _pair(pooling, tile=128, tv=1e-2, style_loss=style_loss)
     content, style = _image(384, 512, 1), _image(300, 420, 2)
-    for obj in (full, tiled):
-        obj.set_content(content)
-        obj.set_style([style, _image(256, 256, 3)], [0.7, 0.3])  # several styles
+    objectives = [eq.of(content, [style, _image(256, 256, 3)], [0.7, 0.3]) for eq in (full, tiled)]  # several styles
     assert len(layout(384, 512, 128, full.layers)) == 12
-    for k, g in full.targets.style[0].grams.items():  # style targets computed tiled match too
-        assert torch.allclose(tiled.targets.style[0].grams[k], g, rtol=1e-9, atol=1e-12 * float(g.abs().max()))
-    _assert_same(full, tiled, _image(384, 512, 4))
+    ours, theirs = (eq.blend([style]).targets for eq in (full, tiled))  # style targets computed tiled match too
+    assert ours.keys() == theirs.keys() and ours
+    for k, g in ours.items():
+        assert torch.allclose(theirs[k], g, rtol=1e-9, atol=1e-12 * float(g.abs().max())), k
+    _assert_same(objectives[0], objectives[1], _image(384, 512, 4))
 
 
-def test_sides_not_multiples_of_the_tile_and_style_masks() -> None:
-    full, tiled = _pair("max", tile=100)  # rounded up to 112 (the alignment is 16 px)
+@pytest.mark.parametrize("style_loss", ["gram", "w2"])
+def test_sides_not_multiples_of_the_tile_and_style_masks(style_loss: StyleLoss) -> None:
+    full, tiled = _pair("max", tile=100, style_loss=style_loss)  # rounded up to 112 (the alignment is 16 px)
     h, w = 371, 501
     content = _image(h, w, 5)
     left = torch.zeros(1, 1, h, w, dtype=torch.float64)
     left[..., : w // 3] = 1.0
-    for obj in (full, tiled):
-        obj.set_content(content)
+    objectives = []
+    for eq in (full, tiled):
         regions = []
         for guide, seed in ((left, 6), (1 - left, 7)):
             sg = torch.ones(1, 1, 200, 240, dtype=torch.float64)
-            regions.append(StyleRegion(obj.style_grams(_image(200, 240, seed), sg), guide, 1.0, float(guide.mean())))
-        obj.set_regions(regions)
-    _assert_same(full, tiled, _image(h, w, 8))
+            sg[..., :50] = 0.25
+            regions.append(StyleRegion(eq.style_targets(_image(200, 240, seed), sg), guide, 1.0, float(guide.mean())))
+        objectives.append(eq.objective(eq.content_targets(content), regions, (h, w)))
+    _assert_same(objectives[0], objectives[1], _image(h, w, 8))
+
+
+def _temporal(h: int, w: int) -> Temporal:
+    warped = _image(h, w, 30)
+    trust = torch.rand(1, 1, h, w, generator=torch.Generator().manual_seed(31), dtype=torch.float64)
+    return Temporal([(warped, trust), (_image(h, w, 32), 1 - trust)])
+
+
+@pytest.mark.parametrize("term", ["content", "style", "tv", "temporal"])
+def test_each_term_alone_tiled_equals_untiled(term: str) -> None:
+    """One term at a time (the others weighted 0): each is exact on its own, not only in the sum."""
+    h, w = 200, 230
+    full, tiled = _pair("avg", tile=64, tv=1.0)
+    objectives = []
+    for eq in (full, tiled):
+        base = eq.of(_image(h, w, 24), [_image(120, 100, 25)])
+        extra = [(1e3, _temporal(h, w))]
+        terms = [(wt if t.name == term else 0.0, t) for wt, t in [*base.terms, *extra]]
+        objectives.append(replace(base, terms=terms))
+    _, grad, _ = _loss_and_grad(objectives[0], _image(h, w, 26))
+    assert float(grad.abs().max()) > 0, "the term moves the pixels"
+    _assert_same(objectives[0], objectives[1], _image(h, w, 26))
 
 
 def test_a_tile_larger_than_the_image_is_one_tile() -> None:
     full, tiled = _pair("max", tile=1024)
     assert len(layout(200, 150, 1024, full.layers)) == 1
-    for obj in (full, tiled):
-        obj.set_content(_image(200, 150, 9))
-        obj.set_style([_image(160, 160, 10)])
-    _assert_same(full, tiled, _image(200, 150, 11))
+    objectives = [eq.of(_image(200, 150, 9), [_image(160, 160, 10)]) for eq in (full, tiled)]
+    _assert_same(objectives[0], objectives[1], _image(200, 150, 11))
 
 
 def test_without_gradient_it_returns_the_value_only() -> None:
-    full, tiled = _pair("max", tile=64)
-    for obj in (full, tiled):
-        obj.set_content(_image(96, 128, 12))
-        obj.set_style([_image(96, 96, 13)])
+    full, tiled = (eq.of(_image(96, 128, 12), [_image(96, 96, 13)]) for eq in _pair("max", tile=64))
     with torch.no_grad():
         loss, _ = full(_image(96, 128, 14))
         t_loss, _ = tiled(_image(96, 128, 14))
@@ -125,15 +151,13 @@ def test_the_halo_is_the_smallest_that_is_exact(layers: list[str], monkeypatch: 
     net = narrow_vgg("max").double()
     content = {layers[0]: 1.0}
     style = {k: 1.0 for k in layers[1:]}
-    full = Objective(net, content, style, content_weight=1.0, style_weight=1.0)
+    eq = Eq7(net, content, style, 1.0, 1.0)
+    full = eq.of(_image(256, 320, 15), [_image(128, 128, 16)])
     align, halo = geometry(layers)
 
     def error(halo_px: int) -> float:
         monkeypatch.setattr("impasto.tile_layout.geometry", lambda _layers: (align, halo_px))
-        tiled = TiledObjective(net, content, style, content_weight=1.0, style_weight=1.0, tile=64)
-        for obj in (full, tiled):
-            obj.set_content(_image(256, 320, 15))
-            obj.set_style([_image(128, 128, 16)])
+        tiled = replace(eq, tile=64).of(_image(256, 320, 15), [_image(128, 128, 16)])
         _, grad, _ = _loss_and_grad(full, _image(256, 320, 17))
         _, t_grad, _ = _loss_and_grad(tiled, _image(256, 320, 17))
         return float((t_grad - grad).abs().max() / grad.abs().max())
@@ -191,11 +215,8 @@ def test_a_web_job_with_a_tile_runs_tiled_and_records_it(tmp_path: Path) -> None
 @pytest.mark.parametrize("keep", [1, 3, 100])
 def test_kept_forwards_give_the_same_loss_and_gradient(keep: int) -> None:
     """Pass 2 reusing pass 1's forward for some or all tiles: nothing changes but the time."""
-    full, tiled = _pair("max", 64, tv=0.1, keep=keep)
     image = _image(150, 170, seed=21)
     content, painting = _image(150, 170, seed=22), _image(120, 140, seed=23)
-    for obj in (full, tiled):
-        obj.set_content(content)
-        obj.set_style([painting])
-    assert len(layout(150, 170, 64, tiled.layers)) == 9
+    full, tiled = (eq.of(content, [painting]) for eq in _pair("max", 64, tv=0.1, keep=keep))
+    assert len(tiled.tiles(150, 170)) == 9
     _assert_same(full, tiled, image)

@@ -172,9 +172,9 @@ def test_every_video_option_reaches_the_run(
 
     def spy(frame: Image.Image, styles: list[Image.Image], opts: Options, **kw: Any) -> Result:
         steps.append(opts.steps)
-        extra = kw.get("extra_loss")
+        (extra,) = kw.get("extra") or [None]
         weights.append(getattr(extra, "weight", None))
-        offsets.append(len(getattr(extra, "pairs", [])))
+        offsets.append(len(getattr(getattr(extra, "term", None), "pairs", [])))
         return real(frame, styles, opts, **kw)
 
     monkeypatch.setattr(video, "transfer", spy)
