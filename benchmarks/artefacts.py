@@ -1,7 +1,7 @@
 """Issue 10's artefact study: the peers' remedies measured on the default preset (docs/look.md).
 
 Each variant renders photos x paintings at the given sizes and reports the look (content kept r,
-style reached s: :func:`impasto.balance.look`) and two artefact measures on the saved image:
+style reached s: :func:`impasto.core.balance.look`) and two artefact measures on the saved image:
 
 - band: how much the outer 2 px of each side differ in brightness from the 6 px inside them,
   beyond what the photo's own edges do (0 = no band along the edges);
@@ -33,14 +33,14 @@ import torch
 from PIL import Image, ImageFilter
 from torch.nn import functional as F
 
-import impasto.schedule as schedule
-import impasto.vgg as vgg_module
+import impasto.core.schedule as schedule
+import impasto.net.vgg as vgg_module
 from impasto import bundled_image, style_transfer
-from impasto.balance import look
+from impasto.core.balance import look
 from impasto.image import load_image, pil_to_tensor, resize
-from impasto.network import get_vgg
+from impasto.net.network import get_vgg
 
-transfer_module = importlib.import_module("impasto.transfer")
+transfer_module = importlib.import_module("impasto.core.transfer")
 FORWARD = vgg_module.VGG19.forward
 OPTIMIZE = transfer_module.optimize
 Forward = Callable[..., dict[str, torch.Tensor]]

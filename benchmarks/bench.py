@@ -162,7 +162,7 @@ def _peak(results: dict[str, Any], dtype: str) -> float | None:
 def _native_bf16(device: str) -> bool:
     if device.startswith("cuda"):
         return True
-    from impasto.network import cpu_bf16
+    from impasto.net.network import cpu_bf16
 
     return cpu_bf16()[0]
 

@@ -1,7 +1,7 @@
 """The look evaluation (``make look``): every bundled photo x painting at several sizes.
 
 Renders each pair with a preset (default: ``default``), measures how much of the photo and of the
-painting each output shows (:func:`impasto.balance.look`: content kept r, style reached s, raw
+painting each output shows (:func:`impasto.core.balance.look`: content kept r, style reached s, raw
 VGG19 with max pooling, at the output's size), writes one labelled contact sheet per photo to
 ``docs/look/`` and the table to ``benchmarks/results/look.{json,md}``.
 
@@ -26,10 +26,10 @@ from PIL.PngImagePlugin import PngInfo
 from report import cpuinfo
 
 from impasto import bundled_image, style_transfer
-from impasto.balance import look
+from impasto.core.balance import look
+from impasto.core.transfer import get_vgg
 from impasto.grid import Cell, make_grid
 from impasto.image import load_image, pil_to_tensor, resize
-from impasto.transfer import get_vgg
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ("tubingen", "astronaut", "coffee")

@@ -32,16 +32,16 @@ from impasto.config import PAPER_STYLE_LAYERS  # noqa: E402
 from impasto.core.eq7 import Eq7  # noqa: E402
 from impasto.core.objective import Objective  # noqa: E402
 from impasto.data import bundled_image  # noqa: E402
-from impasto.heap import keep_freed_memory  # noqa: E402
 from impasto.image import load_image, pil_to_tensor, resize  # noqa: E402
-from impasto.network import get_vgg  # noqa: E402
+from impasto.net.heap import keep_freed_memory  # noqa: E402
+from impasto.net.network import get_vgg  # noqa: E402
 
 CONV_OPS = ("convolution_backward", "mkldnn_convolution", "_convolution_pointwise", "conv2d")
 GRAM_OPS = ("aten::mm", "aten::bmm", "aten::addmm")  # addmm: the style loss's G/M - A in one product
 
 
 def objective(precision: str, size: int) -> tuple[Objective, torch.Tensor]:
-    keep_freed_memory()  # as a transfer on the CPU does (impasto.network.resolve_device)
+    keep_freed_memory()  # as a transfer on the CPU does (impasto.net.network.resolve_device)
     vgg = get_vgg(None, "auto", "max", "cpu", "raw", precision)  # type: ignore[arg-type]
     content = pil_to_tensor(resize(load_image(bundled_image("tubingen")), size), "cpu")
     painting = pil_to_tensor(resize(load_image(bundled_image("starry_night")), size), "cpu")

@@ -44,10 +44,10 @@ def one(
 
     from impasto import bundled_image
     from impasto.core.eq7 import Eq7
+    from impasto.core.memory import available, fit, step_bytes
+    from impasto.core.tile_layout import layout
     from impasto.image import fit_size, load_image, pil_to_tensor
-    from impasto.memory import available, fit, step_bytes
-    from impasto.network import get_vgg
-    from impasto.tile_layout import layout
+    from impasto.net.network import get_vgg
 
     torch.set_num_threads(threads)
     net = get_vgg(None, "auto", "max", "cpu", "raw", dtype=precision)

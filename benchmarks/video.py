@@ -7,7 +7,7 @@
 Both runs get the same options and seed. "video" is ``impasto video`` (first frame: the preset's
 schedule; later frames: --frame-steps, warm-started, with the temporal loss); "independent" is
 every frame stylised on its own with the first frame's options, as ``impasto stylize`` would (a
-step budget per frame at least the video mode's). The temporal error (impasto.video_flow.
+step budget per frame at least the video mode's). The temporal error (impasto.video.flow.
 temporal_error) uses the flow of the input frames, so it does not depend on the method. Results:
 stdout, ``results/video.json`` and a strip of consecutive frames, ``docs/video-strip.png``.
 
@@ -51,11 +51,11 @@ def frame_losses(
     import torch
 
     from impasto.config import resolve
+    from impasto.core.schedule import scale_plan
+    from impasto.core.targets import Inputs, scale_objective
+    from impasto.core.transfer import _equation, _network
     from impasto.image import pil_to_tensor
-    from impasto.network import resolve_device
-    from impasto.schedule import scale_plan
-    from impasto.targets import Inputs, scale_objective
-    from impasto.transfer import _equation, _network
+    from impasto.net.network import resolve_device
 
     opts = resolve("default", **(options | {"scales": 1}))
     device = resolve_device(opts.device)
@@ -146,8 +146,8 @@ def independent_frames(
 def sweep(args: argparse.Namespace, frames: list[Image.Image], style: Image.Image, options: dict) -> dict[str, Any]:
     """Video mode at each --frame-steps: temporal error, style loss, seconds per frame; the first frame alone."""
     from impasto import stylize
-    from impasto.video import VideoSettings, stylize_video
-    from impasto.video_flow import temporal_error
+    from impasto.video.flow import temporal_error
+    from impasto.video.frames import VideoSettings, stylize_video
 
     cache = Frames(Path(args.frames_dir) / "independent", _key(args))  # the main run's, if it ran first
     independent = independent_frames(frames, style, options, cache)
@@ -218,12 +218,11 @@ def _curve(path: Path) -> dict[str, Any]:
 
 def main() -> None:
     from impasto import bundled_image
-    from impasto.config import resolve
-    from impasto.network import resolve_device
-    from impasto.precondition import Precondition
-    from impasto.video import VideoSettings, stylize_video
-    from impasto.video_flow import temporal_error
-    from impasto.video_io import read_clip
+    from impasto.config import Precondition, resolve
+    from impasto.net.network import resolve_device
+    from impasto.video.clip import read_clip
+    from impasto.video.flow import temporal_error
+    from impasto.video.frames import VideoSettings, stylize_video
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--input", default=str(clips_folder() / "bigbuckbunny.mp4"))
@@ -231,7 +230,7 @@ def main() -> None:
     ap.add_argument("--start", type=float, default=1.0)
     ap.add_argument("--duration", type=float, default=2.0)
     ap.add_argument("--size", type=int, default=256)
-    ap.add_argument("--frame-steps", type=int, default=None, help="default: the device's (impasto.video.STEPS)")
+    ap.add_argument("--frame-steps", type=int, default=None, help="default: the device's (impasto.video.frames.STEPS)")
     ap.add_argument("--temporal-weight", type=float, default=VideoSettings().temporal_weight)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--precondition", choices=get_args(Precondition), help="L-BFGS basis (default: the preset's)")

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from impasto.config import Options
-    from impasto.transfer import Step
+    from impasto.core.transfer import Step
 
 CONTENT = bundled_image("tubingen")
 STYLE = bundled_image("starry_night")
@@ -105,7 +105,7 @@ class PaperObjective:
         from impasto.config import PAPER_STYLE_LAYERS
         from impasto.core.eq7 import Eq7
         from impasto.image import load_image, pil_to_tensor, resize
-        from impasto.network import get_vgg
+        from impasto.net.network import get_vgg
 
         vgg = get_vgg(weights, "auto", "max", device, "raw")  # cached: shared with a transfer in this process
         self.device = device
@@ -160,8 +160,8 @@ def impasto_steps(task: Task) -> dict[str, Any]:
     """Seconds per step of impasto's real loop: ``transfer()`` at one scale, timed by on_step."""
     imports_s = _setup(task)
     t = time.perf_counter()
+    from impasto.core.transfer import transfer
     from impasto.image import load_image
-    from impasto.transfer import transfer
 
     imports_s += time.perf_counter() - t
     now = _clock(task["device"])
@@ -323,9 +323,9 @@ def impasto_ttq(task: Task) -> dict[str, Any]:
 
     imports_s = _setup(task)
     t = time.perf_counter()
+    from impasto.core.schedule import plan_scales
+    from impasto.core.transfer import transfer
     from impasto.image import load_image, save_image
-    from impasto.schedule import plan_scales
-    from impasto.transfer import transfer
 
     imports_s += time.perf_counter() - t
     now = _clock(task["device"])

@@ -26,10 +26,10 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 import impasto
-from impasto import color
+from impasto.core import color
 from impasto.core.eq7 import Eq7
 from impasto.image import pil_to_tensor, resize, tensor_to_pil
-from impasto.network import get_vgg
+from impasto.net.network import get_vgg
 
 OUT = Path(__file__).resolve().parent / "gallery"
 CONTENT = "tubingen"

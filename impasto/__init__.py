@@ -15,22 +15,23 @@ from .errors import ConfigError, DeviceError, ImpastoError, InputError
 
 if _typing.TYPE_CHECKING:  # the lazily loaded names, for type checkers
     from ._api import style_transfer, stylize, stylize_full
-    from .config import PRESETS, Options, resolve
+    from .config.options import Options
+    from .config.presets import PRESETS, resolve
     from .core.eq7 import Eq7
+    from .core.gram import gram
     from .core.objective import Objective
+    from .core.optimize import optimize
     from .core.terms.content import content_loss
     from .core.terms.gram_style import style_layer_loss
     from .core.terms.tv import tv_loss
+    from .core.transfer import Result, Step, transfer
     from .data import bundled_image
-    from .gram import gram
     from .image import load_image, read_params, save_image
     from .inputs import ImageLike
-    from .optimize import optimize
-    from .transfer import Result, Step, transfer
-    from .vgg import LAYER_NAMES, VGG19, load_vgg19
-    from .video import FrameStep, VideoSettings, stylize_video
+    from .net.vgg import LAYER_NAMES, VGG19, load_vgg19
+    from .video.frames import FrameStep, VideoSettings, stylize_video
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "LAYER_NAMES",
@@ -70,7 +71,8 @@ __all__ = [
 # The public names are imported on first use (impasto._lazy): name -> the module that defines it.
 _LAZY = {
     **dict.fromkeys(("style_transfer", "stylize", "stylize_full"), "_api"),
-    **dict.fromkeys(("PRESETS", "Options", "resolve"), "config"),
+    **dict.fromkeys(("PRESETS", "resolve"), "config.presets"),
+    "Options": "config.options",
     "bundled_image": "data",
     **dict.fromkeys(("load_image", "read_params", "save_image"), "image"),
     "ImageLike": "inputs",
@@ -79,11 +81,11 @@ _LAZY = {
     "content_loss": "core.terms.content",
     "style_layer_loss": "core.terms.gram_style",
     "tv_loss": "core.terms.tv",
-    "gram": "gram",
-    "optimize": "optimize",
-    **dict.fromkeys(("Result", "Step", "transfer"), "transfer"),
-    **dict.fromkeys(("LAYER_NAMES", "VGG19", "load_vgg19"), "vgg"),
-    **dict.fromkeys(("FrameStep", "VideoSettings", "stylize_video"), "video"),
+    "gram": "core.gram",
+    "optimize": "core.optimize",
+    **dict.fromkeys(("Result", "Step", "transfer"), "core.transfer"),
+    **dict.fromkeys(("LAYER_NAMES", "VGG19", "load_vgg19"), "net.vgg"),
+    **dict.fromkeys(("FrameStep", "VideoSettings", "stylize_video"), "video.frames"),
 }
 
 __getattr__, __dir__ = _install(__name__, _LAZY, __all__)

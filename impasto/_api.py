@@ -6,40 +6,20 @@ Re-exported by the package; kept out of ``impasto/__init__.py`` so that importin
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from PIL import Image
 
 from .config import Options, resolve
+from .core.record import made_with
+from .core.transfer import Result, Step, transfer
 from .data import bundled_image
 from .image import DEFAULT_MAX_PIXELS
 from .inputs import ImageLike, split_images
-from .transfer import Result, Step, transfer
 
-# What the package re-exports; made_with and result_params are for impasto's front ends.
+# What the package re-exports.
 __all__ = ["ImageLike", "bundled_image", "style_transfer", "stylize", "stylize_full"]
-
-
-def made_with(preset: str) -> dict[str, str]:
-    """The first parameters of every output: impasto's version and the preset."""
-    from . import __version__
-
-    return {"impasto": __version__, "preset": preset}
-
-
-def result_params(result: Result) -> dict[str, Any]:
-    """What a finished run adds to its output's parameters: the loss and its terms, the steps done,
-    the seconds taken, whether it was stopped early, and when it ended."""
-    return {
-        "loss": result.loss,
-        "losses": result.losses,
-        "steps_done": result.steps,
-        "seconds": round(result.elapsed, 2),
-        "interrupted": result.interrupted or result.stopped,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
 
 
 def style_transfer(

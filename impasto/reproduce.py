@@ -24,14 +24,14 @@ import torch
 from PIL import Image
 
 from .config import Options
+from .core.schedule import clock
+from .core.transfer import transfer
 from .data import bundled_image
 from .errors import ConfigError, InputError, did_you_mean, register_fields
 from .grid import Cell, make_grid
 from .image import check_output_path, load_image, resize, save_image
-from .network import resolve_device
-from .schedule import clock
-from .transfer import transfer
-from .vgg import VGG19
+from .net.network import resolve_device
+from .net.vgg import VGG19
 
 __all__ = ["FIGURES", "default_settings", "eq7_ratio", "make_grid", "reproduce"]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from .config import Options
-from .vgg import VGG19, InputKind, Pooling, Preprocessing
+from .net.vgg import VGG19, InputKind, Pooling, Preprocessing
 
 __all__ = ["CONVS_PER_BLOCK", "narrow_vgg"]
 

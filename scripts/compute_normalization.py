@@ -3,7 +3,7 @@
 
 Gatys et al. (2016), Sec. 2: "We normalized the network by scaling the weights such that the mean
 activation of each convolutional filter over images and positions is equal to one." This script
-measures those means over the calibration set of :mod:`impasto.normalize` (random crops and flips
+measures those means over the calibration set of :mod:`impasto.net.normalize` (random crops and flips
 of the bundled photos and paintings), for max and average pooling, checks that the normalised
 network's means are one on the same crops, reports them on held-out crops, and writes the cache.
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from impasto.image import pil_to_tensor
-from impasto.normalize import (
+from impasto.net.normalize import (
     CALIBRATION,
     CONV_LAYERS,
     HELD_OUT,
@@ -33,7 +33,7 @@ from impasto.normalize import (
     filter_means,
     save_cache,
 )
-from impasto.vgg import load_vgg19
+from impasto.net.vgg import load_vgg19
 
 
 def main(argv: list[str] | None = None) -> int:

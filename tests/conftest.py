@@ -22,8 +22,8 @@ import torch
 from PIL import Image
 from torch import nn
 
+from impasto.net.vgg import VGG19, Pooling
 from impasto.testing import narrow_vgg
-from impasto.vgg import VGG19, Pooling
 
 if TYPE_CHECKING:  # the web extra: imported where a studio test needs it
     from fastapi.testclient import TestClient
@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # the web extra: imported where a studio test needs it
 torch.set_num_threads(int(os.environ.get("IMPASTO_TEST_THREADS", "1")))
 
 # VGG19 configuration "E": (convolutions, output channels) per block, written out independently
-# of impasto.vgg so that a wrong table there shows up as a shape error here.
+# of impasto.net.vgg so that a wrong table there shows up as a shape error here.
 VGG19_BLOCKS = ((2, 64), (2, 128), (4, 256), (4, 512), (4, 512))
 TORCHVISION_CONV_INDEX = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
 
@@ -160,7 +160,7 @@ def _narrow_network(pooling: Pooling, preprocessing: Literal["caffe", "imagenet"
 def _load_narrow(
     weights: str | None, weights_format: str, pooling: str, device: str, network: str, dtype: str = "fp32"
 ) -> VGG19:
-    """``impasto.network.get_vgg``'s stand-in: the narrow network with the requested pooling and preprocessing.
+    """``impasto.net.network.get_vgg``'s stand-in: the narrow network with the requested pooling and preprocessing.
 
     The weights file is not read (its name is still recorded): tests of weights files load them.
     """
@@ -175,21 +175,21 @@ def fp32_by_default(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
     processor CI draws; tests of the bf16 path ask for it (``precision="bf16"``), and tests of the
     detection itself are marked ``native_precision``."""
     if request.node.get_closest_marker("native_precision") is None:
-        monkeypatch.setattr("impasto.network.cpu_bf16", lambda: (False, "fp32 in the tests"))
+        monkeypatch.setattr("impasto.net.network.cpu_bf16", lambda: (False, "fp32 in the tests"))
 
 
 @pytest.fixture
 def narrow_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every transfer that loads its network (the CLI, the API) gets the narrow stand-in instead."""
-    monkeypatch.setattr(importlib.import_module("impasto.transfer"), "get_vgg", _load_narrow)
+    monkeypatch.setattr(importlib.import_module("impasto.core.transfer"), "get_vgg", _load_narrow)
 
 
 @pytest.fixture
 def full_width_network(narrow_network: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """The network the options name after all, for a test whose fixtures take the narrow one."""
-    from impasto.network import get_vgg
+    from impasto.net.network import get_vgg
 
-    monkeypatch.setattr(importlib.import_module("impasto.transfer"), "get_vgg", get_vgg)
+    monkeypatch.setattr(importlib.import_module("impasto.core.transfer"), "get_vgg", get_vgg)
 
 
 def manager_of(client: TestClient) -> JobManager:
@@ -260,8 +260,8 @@ def style_image(style_path: Path) -> Image.Image:
 
 @pytest.fixture
 def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
-    """Call ``impasto.cli.main(argv)`` in-process; return (exit code, stdout, stderr)."""
-    from impasto.cli import main
+    """Call ``impasto.cli.commands.main(argv)`` in-process; return (exit code, stdout, stderr)."""
+    from impasto.cli.commands import main
 
     def run(argv: list[str]) -> tuple[int, str, str]:
         capsys.readouterr()  # drop anything printed before

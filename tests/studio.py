@@ -1,6 +1,6 @@
 """A real ``impasto serve`` on a free loopback port, for the tests that need a server process.
 
-The process runs impasto's own command line (``impasto.cli.main(["serve", ...])``) with one
+The process runs impasto's own command line (``impasto.cli.commands.main(["serve", ...])``) with one
 change: jobs get the narrow stand-in network (:func:`impasto.testing.narrow_vgg`), so a tiny job
 takes milliseconds. Starting waits for the studio to answer (a deadline, no fixed sleep);
 stopping sends SIGINT, as Ctrl-C would, and waits for the process to end.
@@ -32,8 +32,8 @@ def standin(weights, weights_format, pooling, device, network="raw", dtype="fp32
     net = narrow_vgg(pooling)
     return net.to(torch.bfloat16) if dtype == "bf16" else net
 
-importlib.import_module("impasto.transfer").get_vgg = standin
-from impasto.cli import main
+importlib.import_module("impasto.core.transfer").get_vgg = standin
+from impasto.cli.commands import main
 sys.exit(main(["serve", *sys.argv[1:]]))
 """
 

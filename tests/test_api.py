@@ -66,8 +66,8 @@ def test_nothing_public_is_missing() -> None:
 
 
 def test_a_submodule_import_keeps_the_function_of_its_name() -> None:
-    import impasto.optimize
-    import impasto.transfer
+    import impasto.core.optimize
+    import impasto.core.transfer
 
     assert callable(impasto.optimize) and not isinstance(impasto.optimize, types.ModuleType)
     assert callable(impasto.transfer) and not isinstance(impasto.transfer, types.ModuleType)
@@ -82,7 +82,7 @@ def test_result_params() -> None:
     """What a finished run adds to its output's parameters (the CLI's and the studio's, one builder)."""
     from PIL import Image
 
-    from impasto._api import made_with, result_params
+    from impasto.core.record import made_with, result_params
 
     result = impasto.Result(Image.new("RGB", (16, 16)), 2.5, {"content": 1.0}, 7, 1.23456, stopped=True)
     params = result_params(result)

@@ -1,4 +1,4 @@
-"""The size-invariant style strength (impasto.balance) and the look measure r, s."""
+"""The size-invariant style strength (impasto.core.balance) and the look measure r, s."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from impasto.balance import balanced_content_weight, balanced_tv_weight, look, references
 from impasto.config import resolve
+from impasto.core.balance import balanced_content_weight, balanced_tv_weight, look, references
 from impasto.core.eq7 import Eq7
 from impasto.core.objective import Objective
 from impasto.core.terms import StyleTerm, content_loss, style_layer_loss, tv_loss
 from impasto.errors import ConfigError
-from impasto.vgg import VGG19
+from impasto.net.vgg import VGG19
 
-transfer_module = importlib.import_module("impasto.transfer")  # the module (the package exports the function)
-targets_module = importlib.import_module("impasto.targets")
+transfer_module = importlib.import_module("impasto.core.transfer")  # the module (the package exports the function)
+targets_module = importlib.import_module("impasto.core.targets")
 STYLE = {"conv1_1": 0.5, "conv2_1": 0.5}
 
 

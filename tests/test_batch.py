@@ -13,11 +13,11 @@ import pytest
 from conftest import make_painting, make_photo
 from PIL import Image
 
-from impasto.batch import BatchEvent, batch
-from impasto.batch_plan import expand_inputs, plan
+from impasto.batch.driver import BatchEvent, batch
+from impasto.batch.manifest import MANIFEST_NAME, Manifest, write_atomic
+from impasto.batch.plan import expand_inputs, plan
 from impasto.errors import ConfigError, InputError
 from impasto.image import read_params
-from impasto.manifest import MANIFEST_NAME, Manifest, write_atomic
 
 TINY: dict[str, Any] = {"size": 32, "steps": 4, "scales": 1}
 

@@ -27,8 +27,8 @@ pytest.importorskip("ray")
 
 from conftest import make_painting, make_photo
 
-from impasto.batch import batch
-from impasto.batch_ray import HOLD_ENV
+from impasto.batch.driver import batch
+from impasto.batch.ray_cluster import HOLD_ENV
 from impasto.image import read_params
 from impasto.testing import narrow_vgg
 

@@ -25,11 +25,11 @@ import torch
 from PIL import Image
 
 import impasto
-import impasto.cli as cli
-import impasto.cli_progress as cli_progress
+import impasto.cli.commands as cli
+import impasto.cli.progress as cli_progress
 from impasto import PRESETS, Options, read_params
 from impasto.config import DEMO_OPTIONS
-from impasto.schedule import MIN_COARSE_SIDE
+from impasto.core.schedule import MIN_COARSE_SIDE
 
 RunCli = Callable[[list[Any]], tuple[int, str, str]]
 Flags = dict[str, Any]  # flag -> value, list of values, None (a switch) or False (left out)
@@ -598,7 +598,7 @@ def test_scale_sizes(stylize: Stylize) -> None:
 
 
 def test_max_time_stops_with_the_best_image(stylize: Stylize, monkeypatch: pytest.MonkeyPatch) -> None:
-    transfer_mod = importlib.import_module("impasto.transfer")
+    transfer_mod = importlib.import_module("impasto.core.transfer")
     clock = {"t": 0.0}
 
     def fake_clock() -> float:  # every call advances 1 s: a step costs a few calls
@@ -706,7 +706,7 @@ def no_work(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     def work(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("work started before the output was checked")
 
-    monkeypatch.setattr(importlib.import_module("impasto.transfer"), "get_vgg", work)
+    monkeypatch.setattr(importlib.import_module("impasto.core.transfer"), "get_vgg", work)
     monkeypatch.setattr(importlib.import_module("impasto.inputs"), "load_image", work)
     return monkeypatch
 
@@ -859,7 +859,7 @@ def _cli_process(code: str, *args: Any) -> subprocess.Popen[str]:
 def test_the_command_line_starts_without_importing_torch() -> None:
     # What it imports before main() runs is outside main's Ctrl-C handling: keep it small.
     proc = _cli_process(
-        "import sys, impasto.cli; print(sorted(m for m in ('torch', 'numpy', 'PIL') if m in sys.modules))"
+        "import sys, impasto.cli.commands; print(sorted(m for m in ('torch', 'numpy', 'PIL') if m in sys.modules))"
     )
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
@@ -874,7 +874,7 @@ def test_ctrl_c_while_torch_is_imported(tmp_path: Path, content_path: Path, styl
         "        if name == 'torch':\n"
         "            raise KeyboardInterrupt\n"
         "sys.meta_path.insert(0, Interrupt())\n"
-        "from impasto.cli import main\n"
+        "from impasto.cli.commands import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
     out = tmp_path / "out.png"
@@ -885,7 +885,7 @@ def test_ctrl_c_while_torch_is_imported(tmp_path: Path, content_path: Path, styl
 
 
 def test_output_piped_into_a_closed_pipe_is_no_traceback() -> None:
-    proc = _cli_process("import sys, impasto.cli; sys.exit(impasto.cli.main(['presets']))")
+    proc = _cli_process("import sys, impasto.cli.commands; sys.exit(impasto.cli.commands.main(['presets']))")
     assert proc.stdout is not None
     proc.stdout.close()  # as `impasto presets | head -1` does once it has its line
     _, err = proc.communicate(timeout=60)
@@ -909,7 +909,7 @@ def test_sigint_at_start_up_is_one_line(
         "            time.sleep(0.05)\n"
         "    return real(name, *args, **kwargs)\n"
         "builtins.__import__ = hook\n"
-        "import impasto.cli as cli\n"
+        "import impasto.cli.commands as cli\n"
         "sys.exit(cli.main(sys.argv[1:]))\n"
     )
     out = tmp_path / "out.png"

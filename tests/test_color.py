@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from impasto import color
-from impasto.color import ColorMatch
+from impasto.config import ColorMatch
+from impasto.core import color
 
 METHODS: tuple[ColorMatch, ...] = ("sym", "cholesky", "pca")
 

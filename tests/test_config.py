@@ -127,11 +127,11 @@ def test_the_lower_levels_take_the_options_defaults_and_repeat_none() -> None:
     """Options holds every default: the functions below it take the value, with no default of their own."""
     import inspect
 
-    from impasto.color import match_color
-    from impasto.network import get_vgg
-    from impasto.optimize import optimize
+    from impasto.core.color import match_color
+    from impasto.core.optimize import optimize
+    from impasto.net.network import get_vgg
+    from impasto.net.vgg import VGG19, load_vgg19
     from impasto.testing import narrow_vgg
-    from impasto.vgg import VGG19, load_vgg19
 
     def default(func: Callable[..., object], name: str) -> object:
         return inspect.signature(func).parameters[name].default

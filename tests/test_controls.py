@@ -18,20 +18,20 @@ import torch
 from PIL import Image
 
 import impasto
-from impasto import color
 from impasto.config import Options, resolve
+from impasto.core import color
 from impasto.core.eq7 import Eq7
+from impasto.core.gram import guided_mean_gram
 from impasto.core.objective import Objective, features_of
+from impasto.core.targets import noise
 from impasto.core.terms import StyleRegion, style_layer_loss
+from impasto.core.transfer import transfer
 from impasto.errors import ConfigError
-from impasto.gram import guided_mean_gram
 from impasto.image import pil_to_tensor, read_params, resize
-from impasto.targets import noise
-from impasto.transfer import transfer
-from impasto.vgg import VGG19
+from impasto.net.vgg import VGG19
 
 RunCli = Callable[[list[Any]], tuple[int, str, str]]
-transfer_module = importlib.import_module("impasto.transfer")  # the module (the package exports the function)
+transfer_module = importlib.import_module("impasto.core.transfer")  # the module (the package exports the function)
 STYLE_LAYERS = {"conv1_1": 0.5, "conv2_1": 0.5}
 # From the photo, style-heavy, Adam in pixel levels: a visible painting in a few steps (L-BFGS's
 # first steps are tiny). For the tests that look at the painted image itself.
@@ -666,7 +666,7 @@ def test_a_runaway_lbfgs_step_is_shortened() -> None:
     (a 7e5-level move) and stayed stuck there: the gallery panel was the untouched photo. Steps
     are now capped at MAX_LBFGS_MOVE levels, in the same direction, with the step length scaled
     alike (tests/test_optimize.py checks the capped runs further)."""
-    from impasto.optimize import LBFGS, MAX_LBFGS_MOVE
+    from impasto.core.optimize import LBFGS, MAX_LBFGS_MOVE
 
     x = torch.full((1, 3, 4, 4), 100.0, requires_grad=True)
     far = torch.full_like(x, 100.0)

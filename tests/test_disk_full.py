@@ -137,7 +137,7 @@ def test_cli_on_a_disk_already_full_refuses_before_any_work(
 @pytest.fixture
 def fills_during_the_run(monkeypatch: pytest.MonkeyPatch, small_disk: Path) -> Callable[[], int]:
     """The disk fills up (but for one page) while the run optimises, after the CLI's up-front check."""
-    module = importlib.import_module("impasto.transfer")
+    module = importlib.import_module("impasto.core.transfer")
     real = module.optimize
     calls = [0]
 

@@ -26,10 +26,10 @@ from PIL import Image
 
 from impasto import cli, resolve, save_image, transfer
 from impasto.core.terms import Features, LocalTerm, Where
+from impasto.core.transfer import Extra
 from impasto.errors import InputError, NumericalError
+from impasto.net.vgg import VGG19
 from impasto.testing import narrow_vgg
-from impasto.transfer import Extra
-from impasto.vgg import VGG19
 from impasto.web.server import create_app
 from impasto.web.settings import StudioSettings
 
@@ -126,7 +126,7 @@ def stylize(files: tuple[Path, Path], out: Path, *flags: str) -> list[str]:
 
 
 def network_is(monkeypatch: pytest.MonkeyPatch, net: VGG19) -> None:
-    monkeypatch.setattr(importlib.import_module("impasto.transfer"), "get_vgg", lambda *a, **k: net)
+    monkeypatch.setattr(importlib.import_module("impasto.core.transfer"), "get_vgg", lambda *a, **k: net)
 
 
 def one_error_line(err: str) -> str:
@@ -183,7 +183,7 @@ def test_cli_cuda_out_of_memory_is_one_line_suggesting_a_smaller_size_or_tiles(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(importlib.import_module("impasto.transfer"), "optimize", cuda_oom)
+    monkeypatch.setattr(importlib.import_module("impasto.core.transfer"), "optimize", cuda_oom)
     out = tmp_path / "out.png"
     assert cli.main(stylize(files, out)) == 1
     line = one_error_line(capsys.readouterr().err)
@@ -292,7 +292,7 @@ def test_studio_cuda_out_of_memory_fails_the_job_in_one_line_and_the_next_job_ru
     studio: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with monkeypatch.context() as m:
-        m.setattr(importlib.import_module("impasto.transfer"), "optimize", cuda_oom)
+        m.setattr(importlib.import_module("impasto.core.transfer"), "optimize", cuda_oom)
         failed = run_job(studio)
     assert failed["state"] == "failed", failed
     assert failed["error"].startswith("out of memory (CUDA out of memory") and "\n" not in failed["error"]
@@ -304,7 +304,7 @@ def test_studio_nan_mid_run_fails_the_job_and_keeps_the_best_image(
     studio: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with monkeypatch.context() as m:
-        m.setattr(importlib.import_module("impasto.transfer"), "get_vgg", lambda *a, **k: poisoned(3))
+        m.setattr(importlib.import_module("impasto.core.transfer"), "get_vgg", lambda *a, **k: poisoned(3))
         failed = run_job(studio)
     assert failed["state"] == "failed" and "the loss became nan" in failed["error"], failed
     assert failed["has_image"]

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 
 from impasto import style_transfer
 from impasto.config import Options
+from impasto.core.transfer import Step
 from impasto.errors import ImpastoError
-from impasto.transfer import Step
 
 NAN, INF, HUGE = math.nan, math.inf, 2**64
 COUNTS = [-1, 0, 1, 2, 3, HUGE, NAN, INF, 2.5, "x"]  # steps, scales

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from impasto.gram import guided_mean_gram, mean_gram, mean_gram_minus
+from impasto.core.gram import guided_mean_gram, mean_gram, mean_gram_minus
 
 
 def _features(seed: int, c: int = 32, h: int = 24, w: int = 32) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""impasto.heap: a CPU run keeps freed memory, so the next step's tensors reuse mapped pages."""
+"""impasto.net.heap: a CPU run keeps freed memory, so the next step's tensors reuse mapped pages."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from impasto.heap import OPT_OUT, _chosen_elsewhere
+from impasto.net.heap import OPT_OUT, _chosen_elsewhere
 
 # Ten forward and backward passes of two 3x3 convolutions at 256 px, as a step makes them (after one
 # to warm up): the page faults they take. With freed memory kept they reuse the pages already mapped;
@@ -17,7 +17,7 @@ from impasto.heap import OPT_OUT, _chosen_elsewhere
 # allocator's state, so the test compares the two instead of expecting none.
 PROBE = """
 import resource, torch
-from impasto.network import resolve_device
+from impasto.net.network import resolve_device
 resolve_device("cpu")
 torch.manual_seed(0)
 conv = torch.nn.Sequential(torch.nn.Conv2d(3, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(64, 64, 3, padding=1))

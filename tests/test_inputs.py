@@ -15,8 +15,8 @@ from PIL import Image
 
 import impasto
 from impasto.config import Options, resolve
+from impasto.core.transfer import transfer
 from impasto.errors import ConfigError, InputError
-from impasto.transfer import transfer
 
 SMALL: dict[str, Any] = {
     "size": 32,

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from impasto import kernels
-from impasto.kernels import conv_relu
+from impasto.net import kernels
+from impasto.net.kernels import conv_relu
 
 
 def _conv(seed: int, c_in: int = 8, c_out: int = 16) -> nn.Conv2d:

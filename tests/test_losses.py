@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from impasto.core.eq7 import Eq7
+from impasto.core.gram import gram, mean_gram
 from impasto.core.objective import features_of
 from impasto.core.terms import Content, GramStyle, content_loss, style_layer_loss, tv_loss
-from impasto.gram import gram, mean_gram
-from impasto.vgg import VGG19
+from impasto.net.vgg import VGG19
 
 
 def rand(*shape: int, seed: int = 0, dtype: torch.dtype = torch.float64) -> torch.Tensor:

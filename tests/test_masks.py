@@ -10,8 +10,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFilter
 
-from impasto.errors import ConfigError, InputError
-from impasto.masks import (
+from impasto.core.masks import (
     MAX_REGIONS,
     check_aspect,
     load_mask,
@@ -20,6 +19,7 @@ from impasto.masks import (
     region_guides,
     style_guide,
 )
+from impasto.errors import ConfigError, InputError
 
 
 def three_levels(width: int = 200, height: int = 150) -> Image.Image:

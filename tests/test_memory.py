@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from impasto.config.checks import parse_size
+from impasto.core.memory import available, fit, format_size, step_bytes
 from impasto.data import bundled_image
 from impasto.errors import ConfigError, InputError, cli_flag, word
-from impasto.memory import available, fit, format_size, parse_size, step_bytes
 
 LAYERS = ["conv4_2", "conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
 PHOTO, PAINTING = str(bundled_image("tubingen")), str(bundled_image("starry_night"))
@@ -72,7 +73,7 @@ def test_format_size() -> None:
 _MEASURE = """
 import sys
 from pathlib import Path
-from impasto.cli import main
+from impasto.cli.commands import main
 rc = main(sys.argv[1:])
 hwm = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM"))
 print("RSS", int(hwm.split()[1]) * 1024)
@@ -99,7 +100,7 @@ def test_the_estimate_is_within_25_percent_of_the_measured_peak(size: int, tile:
 def test_the_cli_refuses_a_run_that_cannot_fit_before_any_step(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from impasto.cli import main
+    from impasto.cli.commands import main
 
     out = tmp_path / "big.png"
     args = ["stylize", PHOTO, PAINTING, "-o", str(out)]
@@ -115,7 +116,7 @@ def test_the_cli_refuses_a_run_that_cannot_fit_before_any_step(
 
 def test_without_a_budget_of_its_own_a_tiled_cpu_run_is_frugal() -> None:
     """The default budget (18 GB here) would hold 2048-px cores; the frugal plan needs < 4 GB at 4096 px."""
-    from impasto.memory import FRUGAL_CORE, plan
+    from impasto.core.memory import FRUGAL_CORE, plan
 
     big = fit(3072, 4096, LAYERS, 100, budget=18 * 2**30, steps=2)
     (frugal,) = plan([(4096, 3072)], [2], LAYERS, 100, torch.device("cpu"), bf16=True)

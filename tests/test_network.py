@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from impasto import network
-from impasto.network import cpu_bf16, resolve_precision
+from impasto.net import network
+from impasto.net.network import cpu_bf16, resolve_precision
 
 SAPPHIRE_RAPIDS = "flags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_bf16 amx_tile amx_int8\n"
 ZEN5 = "flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n"
@@ -21,7 +21,7 @@ def _fake_cpu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cpuinfo: str | No
     if cpuinfo is not None:
         path.write_text("processor\t: 0\n" + cpuinfo)
     monkeypatch.setattr(network, "CPUINFO", path)
-    monkeypatch.setattr("impasto.network.platform.machine", lambda: machine)
+    monkeypatch.setattr("impasto.net.network.platform.machine", lambda: machine)
     cpu_bf16.cache_clear()
 
 

@@ -11,10 +11,10 @@ import torch
 from conftest import conv_layers, make_painting, make_photo
 from PIL import Image
 
-import impasto.normalize as normalize_module
+import impasto.net.normalize as normalize_module
 from impasto import InputError
-from impasto.network import get_vgg
-from impasto.normalize import (
+from impasto.net.network import get_vgg
+from impasto.net.normalize import (
     CALIBRATION,
     CONV_LAYERS,
     HELD_OUT,
@@ -28,8 +28,8 @@ from impasto.normalize import (
     normalize_vgg,
     save_cache,
 )
+from impasto.net.vgg import LAYER_NAMES, VGG19, Pooling, load_vgg19
 from impasto.testing import narrow_vgg
-from impasto.vgg import LAYER_NAMES, VGG19, Pooling, load_vgg19
 
 POOLS = [name for name in LAYER_NAMES if name.startswith("pool")]
 

@@ -15,19 +15,20 @@ import torch
 from PIL import Image
 
 from impasto import ConfigError, DeviceError, Options, bundled_image, load_image, resolve, save_image
+from impasto.config import Optimizer
 from impasto.core.eq7 import Eq7
 from impasto.core.objective import Objective
+from impasto.core.optimize import LBFGS, MAX_LBFGS_MOVE, ScaleResult, ScaleStep, optimize
+from impasto.core.schedule import MIN_COARSE_SIDE
 from impasto.core.terms import StyleRegion
+from impasto.core.transfer import Result, Step, transfer
 from impasto.image import pil_to_tensor, resize
-from impasto.network import get_vgg, resolve_device
-from impasto.optimize import LBFGS, MAX_LBFGS_MOVE, Optimizer, ScaleResult, ScaleStep, optimize
-from impasto.schedule import MIN_COARSE_SIDE
+from impasto.net.network import get_vgg, resolve_device
+from impasto.net.vgg import VGG19
 from impasto.testing import narrow_vgg
-from impasto.transfer import Result, Step, transfer
-from impasto.vgg import VGG19
 
-# ``impasto.transfer`` is the function (re-exported by the package), so fetch the module itself.
-transfer_module = importlib.import_module("impasto.transfer")
+# ``impasto.core.transfer`` is the function (re-exported by the package), so fetch the module itself.
+transfer_module = importlib.import_module("impasto.core.transfer")
 
 
 def rand_image(seed: int, h: int = 32, w: int = 32) -> torch.Tensor:
@@ -446,14 +447,14 @@ def test_unknown_device(options: Callable[..., Options], content_image: Image.Im
 
 
 def test_transfer_still_exports_what_moved_out_of_it() -> None:
-    """benchmarks/look.py and older scripts import these from impasto.transfer."""
-    import impasto.network
-    import impasto.schedule
+    """benchmarks/look.py and older scripts import these from impasto.core.transfer."""
+    import impasto.core.schedule
+    import impasto.net.network
 
-    assert transfer_module.get_vgg is impasto.network.get_vgg
-    assert transfer_module.resolve_device is impasto.network.resolve_device
-    assert transfer_module.plan_scales is impasto.schedule.plan_scales
-    assert transfer_module.MIN_COARSE_SIDE == impasto.schedule.MIN_COARSE_SIDE
+    assert transfer_module.get_vgg is impasto.net.network.get_vgg
+    assert transfer_module.resolve_device is impasto.net.network.resolve_device
+    assert transfer_module.plan_scales is impasto.core.schedule.plan_scales
+    assert transfer_module.MIN_COARSE_SIDE == impasto.core.schedule.MIN_COARSE_SIDE
 
 
 def test_resolve_device(monkeypatch: pytest.MonkeyPatch) -> None:

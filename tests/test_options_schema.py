@@ -1,4 +1,4 @@
-"""impasto.options_schema: one description of every Options field, read by the CLI and the web form."""
+"""impasto.config.schema: one description of every Options field, read by the CLI and the web form."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import dataclasses
 
 import pytest
 
-from impasto.cli_parser import build_parser
+from impasto.cli.parser import build_parser
 from impasto.config import Options
+from impasto.config.schema import _describe, option_field, option_fields
 from impasto.inputs import IMAGE_HELP
-from impasto.options_schema import _describe, option_field, option_fields
 from impasto.web.fields import excluded, form_fields
 from impasto.web.settings import StudioSettings
 

@@ -7,9 +7,9 @@ import torch
 
 from impasto.core.eq7 import Eq7
 from impasto.core.objective import Objective
-from impasto.optimize import LBFGS, MAX_LBFGS_MOVE, optimize
-from impasto.precondition import DECAY, Spectral
-from impasto.vgg import VGG19
+from impasto.core.optimize import LBFGS, MAX_LBFGS_MOVE, optimize
+from impasto.core.precondition import DECAY, Spectral
+from impasto.net.vgg import VGG19
 
 
 @pytest.mark.parametrize(("h", "w"), [(32, 32), (17, 24), (24, 17), (1, 9)])

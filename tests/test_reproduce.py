@@ -14,11 +14,11 @@ from PIL import Image
 
 import impasto.reproduce as reproduce_module
 from impasto import ConfigError, InputError, Options, bundled_image, read_params
+from impasto.core.transfer import transfer
 from impasto.image import load_image, resize
+from impasto.net.vgg import VGG19
 from impasto.reproduce import FIGURES, default_settings, reproduce
 from impasto.testing import narrow_vgg
-from impasto.transfer import transfer
-from impasto.vgg import VGG19
 
 RunCli = Callable[[list[Any]], tuple[int, str, str]]
 PANELS = {"fig1": 10, "fig2": 8, "fig3": 20}
@@ -34,7 +34,7 @@ def standin(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
         calls.append(args)
         return STANDIN
 
-    monkeypatch.setattr(importlib.import_module("impasto.transfer"), "get_vgg", fake_get_vgg)
+    monkeypatch.setattr(importlib.import_module("impasto.core.transfer"), "get_vgg", fake_get_vgg)
     return calls
 
 

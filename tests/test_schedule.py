@@ -1,7 +1,7 @@
 """The schedule (sizes and steps per scale), the time budget, and the one validated plan of a run.
 
-:func:`impasto.schedule.plan` is the only check of the images against the options: the library
-(:func:`impasto.transfer`), the command line and the studio refuse with its message.
+:func:`impasto.core.schedule.plan` is the only check of the images against the options: the library
+(:func:`impasto.core.transfer`), the command line and the studio refuse with its message.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from impasto import ConfigError, resolve, transfer
+from impasto.core.schedule import MIN_COARSE_SIDE, Budget, Plan, clock, plan, plan_scales, scale_plan
 from impasto.errors import cli_flag
-from impasto.schedule import MIN_COARSE_SIDE, Budget, Plan, clock, plan, plan_scales, scale_plan
 from impasto.web.fields import worded
 from impasto.web.server import create_app
 from impasto.web.settings import StudioSettings

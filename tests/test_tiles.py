@@ -21,9 +21,9 @@ from impasto.config import Options, StyleLoss
 from impasto.core.eq7 import Eq7
 from impasto.core.objective import Objective
 from impasto.core.terms import StyleRegion, Temporal
+from impasto.core.tile_layout import geometry, layout
+from impasto.net.vgg import Pooling
 from impasto.testing import narrow_vgg
-from impasto.tile_layout import geometry, layout
-from impasto.vgg import Pooling
 
 CONTENT = {"conv4_2": 1.0}
 STYLE = {f"conv{b}_1": 0.2 for b in range(1, 6)}
@@ -156,7 +156,7 @@ def test_the_halo_is_the_smallest_that_is_exact(layers: list[str], monkeypatch: 
     align, halo = geometry(layers)
 
     def error(halo_px: int) -> float:
-        monkeypatch.setattr("impasto.tile_layout.geometry", lambda _layers: (align, halo_px))
+        monkeypatch.setattr("impasto.core.tile_layout.geometry", lambda _layers: (align, halo_px))
         tiled = replace(eq, tile=64).of(_image(256, 320, 15), [_image(128, 128, 16)])
         _, grad, _ = _loss_and_grad(full, _image(256, 320, 17))
         _, t_grad, _ = _loss_and_grad(tiled, _image(256, 320, 17))
@@ -170,7 +170,7 @@ def test_a_web_job_with_a_tile_runs_tiled_and_records_it(tmp_path: Path) -> None
     """The studio's ``tile`` field reaches transfer(): the result is tiled and says so."""
     from fastapi.testclient import TestClient
 
-    from impasto.transfer import Result, Step, transfer
+    from impasto.core.transfer import Result, Step, transfer
     from impasto.web.server import create_app
     from impasto.web.settings import StudioSettings
 

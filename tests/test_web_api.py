@@ -968,7 +968,7 @@ def test_cli_serve_prints_the_url_and_warns(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import impasto.web.server
-    from impasto.cli import main
+    from impasto.cli.commands import main
 
     calls: list[tuple[str, int]] = []
     monkeypatch.setattr(impasto.web.server, "serve", lambda host, port, settings: calls.append((host, port)))
@@ -1042,7 +1042,7 @@ def test_missing_web_extra_is_one_clear_error(
     import importlib.util
     import sys
 
-    from impasto.cli import main
+    from impasto.cli.commands import main
     from impasto.errors import ImpastoError
 
     real = importlib.util.find_spec

@@ -1,1 +1,4 @@
-"""The engine: the objective's terms, the objective evaluated whole or tiled, and the run around it."""
+"""The engine: the objective's terms, the objective evaluated whole or tiled, and one transfer around it.
+
+Layers below: :mod:`impasto.config` (the options), :mod:`impasto.net` (the network).
+"""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config import StyleLoss
-from ..vgg import VGG19, layer_depth
+from ..net.vgg import VGG19, layer_depth
 from .objective import Objective, Weighted, features_of
 from .terms.base import EVERYWHERE, Where
 from .terms.content import Content

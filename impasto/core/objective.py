@@ -30,9 +30,9 @@ from typing import Any
 
 import torch
 
-from ..tile_layout import Tile, layout
-from ..vgg import VGG19
+from ..net.vgg import VGG19
 from .terms.base import EVERYWHERE, Features, GlobalTerm, Report, Term, Where
+from .tile_layout import Tile, layout
 
 __all__ = ["Objective", "Weighted", "features_of"]
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.sse import KEEPALIVE_COMMENT, format_sse_event
 from starlette.responses import StreamingResponse
 
-from .. import __version__
+from .._version import __version__
 from ..errors import InputError
 from .fields import UPLOADS, form_fields, preset_values
 from .jobs import FINISHED, Job, JobManager

@@ -17,9 +17,9 @@ from typing import Any, Literal
 import torch
 
 from ..config import PRESETS, Options, resolve
+from ..config.schema import OptionField, option_fields
 from ..errors import ConfigError, ImpastoError, did_you_mean
 from ..inputs import IMAGE_HELP, MASKS_AFTER
-from ..options_schema import OptionField, option_fields
 from .models import FieldInfo, FieldKind
 from .settings import StudioSettings
 

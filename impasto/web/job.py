@@ -18,10 +18,10 @@ from typing import Any
 
 from PIL import Image
 
-from .._api import made_with
 from ..config import Options
+from ..core.record import made_with
+from ..core.transfer import Result, Step
 from ..errors import ImpastoError
-from ..transfer import Result, Step
 from .fields import UPLOAD_ARGS
 from .media import StoredImage
 from .models import JobStatus

@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..core.transfer import Result, Step, transfer
 from ..image import encode_png
-from ..transfer import Result, Step, transfer
 from .job import FINISHED, Conflict, Job, JobSpec, QueueFull, State
 from .media import StorageFull
 from .run_job import run_job

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._api import result_params
+from ..core.record import result_params
+from ..core.transfer import COMPUTED, Result, Step
 from ..errors import ImpastoError, out_of_memory
 from ..image import save_image
-from ..transfer import COMPUTED, Result, Step
 from .fields import worded
 from .job import Job, State
 

@@ -27,7 +27,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import __version__
+from .._version import __version__
 from ..errors import ConfigError, DeviceError, ImpastoError, InputError
 from .api import build_router
 from .fields import worded

@@ -20,10 +20,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
+from ..core.schedule import plan
 from ..errors import ConfigError, InputError
 from ..image import load_image
-from ..network import resolve_device
-from ..schedule import plan
+from ..net.network import resolve_device
 from .fields import UPLOADS, parse_options
 from .jobs import Job, JobManager, JobSpec
 from .media import StoredImage, TooLarge, example_path, safe_label, store_image

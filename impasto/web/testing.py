@@ -16,8 +16,8 @@ from typing import Any
 from PIL import Image
 
 from ..config import Options
+from ..core.transfer import Result, Step, transfer
 from ..image import load_image
-from ..transfer import Result, Step, transfer
 
 __all__ = ["FakeRunner", "PacedRunner"]
 

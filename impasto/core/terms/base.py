@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ...tile_layout import Tile
+from ..tile_layout import Tile
 
 __all__ = ["Features", "GlobalTerm", "LocalTerm", "Report", "Term", "Where"]
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ...vgg import layer_depth
+from ...net.vgg import layer_depth
 from .base import Features, LocalTerm, Where
 
 __all__ = ["Content", "content_loss"]

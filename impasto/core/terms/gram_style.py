@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ...gram import gram, gram_fp32, mean_gram_minus
-from ...vgg import layer_depth
+from ...net.vgg import layer_depth
+from ..gram import gram, gram_fp32, mean_gram_minus
 from .base import Features, Report, Where
 from .style import Guides, StyleTerm
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch.nn import functional as F
 
-from ...vgg import layer_depth
+from ...net.vgg import layer_depth
 from .base import Features, GlobalTerm, Report, Where
 
 __all__ = ["Guides", "StyleRegion", "StyleTerm", "layer_guides"]

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ...vgg import layer_depth
+from ...net.vgg import layer_depth
 from .base import Features, Where
 from .gram_style import core_gram
 from .style import Guides, StyleTerm

@@ -1,0 +1,190 @@
+"""The ``impasto`` command's parser: its subcommands, and a flag per field of :class:`~impasto.config.Options`.
+
+Each flag's type and help text come from :func:`impasto.options_schema.option_fields`; flags default
+to None, meaning "the preset's value". Only the standard library is imported at the top: the
+library (and torch) is imported while the parser is built, inside :func:`impasto.cli.commands`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._version import __version__
+from ..errors import ImpastoError, cli_flag
+
+if TYPE_CHECKING:
+    from ..config.schema import OptionField
+
+__all__ = ["add_common", "add_option_flags", "build_parser", "option_values", "shown", "studio_settings"]
+
+# One or the other: eq. 7's alpha/beta, or alpha itself. Listed last, in a group of their own.
+_EXCLUSIVE = ("ratio", "content_weight")
+
+
+def shown(value: Any) -> str:
+    """A value of :meth:`Options.to_dict` as it is typed on the command line."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | tuple):
+        return " ".join(shown(v) for v in value)
+    return "none" if value is None else str(value)
+
+
+def _flag_kind(f: OptionField) -> dict[str, Any]:
+    """The ``add_argument`` keywords of an option's type."""
+    if f.name == "init":
+        return {"type": str}  # noise, content or an image file
+    if f.kind == "choice":
+        return {"type": str, "choices": list(f.choices or ())}
+    if f.kind == "bool":
+        return {"action": "store_true"}
+    if f.kind == "numbers":
+        return {"type": int if f.item == "int" else float, "nargs": "+"}
+    if f.kind == "layers":
+        return {"type": str, "nargs": "+"}
+    return {"type": {"int": int, "float": float}.get(f.kind, str)}
+
+
+def add_option_flags(parser: argparse.ArgumentParser, overrides: dict[str, Any] | None = None) -> None:
+    """A flag per field of Options, and the masks' (images: ``inputs.IMAGE_HELP``); the help shows
+    the value of the default preset (with ``overrides``)."""
+    from ..config import resolve
+    from ..config.schema import option_field, option_fields
+    from ..inputs import IMAGE_HELP, MASKS_AFTER
+
+    defaults = resolve("default", **(overrides or {})).to_dict()
+    group = parser.add_argument_group(
+        "style transfer options",
+        "Defaults shown are the 'default' preset's; --preset NAME changes them ('impasto presets' lists them all).",
+    )
+    helps = {f.name: f.help for f in option_fields()} | IMAGE_HELP
+
+    def text(name: str) -> str:
+        default = "" if defaults.get(name) is None else f" (default: {shown(defaults[name])})"
+        return (helps[name] + default).replace("%", "%%")
+
+    for f in option_fields():
+        if f.name in _EXCLUSIVE:
+            continue
+        group.add_argument(cli_flag(f.name), dest=f.name, default=None, help=text(f.name), **_flag_kind(f))
+        if f.name == MASKS_AFTER:
+            group.add_argument("--content-mask", default=None, help=text("content_mask"))
+            group.add_argument("--style-masks", nargs="+", default=None, help=text("style_masks"))
+    weights = group.add_mutually_exclusive_group()
+    for name in _EXCLUSIVE:
+        weights.add_argument(cli_flag(name), dest=name, default=None, help=text(name), **_flag_kind(option_field(name)))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``impasto`` command and its subcommands (``batch`` and ``video`` from their own modules)."""
+    from ..config import DEMO_OPTIONS
+    from .batch import add_parser as add_batch
+    from .video import add_parser as add_video
+
+    parser = argparse.ArgumentParser(
+        prog="impasto", description="Neural style transfer (Gatys, Ecker & Bethge), faithful and fast."
+    )
+    parser.add_argument("--version", action="version", version=f"impasto {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    st = sub.add_parser("stylize", help="paint a photo in the manner of one or more paintings")
+    st.add_argument("content", help="content image (the photo)")
+    st.add_argument("styles", nargs="+", metavar="style", help="style image(s) (the painting)")
+    st.add_argument("-o", "--output", required=True, help="output image: .png, .jpg or .webp")
+    add_common(st)
+    add_option_flags(st)
+
+    demo = sub.add_parser("demo", help="stylise the bundled Tübingen photo as The Starry Night")
+    demo.add_argument("-o", "--output", default="impasto-demo.png", help="output image")
+    add_common(demo)
+    add_option_flags(demo, DEMO_OPTIONS)
+
+    serve = sub.add_parser("serve", help="start the local web studio")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    _add_studio_flags(serve)
+
+    rep = sub.add_parser("reproduce", help="regenerate a figure of the paper (fig1, fig2, fig3)")
+    rep.add_argument("figure", help="fig1, fig2 or fig3")
+    rep.add_argument("-o", "--output", required=True, help="an existing folder: FIGURE.png and its panels go there")
+    rep.add_argument("--size", type=int, default=None, help="longest side of each panel, px")
+    rep.add_argument("--steps", type=int, default=None, help="L-BFGS steps per panel")
+    rep.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    rep.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+    info = sub.add_parser("info", help="show the parameters stored in an impasto output, and where each came from")
+    info.add_argument("image")
+    info.add_argument("--json", action="store_true", help="print as JSON")
+
+    presets = sub.add_parser("presets", help="show every option of a preset (of every preset without NAME)")
+    presets.add_argument("name", nargs="?", metavar="NAME", help="a preset's name")
+    presets.add_argument("--json", action="store_true", help="print as JSON")
+    add_batch(sub)
+    add_video(sub)
+    return parser
+
+
+def _add_studio_flags(p: argparse.ArgumentParser) -> None:
+    """A flag per studio setting (``--max-size``), each also an environment variable; the flag wins."""
+    try:
+        from ..web.settings import ENV_PREFIX, StudioSettings
+    except ImpastoError:  # no web extra: `impasto serve` says so when it runs
+        return
+    group = p.add_argument_group("studio limits", f"Each also set by an environment variable {ENV_PREFIX}NAME.")
+    for f in dataclasses.fields(StudioSettings):
+        default = "none" if f.default is None else f"{f.default:g}" if isinstance(f.default, float) else f.default
+        env = ENV_PREFIX + f.name.upper()
+        text = f"{f.metadata.get('help', '')} (default: {default}; {env})".replace("%", "%%")
+        kind: Any = {"workdir": Path, "allowed_hosts": str}.get(f.name, type(f.default))
+        group.add_argument(cli_flag(f.name), dest=f"studio_{f.name}", type=kind, default=None, help=text)
+
+
+def studio_settings(args: argparse.Namespace) -> Any:
+    """The studio's settings: the environment's, with the flags given on top (None: none given)."""
+    from ..web.settings import StudioSettings
+
+    given = {k[len("studio_") :]: v for k, v in vars(args).items() if k.startswith("studio_") and v is not None}
+    if not given:
+        return None
+    if "allowed_hosts" in given:
+        given["allowed_hosts"] = tuple(h.strip() for h in given["allowed_hosts"].split(",") if h.strip())
+    return StudioSettings.from_env().replace(**given)
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    """The flags of every command that makes images: preset, snapshots, paths, pixel limit, quiet."""
+    from ..config import PRESETS
+    from ..image import DEFAULT_MAX_PIXELS
+
+    p.add_argument("--preset", default="default", help=f"one of: {', '.join(PRESETS)} (default: default)")
+    p.add_argument("--save-every", type=int, default=0, metavar="N", help="save an intermediate image every N steps")
+    p.add_argument(
+        "--embed-paths",
+        action="store_true",
+        help="store the input files' absolute paths in the output's parameters (default: file names only)",
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        help=f"refuse larger input images (default: {DEFAULT_MAX_PIXELS:,})",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def option_values(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(options, images)`` from the flags: every field of Options (None: not given), and the image
+    files (``--init FILE``: ``init="image"`` and that file as ``init_image``; the masks)."""
+    from ..config import NAMED_INITS
+    from ..config.schema import option_fields
+
+    options = {f.name: getattr(args, f.name) for f in option_fields()}
+    images = {"content_mask": args.content_mask, "style_masks": args.style_masks}
+    if args.init is not None and args.init not in NAMED_INITS:
+        options["init"], images["init_image"] = "image", args.init
+    return options, {k: v for k, v in images.items() if v is not None}

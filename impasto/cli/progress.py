@@ -1,0 +1,100 @@
+"""The progress display of ``impasto stylize`` and ``demo``: a bar on a terminal, lines elsewhere.
+
+It also saves the snapshots of ``--save-every``. Only the standard library is imported at the top
+(see :mod:`impasto.cli`).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import cli_flag, word
+
+if TYPE_CHECKING:
+    from ..core.transfer import Step
+
+__all__ = ["Progress", "progress_line"]
+
+
+class Progress:
+    """Progress bar on a terminal (Rich), a line every 10 % elsewhere; also saves snapshots."""
+
+    def __init__(self, quiet: bool, output: Path, save_every: int, params: dict[str, Any], quality: int) -> None:
+        self.quiet = quiet
+        self.quality = quality
+        self.output = output
+        self.save_every = save_every
+        self.params = params
+        self.bar: Any = None
+        self.task: Any = None
+        self.last_line = -1
+        self.tty = sys.stderr.isatty()
+        self.scale = 0
+
+    def _print(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.console.print(line)
+        else:
+            print(line, file=sys.stderr)
+
+    def __enter__(self) -> Progress:
+        if not self.quiet and self.tty:
+            from rich.console import Console
+            from rich.progress import BarColumn, TextColumn
+            from rich.progress import Progress as Bar
+
+            self.bar = Bar(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),  # steps done of planned, or with --max-time seconds used of the budget
+                TextColumn("{task.fields[line]}"),
+                console=Console(stderr=True),
+                transient=False,
+            )
+            self.bar.__enter__()
+            self.task = self.bar.add_task("starting", total=None, line="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+    def __call__(self, s: Step) -> None:
+        if s.image is not None and self.save_every:
+            from ..image import save_image
+
+            snap = self.output.with_name(f"{self.output.stem}-{s.step:05d}{self.output.suffix}")
+            save_image(s.image, snap, self.params | {"step": s.step, "loss": s.loss}, quality=self.quality)
+        if self.quiet:
+            return
+        if s.step == 1 or s.scale != self.scale:
+            self.scale = s.scale
+            plan = " -> ".join(f"{w}x{h}:{n}" for w, h, n in s.schedule)
+            self._print(f"scale {s.scale}/{s.scales}  schedule (size:steps) {plan}  on {word(s.compute, cli_flag)}")
+        desc = f"scale {s.scale}/{s.scales} {s.size[0]}x{s.size[1]}"
+        line = progress_line(s)
+        if self.bar is not None:
+            done, total = (s.elapsed, s.budget) if s.budget else (s.step, s.total)
+            self.bar.update(self.task, description=desc, total=total, completed=min(done, total), line=line)
+            return
+        # A line every 10 % of the steps, or of the time budget (the planned steps shrink to fit it).
+        tenth = int(s.elapsed * 10 // s.budget) if s.budget else s.step * 10 // max(s.total, 1)
+        if tenth != self.last_line or s.step == s.total:
+            self.last_line = tenth
+            print(f"{desc}  {line}", file=sys.stderr)
+
+
+def progress_line(s: Step) -> str:
+    """``step 12/30  loss 6.7e+08  best 6.5e+08  0:09 elapsed, ETA 0:21``, or with a time budget
+    ``step 12  loss ...  best ...  0:09 / 0:30 budget``.
+
+    ``loss`` is the current image's, ``best`` the lowest so far at this scale: the saved image's.
+    """
+    from ..core.schedule import clock
+
+    best = "" if s.best is None else f"  best {s.best:.4g}"
+    if s.budget:
+        return f"step {s.step}  loss {s.loss:.4g}{best}  {clock(s.elapsed)} / {clock(s.budget)} budget"
+    eta = "estimating" if s.eta is None else clock(s.eta)
+    return f"step {s.step}/{s.total}  loss {s.loss:.4g}{best}  {clock(s.elapsed)} elapsed, ETA {eta}"

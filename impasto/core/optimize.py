@@ -1,0 +1,296 @@
+"""The optimisation loop on the pixels: L-BFGS (the paper's choice) or Adam, one scale at a time.
+
+The loss is always evaluated on the image that will be saved: pixels are clamped to 0..255
+*inside* the objective, so the optimiser's loss is the saved image's loss (up to rounding to
+8 bits) and nothing is lost by clamping afterwards. The lowest-loss image seen is kept and
+returned, so an interrupted or non-monotone run still yields its best image.
+
+This module never prints: progress goes to a callback.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from ..config import Optimizer, Precondition
+from .objective import Objective
+from .precondition import Spectral
+
+__all__ = ["LBFGS", "LOSS_SCALE", "Optimizer", "ScaleResult", "ScaleStep", "optimize"]
+
+
+@dataclass(frozen=True)
+class ScaleStep:
+    """What :func:`optimize` reports after every step. Tensors stay on the device (no host sync)."""
+
+    step: int  # counts from 1
+    loss: torch.Tensor  # () the total loss of ``image``
+    terms: dict[str, torch.Tensor]  # the loss terms: content, style, tv, style:<layer>
+    image: torch.Tensor  # (1, 3, H, W), 0..255: the clamped image this step evaluated
+
+
+StepCallback = Callable[[ScaleStep], None]
+
+
+@dataclass
+class ScaleResult:
+    """The outcome of optimising at one scale."""
+
+    image: torch.Tensor  # (1, 3, H, W), 0..255, the lowest-loss image evaluated
+    loss: float
+    terms: dict[str, float]
+    steps: int  # steps actually taken
+    interrupted: bool = False  # Ctrl-C
+    stopped: bool = False  # should_stop() returned True
+    seconds: float = 0.0
+    fault: str | None = None  # the loss or gradient stopped being finite: what happened, in one line
+
+
+class _Best:
+    """Lowest loss seen and its image, updated on the device without a host synchronisation."""
+
+    def __init__(self, image: torch.Tensor) -> None:
+        self.loss = torch.full((), math.inf, device=image.device)
+        self.image = image.detach().clone()
+        self.terms: dict[str, torch.Tensor] = {}
+
+    def update(self, loss: torch.Tensor, image: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
+        loss = loss.detach()
+        better = loss < self.loss
+        self.loss = torch.where(better, loss, self.loss)
+        torch.where(better, image.detach(), self.image, out=self.image)  # in place: no second image
+        for k, v in terms.items():
+            self.terms[k] = torch.where(better, v, self.terms[k]) if k in self.terms else v
+
+
+LOSS_SCALE = 1e4  # L-BFGS minimises the objective times a constant that makes it start here (see optimize)
+MAX_LBFGS_MOVE = 128.0  # pixel levels: no L-BFGS step moves a pixel further
+
+
+class LBFGS:
+    """L-BFGS without line search, as ``torch.optim.LBFGS(max_iter=1)`` computes it, in less memory.
+
+    The same two-loop recursion on the same numbers, but it holds only what the method needs:
+    the gradient is read in place (not gathered into a copy), the last step becomes the newest
+    curvature pair's ``s`` in place, and the direction is built in place. At print sizes each
+    image-sized vector is 150 MB (4096 x 3072), and torch's keeps about four more than this.
+
+    A step that would move some pixel by more than :data:`MAX_LBFGS_MOVE` levels is shortened
+    to that: without a line search, one bad curvature estimate (the first step is ~1/|g|_1, so
+    tiny that its gradient difference is mostly rounding) can throw every pixel far outside
+    0..255, where the clamp's gradient is 0 and L-BFGS stays stuck for good. Healthy steps move
+    pixels by a few tens of levels and are left alone; the next pair's ``s`` is the step taken.
+    """
+
+    def __init__(
+        self, x: torch.Tensor, history: int, to_pixels: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> None:
+        self.x, self.history = x, history
+        self.to_pixels = to_pixels  # x -> pixels, when x is not the pixels (the move is capped in pixels)
+        self.ys: list[torch.Tensor] = []  # gradient differences, oldest first
+        self.ss: list[torch.Tensor] = []  # the steps taken
+        self.rho: list[torch.Tensor] = []  # 1 / (y . s)
+        self.h_diag: torch.Tensor | float = 1.0
+        self.d: torch.Tensor | None = None  # the last direction; ``t * d`` was the last step
+        self.t: torch.Tensor | float = 1.0
+        self.prev: torch.Tensor | None = None  # the last gradient
+
+    def step(self, closure: Callable[[], torch.Tensor]) -> None:
+        """Evaluate ``closure`` (it sets ``x.grad``), then move ``x`` along the L-BFGS direction."""
+        with torch.enable_grad():
+            closure()
+        assert self.x.grad is not None
+        g = self.x.grad.view(-1)
+        if self.d is None:
+            d = g.neg()
+            inv = 1.0 / g.abs().sum()
+            t: torch.Tensor | float = inv if inv < 1.0 else 1.0  # a first step of 1/|g|_1 (at most 1), as torch's
+        else:
+            assert self.prev is not None
+            self._remember(g.sub(self.prev), self.d.mul_(self.t))
+            d = self._direction(g)
+            t = 1.0
+        if self.prev is None:
+            self.prev = g.clone()
+        else:
+            self.prev.copy_(g)
+        self.d, self.t = d, t
+        if g.dot(d) > 1.0:  # not a descent direction (torch's test with tolerance_change=-1): no move
+            return
+        lo, hi = torch.aminmax(d if self.to_pixels is None else self.to_pixels(d.view_as(self.x)))
+        move = float(torch.maximum(hi, -lo) * t)
+        if move > MAX_LBFGS_MOVE:
+            self.t = t = t * (MAX_LBFGS_MOVE / move)
+        with torch.no_grad():
+            self.x.add_(d.view_as(self.x), alpha=float(t))
+
+    def _remember(self, y: torch.Tensor, s: torch.Tensor) -> None:
+        """Keep the curvature pair (y, s) if it is one (y . s > 1e-10), dropping the oldest."""
+        ys = y.dot(s)
+        if ys > 1e-10:
+            if len(self.ys) == self.history:
+                del self.ys[0], self.ss[0], self.rho[0]
+            self.ys.append(y)
+            self.ss.append(s)
+            self.rho.append(1.0 / ys)
+            self.h_diag = ys / y.dot(y)
+
+    def _direction(self, g: torch.Tensor) -> torch.Tensor:
+        """-H g by the two-loop recursion, built in one new vector."""
+        q = g.neg()
+        al = [torch.zeros(())] * len(self.ys)
+        for i in range(len(self.ys) - 1, -1, -1):
+            al[i] = self.ss[i].dot(q) * self.rho[i]
+            q.add_(self.ys[i], alpha=float(-al[i]))
+        d = q.mul_(self.h_diag)
+        for i in range(len(self.ys)):
+            be = self.ys[i].dot(d) * self.rho[i]
+            d.add_(self.ss[i], alpha=float(al[i] - be))
+        return d
+
+
+def _numerical_fault(loss: torch.Tensor, grad: torch.Tensor | None) -> str | None:
+    """What is not finite after a step, the loss or its gradient, in words; None when both are.
+
+    One host synchronisation per step. A non-finite value is never the best image (NaN < best is
+    False), but the optimiser's next steps would all be NaN: stopping at once keeps the best one.
+    """
+    finite = torch.isfinite(loss) if grad is None else torch.isfinite(loss) & torch.isfinite(grad).all()
+    if bool(finite):
+        return None
+    if not bool(torch.isfinite(loss)):
+        return f"the loss became {float(loss)}"
+    return "the gradient became NaN or infinite"
+
+
+class _Closure:
+    """The optimiser's closure: eq. 7 and its gradient at the clamped pixels, times ``scale``.
+
+    Every evaluation updates ``best``; the last one's (loss, terms, image) stay in ``last``.
+    """
+
+    def __init__(
+        self, objective: Objective, x: torch.Tensor, pixels: Callable[[], torch.Tensor], best: _Best, scale: float
+    ) -> None:
+        self.objective, self.x, self.pixels, self.best, self.scale = objective, x, pixels, best, scale
+        self._last: tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor] | None = None
+
+    @property
+    def last(self) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        """The latest evaluation's (loss, terms, image), detached: an optimiser step makes one or more."""
+        assert self._last is not None, "no evaluation yet"
+        return self._last
+
+    def __call__(self) -> torch.Tensor:
+        self.x.grad = None  # the backward hands its gradient over without a copy
+        image = self.pixels().clamp(0, 255)
+        loss, terms = self.objective(image)
+        (loss * self.scale).backward()
+        self.best.update(loss, image, terms)
+        self._last = (loss.detach(), terms, image.detach())
+        return loss * self.scale
+
+
+def optimize(
+    objective: Objective,
+    init: torch.Tensor,
+    steps: int,
+    *,
+    optimizer: Optimizer,
+    learning_rate: float,
+    lbfgs_history: int,
+    precondition: Precondition,
+    loss_scale: float | None = LOSS_SCALE,
+    on_step: StepCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> ScaleResult:
+    """Minimise ``objective`` over the pixels of ``init`` (1, 3, H, W, values 0..255) for ``steps`` steps.
+
+    One step is one evaluation of the loss and its gradient followed by one update, for both
+    optimisers (L-BFGS without line search, as in the public implementations of the paper).
+    ``on_step`` receives a :class:`ScaleStep` after every step; ``should_stop`` is polled before
+    every step. Ctrl-C (KeyboardInterrupt) ends the loop early and returns the best image so far.
+    ``optimizer``, ``learning_rate``, ``lbfgs_history`` and ``precondition`` (L-BFGS only: "spectral"
+    optimises in the basis of :class:`impasto.precondition.Spectral`) are the fields of :class:`impasto.Options`
+    of those names, which hold their defaults (none here).
+
+    L-BFGS minimises the objective times the constant that makes its first value ``loss_scale``
+    (None: 1). The minimiser is the same, but torch's L-BFGS (no line search) stalls on small
+    objectives, as the normalised network's are: it drops every curvature pair with
+    s·y <= 1e-10 and keeps stepping along -g, which moves no pixel. Losses reported (events and
+    result) are in the objective's own units.
+    """
+    start = time.perf_counter()
+    x = init.detach().clone(memory_format=torch.contiguous_format).clamp_(0, 255)
+    best = _Best(x)
+    x, pixels, to_pixels = _variables(x, precondition if optimizer == "lbfgs" else "none")
+    opt = LBFGS(x, lbfgs_history, to_pixels) if optimizer == "lbfgs" else torch.optim.Adam([x], lr=learning_rate)
+    scale = _scale(objective, pixels(), loss_scale) if optimizer == "lbfgs" else 1.0
+    closure = _Closure(objective, x, pixels, best, scale)
+    done, interrupted, stopped, fault = 0, False, False, None
+    try:
+        for step in range(1, steps + 1):
+            if should_stop is not None and should_stop():
+                stopped = True
+                break
+            _step(opt, x, closure)
+            done = step
+            loss, terms, image = closure.last
+            if (fault := _numerical_fault(loss, x.grad)) is not None:
+                fault = f"{fault} at step {step}"
+                break  # the image it stepped to is not evaluated: it is not finite either
+            if on_step is not None:
+                on_step(ScaleStep(step, loss, terms, image))
+        if fault is None:  # the last update has not been evaluated yet: evaluate it so it can count as the best
+            with torch.no_grad():
+                image = pixels().clamp(0, 255)
+                loss, terms = objective(image)
+                best.update(loss, image, terms)
+    except KeyboardInterrupt:
+        interrupted = True
+    return ScaleResult(
+        image=best.image,
+        loss=float(best.loss),
+        terms={k: float(v) for k, v in best.terms.items()},
+        steps=done,
+        interrupted=interrupted,
+        stopped=stopped,
+        seconds=time.perf_counter() - start,
+        fault=fault,
+    )
+
+
+def _scale(objective: Objective, x: torch.Tensor, loss_scale: float | None) -> float:
+    """The constant that makes the objective of ``x`` equal to ``loss_scale`` (1 without one)."""
+    if loss_scale is None:
+        return 1.0
+    with torch.no_grad():
+        first = float(objective(x.clamp(0, 255))[0])
+    return loss_scale / first if first > 0 and math.isfinite(first) else 1.0
+
+
+def _variables(
+    x: torch.Tensor, precondition: Precondition
+) -> tuple[torch.Tensor, Callable[[], torch.Tensor], Callable[[torch.Tensor], torch.Tensor] | None]:
+    """The optimiser's variables for the pixels ``x``, the pixels they stand for, and that map (None: identity)."""
+    if precondition == "none":
+        x.requires_grad_(True)
+        return x, lambda: x, None
+    basis = Spectral(x.shape[-2], x.shape[-1], x.device)
+    # z is the change from the initial image: it starts at 0, so the init comes back bit for bit
+    # until a step moves it (a round trip through the FFT would change it by rounding)
+    z = torch.zeros(basis.shape(x), dtype=x.dtype, device=x.device, requires_grad=True)
+    return z, lambda: x + basis.to_pixels(z), basis.to_pixels
+
+
+def _step(opt: LBFGS | torch.optim.Adam, x: torch.Tensor, closure: Callable[[], torch.Tensor]) -> None:
+    """One update of ``x``: capped in length (L-BFGS) or projected back into 0..255 (Adam)."""
+    opt.step(closure)
+    if isinstance(opt, torch.optim.Adam):
+        with torch.no_grad():
+            x.clamp_(0, 255)  # projected gradient: Adam keeps no curvature to disturb

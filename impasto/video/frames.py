@@ -1,0 +1,243 @@
+"""Temporally consistent style transfer of a video (Ruder, Dosovitskiy & Brox, GCPR 2016).
+
+Frame 0 is a still transfer with the options given. Every later frame t starts from the previous
+*stylised* frame warped into t with the backward flow of the input frames (pixels without a valid
+source, the disocclusions and borders, from the content frame) and adds the temporal loss
+
+    L_temporal = gamma * L_ref * (1/D) sum_k c_k (x_k - w(x_t-1)_k)^2 / 255^2        (Ruder eq. 7)
+
+to eq. 7 of Gatys et al. (c: :func:`impasto.video_flow.consistency`, D: the number of pixel
+values). Deviation from the paper: the term is scaled by L_ref, the objective's value at the warm
+start, so that ``temporal_weight`` means the same for every network, size and style strength
+(impasto's losses are not in the reference code's units); 255^2 puts pixels in 0..1.
+
+Long-term consistency (Ruder sec. 3.2) is ``temporal_offsets=(1, 2, 4)``: one term per earlier
+output t-j, weighted "closest first": c_long(j) = max(c(j) - sum of the closer offsets' c, 0).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..config import Options, resolve
+from ..core.terms.temporal import Temporal
+from ..core.transfer import Extra, Step, transfer
+from ..errors import ConfigError
+from ..image import DEFAULT_MAX_PIXELS, fit_size, load_image
+from ..inputs import check_init, split_images
+from ..net.vgg import VGG19
+from .clip import read_clip
+from .flow import FlowMethod, as_array, consistency, flow, warp
+
+__all__ = ["STEPS", "FrameStep", "VideoSettings", "stylize_video"]
+
+# The step defaults per device type, (first frame, every later frame); None: the preset's --steps
+# (and its scales). A warm-started frame starts from the previous one warped, so it needs a fraction
+# of a first frame's steps. How they were chosen: docs/video.md, "Choosing the steps".
+STEPS: dict[str, tuple[int | None, int]] = {
+    "cpu": (None, 50),  # measured: error and style loss flatten at 50 (100 steps: -3 %, -0.3 %, 2x time)
+    "cuda": (None, 100),  # not measured (no GPU here): the same curve, more steps where they are cheap
+    "mps": (None, 50),
+}
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """The options of a video beyond a still's (their defaults: docs/video.md, "Choosing the steps")."""
+
+    temporal_weight: float = 300.0  # gamma (1e3 drifted to 1.18x the style loss over 2 s: docs/video.md); 0: off
+    flow: FlowMethod = "dis"
+    first_frame_steps: int | None = None  # None: the device's STEPS
+    frame_steps: int | None = None  # every later frame, one scale at full size, warm-started; None: STEPS
+    temporal_offsets: tuple[int, ...] = (1,)  # (1, 2, 4): long-term consistency
+
+    def check(self) -> None:
+        if self.temporal_weight < 0:
+            raise ConfigError(f"--temporal-weight must be >= 0, got {self.temporal_weight:g}")
+        if any(n is not None and n < 1 for n in (self.frame_steps, self.first_frame_steps)):
+            raise ConfigError("--frame-steps and --first-frame-steps must be >= 1")
+        if self.flow not in ("dis", "farneback"):
+            raise ConfigError(f"unknown flow method '{self.flow}' (choose from: dis, farneback)")
+        if not self.temporal_offsets or sorted(set(self.temporal_offsets)) != list(self.temporal_offsets):
+            raise ConfigError(f"temporal offsets must be increasing, got {self.temporal_offsets}")
+        if self.temporal_offsets[0] != 1:
+            raise ConfigError("temporal offsets must start at 1 (the previous frame)")
+
+    def steps_for(self, device: torch.device) -> tuple[int | None, int]:
+        """(first frame, later frames) steps on ``device``: those given, else the device type's :data:`STEPS`."""
+        first, later = STEPS.get(device.type, STEPS["cpu"])
+        return (
+            self.first_frame_steps if self.first_frame_steps is not None else first,
+            self.frame_steps if self.frame_steps is not None else later,
+        )
+
+
+@dataclass(frozen=True)
+class FrameStep:
+    """A progress event of a video: a still's :class:`Step` inside frame ``frame`` of ``frames``."""
+
+    frame: int  # 1-based
+    frames: int | None  # None: a stream of unknown length
+    step: Step
+    eta: float | None  # seconds left for the whole run (None until a step has been timed)
+    elapsed: float  # seconds since the run started
+
+
+def _temporal(weight: float, targets: list[tuple[np.ndarray, np.ndarray]], device: torch.device) -> Extra:
+    """The temporal term of one frame (gamma relative to the objective at the warm start): targets w_j
+    (H, W, 3) and weights c_j (H, W)."""
+    pairs = [
+        (
+            torch.from_numpy(w).permute(2, 0, 1).unsqueeze(0).to(device),  # (1, 3, H, W)
+            torch.from_numpy(c)[None, None].to(device),  # (1, 1, H, W)
+        )
+        for w, c in targets
+    ]
+    return Extra(weight, Temporal(pairs), relative=True)
+
+
+def _long_term(cs: list[np.ndarray]) -> list[np.ndarray]:
+    """Ruder eq. 8: c_long(j) = max(c(j) - sum over the closer offsets k < j of c(k), 0), "closest first"."""
+    out: list[np.ndarray] = []
+    closer = np.zeros_like(cs[0])  # the sum of the closer offsets' c (not of their c_long)
+    for c in cs:
+        out.append(np.maximum(c - closer, 0.0))
+        closer = closer + c
+    return out
+
+
+def _frames_of(frames: Iterable[Image.Image] | str | os.PathLike[str], max_pixels: int) -> Iterable[Image.Image]:
+    if isinstance(frames, str | os.PathLike):
+        return read_clip(frames, max_pixels=max_pixels).frames
+    return frames
+
+
+def stylize_video(
+    frames: Iterable[Image.Image] | str | os.PathLike[str],
+    style: str | os.PathLike[str] | Image.Image | Sequence[str | os.PathLike[str] | Image.Image],
+    *,
+    preset: str = "default",
+    settings: VideoSettings | None = None,
+    done: Sequence[Image.Image] = (),
+    network: VGG19 | None = None,
+    on_step: Callable[[FrameStep], None] | None = None,
+    frames_total: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    **options: Any,
+) -> Iterator[Image.Image]:
+    """Stylise a video frame by frame, temporally consistent; yields each stylised frame (RGB) as it is done.
+
+    ``frames`` is an iterable of images (consumed one at a time: a stream works) or a video file
+    or folder of frames. ``options`` are those of :func:`impasto.stylize` (size, style_strength,
+    seed..., and its images ``init_image``, ``content_mask``, ``style_masks``). ``done`` are outputs
+    of an earlier run of the same frames and options: they are yielded as they are and continue the
+    run (resuming). Ctrl-C (KeyboardInterrupt) propagates; the frames yielded before it are finished.
+    """
+    settings = settings or VideoSettings()
+    settings.check()
+    options, images = split_images(options)
+    opts: Options = resolve(preset, **options)
+    styles = [style] if isinstance(style, str | os.PathLike | Image.Image) else list(style)
+    if not styles:
+        raise ConfigError("at least one style image is needed")
+    style_imgs = [s if isinstance(s, Image.Image) else load_image(s, max_pixels) for s in styles]
+    check_init(opts.init, "init_image" in images)  # before the first frame
+    source = _frames_of(frames, max_pixels)
+    total = frames_total if frames_total is not None else (len(source) if isinstance(source, Sequence) else None)
+    first_steps, later_steps = settings.steps_for(_device(opts))
+    first = opts if first_steps is None else dataclasses.replace(opts, steps=first_steps)
+    later = dataclasses.replace(opts, steps=later_steps, scales=1, scale_sizes=None, init="image")  # the previous frame
+    inputs: list[Image.Image] = []  # the last few input frames, at the working size
+    outputs: list[np.ndarray] = []  # the last few outputs, (H, W, 3) float32
+    start = time.perf_counter()
+    per_step: list[float] = []  # seconds per step of the warm-started frames
+    keep = max(settings.temporal_offsets)
+    for t, frame in enumerate(source):
+        frame = frame.convert("RGB")
+        size = fit_size(frame.width, frame.height, opts.size)
+        frame = frame if frame.size == size else frame.resize(size, Image.Resampling.BILINEAR)
+        inputs = [*inputs[-keep:], frame]
+        if t < len(done):
+            out = done[t].convert("RGB")
+        else:
+            out = _one_frame(
+                t, frame, inputs, outputs, style_imgs, images, first, later, settings, network, on_step, total, start,
+                per_step,
+            )  # fmt: skip
+        outputs = [*outputs[-keep + 1 :], as_array(out)] if keep > 1 else [as_array(out)]
+        yield out
+
+
+def _one_frame(
+    t: int,
+    frame: Image.Image,
+    inputs: list[Image.Image],
+    outputs: list[np.ndarray],
+    styles: list[Image.Image],
+    images: dict[str, Any],
+    first: Options,
+    later: Options,
+    settings: VideoSettings,
+    network: VGG19 | None,
+    on_step: Callable[[FrameStep], None] | None,
+    total: int | None,
+    start: float,
+    per_step: list[float],
+) -> Image.Image:
+    """Frame ``t``: a still transfer (t = 0) or warm-started from the warped previous output with the temporal loss.
+
+    ``images``: the masks of every frame and the init image of the first (paths or PIL images).
+    """
+    opts, init, extra = first, images.get("init_image"), []
+    if t > 0:
+        opts = later
+        offsets = [j for j in settings.temporal_offsets if j <= len(outputs)]
+        warped, cs, hard = [], [], None
+        for j in offsets:
+            backward = flow(frame, inputs[-1 - j], settings.flow)  # t -> t-j, (H, W, 2)
+            forward = flow(inputs[-1 - j], frame, settings.flow)  # t-j -> t
+            warped.append(warp(outputs[-j], backward)[0])  # (H, W, 3)
+            cs.append(consistency(forward, backward))  # (H, W)
+            if hard is None:  # where the previous frame has a valid source, before smoothing
+                hard = consistency(forward, backward, sigma=0.0)[..., None]  # (H, W, 1)
+        assert hard is not None
+        start_px = hard * warped[0] + (1 - hard) * as_array(frame)  # disocclusions start from the content
+        init = Image.fromarray(np.clip(start_px + 0.5, 0, 255).astype(np.uint8), mode="RGB")
+        if settings.temporal_weight > 0:
+            extra = [
+                _temporal(settings.temporal_weight, list(zip(warped, _long_term(cs), strict=True)), _device(first))
+            ]
+    frame_start = time.perf_counter()
+
+    def progress(s: Step) -> None:
+        if on_step is None:
+            return
+        eta = None
+        if s.eta is not None:
+            rate = (sum(per_step) / len(per_step)) if per_step else (time.perf_counter() - frame_start) / s.step
+            left = (total - t - 1) if total is not None else 0
+            eta = s.eta + left * later.steps * rate
+        on_step(FrameStep(t + 1, total, s, eta if total is not None else None, time.perf_counter() - start))
+
+    masks = {k: v for k, v in images.items() if k != "init_image"}
+    result = transfer(frame, styles, opts, init_image=init, network=network, on_step=progress, extra=extra, **masks)
+    if result.interrupted:
+        raise KeyboardInterrupt
+    if t > 0 and result.steps:
+        per_step.append((time.perf_counter() - frame_start) / result.steps)
+    return result.image
+
+
+def _device(opts: Options) -> torch.device:
+    from ..net.network import resolve_device
+
+    return resolve_device(opts.device)
