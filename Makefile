@@ -32,7 +32,6 @@ static:  ## ruff and mypy (strict, on the package and the tests) with the tools 
 	$(BIN)/ruff format --check impasto tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/lint-imports
 
 # The dev tools, installed again only when pyproject.toml changes (install-dev reinstalls every time).
 $(VENV)/.dev-installed: pyproject.toml
