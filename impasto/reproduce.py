@@ -25,9 +25,9 @@ from PIL import Image
 
 from .config import Options
 from .data import bundled_image
-from .errors import ConfigError, InputError, did_you_mean, register_fields
+from .errors import ConfigError, did_you_mean, register_fields
 from .grid import Cell, make_grid
-from .image import check_output_path, load_image, resize, save_image
+from .image import check_output_path, load_image, output_folder, resize, save_image
 from .network import resolve_device
 from .schedule import clock
 from .transfer import transfer
@@ -277,11 +277,7 @@ def reproduce(
         raise ConfigError(f"`size` must be at least {MIN_SIZE} px (conv5_1 is 16x smaller), got {size}")
     if steps < 1:
         raise ConfigError(f"`steps` must be at least 1, got {steps}")
-    out = Path(output_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a folder")
-    if not out.exists():
-        raise InputError(f"{out}: output folder does not exist")
+    out = output_folder(output_dir)  # created if missing, when its parent exists
     check_output_path(out / f"{name}.png")  # writable, before any work
     log = log or (lambda _line: None)
     run = _Run(name, size, steps, dev, log, out, total=_PANELS[name], network=network)
