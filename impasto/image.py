@@ -205,13 +205,13 @@ def check_output_path(path: str | os.PathLike[str], need_bytes: int = 0, needs: 
         free = shutil.disk_usage(p.parent).free
         if free < need_bytes:
             raise InputError(
-                f"{p}: only {_mb(free)} free in '{p.parent}', {needs} about {_mb(need_bytes)}"
+                f"{p}: only {free / 1e6:.1f} MB free in '{p.parent}', {needs} about {_mb(need_bytes)}"
             )
     return p
 
 
 def _mb(n: int) -> str:
-    """Bytes for a message: ``1.2 MB``, ``37 kB`` below 0.1 MB (nothing: ``0.0 MB``)."""
+    """Bytes needed, for a message: ``1.2 MB``; ``37 kB`` below 0.1 MB (not "about 0.0 MB")."""
     return f"{n / 1e6:.1f} MB" if n >= 100_000 or n == 0 else f"{n / 1e3:.0f} kB"
 
 

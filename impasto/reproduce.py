@@ -9,8 +9,8 @@
 Everything follows the paper's Methods: the normalised VGG19 (:mod:`impasto.normalize`), average
 pooling, L-BFGS from white noise, content on conv4_2, style weights w_l = 1/(number of style layers).
 Each figure is one labelled grid PNG (``DIR/figN.png``); its panels are saved next to it, as
-``DIR/figN-01-<panel>.png`` …. ``DIR`` must exist: like ``impasto stylize``, impasto writes files
-into an existing folder and never creates one (a mistyped path is an error, not a new folder).
+``DIR/figN-01-<panel>.png`` …. ``DIR`` is made if missing, but never its parents: the rule of
+every command (a mistyped parent is an error, not a tree of new folders).
 """
 
 from __future__ import annotations
