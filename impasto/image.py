@@ -204,9 +204,7 @@ def check_output_path(path: str | os.PathLike[str], need_bytes: int = 0, needs: 
     if need_bytes > 0:
         free = shutil.disk_usage(p.parent).free
         if free < need_bytes:
-            raise InputError(
-                f"{p}: only {free / 1e6:.1f} MB free in '{p.parent}', {needs} about {_mb(need_bytes)}"
-            )
+            raise InputError(f"{p}: only {free / 1e6:.1f} MB free in '{p.parent}', {needs} about {_mb(need_bytes)}")
     return p
 
 
