@@ -54,7 +54,10 @@ def new_temp(folder: Path, name: str, suffix: str = "") -> tuple[int, Path]:
             continue
         if fcntl is None:
             return fd, tmp
-        fcntl.flock(fd, fcntl.LOCK_EX)  # blocks only while a cleaner holds it, for microseconds
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # blocks only while a cleaner holds it, for microseconds
+        except OSError:  # a file system without flock: unlocked, and no cleaner can lock it either
+            return fd, tmp
         with contextlib.suppress(OSError):
             if os.stat(tmp).st_ino == os.fstat(fd).st_ino:
                 return fd, tmp

@@ -144,6 +144,8 @@ def lock_folder(out_dir: Path) -> Iterator[None]:
                 f"{out_dir}: another impasto batch is writing into this folder; "
                 "wait for it to finish, or give another output folder"
             ) from None
+        except OSError:  # a file system without flock: the batch runs unguarded, as before locks
+            pass
         yield
     finally:
         os.close(fd)

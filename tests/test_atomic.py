@@ -122,3 +122,24 @@ def test_a_batch_rerun_with_nothing_to_do_removes_the_stale_temporaries_of_its_f
         (out / name).write_bytes(b"x")
     assert batch([tmp_path / "a.png"], [tmp_path / "s.png"], out, **kwargs).count("done") == 1
     assert sorted(p.name for p in out.iterdir() if p.name.endswith(".part")) == sorted(others)
+
+
+def test_a_file_system_without_flock_still_gets_its_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Some FUSE and network file systems refuse flock (ENOLCK): writes and batches go on, unguarded."""
+    import errno
+    import fcntl
+
+    def refuse(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", refuse)
+    save_image(make_photo(32, 32), tmp_path / "out.png")
+    (tmp_path / ".out.png.impasto-0123abcd.part").write_bytes(b"x")  # stale or not: nobody can tell here
+    save_image(make_photo(32, 32), tmp_path / "out.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.png.impasto-0123abcd.part", "out.png"]
+    make_photo(48, 40).save(tmp_path / "a.png")
+    make_painting(40, 40).save(tmp_path / "s.png")
+    done = batch(
+        [tmp_path / "a.png"], [tmp_path / "s.png"], tmp_path / "b", size=32, steps=2, scales=1, network=narrow_vgg()
+    )
+    assert done.count("done") == 1
