@@ -11,7 +11,6 @@ import contextlib
 import io
 import json
 import os
-import secrets
 import shutil
 import stat
 import warnings
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
+from .atomic import new_temp
 from .errors import ConfigError, InputError, register_fields
 
 DEFAULT_QUALITY = 95  # of JPEG and WebP outputs: Options.quality's default
@@ -34,6 +34,7 @@ __all__ = [
     "encode_png",
     "fit_size",
     "load_image",
+    "output_folder",
     "params_text",
     "pil_to_tensor",
     "read_params",
@@ -166,43 +167,57 @@ def _target(path: str | os.PathLike[str]) -> Path:
     return p
 
 
-def check_output_path(path: str | os.PathLike[str], need_bytes: int = 0) -> Path:
+def output_folder(path: str | os.PathLike[str], what: str = "output folder") -> Path:
+    """The output folder ``path``, created if missing when its parent exists: the one rule of every
+    command is that impasto makes the folder it is told to write into, never a missing parent."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: is a file, not a folder (the {what})")
+    if not out.exists():
+        parent = out.parent if str(out.parent) else Path(".")
+        if not parent.is_dir():
+            raise InputError(
+                f"{out}: its parent folder '{parent}' does not exist (impasto makes the {what}, not its parents)"
+            )
+        try:
+            out.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"{out}: cannot create the {what} ({exc.strerror or exc})") from None
+    return out
+
+
+def check_output_path(path: str | os.PathLike[str], need_bytes: int = 0, needs: str = "the output needs") -> Path:
     """Fail early, before any work, on an output path that cannot be written.
 
     Beyond the checks of :func:`save_image` (extension, folder), a file is created in the folder
     and removed again, so that a folder without write permission or on a read-only or pseudo
-    filesystem (``/proc``) is found now, and the folder must have ``need_bytes`` free.
+    filesystem (``/proc``) is found now, and the folder must have ``need_bytes`` free (``needs``
+    says for what, in the message).
     """
     p = _target(path)
     try:
         fd, probe = _new_file(p.parent, p.name)
+        probe.unlink()  # while it is ours (locked): impasto.atomic
         os.close(fd)
-        probe.unlink()
     except OSError as exc:
         raise InputError(f"{p}: cannot create files in '{p.parent}' ({exc.strerror or exc})") from None
     if need_bytes > 0:
         free = shutil.disk_usage(p.parent).free
         if free < need_bytes:
-            raise InputError(
-                f"{p}: only {free / 1e6:.1f} MB free in '{p.parent}', the output needs about {need_bytes / 1e6:.1f} MB"
-            )
+            raise InputError(f"{p}: only {free / 1e6:.1f} MB free in '{p.parent}', {needs} about {_mb(need_bytes)}")
     return p
 
 
-def _new_file(folder: Path, name: str) -> tuple[int, Path]:
-    """Create a new, uniquely named hidden file ``.NAME.XXXXXXXX.part`` in ``folder``; return (fd, path).
+def _mb(n: int) -> str:
+    """Bytes needed, for a message: ``1.2 MB``; ``37 kB`` below 0.1 MB (not "about 0.0 MB")."""
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 or n == 0 else f"{n / 1e3:.0f} kB"
 
-    It is created as a plain ``open()`` creates a file: mode 0o666, masked by the umask (and any
-    default ACL) by the system itself, so no umask is read or changed. :func:`tempfile.mkstemp`
-    would make it 0o600, and that mode would leak into the renamed output.
-    """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        tmp = folder / f".{name}.{secrets.token_hex(4)}.part"
-        try:
-            return os.open(tmp, flags, 0o666), tmp
-        except FileExistsError:
-            continue
+
+def _new_file(folder: Path, name: str) -> tuple[int, Path]:
+    """A new hidden temporary for ``folder/name``, locked, as a plain ``open()`` would create it:
+    :func:`impasto.atomic.new_temp` (which first removes the stale ones a killed run left).
+    :func:`tempfile.mkstemp` would make it 0o600, and that mode would leak into the renamed output."""
+    return new_temp(folder, name)
 
 
 def params_text(params: dict[str, Any] | None) -> str:
@@ -250,11 +265,12 @@ def save_image(
     except OSError as exc:
         raise InputError(f"{p}: cannot write to '{p.parent}' ({exc.strerror or exc})") from None
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with os.fdopen(fd, "wb") as fh:  # open (and so locked: impasto.atomic) until renamed
             img.save(fh, format=fmt, **kwargs)
-        with contextlib.suppress(FileNotFoundError):  # replacing a file: keep its mode, as open() would
-            os.chmod(tmp, stat.S_IMODE(os.stat(p).st_mode))
-        os.replace(tmp, p)
+            fh.flush()
+            with contextlib.suppress(FileNotFoundError):  # replacing a file: keep its mode, as open() would
+                os.chmod(tmp, stat.S_IMODE(os.stat(p).st_mode))
+            os.replace(tmp, p)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError):  # disk full, permissions, ...: an output problem, not a crash

@@ -9,8 +9,8 @@
 Everything follows the paper's Methods: the normalised VGG19 (:mod:`impasto.normalize`), average
 pooling, L-BFGS from white noise, content on conv4_2, style weights w_l = 1/(number of style layers).
 Each figure is one labelled grid PNG (``DIR/figN.png``); its panels are saved next to it, as
-``DIR/figN-01-<panel>.png`` …. ``DIR`` must exist: like ``impasto stylize``, impasto writes files
-into an existing folder and never creates one (a mistyped path is an error, not a new folder).
+``DIR/figN-01-<panel>.png`` …. ``DIR`` is made if missing, but never its parents: the rule of
+every command (a mistyped parent is an error, not a tree of new folders).
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from .config import Options
 from .core.schedule import clock
 from .core.transfer import transfer
 from .data import bundled_image
-from .errors import ConfigError, InputError, did_you_mean, register_fields
+from .errors import ConfigError, did_you_mean, register_fields
 from .grid import Cell, make_grid
-from .image import check_output_path, load_image, resize, save_image
+from .image import check_output_path, load_image, output_folder, resize, save_image
 from .net.network import resolve_device
 from .net.vgg import VGG19
 
@@ -277,11 +277,7 @@ def reproduce(
         raise ConfigError(f"`size` must be at least {MIN_SIZE} px (conv5_1 is 16x smaller), got {size}")
     if steps < 1:
         raise ConfigError(f"`steps` must be at least 1, got {steps}")
-    out = Path(output_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a folder")
-    if not out.exists():
-        raise InputError(f"{out}: output folder does not exist")
+    out = output_folder(output_dir)  # created if missing, when its parent exists
     check_output_path(out / f"{name}.png")  # writable, before any work
     log = log or (lambda _line: None)
     run = _Run(name, size, steps, dev, log, out, total=_PANELS[name], network=network)

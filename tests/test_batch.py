@@ -109,9 +109,10 @@ def test_batch_writes_images_manifest_sheet_and_rerun_does_nothing(
         assert params["size"] == 32 and params["ratio"] in (1e-2, 1e-3) and "sweep" in params
     assert {"start", "item_start", "step", "item_done", "finish"} <= {e.kind for e in events}
     assert events[-1].done == 8 and events[-1].total == 8
-    assert (out / "index.html").read_text().count("<img") == 8
-    with Image.open(out / "contact.png") as sheet:
-        assert sheet.width > 2 * 192 and sheet.height > 2 * 192  # 4 columns (2 styles x 2 ratios), 2 rows
+    page = (out / "index.html").read_text()
+    assert page.count('<img src="data:image/jpeg') == 6 and page.count("<img") == 14  # 2 photos, 4 paintings, 8
+    with Image.open(out / "contact.png") as sheet:  # 1 + 4 columns (2 styles x 2 ratios), 1 + 2 rows
+        assert sheet.size == (8 + 5 * (96 + 8), 8 + 3 * (32 + 30 + 8))  # 32-px cells in 96-px columns
     raw = json.loads((out / MANIFEST_NAME).read_text())
     assert {e["state"] for e in raw["items"]} == {"done"}
     mtimes = {p: p.stat().st_mtime_ns for p in out.iterdir()}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import importlib
 import io
-import os
 import shutil
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import make_painting, make_photo, manager_of
+from disks import fill, tmpfs
 from fastapi.testclient import TestClient
 
 from impasto import cli
@@ -35,59 +35,16 @@ ROOM = 4096  # what a filled disk keeps free when a write should start and then 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A fresh 1 MB tmpfs on ``tmp_path/disk``; unmounted (lazily, if something still holds it) afterwards."""
-    yield from _tmpfs(tmp_path / "disk", f"size={DISK_BYTES},mode=0755")
+    yield from tmpfs(tmp_path / "disk", f"size={DISK_BYTES},mode=0755")
 
 
 @pytest.fixture
 def few_inodes(tmp_path: Path) -> Iterator[Path]:
     """A tmpfs with room for bytes but for only ``INODES`` files and folders."""
-    yield from _tmpfs(tmp_path / "disk", f"size={DISK_BYTES},nr_inodes={INODES},mode=0755")
+    yield from tmpfs(tmp_path / "disk", f"size={DISK_BYTES},nr_inodes={INODES},mode=0755")
 
 
 INODES = 64
-
-
-def _tmpfs(mount: Path, options: str) -> Iterator[Path]:
-    mount.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip(f"mounting a tmpfs needs root and mount(8) (uid {os.geteuid()}); test_faults.py's stand-ins ran")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    if done.returncode != 0:
-        pytest.skip(
-            f"mount -t tmpfs failed here ({done.stderr.strip() or done.returncode}); test_faults.py's stand-ins ran"
-        )
-    try:
-        yield mount
-    finally:
-        if subprocess.run(["umount", str(mount)], capture_output=True, timeout=30).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount)], check=True, timeout=30)
-
-
-def fill(disk: Path, room: int = 0) -> Path:
-    """Fill ``disk`` with one file until a write fails with ENOSPC, then give back ``room`` bytes."""
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    block = b"\xff" * 65536
-    try:
-        while True:
-            try:
-                os.write(fd, block)
-            except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    raise
-                break
-    finally:
-        os.close(fd)
-    if room:
-        os.truncate(filler, filler.stat().st_size - room)
-    free = shutil.disk_usage(disk).free
-    assert free == room, (free, room)
-    return filler
 
 
 def one_error_line(err: str) -> str:

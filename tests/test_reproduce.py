@@ -168,8 +168,8 @@ def test_output_that_is_a_file_is_refused(tmp_path: Path) -> None:
         reproduce("fig1", tmp_path / "f", size=32, steps=1, device="cpu")
 
 
-def test_a_missing_output_folder_is_refused_as_by_stylize(tmp_path: Path, standin: list[tuple[Any, ...]]) -> None:
-    with pytest.raises(InputError, match="output folder does not exist") as info:
+def test_a_missing_parent_folder_is_refused_as_by_stylize(tmp_path: Path, standin: list[tuple[Any, ...]]) -> None:
+    with pytest.raises(InputError, match=r"its parent folder '.*typo' does not exist") as info:
         reproduce("fig1", tmp_path / "typo" / "figures", size=32, steps=1, device="cpu")
     assert str(tmp_path / "typo" / "figures") in str(info.value)
     assert list(tmp_path.iterdir()) == [] and standin == []  # nothing created, no network loaded
@@ -231,10 +231,24 @@ def test_cli_reproduce(run_cli: RunCli, tmp_path: Path, standin: list[tuple[Any,
     assert code == 0 and err.strip() == f"saved {tmp_path / 'fig2.png'}"
 
 
-def test_cli_reproduce_refuses_a_missing_folder(run_cli: RunCli, tmp_path: Path) -> None:
-    code, _out, err = run_cli(["reproduce", "fig2", "-o", tmp_path / "nope", "--device", "cpu"])
-    assert code == 2 and err.splitlines() == [f"impasto: error: {tmp_path / 'nope'}: output folder does not exist"]
+def test_cli_reproduce_refuses_a_missing_parent_folder(run_cli: RunCli, tmp_path: Path) -> None:
+    """impasto makes the folder it is told to write into, never a missing parent (README)."""
+    out = tmp_path / "nope" / "figs"
+    code, _out, err = run_cli(["reproduce", "fig2", "-o", out, "--device", "cpu"])
+    message = (
+        f"{out}: its parent folder '{out.parent}' does not exist (impasto makes the output folder, not its parents)"
+    )
+    assert code == 2 and err.splitlines() == [f"impasto: error: {message}"]
     assert not (tmp_path / "nope").exists()
+
+
+def test_cli_reproduce_makes_a_missing_output_folder_whose_parent_exists(
+    run_cli: RunCli, tmp_path: Path, standin: list[tuple[Any, ...]]
+) -> None:
+    out = tmp_path / "figs"
+    code, _out, err = run_cli(["reproduce", "fig2", "-o", out, "--size", 32, "--steps", 1, "--device", "cpu", "-q"])
+    assert code == 0 and err.strip() == f"saved {out / 'fig2.png'}", err
+    assert (out / "fig2.png").is_file()
 
 
 def test_cli_reproduce_unknown_figure(run_cli: RunCli, tmp_path: Path) -> None:

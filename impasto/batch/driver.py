@@ -4,23 +4,28 @@
 ``out_dir`` records as done with the same parameters (:mod:`impasto.manifest`), runs the rest
 here (the network loaded once per process) or on a Ray cluster (:mod:`impasto.batch_ray`), and
 writes each image atomically as it finishes. A failed item is recorded with its reason and the
-batch goes on; Ctrl-C keeps every finished item and leaves the rest pending. Progress arrives as
-:class:`BatchEvent` objects; nothing here prints.
+batch goes on; Ctrl-C keeps every finished item and leaves the rest pending. An output that cannot
+be written (a full disk) stops the batch with one :class:`~impasto.InputError` line, every finished
+item recorded. One batch at a time writes into a folder (:func:`impasto.manifest.lock_folder`).
+Progress arrives as :class:`BatchEvent` objects; nothing here prints.
 
 :func:`run_item` is the one place that calls the style-transfer library.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..atomic import clean_stale, write_atomic
 from ..errors import ImpastoError, InputError
 from ..image import DEFAULT_MAX_PIXELS, encode_png
-from .manifest import Manifest, write_atomic
+from .checks import check_items, check_room, prepare_out_dir
+from .manifest import MANIFEST_NAME, Manifest, lock_folder
 from .plan import Item, expand_inputs, plan
 
 if TYPE_CHECKING:
@@ -29,7 +34,7 @@ if TYPE_CHECKING:
     from ..core.transfer import Step
     from ..net.vgg import VGG19
 
-__all__ = ["BatchEvent", "batch", "encode_png", "run_item"]
+__all__ = ["BatchEvent", "batch", "encode_png", "prepare_out_dir", "run_item"]
 
 EventKind = Literal["start", "item_start", "step", "item_done", "item_failed", "finish"]
 
@@ -106,11 +111,21 @@ class Run:
         self.manifest.track(item).attempts += 1
         self.emit("item_start", item=item)
 
+    def save(self) -> None:
+        try:
+            self.manifest.save()
+        except OSError as exc:
+            raise OutputFailed(self.manifest.path, exc) from None
+
     def succeeded(self, item: Item, png: bytes, seconds: float) -> None:
-        write_atomic(self.manifest.out_dir / item.name, png)
+        path = self.manifest.out_dir / item.name
+        try:
+            write_atomic(path, png)
+        except OSError as exc:
+            raise OutputFailed(path, exc, item) from None
         e = self.manifest.track(item)
         e.state, e.output, e.reason, e.seconds = "done", item.name, None, round(seconds, 3)
-        self.manifest.save()
+        self.save()
         self.finished += 1
         self.done += 1
         self.emit("item_done", item=item, seconds=seconds)
@@ -118,10 +133,18 @@ class Run:
     def failed(self, item: Item, reason: str) -> None:
         e = self.manifest.track(item)
         e.state, e.output, e.reason = "failed", None, reason.splitlines()[0] if reason else "failed"
-        self.manifest.save()
+        self.save()
         self.finished += 1
         self.failed_count += 1
         self.emit("item_failed", item=item, reason=e.reason)
+
+
+class OutputFailed(Exception):
+    """A file of the batch could not be written (a full disk): the batch stops."""
+
+    def __init__(self, path: Path, error: OSError, item: Item | None = None) -> None:
+        super().__init__(f"{path}: cannot write ({error.strerror or error})")
+        self.path, self.error, self.item = path, error, item
 
 
 def reason_of(exc: BaseException) -> str:
@@ -144,21 +167,6 @@ def _run_local(run: Run, todo: list[Item], network: VGG19 | None, max_pixels: in
             run.failed(item, reason_of(exc))
         else:
             run.succeeded(item, encode_png(image, params), time.perf_counter() - t)
-
-
-def prepare_out_dir(out_dir: str | Path) -> Path:
-    """``out_dir``, created if missing; a file there, or a folder we cannot write, is an InputError."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: is a file, not a folder (the batch's output folder)")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".impasto-probe.part"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise InputError(f"{out}: cannot write in this folder ({exc.strerror or exc})") from None
-    return out
 
 
 def batch(
@@ -199,19 +207,37 @@ def batch(
     contents = expand_inputs([str(s) for s in inputs], "input")
     paintings = expand_inputs([str(s) for s in styles], "style")
     items = plan(contents, paintings, options=options, sweep=sweep, pairs=pairs, name=name, preset=preset)
+    check_items(items)  # `size` too small for the images: once, now, as stylize says it
     if ray is None and items:  # a device that is not there fails every item: say so once, now
         from ..config import resolve
         from ..net.network import resolve_device
 
         resolve_device(resolve(preset, **items[0].option_dict()).device)
     out = prepare_out_dir(out_dir)  # created only once the inputs are known to be good
-    manifest = Manifest.load(out)
-    run = Run(manifest, items, on_event)
+    with lock_folder(out):
+        manifest = Manifest.load(out)
+        run = Run(manifest, items, on_event)
+        try:
+            _execute(run, sheet, ray=ray, ray_cpus=ray_cpus, network=network, max_pixels=max_pixels)
+        except OutputFailed as stop:
+            raise InputError(_stopped(run, stop)) from None
+    return manifest
+
+
+def _execute(
+    run: Run, sheet: bool, *, ray: str | None, ray_cpus: float, network: VGG19 | None, max_pixels: int
+) -> None:
+    """The locked part of :func:`batch`: the stale temporaries, the space check, the items, the sheet."""
+    from .sheet import CONTACT_NAME, INDEX_NAME, write_sheet
+
+    manifest, items, out = run.manifest, run.items, run.manifest.out_dir
+    clean_stale(out, [i.name for i in items] + [MANIFEST_NAME, CONTACT_NAME, INDEX_NAME])  # a killed run's
     todo = [i for i in items if not manifest.is_done(i)]
+    check_room(out, todo)  # can files be made there, is there room: stylize's check, before any work
     for item in todo:
         manifest.track(item)
     if todo:
-        manifest.save()
+        run.save()
     run.emit("start")
     try:
         if todo and ray is not None:
@@ -223,10 +249,25 @@ def batch(
     except KeyboardInterrupt:
         manifest.interrupted = True
     if todo:
-        manifest.save()
-    if sheet and todo and manifest.count("done"):
-        from .sheet import write_sheet
-
-        write_sheet(manifest, items)
+        run.save()
+    missing = not (out / CONTACT_NAME).is_file() or not (out / INDEX_NAME).is_file()
+    if sheet and (todo or missing) and manifest.count("done"):
+        try:
+            write_sheet(manifest, items)
+        except OSError as exc:
+            raise OutputFailed(out / CONTACT_NAME, exc) from None
     run.emit("finish")
-    return manifest
+
+
+def _stopped(run: Run, stop: OutputFailed) -> str:
+    """The one line of a batch stopped by a file it could not write; its item recorded as failed if the disk lets us."""
+    if stop.item is not None:
+        e = run.manifest.track(stop.item)
+        e.state, e.output, e.reason = "failed", None, str(stop).replace(str(run.manifest.out_dir) + "/", "")
+        with contextlib.suppress(OSError):
+            run.manifest.save()
+    done = run.manifest.count("done")
+    return (
+        f"{stop}; the batch stopped with {done} of {len(run.items)} items done, recorded in "
+        f"{run.manifest.path}: make room and run the same command to go on"
+    )

@@ -3,6 +3,11 @@
 An entry records the item's parameters (their hash), its state (``pending``, ``done``, ``failed``),
 its output file and, for a failure, the one-line reason. Running the same batch again skips the
 items that are done with the same parameters and an output still on disk, and does the rest.
+
+One batch at a time writes into a folder: :func:`lock_folder` holds an exclusive ``flock`` on
+``OUT_DIR/.impasto-batch.lock`` for the whole run, and a second batch on the folder is refused with
+one line. Each save reads the file again and merges (the entries this run changed win), under
+that lock, and writes it atomically.
 """
 
 from __future__ import annotations
@@ -10,35 +15,26 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ..atomic import write_atomic
 from ..errors import InputError
 from .plan import Item
 
-__all__ = ["MANIFEST_NAME", "Entry", "Manifest", "State", "write_atomic"]
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; two batches on one folder are not kept apart there
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["LOCK_NAME", "MANIFEST_NAME", "Entry", "Manifest", "State", "lock_folder", "write_atomic"]
 
 MANIFEST_NAME = "impasto-batch.json"
+LOCK_NAME = ".impasto-batch.lock"  # flock-ed by the batch writing into the folder; the empty file stays
 VERSION = 1
 State = Literal["pending", "done", "failed"]
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, fsync'd, then renamed:
-    a crash leaves the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 @dataclass
@@ -66,6 +62,7 @@ class Manifest:
     entries: dict[str, Entry] = field(default_factory=dict)
     interrupted: bool = False  # set by batch() when Ctrl-C stopped it
     current: list[str] = field(default_factory=list)  # ids of the batch being run (not saved)
+    touched: set[str] = field(default_factory=set)  # ids this run tracked: its entries win a merge
 
     @property
     def path(self) -> Path:
@@ -75,16 +72,22 @@ class Manifest:
     def load(cls, out_dir: Path) -> Manifest:
         """The manifest in ``out_dir``, or an empty one; a corrupt file is an error, not silently replaced."""
         manifest = cls(out_dir)
-        try:
-            raw = json.loads(manifest.path.read_text())
-            manifest.entries = {e["id"]: Entry(**e) for e in raw["items"]}
-        except FileNotFoundError:
-            pass
-        except (ValueError, KeyError, TypeError) as exc:
-            raise InputError(f"{manifest.path}: corrupt batch manifest ({exc}); move it away to start afresh") from None
+        manifest.entries = manifest._read()
         return manifest
 
+    def _read(self) -> dict[str, Entry]:
+        try:
+            raw = json.loads(self.path.read_text())
+            return {e["id"]: Entry(**e) for e in raw["items"]}
+        except FileNotFoundError:
+            return {}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{self.path}: corrupt batch manifest ({exc}); move it away to start afresh") from None
+
     def save(self) -> None:
+        """Merge into the file as it is now (the entries this run tracked win), atomically."""
+        merged = self._read() | {i: e for i, e in self.entries.items() if i in self.touched}
+        self.entries = merged | {i: e for i, e in self.entries.items() if i not in merged}
         data = {"impasto_batch": VERSION, "items": [asdict(e) for e in self.entries.values()]}
         write_atomic(self.path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
 
@@ -101,6 +104,7 @@ class Manifest:
 
     def track(self, item: Item) -> Entry:
         """The entry of ``item``, new or reset to pending when its parameters changed."""
+        self.touched.add(item.id)
         e = self.entries.get(item.id)
         if e is None or e.params_hash != item.params_hash:
             e = Entry(item.id, item.name, item.content, item.style, dict(item.sweep), item.params_hash)
@@ -114,3 +118,34 @@ class Manifest:
         different command's entries stay in the file, and out of the counts)."""
         ids = self.current or list(self.entries)
         return sum(self.entries[i].state == state for i in ids if i in self.entries)
+
+
+@contextlib.contextmanager
+def lock_folder(out_dir: Path) -> Iterator[None]:
+    """Hold ``out_dir``'s batch lock for the block; another holder is an :class:`InputError` at once.
+
+    The lock is an exclusive ``flock`` on ``.impasto-batch.lock``, an empty file kept in the folder
+    (never written: a rerun with nothing to do changes nothing); the kernel drops the lock when
+    the process ends, however it ends.
+    """
+    if fcntl is None:
+        yield
+        return
+    path = out_dir / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise InputError(f"{out_dir}: cannot create the batch's lock file ({exc.strerror or exc})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(
+                f"{out_dir}: another impasto batch is writing into this folder; "
+                "wait for it to finish, or give another output folder"
+            ) from None
+        except OSError:  # a file system without flock: the batch runs unguarded, as before locks
+            pass
+        yield
+    finally:
+        os.close(fd)

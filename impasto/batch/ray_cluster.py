@@ -131,7 +131,7 @@ def run_ray(run: Run, todo: list[Item], address: str, *, network: VGG19 | None, 
                         run.succeeded(item, out["png"], out["seconds"])
                     else:
                         run.failed(item, out["reason"])
-        except KeyboardInterrupt:
+        except BaseException:  # Ctrl-C, or an output that cannot be written: the rest is not wanted now
             for ref in pending:
                 ray.cancel(ref, force=True)
             raise

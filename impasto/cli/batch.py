@@ -32,7 +32,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="content images: files, folders (recursive) or globs")
     p.add_argument("--style", nargs="+", required=True, metavar="S", help="style images: files, folders or globs")
-    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output folder (created if missing)")
+    p.add_argument(
+        "-o", "--output", required=True, metavar="OUT_DIR", help="output folder (made if missing, not its parent)"
+    )
     p.add_argument("--pairs", action="store_true", help="zip inputs with styles instead of every input x every style")
     p.add_argument("--name", default=None, help=f"output name pattern (default: {DEFAULT_NAME}; also {{n}})")
     p.add_argument("--no-sheet", action="store_true", help="do not write index.html and contact.png")

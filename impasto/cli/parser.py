@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("reproduce", help="regenerate a figure of the paper (fig1, fig2, fig3)")
     rep.add_argument("figure", help="fig1, fig2 or fig3")
-    rep.add_argument("-o", "--output", required=True, help="an existing folder: FIGURE.png and its panels go there")
+    rep.add_argument("-o", "--output", required=True, help="folder of FIGURE.png and its panels (made if missing)")
     rep.add_argument("--size", type=int, default=None, help="longest side of each panel, px")
     rep.add_argument("--steps", type=int, default=None, help="L-BFGS steps per panel")
     rep.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")

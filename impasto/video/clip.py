@@ -21,8 +21,9 @@ from typing import Any
 
 from PIL import Image
 
+from ..atomic import new_temp
 from ..errors import ConfigError, InputError
-from ..image import DEFAULT_MAX_PIXELS, MIN_SIDE, _new_file, fit_size, load_image
+from ..image import DEFAULT_MAX_PIXELS, MIN_SIDE, fit_size, load_image
 
 __all__ = [
     "FOLDER_FPS",
@@ -182,7 +183,7 @@ def _remove(path: Path) -> None:
 
 def write_frames(frames: Sequence[str | os.PathLike[str]], out: Path) -> Path:
     """Copy the finished PNG frames into the folder ``out`` as frame_00001.png ... (replacing its frames)."""
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(exist_ok=True)  # its parent exists (run_video checked): impasto never makes a missing parent
     for old in out.glob("frame_*.png"):
         old.unlink()
     for i, f in enumerate(frames, start=1):
@@ -199,10 +200,9 @@ def write_video(
     (no re-encoding), its timestamps moved to start at 0.
     """
     av = require("av")
-    fd, tmp = _new_file(out.parent, out.name)
-    os.close(fd)
-    tmp_video = tmp.with_suffix(out.suffix)  # the muxer is chosen by the extension
-    tmp.unlink()
+    # .OUT.mp4.impasto-XXXXXXXX.part.mp4: the muxer is chosen by the extension; fd holds the lock
+    # that tells a live temporary from one a killed run left (impasto.atomic) until the rename
+    fd, tmp_video = new_temp(out.parent, out.name, out.suffix)
     try:
         _encode(av, frames, tmp_video, fps, audio_from, crf)
         os.replace(tmp_video, out)
@@ -211,6 +211,8 @@ def write_video(
         if isinstance(exc, OSError | av.error.FFmpegError):
             raise InputError(f"{out}: cannot write the video ({exc})") from None
         raise
+    finally:
+        os.close(fd)
     return out
 
 

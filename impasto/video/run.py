@@ -59,8 +59,8 @@ def check_output(path: str | os.PathLike[str]) -> Path:
         raise InputError(f"{out}: exists and is not a folder (a video output needs an extension such as .mp4)")
     try:
         fd, probe = _new_file(parent, out.name)
+        probe.unlink()  # while it is ours (locked): impasto.atomic
         os.close(fd)
-        probe.unlink()
     except OSError as exc:
         raise InputError(f"{out}: cannot create files in '{parent}' ({exc.strerror or exc})") from None
     return out
