@@ -21,10 +21,11 @@ if _typing.TYPE_CHECKING:  # the lazily loaded names, for type checkers
     from .core.gram import gram
     from .core.objective import Objective
     from .core.optimize import optimize
+    from .core.progress import Result, Step
     from .core.terms.content import content_loss
     from .core.terms.gram_style import style_layer_loss
     from .core.terms.tv import tv_loss
-    from .core.transfer import Result, Step, transfer
+    from .core.transfer import transfer
     from .data import bundled_image
     from .image import load_image, read_params, save_image
     from .inputs import ImageLike
@@ -83,7 +84,8 @@ _LAZY = {
     "tv_loss": "core.terms.tv",
     "gram": "core.gram",
     "optimize": "core.optimize",
-    **dict.fromkeys(("Result", "Step", "transfer"), "core.transfer"),
+    **dict.fromkeys(("Result", "Step"), "core.progress"),
+    "transfer": "core.transfer",
     **dict.fromkeys(("LAYER_NAMES", "VGG19", "load_vgg19"), "net.vgg"),
     **dict.fromkeys(("FrameStep", "VideoSettings", "stylize_video"), "video.frames"),
 }

@@ -69,8 +69,8 @@ def test_a_submodule_import_keeps_the_function_of_its_name() -> None:
     import impasto.core.optimize
     import impasto.core.transfer
 
-    assert callable(impasto.core.optimize) and not isinstance(impasto.core.optimize, types.ModuleType)
-    assert callable(impasto.core.transfer) and not isinstance(impasto.core.transfer, types.ModuleType)
+    assert callable(impasto.optimize) and not isinstance(impasto.optimize, types.ModuleType)
+    assert callable(impasto.transfer) and not isinstance(impasto.transfer, types.ModuleType)
 
 
 def test_unknown_name() -> None:

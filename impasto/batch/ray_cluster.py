@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, register_fields
-from .driver import Run, encode_png, reason_of, run_item
+from ..image import encode_png
 from .plan import Item
+from .worker import Run, reason_of, run_item
 
 if TYPE_CHECKING:
     from ..net.vgg import VGG19

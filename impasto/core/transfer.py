@@ -13,11 +13,10 @@ import copy
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
-from PIL import Image
 from torch.nn import functional as F
 
 from ..config import Options
@@ -31,77 +30,13 @@ from .eq7 import Eq7
 from .masks import check_masks
 from .memory import Fit
 from .objective import Objective
-from .optimize import ScaleResult, ScaleStep, optimize
-from .schedule import MIN_COARSE_SIDE, Budget, Plan, Scale, plan, plan_scales
+from .optimize import ScaleResult, optimize
+from .progress import Course, Extra, Result, ScaleProgress, Step
+from .schedule import MIN_COARSE_SIDE, Plan, plan, plan_scales
 from .targets import delivered, scale_objective, start_image
-from .terms.base import Term
 
 # MIN_COARSE_SIDE, get_vgg, plan_scales and resolve_device: re-exported from their modules.
 __all__ = ["MIN_COARSE_SIDE", "Extra", "Result", "Step", "get_vgg", "plan_scales", "resolve_device", "transfer"]
-
-
-@dataclass(frozen=True)
-class Step:
-    """A progress event, sent after every optimisation step."""
-
-    step: int  # 1-based, counted over all scales
-    total: int  # planned steps over all scales
-    scale: int  # 1-based
-    scales: int
-    size: tuple[int, int]  # (width, height) at this scale
-    loss: float  # total loss of the image just evaluated (the current one)
-    losses: dict[str, float]  # terms: content, style, tv, style:<layer>
-    elapsed: float  # seconds since the transfer started
-    eta: float | None  # estimated seconds left; None until a step has been timed (see Budget.observe)
-    image: Image.Image | None = None  # when requested: the current image as it would be delivered (full size, colours)
-    schedule: tuple[tuple[int, int, int], ...] = ()  # (width, height, steps) per scale, as now planned
-    best: float | None = None  # lowest loss so far at this scale: the image a stop now would deliver
-    budget: float | None = None  # max_time, seconds: with it, elapsed/budget is the progress ("total" may move)
-    compute: str = ""  # where and how the network runs, e.g. "cpu, bf16 (CPU: AMX-BF16)"; fields: `name` (errors.word)
-
-
-@dataclass
-class Result:
-    """The finished (or interrupted) transfer."""
-
-    image: Image.Image
-    loss: float
-    losses: dict[str, float]
-    steps: int
-    elapsed: float
-    interrupted: bool = False
-    stopped: bool = False
-    params: dict[str, Any] = field(default_factory=dict)
-    fault: str | None = None  # the run stopped early on a NaN or infinite loss or gradient: what happened
-
-
-@dataclass(frozen=True)
-class _Run:
-    """What the progress of every scale refers to: the schedule, the budget, the caller's callbacks."""
-
-    content: Image.Image
-    opts: Options
-    scales: Sequence[Scale]
-    budget: Budget
-    start: float  # time.perf_counter() when the transfer (and max_time) started
-    on_step: Callable[[Step], None] | None
-    image_every: int
-    should_stop: Callable[[], bool] | None
-    compute: str = ""  # Step.compute
-    extra: Sequence[Extra] = ()  # transfer(extra=...)
-
-
-@dataclass(frozen=True)
-class Extra:
-    """A term added to eq. 7 at every scale (:mod:`impasto.core.terms`), with its weight.
-
-    ``relative``: the weight multiplies the objective's value at the scale's initial image, so that
-    it means the same for every network, size and style strength (the temporal term of video).
-    """
-
-    weight: float
-    term: Term
-    relative: bool = False
 
 
 def _with_extra(objective: Objective, extra: Sequence[Extra], init: torch.Tensor) -> Objective:
@@ -112,8 +47,7 @@ def _with_extra(objective: Objective, extra: Sequence[Extra], init: torch.Tensor
     if any(e.relative for e in extra):
         with torch.no_grad():  # as the optimiser first sees it: clamped
             ref = objective(init.detach().clamp(0, 255))[0]
-    terms = [(float(e.weight * ref) if e.relative and ref is not None else e.weight, e.term) for e in extra]
-    return replace(objective, terms=[*objective.terms, *terms])
+    return replace(objective, terms=[*objective.terms, *(e.weighted(ref) for e in extra)])
 
 
 def _prepare(opts: Options, inputs: Inputs) -> tuple[Plan, torch.device]:
@@ -154,59 +88,6 @@ def _equation(vgg: VGG19, opts: Options) -> Eq7:
     )
 
 
-class _ScaleProgress:
-    """:func:`optimize`'s two callbacks at one scale: it times the steps, sends Steps and says when to stop."""
-
-    def __init__(self, run: _Run, idx: int, done: int, content_t: torch.Tensor) -> None:
-        self.run = run
-        self.idx = idx  # 0-based index of the scale
-        self.done = done  # steps taken at the earlier scales
-        self.content_t = content_t  # the photo at this scale, for the delivered images
-        self.here = 0  # steps taken at this scale
-        self.best = math.inf  # lowest loss reported at this scale
-        self.user_stopped = False
-        self.last_time = time.perf_counter()
-
-    def should_stop(self) -> bool:
-        if self.run.should_stop is not None and self.run.should_stop():
-            self.user_stopped = True
-            return True
-        return self.run.budget.scale_done(self.here, self.idx) or self.run.budget.out_of_time()
-
-    def on_step(self, ev: ScaleStep) -> None:
-        run, idx = self.run, self.idx
-        now = time.perf_counter()
-        self.here = ev.step
-        run.budget.observe(now - self.last_time, idx, ev.step)
-        self.last_time = now
-        if run.on_step is None:
-            return
-        value = float(ev.loss)
-        self.best = min(self.best, value)
-        step = self.done + ev.step
-        image = None
-        if run.image_every > 0 and step % run.image_every == 0:
-            image = delivered(ev.image, run.content, run.scales[-1].size, run.opts, self.content_t)
-        run.on_step(
-            Step(
-                step=step,
-                total=self.done + sum(run.budget.alloc[idx:]),
-                scale=idx + 1,
-                scales=len(run.scales),
-                size=run.scales[idx].size,
-                loss=value,
-                losses={k: float(v) for k, v in ev.terms.items()},
-                elapsed=now - run.start,
-                eta=run.budget.eta(idx, self.here),
-                image=image,
-                schedule=tuple((*s.size, a) for s, a in zip(run.scales, run.budget.alloc, strict=True)),
-                best=self.best,
-                budget=run.opts.max_time,
-                compute=run.compute,
-            )
-        )
-
-
 COMPUTED = ("device", "precision", "alpha", "tile", "lbfgs_history")  # the parameters a run chooses itself
 
 
@@ -222,11 +103,11 @@ def _computed(device: torch.device, precision: str, objective: Objective, last: 
 
 
 def _optimise_scale(
-    objective: Objective, init: torch.Tensor, run: _Run, idx: int, done: int, content_t: torch.Tensor, history: int
+    objective: Objective, init: torch.Tensor, run: Course, idx: int, done: int, content_t: torch.Tensor, history: int
 ) -> tuple[ScaleResult, bool]:
     """Scale ``idx`` from ``init``, ``done`` steps into the run; the result and whether the caller stopped it."""
     run.budget.start_scale(idx)
-    progress = _ScaleProgress(run, idx, done, content_t)
+    progress = ScaleProgress(run, idx, done, content_t)
     result = optimize(
         objective,
         init,
@@ -304,15 +185,46 @@ def transfer(
     if (note := fits[-1].note()) is not None:
         compute += f"; {note}"
     budget = schedule.budget(start)
-    run = _Run(content_img, opts, scales, budget, start, on_step, image_every, should_stop, compute, tuple(extra))
+    run = Course(content_img, opts, scales, budget, start, on_step, image_every, should_stop, compute, tuple(extra))
+    last = _run_scales(run, inputs, equation, fits, device)
+    result = last.result
+    return Result(
+        image=delivered(last.image, content_img, schedule.size, opts, last.photo),
+        loss=result.loss,
+        losses=result.terms,
+        steps=last.steps,
+        elapsed=time.perf_counter() - start,
+        interrupted=result.interrupted,
+        stopped=last.user_stopped,
+        params=opts.to_dict()
+        | recorded(opts.init, init_image, content_mask, style_masks)
+        | _computed(device, precision, last.objective, fits[-1]),
+        fault=None if result.fault is None else f"{result.fault} (scale {last.scale} of {len(scales)}): stopped there",
+    )
+
+
+@dataclass(frozen=True)
+class _LastScale:
+    """Where the scales loop stopped: the last scale's result and what the delivered image needs."""
+
+    result: ScaleResult
+    image: torch.Tensor  # (1, 3, h, w) at that scale
+    photo: torch.Tensor  # the photo at that scale
+    objective: Objective
+    scale: int  # 1-based
+    steps: int  # over all scales
+    user_stopped: bool
+
+
+def _run_scales(run: Course, inputs: Inputs, equation: Eq7, fits: Sequence[Fit], device: torch.device) -> _LastScale:
+    """Each scale from the previous one's result (upsampled) or the initial image, until done or stopped."""
     current: torch.Tensor | None = None
-    result: ScaleResult | None = None
-    done, user_stopped = 0, False
-    for idx, scale in enumerate(scales):
+    done = 0
+    for idx, scale in enumerate(run.scales):
         here = replace(equation, tile=fits[idx].tile, keep=fits[idx].keep)
-        objective, content_t, content_in = scale_objective(here, inputs, opts, scale, device)
+        objective, content_t, content_in = scale_objective(here, inputs, run.opts, scale, device)
         if current is None:
-            init = start_image(inputs, opts, scale.size, content_in, device)
+            init = start_image(inputs, run.opts, scale.size, content_in, device)
         else:  # the previous scale's result, upsampled
             width, height = scale.size
             init = F.interpolate(current, size=(height, width), mode="bicubic", align_corners=False)
@@ -322,22 +234,10 @@ def transfer(
         current = result.image
         if result.fault is not None and not math.isfinite(result.loss) and idx == 0:
             raise NumericalError(
-                f"{result.fault} (scale 1 of {len(scales)}), before any finite image: check the weights "
+                f"{result.fault} (scale 1 of {len(run.scales)}), before any finite image: check the weights "
                 "and extreme option values (`style_weight`, `content_weight`, `ratio`, `learning_rate`)"
             )
-        if result.interrupted or user_stopped or budget.out_of_time() or result.fault is not None:
+        if result.interrupted or user_stopped or run.budget.out_of_time() or result.fault is not None:
             break
-    assert result is not None and current is not None
-    return Result(
-        image=delivered(current, content_img, schedule.size, opts, content_t),
-        loss=result.loss,
-        losses=result.terms,
-        steps=done,
-        elapsed=time.perf_counter() - start,
-        interrupted=result.interrupted,
-        stopped=user_stopped,
-        params=opts.to_dict()
-        | recorded(opts.init, init_image, content_mask, style_masks)
-        | _computed(device, precision, objective, fits[-1]),
-        fault=None if result.fault is None else f"{result.fault} (scale {idx + 1} of {len(scales)}): stopped there",
-    )
+    assert current is not None  # the schedule has a scale at least
+    return _LastScale(result, current, content_t, objective, idx + 1, done, user_stopped)
