@@ -90,3 +90,18 @@ def test_result_params() -> None:
     assert params == {"loss": 2.5, "losses": {"content": 1.0}, "steps_done": 7, "seconds": 1.23, "interrupted": True}
     assert result_params(dataclasses.replace(result, stopped=False))["interrupted"] is False
     assert made_with("paper") == {"impasto": impasto.__version__, "preset": "paper"}
+
+
+def test_one_record_for_every_output() -> None:
+    """made_with, then the inputs, the run's parameters and what it did; without times for batch items."""
+    from PIL import Image
+
+    from impasto.core.record import record
+
+    result = impasto.Result(Image.new("RGB", (8, 8)), 2.5, {}, 7, 1.5, params={"size": 8, "device": "cpu"})
+    full = record("default", result, inputs={"content": "a.png"})
+    assert list(full)[:4] == ["impasto", "preset", "content", "size"]
+    assert full["loss"] == 2.5 and full["steps_done"] == 7 and full["seconds"] == 1.5 and "created" in full
+    untimed = record("default", result, inputs={"content": "a.png"}, timed=False)
+    assert untimed == {k: v for k, v in full.items() if k not in ("seconds", "created")}
+    assert record("paper") == {"impasto": impasto.__version__, "preset": "paper"}

@@ -13,9 +13,11 @@ import pytest
 from conftest import make_painting
 from PIL import Image
 
+from impasto._version import __version__
 from impasto.cli.commands import main
 from impasto.config import Options
 from impasto.core.transfer import Result, transfer
+from impasto.image import read_params
 from impasto.video.frames import FrameStep
 
 av = pytest.importorskip("av")
@@ -82,6 +84,9 @@ def test_a_slice_and_a_folder_output(tmp_path: Path, style: Path, narrow_network
     out = tmp_path / "frames"
     assert main(["video", str(clip), str(style), "-o", str(out), "--start", "0.5", "--duration", "0.3", *FAST]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["frame_00001.png", "frame_00002.png", "frame_00003.png"]
+    params = read_params(out / "frame_00002.png")  # a frame records what made it, as a still does
+    assert params["impasto"] == __version__ and params["preset"] == "default"
+    assert (params["frame"], params["frames"], params["content"]) == (2, 3, "in.mp4")
 
 
 def test_ctrl_c_keeps_frames_and_says_how_to_go_on(

@@ -53,7 +53,7 @@ def run_item(
     """Make one item's image with ``network`` (None: the one its options name, cached per process);
     returns the image and the parameters to embed. Ctrl-C during the transfer raises KeyboardInterrupt."""
     from ..config import resolve
-    from ..core.record import made_with
+    from ..core.record import record
     from ..core.transfer import transfer
     from ..image import load_image
 
@@ -63,10 +63,8 @@ def run_item(
     result = transfer(content, [style], opts, network=network, on_step=on_step, **dict(item.images))
     if result.interrupted:
         raise KeyboardInterrupt
-    params = made_with(item.preset) | result.params
-    params |= {"content": Path(item.content).name, "styles": [Path(item.style).name], "sweep": dict(item.sweep)}
-    params |= {"loss": result.loss, "steps_done": result.steps}  # no times: the same item gives the same bytes
-    return result.image, params
+    names = {"content": Path(item.content).name, "styles": [Path(item.style).name], "sweep": dict(item.sweep)}
+    return result.image, record(item.preset, result, inputs=names, timed=False)  # no times: the same bytes
 
 
 class Run:

@@ -70,7 +70,7 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
     if args.save_every < 0:
         raise ConfigError(f"--save-every must be >= 0, got {args.save_every}")
     from ..config import resolve
-    from ..core.record import made_with, result_params
+    from ..core.record import record
     from ..core.transfer import transfer
     from ..image import check_output_path, save_image
     from ..inputs import recorded
@@ -93,8 +93,7 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
             max_pixels=args.max_pixels,
             **images,
         )
-    result.params = made_with(args.preset) | result.params
-    meta = params | result.params | result_params(result)
+    meta = record(args.preset, result, inputs=params)
     save_image(result.image, output, _shown_paths(meta, args.embed_paths), quality=opts.quality)
     if result.fault is not None:
         print(

@@ -8,6 +8,7 @@ itself (:attr:`impasto.Result.params`), and what the run did (:func:`result_para
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from .._version import __version__
@@ -21,19 +22,29 @@ def made_with(preset: str) -> dict[str, str]:
     return {"impasto": __version__, "preset": preset}
 
 
-def result_params(result: Result) -> dict[str, Any]:
+def result_params(result: Result, timed: bool = True) -> dict[str, Any]:
     """What a finished run adds to its output's parameters: the loss and its terms, the steps done,
-    the seconds taken, whether it was stopped early, and when it ended."""
-    return {
+    whether it was stopped early, and (``timed``) the seconds taken and when it ended."""
+    out = {
         "loss": result.loss,
         "losses": result.losses,
         "steps_done": result.steps,
-        "seconds": round(result.elapsed, 2),
         "interrupted": result.interrupted or result.stopped,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if timed:
+        out |= {"seconds": round(result.elapsed, 2), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    return out
 
 
-def record(preset: str, result: Result, **more: Any) -> dict[str, Any]:
-    """An output's whole record: :func:`made_with`, the run's parameters, :func:`result_params`, then ``more``."""
-    return made_with(preset) | result.params | result_params(result) | more
+def record(
+    preset: str, result: Result | None = None, *, inputs: Mapping[str, Any] | None = None, timed: bool = True
+) -> dict[str, Any]:
+    """An output's whole record: :func:`made_with`, what it was made from (``inputs``: file names,
+    labels, settings), the run's options and choices (``result.params``) and :func:`result_params`.
+
+    ``timed=False`` leaves out the times, so that the same work gives the same bytes (batch items).
+    """
+    out = made_with(preset) | dict(inputs or {})
+    if result is not None:
+        out |= result.params | result_params(result, timed)
+    return out

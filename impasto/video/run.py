@@ -21,6 +21,7 @@ from typing import Any
 from PIL import Image
 
 from ..config import resolve
+from ..core.record import record
 from ..errors import InputError
 from ..image import DEFAULT_MAX_PIXELS, _new_file, load_image, save_image
 from ..inputs import IMAGE_ARGS, recorded, split_images
@@ -164,13 +165,9 @@ def run_video(
     run = VideoRun(out, n, len(done), restarted=restarted, work=work)
     if on_start is not None:
         on_start(run)
-    params = {
-        "content": src.name,
-        "styles": [s.name for s in style_paths],
-        **opts.to_dict(),
-        **named,
-        **asdict(settings),
-    }
+    params = record(
+        preset, inputs={"content": src.name, "styles": [s.name for s in style_paths], **opts.to_dict(), **named}
+    ) | asdict(settings)
     frames = stylize_video(
         clip.frames, style_imgs, preset=preset, settings=settings, done=done, network=network, on_step=on_step,
         max_pixels=max_pixels, **options,
