@@ -240,3 +240,17 @@ def test_the_init_image_starts_the_first_frame_and_the_masks_hold_for_every_fram
     assert not np.array_equal(pixels(masked[1]), pixels(plain[1]))
     with pytest.raises(ConfigError, match="2 region"):
         list(stylize_video(frames, styles[:1], settings=settings, content_mask=mask, **SMALL))
+
+
+def test_video_settings_errors_name_the_field_and_each_front_end_words_it() -> None:
+    """The library says `temporal_weight`; the command line says --temporal-weight (issue 29 item 7)."""
+    from impasto.errors import ConfigError, cli_flag
+    from impasto.video.frames import VideoSettings
+
+    with pytest.raises(ConfigError) as info:
+        VideoSettings(temporal_weight=-1.0).check()
+    assert str(info.value) == "temporal_weight must be >= 0, got -1"
+    assert info.value.worded(cli_flag) == "--temporal-weight must be >= 0, got -1"
+    with pytest.raises(ConfigError) as info:
+        VideoSettings(frame_steps=0).check()
+    assert info.value.worded(cli_flag) == "--frame-steps and --first-frame-steps must be >= 1"

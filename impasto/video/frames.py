@@ -31,7 +31,7 @@ from PIL import Image
 from ..config import Options, resolve
 from ..core.terms.temporal import Temporal
 from ..core.transfer import Extra, Step, transfer
-from ..errors import ConfigError
+from ..errors import ConfigError, register_fields
 from ..image import DEFAULT_MAX_PIXELS, fit_size, load_image
 from ..inputs import check_init, split_images
 from ..net.vgg import VGG19
@@ -50,6 +50,9 @@ STEPS: dict[str, tuple[int | None, int]] = {
 }
 
 
+register_fields("temporal_weight", "flow", "first_frame_steps", "frame_steps")  # errors name them (errors.py)
+
+
 @dataclass(frozen=True)
 class VideoSettings:
     """The options of a video beyond a still's (their defaults: docs/video.md, "Choosing the steps")."""
@@ -62,11 +65,11 @@ class VideoSettings:
 
     def check(self) -> None:
         if self.temporal_weight < 0:
-            raise ConfigError(f"--temporal-weight must be >= 0, got {self.temporal_weight:g}")
+            raise ConfigError(f"`temporal_weight` must be >= 0, got {self.temporal_weight:g}")
         if any(n is not None and n < 1 for n in (self.frame_steps, self.first_frame_steps)):
-            raise ConfigError("--frame-steps and --first-frame-steps must be >= 1")
+            raise ConfigError("`frame_steps` and `first_frame_steps` must be >= 1")
         if self.flow not in ("dis", "farneback"):
-            raise ConfigError(f"unknown flow method '{self.flow}' (choose from: dis, farneback)")
+            raise ConfigError(f"unknown `flow` method '{self.flow}' (choose from: dis, farneback)")
         if not self.temporal_offsets or sorted(set(self.temporal_offsets)) != list(self.temporal_offsets):
             raise ConfigError(f"temporal offsets must be increasing, got {self.temporal_offsets}")
         if self.temporal_offsets[0] != 1:
