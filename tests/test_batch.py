@@ -15,7 +15,7 @@ from PIL import Image
 
 from impasto.batch.driver import BatchEvent, batch
 from impasto.batch.manifest import MANIFEST_NAME, Manifest, write_atomic
-from impasto.batch.plan import expand_inputs, plan
+from impasto.batch.plan import expand_inputs, plan_items
 from impasto.errors import ConfigError, InputError
 from impasto.image import read_params
 
@@ -69,31 +69,33 @@ def test_expand_refuses_what_gives_no_images(tmp_path: Path, spec: str, message:
 
 def test_plan_crosses_inputs_styles_and_sweeps_with_stable_ids(photos: Path, paintings: list[Path]) -> None:
     contents = expand_inputs([str(photos)])
-    items = plan(contents, paintings, options=TINY, sweep={"ratio": [1e-2, 1e-3], "seed": [0, 1]})
+    items = plan_items(contents, paintings, options=TINY, sweep={"ratio": [1e-2, 1e-3], "seed": [0, 1]})
     assert len(items) == 2 * 2 * 2 * 2
     assert items[0].name == "a_style0_ratio0.01_seed0.png"
     assert len({i.id for i in items}) == len(items)
-    again = plan(contents, paintings, options=TINY, sweep={"ratio": [1e-2, 1e-3], "seed": [0, 1]})
+    again = plan_items(contents, paintings, options=TINY, sweep={"ratio": [1e-2, 1e-3], "seed": [0, 1]})
     assert [i.id for i in again] == [i.id for i in items] and [i.params_hash for i in again] == [
         i.params_hash for i in items
     ]
-    changed = plan(contents, paintings, options=TINY | {"steps": 5}, sweep={"ratio": [1e-2, 1e-3], "seed": [0, 1]})
+    changed = plan_items(
+        contents, paintings, options=TINY | {"steps": 5}, sweep={"ratio": [1e-2, 1e-3], "seed": [0, 1]}
+    )
     assert [i.id for i in changed] == [i.id for i in items]  # same item ...
     assert all(c.params_hash != i.params_hash for c, i in zip(changed, items, strict=True))  # ... to redo
 
 
 def test_plan_pairs_and_name_pattern(photos: Path, paintings: list[Path]) -> None:
     contents = expand_inputs([str(photos)])
-    items = plan(contents, paintings, pairs=True, name="{n}-{style}-{content}", options=TINY)
+    items = plan_items(contents, paintings, pairs=True, name="{n}-{style}-{content}", options=TINY)
     assert [i.name for i in items] == ["1-style0-a.png", "2-style1-b.png"]
     with pytest.raises(ConfigError, match="unknown field"):
-        plan(contents, paintings, name="{colour}", options=TINY)
+        plan_items(contents, paintings, name="{colour}", options=TINY)
     with pytest.raises(ConfigError, match="as many styles"):
-        plan(contents, paintings[:1], pairs=True, options=TINY)
+        plan_items(contents, paintings[:1], pairs=True, options=TINY)
     with pytest.raises(ConfigError, match="both be named"):
-        plan(contents, paintings, name="{content}", options=TINY)
+        plan_items(contents, paintings, name="{content}", options=TINY)
     with pytest.raises(ConfigError, match="size"):
-        plan(contents, paintings, sweep={"size": [32, -1]}, options={"steps": 2})
+        plan_items(contents, paintings, sweep={"size": [32, -1]}, options={"steps": 2})
 
 
 def test_batch_writes_images_manifest_sheet_and_rerun_does_nothing(
@@ -343,7 +345,7 @@ def test_init_file_and_masks_reach_every_item_and_are_recorded(
     assert code == 0 and "nothing to do" in err  # the same init file: the same items
     mask = tmp_path / "white.png"
     Image.new("L", (48, 40), 255).save(mask)
-    items = plan([photos / "a.png"], paintings[:1], options={"content_mask": str(mask), "init": "noise"})
+    items = plan_items([photos / "a.png"], paintings[:1], options={"content_mask": str(mask), "init": "noise"})
     assert dict(items[0].images) == {"content_mask": str(mask)} and "content_mask" not in items[0].option_dict()
     manifest = batch([photos / "a.png"], paintings[:1], tmp_path / "masked", content_mask=mask, sheet=False, **TINY)
     assert manifest.count("done") == 1

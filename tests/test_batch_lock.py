@@ -14,7 +14,7 @@ from conftest import make_painting, make_photo
 
 from impasto.batch.driver import batch
 from impasto.batch.manifest import MANIFEST_NAME, Manifest, lock_folder
-from impasto.batch.plan import plan
+from impasto.batch.plan import plan_items
 from impasto.errors import InputError
 from impasto.testing import narrow_vgg
 
@@ -102,7 +102,7 @@ def test_manifest_saves_merge_with_the_file_instead_of_replacing_it(
     tmp_path: Path, inputs: tuple[list[Path], list[Path]]
 ) -> None:
     (a, b), (s1, s2) = inputs
-    one, two = plan([a], [s1], options={"size": 32}), plan([b], [s2], options={"size": 32})
+    one, two = plan_items([a], [s1], options={"size": 32}), plan_items([b], [s2], options={"size": 32})
     first, second = Manifest.load(tmp_path), Manifest.load(tmp_path)  # both read the folder before either saved
     first.track(one[0]).state = "failed"
     first.save()

@@ -116,14 +116,14 @@ def test_the_cli_refuses_a_run_that_cannot_fit_before_any_step(
 
 def test_without_a_budget_of_its_own_a_tiled_cpu_run_is_frugal() -> None:
     """The default budget (18 GB here) would hold 2048-px cores; the frugal plan needs < 4 GB at 4096 px."""
-    from impasto.core.memory import FRUGAL_CORE, plan
+    from impasto.core.memory import FRUGAL_CORE, fit_scales
 
     big = fit(3072, 4096, LAYERS, 100, budget=18 * 2**30, steps=2)
-    (frugal,) = plan([(4096, 3072)], [2], LAYERS, 100, torch.device("cpu"), bf16=True)
+    (frugal,) = fit_scales([(4096, 3072)], [2], LAYERS, 100, torch.device("cpu"), bf16=True)
     assert big.tile is not None and big.tile > FRUGAL_CORE
     assert frugal.tile is not None and frugal.tile <= FRUGAL_CORE and frugal.keep == 0
     assert frugal.needed < 4 * 2**30 and frugal.history == 100
     note = frugal.note()
     assert note is not None and "history of 2:" in note  # what L-BFGS holds in two steps
-    (given,) = plan([(4096, 3072)], [2], LAYERS, 100, torch.device("cpu"), bf16=True, max_memory="18GB")
+    (given,) = fit_scales([(4096, 3072)], [2], LAYERS, 100, torch.device("cpu"), bf16=True, max_memory="18GB")
     assert given.tile == big.tile  # a budget given is spent

@@ -25,7 +25,7 @@ from ..errors import InputError
 from ..image import DEFAULT_MAX_PIXELS, encode_png
 from .checks import check_items, check_room, prepare_out_dir
 from .manifest import MANIFEST_NAME, Manifest, lock_folder
-from .plan import Item, expand_inputs, plan
+from .plan import Item, expand_inputs, plan_items
 from .ray_cluster import require_ray, run_ray
 from .worker import BatchEvent, OutputFailed, Run, reason_of, run_item
 
@@ -87,7 +87,7 @@ def batch(
         raise InputError(f"{out_dir}: is a file, not a folder (the batch's output folder)")
     contents = expand_inputs([str(s) for s in inputs], "input")
     paintings = expand_inputs([str(s) for s in styles], "style")
-    items = plan(contents, paintings, options=options, sweep=sweep, pairs=pairs, name=name, preset=preset)
+    items = plan_items(contents, paintings, options=options, sweep=sweep, pairs=pairs, name=name, preset=preset)
     check_items(items)  # `size` too small for the images: once, now, as stylize says it
     if ray is None and items:  # a device that is not there fails every item: say so once, now
         from ..config import resolve

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import ConfigError, InputError, register_fields
 
-__all__ = ["DEFAULT_NAME", "IMAGE_SUFFIXES", "Item", "expand_inputs", "plan"]
+__all__ = ["DEFAULT_NAME", "IMAGE_SUFFIXES", "Item", "expand_inputs", "plan_items"]
 
 register_fields("name", "pairs")  # the parameters its errors name (errors.py)
 
@@ -90,7 +90,7 @@ def _names(pattern: str) -> set[str]:
     return {field for _, field, _, _ in string.Formatter().parse(pattern) if field}
 
 
-def plan(
+def plan_items(
     contents: Sequence[Path],
     styles: Sequence[Path],
     *,

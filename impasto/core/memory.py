@@ -21,7 +21,7 @@ from ..errors import InputError, register_fields
 from ..net.vgg import LAYER_NAMES, canonical_layer, layer_depth
 from .tile_layout import geometry, layout
 
-__all__ = ["Fit", "available", "fit", "format_size", "step_bytes"]
+__all__ = ["Fit", "available", "fit", "fit_scales", "format_size", "step_bytes"]
 
 register_fields("max_memory", "size")  # the parameters its errors name (errors.py)
 
@@ -181,7 +181,7 @@ def fit(
     )
 
 
-def plan(
+def fit_scales(
     sizes: list[tuple[int, int]],
     steps: list[int],
     layers: list[str],

@@ -123,8 +123,8 @@ def _optimise_scale(
 
 
 def _fits(plan: Plan, equation: Eq7, opts: Options, device: torch.device, precision: str) -> list[Fit]:
-    """How each scale fits the device's memory: its tile and L-BFGS history (:func:`impasto.memory.plan`)."""
-    return memory.plan(
+    """How each scale fits the device's memory: its tile and L-BFGS history (:func:`impasto.memory.fit_scales`)."""
+    return memory.fit_scales(
         [sc.size for sc in plan.scales],
         [sc.steps for sc in plan.scales],
         equation.layers,
