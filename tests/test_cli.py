@@ -1035,3 +1035,61 @@ def test_info_refusals(run_cli: RunCli, tmp_path: Path, content_path: Path) -> N
     notes.write_text("not an image")
     code, _, err = run_cli(["info", notes])
     assert code == 2 and len(err.splitlines()) == 1 and str(notes) in err
+
+
+def usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """The one stderr line of a refused command line (exit code 2, nothing on stdout)."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    out, err = capsys.readouterr()
+    assert (info.value.code, out) == (2, ""), err
+    assert len(err.splitlines()) == 1 and "usage:" not in err, err
+    return err.strip()
+
+
+@pytest.mark.parametrize(
+    ("argv", "suggestion"),
+    [
+        (["stylize", "a.png", "b.png", "-o", "x.png", "--stlye-strength", "3"], "(did you mean --style-strength?)"),
+        (["demo", "--sizee", "64"], "(did you mean --size?)"),
+        (["serve", "--prot", "9000"], "(did you mean --port?)"),
+        (["reproduce", "fig1", "-o", ".", "--stpes", "3"], "(did you mean --steps?)"),
+        (["info", "x.png", "--jsn"], "(did you mean --json?)"),
+        (["presets", "--jsno"], "(did you mean --json?)"),
+        (["batch", "a.png", "--style", "b.png", "-o", "out", "--sizes", "64"], "(did you mean --size?)"),
+        (["video", "clip.mp4", "b.png", "-o", "out", "--flwo", "dis"], "(did you mean --flow?)"),
+    ],
+)
+def test_a_misspelt_option_is_one_line_with_a_suggestion(
+    argv: list[str], suggestion: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    typo = next(a for a in argv if a.startswith("--") and a not in ("--style", "--json"))
+    err = usage_error(argv, capsys)
+    assert err == f"impasto: error: unrecognized option: {typo} {suggestion}; see 'impasto {argv[0]} -h'"
+
+
+def test_a_wrong_choice_or_a_missing_argument_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    stylize = ["stylize", "a.png", "b.png", "-o", "x.png"]
+    assert usage_error([*stylize, "--color", "lum"], capsys) == (
+        "impasto: error: --color: invalid choice: 'lum' (did you mean 'luminance'?); see 'impasto stylize -h'"
+    )
+    assert usage_error([*stylize, "--optimizer", "sgd"], capsys) == (
+        "impasto: error: --optimizer: invalid choice: 'sgd' (choose from: lbfgs, adam); see 'impasto stylize -h'"
+    )
+    assert usage_error(["video", "a.mp4", "b.png", "-o", "out", "--flow", "dsi"], capsys).startswith(
+        "impasto: error: --flow: invalid choice: 'dsi' (did you mean 'dis'?)"
+    )
+    assert usage_error(["stylize", "a.png", "b.png"], capsys) == (
+        "impasto: error: the following arguments are required: -o/--output; see 'impasto stylize -h'"
+    )
+    assert usage_error([], capsys).startswith("impasto: error: the following arguments are required: COMMAND")
+    assert "usage:" in usage_help(["stylize", "-h"], capsys)  # the usage: on -h
+
+
+def usage_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 0
+    return capsys.readouterr().out

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ..errors import ImpastoError, cli_flag
+from .usage import Parser
 
 if TYPE_CHECKING:
     from ..config.schema import OptionField
@@ -86,9 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .batch import add_parser as add_batch
     from .video import add_parser as add_video
 
-    parser = argparse.ArgumentParser(
-        prog="impasto", description="Neural style transfer (Gatys, Ecker & Bethge), faithful and fast."
-    )
+    parser = Parser(prog="impasto", description="Neural style transfer (Gatys, Ecker & Bethge), faithful and fast.")
     parser.add_argument("--version", action="version", version=f"impasto {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
