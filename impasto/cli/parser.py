@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
-from ..errors import ImpastoError, cli_flag
+from ..errors import ImpastoError, cli_flag, word
 from .usage import Parser
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def add_option_flags(parser: argparse.ArgumentParser, overrides: dict[str, Any] 
 
     def text(name: str) -> str:
         default = "" if defaults.get(name) is None else f" (default: {shown(defaults[name])})"
-        return (helps[name] + default).replace("%", "%%")
+        return (word(helps[name], cli_flag) + default).replace("%", "%%")
 
     for f in option_fields():
         if f.name in _EXCLUSIVE:

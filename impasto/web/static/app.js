@@ -9,11 +9,37 @@ import { errorText, getJSON } from "./net.js";
 const $ = (id) => document.getElementById(id);
 const FINISHED = ["done", "failed", "cancelled"];
 const REFRESH_MS = 2000;
+const ESTIMATE_RETRY_MS = 1000;
 
 function showError(message) {
   const box = $("error");
   box.textContent = message || "";
   box.hidden = !message;
+}
+
+// "about 3 min on this machine" for the size, steps and scales in the form, from the server's
+// measured step time (GET /api/estimate); asked again while the server is still timing a step.
+function showEstimate(form) {
+  let timer = null;
+  let asked = "";
+  const ask = async () => {
+    const query = new URLSearchParams({ preset: form.preset });
+    for (const name of ["size", "steps", "scales"]) if (form.value(name)) query.set(name, form.value(name));
+    asked = query.toString();
+    try {
+      const answer = await getJSON(`/api/estimate?${query}`);
+      if (asked !== query.toString()) return; // the form changed meanwhile
+      $("estimate").textContent = answer.text ? `${form.value("size")} px: ${answer.text}` : "";
+      if (answer.seconds === null) timer = setTimeout(ask, ESTIMATE_RETRY_MS);
+    } catch {
+      $("estimate").textContent = ""; // a size beyond the limits: Start says why
+    }
+  };
+  form.onChange(() => {
+    clearTimeout(timer);
+    timer = setTimeout(ask, 250);
+  });
+  ask();
 }
 
 async function main() {
@@ -90,6 +116,7 @@ async function main() {
   images.onChange(refreshStart);
   form.onChange(refreshStart);
   refreshStart();
+  showEstimate(form);
 
   $("job-form").addEventListener("submit", async (event) => {
     event.preventDefault();
