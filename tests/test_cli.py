@@ -1002,6 +1002,8 @@ def test_presets_lists_every_option_and_its_origin(run_cli: RunCli) -> None:
         values = impasto.resolve(name).to_dict()
         for key in values:
             origin = "preset" if key in PRESETS[name] else "built-in default"
+            if key in impasto.config.unused(values):
+                origin = "not used (--style-strength is set)"
             assert rows["--" + key.replace("_", "-")].endswith(f"  {origin}"), rows
         code, out, _ = run_cli(["presets", name, "--json"])
         assert json.loads(out) == {name: json.loads(json.dumps(values))}
@@ -1093,3 +1095,36 @@ def usage_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
         cli.main(argv)
     assert info.value.code == 0
     return capsys.readouterr().out
+
+
+def test_help_gives_ranges_and_no_value_of_an_unused_option(capsys: pytest.CaptureFixture[str]) -> None:
+    text = " ".join(usage_help(["stylize", "-h"], capsys).split())  # argparse wraps the lines
+
+    def entry(flag: str, until: str = " --") -> str:
+        start = text.index(f" {flag} ", text.index("style transfer options"))
+        return text[start : text.index(until, start + 1)]
+
+    strength = entry("--style-strength", " --style-weight ")
+    assert "typical 1-20" in strength and "about 1.5" in strength and "--original-colors keeps" in strength
+    assert "impasto.balance" not in text and "eq. 7" not in text
+    ratio = entry("--ratio RATIO", " --content-weight CONTENT_WEIGHT ")
+    assert ratio.endswith("(default: not used, as --style-strength is set)") and "0.001" not in ratio
+    weight = text[text.index(" --content-weight CONTENT_WEIGHT ", text.index("style transfer options")) :][:200]
+    assert "ratio x style weight) (default: not used, as --style-strength is set)" in weight
+
+
+def test_presets_and_info_show_no_value_for_an_unused_option(stylize: Stylize, run_cli: RunCli) -> None:
+    _, out, _ = run_cli(["presets", "default"])
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:]}
+    assert rows["--ratio"] == ["-", "not", "used", "(--style-strength", "is", "set)"]
+    assert rows["--content-weight"][0] == "-" and rows["--style-strength"][0] == "6"
+    _, out, _ = run_cli(["presets", "paper"])  # the paper's alpha/beta: used there
+    assert out.split("--ratio")[1].split()[:2] == ["0.001", "built-in"]
+
+    balanced = ok(stylize(content_weight=False, style_strength=6.0, steps=0))
+    _, out, _ = run_cli(["info", balanced.output])
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert lines["ratio"].split(None, 1)[1] == "not used (--style-strength is set)  (built-in default)"
+    assert "0.001" not in lines["ratio"] and lines["style_strength"].split()[1] == "6.0"
+    _, out, _ = run_cli(["info", ok(stylize(steps=0)).output])  # the paper preset, --content-weight given
+    assert {line.split()[0]: line for line in out.splitlines()}["content_weight"].split()[1] == "1.0"

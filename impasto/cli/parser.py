@@ -54,11 +54,12 @@ def _flag_kind(f: OptionField) -> dict[str, Any]:
 def add_option_flags(parser: argparse.ArgumentParser, overrides: dict[str, Any] | None = None) -> None:
     """A flag per field of Options, and the masks' (images: ``inputs.IMAGE_HELP``); the help shows
     the value of the default preset (with ``overrides``)."""
-    from ..config import resolve
+    from ..config import resolve, unused
     from ..config.schema import option_field, option_fields
     from ..inputs import IMAGE_HELP, MASKS_AFTER
 
-    defaults = resolve("default", **(overrides or {})).to_dict()
+    opts = resolve("default", **(overrides or {}))
+    defaults, idle = opts.to_dict(), unused(opts)
     group = parser.add_argument_group(
         "style transfer options",
         "Defaults shown are the 'default' preset's; --preset NAME changes them ('impasto presets' lists them all).",
@@ -67,6 +68,8 @@ def add_option_flags(parser: argparse.ArgumentParser, overrides: dict[str, Any] 
 
     def text(name: str) -> str:
         default = "" if defaults.get(name) is None else f" (default: {shown(defaults[name])})"
+        if name in idle:  # the default preset's value would mislead: it is not used
+            default = f" (default: not used, as {word(idle[name], cli_flag)})"
         return (word(helps[name], cli_flag) + default).replace("%", "%%")
 
     for f in option_fields():
