@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import io
 import json
 import re
 import signal
@@ -560,8 +561,11 @@ def test_progress_bar_on_a_terminal(tmp_path: Path, capsys: pytest.CaptureFixtur
         size, plan = (32, 24), ((32, 24, 4),)
         return impasto.Step(step, 4, 1, 1, size, loss, {}, step * 2.0, eta, schedule=plan, best=best, budget=budget)
 
+    from rich.console import Console
+
     for budget in (None, 30.0):
-        progress = cli_progress.Progress(False, tmp_path / "out.png", 0, {}, 95)
+        wide = Console(file=io.StringIO(), width=120)  # room for the whole line
+        progress = cli_progress.Progress(False, tmp_path / "out.png", 0, {}, 95, console=wide)
         progress.tty = True
         with progress:
             assert progress.bar is not None
@@ -1128,3 +1132,26 @@ def test_presets_and_info_show_no_value_for_an_unused_option(stylize: Stylize, r
     assert "0.001" not in lines["ratio"] and lines["style_strength"].split()[1] == "6.0"
     _, out, _ = run_cli(["info", ok(stylize(steps=0)).output])  # the paper preset, --content-weight given
     assert {line.split()[0]: line for line in out.splitlines()}["content_weight"].split()[1] == "1.0"
+
+
+@pytest.mark.parametrize("columns", [120, 80, 60])
+def test_the_progress_bar_fits_the_terminal_keeping_the_bar_and_the_eta(tmp_path: Path, columns: int) -> None:
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=columns, color_system=None, force_terminal=True)
+    shown = Console(file=io.StringIO(), width=columns, record=True, color_system=None)  # one row of the bar
+    plan = ((192, 144, 150), (384, 288, 300))
+    step = impasto.Step(269, 300, 2, 2, (384, 288), 1.234e8, {}, 337.0, 31.0, schedule=plan, best=1.2e8)
+    progress = cli_progress.Progress(False, tmp_path / "out.png", 0, {}, 95, console=console)
+    progress.tty = True
+    with progress:
+        progress(step)
+        assert progress.bar is not None
+        shown.print(progress.bar.make_tasks_table(progress.bar.tasks))
+    row = shown.export_text().splitlines()[-1]
+    assert len(row) <= columns and row.startswith("scale 2/2"), row
+    assert "━" in row and row.rstrip().endswith("ETA 0:31") and "step 269/300" in row, row
+    if columns >= 120:  # room for every field
+        assert "scale 2/2 384x288" in row and "loss 1.234e+08  best 1.2e+08  5:37 elapsed, ETA 0:31" in row
+    if columns == 80:  # the current loss goes first, then the time spent
+        assert "best 1.2e+08" in row and "loss" not in row

@@ -15,13 +15,16 @@ from ..errors import cli_flag, word
 if TYPE_CHECKING:
     from ..core.transfer import Step
 
-__all__ = ["Progress", "progress_line"]
+__all__ = ["Progress", "bar_width", "fitted", "progress_line"]
 
 
 class Progress:
     """Progress bar on a terminal (Rich), a line every 10 % elsewhere; also saves snapshots."""
 
-    def __init__(self, quiet: bool, output: Path, save_every: int, params: dict[str, Any], quality: int) -> None:
+    def __init__(
+        self, quiet: bool, output: Path, save_every: int, params: dict[str, Any], quality: int, console: Any = None
+    ) -> None:
+        self.console = console  # a rich Console; default: one on stderr (tests give one of a set width)
         self.quiet = quiet
         self.quality = quality
         self.output = output
@@ -45,11 +48,12 @@ class Progress:
             from rich.progress import BarColumn, TextColumn
             from rich.progress import Progress as Bar
 
+            console = self.console or Console(stderr=True)
             self.bar = Bar(
                 TextColumn("[bold]{task.description}"),
-                BarColumn(),  # steps done of planned, or with --max-time seconds used of the budget
+                BarColumn(bar_width=bar_width(console.width)),  # steps of planned, or seconds of --max-time
                 TextColumn("{task.fields[line]}"),
-                console=Console(stderr=True),
+                console=console,
                 transient=False,
             )
             self.bar.__enter__()
@@ -73,16 +77,60 @@ class Progress:
             plan = " -> ".join(f"{w}x{h}:{n}" for w, h, n in s.schedule)
             self._print(f"scale {s.scale}/{s.scales}  schedule (size:steps) {plan}  on {word(s.compute, cli_flag)}")
         desc = f"scale {s.scale}/{s.scales} {s.size[0]}x{s.size[1]}"
-        line = progress_line(s)
         if self.bar is not None:
+            width = self.bar.console.width
+            desc, line = fitted(s, width - bar_width(width) - 2)  # 2: the gaps between the columns
             done, total = (s.elapsed, s.budget) if s.budget else (s.step, s.total)
             self.bar.update(self.task, description=desc, total=total, completed=min(done, total), line=line)
             return
+        line = progress_line(s)
         # A line every 10 % of the steps, or of the time budget (the planned steps shrink to fit it).
         tenth = int(s.elapsed * 10 // s.budget) if s.budget else s.step * 10 // max(s.total, 1)
         if tenth != self.last_line or s.step == s.total:
             self.last_line = tenth
             print(f"{desc}  {line}", file=sys.stderr)
+
+
+def bar_width(columns: int) -> int:
+    """The bar's width on a terminal ``columns`` wide: a quarter of it, 10 to 40 characters."""
+    return max(10, min(40, columns // 4))
+
+
+def _fields(s: Step) -> dict[str, str]:
+    """The fields of a progress line, in the order shown."""
+    from .schedule import clock
+
+    out = {"step": f"step {s.step}" if s.budget else f"step {s.step}/{s.total}", "loss": f"loss {s.loss:.4g}"}
+    if s.best is not None:
+        out["best"] = f"best {s.best:.4g}"
+    if s.budget:
+        out["time"] = f"{clock(s.elapsed)} / {clock(s.budget)} budget"
+    else:
+        out["elapsed"] = f"{clock(s.elapsed)} elapsed,"
+        out["time"] = f"ETA {'estimating' if s.eta is None else clock(s.eta)}"
+    return out
+
+
+# The least useful first: the current loss (best is the saved image's), the time spent, the best loss,
+# the scale's size, the step. The time left (or of the budget) and the bar stay.
+_DROP = ("loss", "elapsed", "best", "size", "step")
+
+
+def fitted(s: Step, room: int) -> tuple[str, str]:
+    """(description, line) of the bar's two text columns, together at most ``room`` characters
+    wide where dropping fields (:data:`_DROP`, in order) can make them so."""
+    fields = _fields(s)
+    size = f" {s.size[0]}x{s.size[1]}"
+    for drop in (None, *_DROP):
+        if drop == "size":
+            size = ""
+        elif drop is not None:
+            fields.pop(drop, None)
+        line = "  ".join(fields.values()).replace("elapsed,  ETA", "elapsed, ETA")
+        desc = f"scale {s.scale}/{s.scales}{size}"
+        if len(desc) + 1 + len(line) <= room:
+            break
+    return desc, line
 
 
 def progress_line(s: Step) -> str:
