@@ -1155,3 +1155,66 @@ def test_the_progress_bar_fits_the_terminal_keeping_the_bar_and_the_eta(tmp_path
         assert "scale 2/2 384x288" in row and "loss 1.234e+08  best 1.2e+08  5:37 elapsed, ETA 0:31" in row
     if columns == 80:  # the current loss goes first, then the time spent
         assert "best 1.2e+08" in row and "loss" not in row
+
+
+def test_a_run_says_what_it_does_before_its_first_step(stylize: Stylize) -> None:
+    run = ok(stylize(size=64, steps=2, quiet=False))
+    lines = run.err.splitlines()
+    plan = next(i for i, line in enumerate(lines) if line.startswith("planned "))
+    first_step = next(i for i, line in enumerate(lines) if "  step " in line)
+    assert plan < first_step, lines
+    assert re.fullmatch(r"planned 1 scale up to 64x48, 2 steps; ~\S+ \w+ of memory; under a minute on cpu", lines[plan])
+
+
+def test_a_run_of_hours_needs_yes_where_nobody_can_be_asked(stylize: Stylize, tmp_path: Path) -> None:
+    # The narrow stand-in takes ~1e-6 s per pixel pass: 2000 steps at 8000x6000 px are tens of hours.
+    out = tmp_path / "huge.png"
+    run = stylize(output=out, size=8000, steps=2000, max_memory="100GB")  # --quiet: it is asked all the same
+    assert run.code == 2 and not out.exists()
+    assert len(run.err.splitlines()) == 1, run.err
+    assert run.err.startswith("impasto: error: planned 1 scale up to 8000x6000, 2000 steps; ")
+    assert run.err.rstrip().endswith("that is hours; add --yes to run it anyway, or lower --size or --steps")
+    assert re.search(r"about (\d+ h|\d+ days)", run.err), run.err
+
+
+def test_a_run_of_hours_asks_at_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from impasto.core.phases import Phase
+
+    hours = Phase("plan", "planned 1 scale up to 8000x6000, 2000 steps; about 3 h on cpu", 3 * 3600.0)
+    minutes = Phase("plan", "planned 1 scale up to 512x384, 300 steps; about 2 min on cpu", 120.0)
+    answers: list[str] = []
+    monkeypatch.setattr("builtins.input", lambda prompt: answers.pop(0))
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    progress = cli_progress.Progress(True, tmp_path / "out.png", 0, {}, 95)
+    progress.phase(minutes)  # not asked: answers is empty
+    answers[:] = ["y"]
+    progress.phase(hours)
+    answers[:] = [""]
+    with pytest.raises(impasto.ConfigError, match="not confirmed: nothing was computed"):
+        progress.phase(hours)
+    cli_progress.Progress(True, tmp_path / "out.png", 0, {}, 95, yes=True).phase(hours)  # --yes: not asked
+    assert answers == [] and cli_progress.CONFIRM_SECONDS == 3600
+
+
+def test_the_plan_times_a_step_of_the_network_it_runs(narrow_network: None) -> None:
+    from impasto.core.estimate import TARGET_PASSES, estimate_seconds, rough, seconds_per_pixel
+    from impasto.core.memory import Fit
+    from impasto.core.phases import planned
+    from impasto.core.schedule import plan
+    from impasto.testing import narrow_vgg
+
+    net = narrow_vgg("max")
+    opts = impasto.resolve("default", size=512, steps=300, scales=3)
+    schedule = plan(opts, (800, 600), [(640, 480)])
+    fits = [Fit(None, 100, 1e9, 1e9, 10**10), Fit(None, 100, 1e9, 1e9, 10**10), Fit(256, 100, 1e9, 3e9, 10**10)]
+    phase = planned(schedule, fits, net, torch.device("cpu"))
+    rate = seconds_per_pixel(net, "cpu")  # measured once per network: the same figure again
+    sized = [(*sc.size, sc.steps) for sc in schedule.scales]
+    assert phase.seconds == pytest.approx(estimate_seconds(sized, rate, [False, False, True]))
+    assert estimate_seconds([(100, 100, 10)], 1e-6) == pytest.approx((10 * 1.3 + TARGET_PASSES) * 1e4 * 1e-6)
+    assert estimate_seconds([(100, 100, 10)], 1e-6, [True]) == pytest.approx(2 * (13 + TARGET_PASSES) * 1e-2)
+    assert phase.text.startswith("planned 3 scales up to 512x384, 300 steps; tiles of 256 px, ~954 MB of memory; ")
+    assert [rough(s) for s in (30, 150, 3600, 12_000, 3 * 86400)] == [
+        "under a minute", "about 2 min", "about 1 h", "about 3 h 20 min", "about 3 days"
+    ]  # fmt: skip

@@ -1094,11 +1094,11 @@ def test_estimate_from_the_measured_step_time(settings: StudioSettings, runner: 
         assert c.get("/api/estimate", params={"size": 128, "steps": 10}).json() == {"seconds": None, "text": ""}
         rate["value"] = 1e-5
         one = c.get("/api/estimate", params={"size": 128, "steps": 10, "scales": 1}).json()
-        # 128x96 px, 10 steps of 1.3 passes plus the targets' pass: (10 * 1.3 + 1) * 12288 px * 1e-5 s
-        assert one["seconds"] == pytest.approx(14 * 128 * 96 * 1e-5)
+        # 128x96 px, 10 steps of 1.3 passes plus the targets' 2: (10 * 1.3 + 2) * 12288 px * 1e-5 s
+        assert one["seconds"] == pytest.approx(15 * 128 * 96 * 1e-5)
         assert one["text"] == "under a minute on this machine"
         bigger = c.get("/api/estimate", params={"size": 256, "steps": settings.max_steps, "scales": 1}).json()
-        assert bigger["seconds"] == pytest.approx((settings.max_steps * 1.3 + 1) * 256 * 192 * 1e-5)
+        assert bigger["seconds"] == pytest.approx((settings.max_steps * 1.3 + 2) * 256 * 192 * 1e-5)
         refused = c.get("/api/estimate", params={"preset": "papr"})
         assert refused.status_code == 422 and "did you mean 'paper'" in refused.json()["detail"]
         too_big = c.get("/api/estimate", params={"size": 1000, "steps": 10})

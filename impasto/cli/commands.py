@@ -81,7 +81,7 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
     params: dict[str, Any] = {"content": str(content), "styles": [str(s) for s in styles]}
     params["sources"] = _sources(args, opts)  # for impasto info
     snapshot = _shown_paths(params | opts.to_dict() | recorded(opts.init, **images), args.embed_paths)
-    with _Progress(args.quiet, output, args.save_every, snapshot, opts.quality) as progress:
+    with _Progress(args.quiet, output, args.save_every, snapshot, opts.quality, yes=args.yes) as progress:
         # transfer() checks the images against the options (impasto.schedule.plan) before any work.
         result = transfer(
             content,
@@ -91,6 +91,7 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
             on_step=progress,
             image_every=args.save_every,
             max_pixels=args.max_pixels,
+            on_phase=progress.phase,
             **images,
         )
     result.params = made_with(args.preset) | result.params

@@ -99,11 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("styles", nargs="+", metavar="style", help="style image(s) (the painting)")
     st.add_argument("-o", "--output", required=True, help="output image: .png, .jpg or .webp")
     add_common(st)
+    _add_yes(st)
     add_option_flags(st)
 
     demo = sub.add_parser("demo", help="stylise the bundled Tübingen photo as The Starry Night")
     demo.add_argument("-o", "--output", default="impasto-demo.png", help="output image")
     add_common(demo)
+    _add_yes(demo)
     add_option_flags(demo, DEMO_OPTIONS)
 
     serve = sub.add_parser("serve", help="start the local web studio")
@@ -177,6 +179,16 @@ def add_common(p: argparse.ArgumentParser) -> None:
         help=f"refuse larger input images (default: {DEFAULT_MAX_PIXELS:,})",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def _add_yes(p: argparse.ArgumentParser) -> None:
+    """``--yes``: a run of hours (impasto.cli_progress.CONFIRM_SECONDS) goes ahead without asking."""
+    p.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help="run even when the estimated time is an hour or more (default: ask at a terminal, refuse elsewhere)",
+    )
 
 
 def option_values(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:

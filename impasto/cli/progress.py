@@ -13,18 +13,31 @@ from typing import TYPE_CHECKING, Any
 from ..errors import cli_flag, word
 
 if TYPE_CHECKING:
+    from ..core.phases import Phase
     from ..core.transfer import Step
 
-__all__ = ["Progress", "bar_width", "fitted", "progress_line"]
+CONFIRM_SECONDS = 3600.0  # a run estimated at an hour or more asks first (or needs --yes)
+SLOW_SECONDS = 60.0  # a run estimated at a minute or more prints every phase before its steps
+
+__all__ = ["CONFIRM_SECONDS", "SLOW_SECONDS", "Progress", "bar_width", "fitted", "progress_line"]
 
 
 class Progress:
     """Progress bar on a terminal (Rich), a line every 10 % elsewhere; also saves snapshots."""
 
     def __init__(
-        self, quiet: bool, output: Path, save_every: int, params: dict[str, Any], quality: int, console: Any = None
+        self,
+        quiet: bool,
+        output: Path,
+        save_every: int,
+        params: dict[str, Any],
+        quality: int,
+        console: Any = None,
+        yes: bool = False,
     ) -> None:
         self.console = console  # a rich Console; default: one on stderr (tests give one of a set width)
+        self.yes = yes  # --yes: a run estimated at CONFIRM_SECONDS or more goes ahead unasked
+        self.slow = False  # the plan's estimate is a minute or more: every phase gets a line
         self.quiet = quiet
         self.quality = quality
         self.output = output
@@ -64,6 +77,37 @@ class Progress:
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
 
+    def phase(self, ph: Phase) -> None:
+        """What the run is doing before its steps: the bar's description on a terminal; the plan (with
+        its estimate) as a line, and the other phases too when the run is slow. Asks before a run of
+        hours (:data:`CONFIRM_SECONDS`) unless ``yes``."""
+        text = word(ph.text, cli_flag)
+        if ph.name == "plan" and ph.seconds is not None:
+            self.slow = ph.seconds >= SLOW_SECONDS
+            if ph.seconds >= CONFIRM_SECONDS and not self.yes:
+                self._confirm(text)
+        if self.quiet:
+            return
+        if self.bar is not None:
+            self.bar.update(self.task, description=text if ph.name != "plan" else "planned")
+        if ph.name == "plan" or (self.slow and self.bar is None):
+            self._print(text)
+
+    def _confirm(self, plan: str) -> None:
+        """Go on only if the user says so at a terminal; elsewhere refuse (ConfigError: exit code 2)."""
+        from ..errors import ConfigError
+
+        if not (sys.stdin.isatty() and sys.stderr.isatty()):
+            raise ConfigError(f"{plan}: that is hours; add --yes to run it anyway, or lower --size or --steps")
+        if self.bar is not None:
+            self.bar.stop()
+        print(f"impasto: {plan}.", file=sys.stderr)
+        answer = input("That is hours. Go on? [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            raise ConfigError("not confirmed: nothing was computed (--yes runs it without asking)")
+        if self.bar is not None:
+            self.bar.start()
+
     def __call__(self, s: Step) -> None:
         if s.image is not None and self.save_every:
             from ..image import save_image
@@ -98,7 +142,7 @@ def bar_width(columns: int) -> int:
 
 def _fields(s: Step) -> dict[str, str]:
     """The fields of a progress line, in the order shown."""
-    from .schedule import clock
+    from ..core.schedule import clock
 
     out = {"step": f"step {s.step}" if s.budget else f"step {s.step}/{s.total}", "loss": f"loss {s.loss:.4g}"}
     if s.best is not None:

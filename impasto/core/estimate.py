@@ -17,11 +17,20 @@ import torch
 
 from ..net.vgg import VGG19
 
-__all__ = ["CALIBRATION_SIDE", "STEP_OVERHEAD", "TILED_FACTOR", "estimate_seconds", "rough", "seconds_per_pixel"]
+__all__ = [
+    "CALIBRATION_SIDE",
+    "STEP_OVERHEAD",
+    "TARGET_PASSES",
+    "TILED_FACTOR",
+    "estimate_seconds",
+    "rough",
+    "seconds_per_pixel",
+]
 
 CALIBRATION_SIDE = 128  # px: big enough to use the machine as a real step does, small enough to take ~0.1 s
 STEP_OVERHEAD = 1.3  # an L-BFGS step: a forward and backward pass, plus line search and the update
 TILED_FACTOR = 2.0  # a tiled step: the statistics in a first pass, the gradient in a second
+TARGET_PASSES = 2  # a scale's targets: a pass over the photo and one over the painting
 _LAYERS = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv4_2", "conv5_1"]  # the paper's, the deepest used
 _measured: dict[tuple[int, str], float] = {}
 
@@ -58,12 +67,12 @@ def estimate_seconds(
 ) -> float:
     """Seconds for ``scales`` ((width, height, steps), coarsest first) at ``per_pixel`` seconds per pixel pass.
 
-    Each scale also pays for its targets (a pass over the photo and the paintings: about a step).
+    Each scale also pays for its targets (:data:`TARGET_PASSES` passes).
     """
     total = 0.0
     for i, (width, height, steps) in enumerate(scales):
         factor = TILED_FACTOR if tiled is not None and tiled[i] else 1.0
-        total += (steps * STEP_OVERHEAD + 1) * width * height * per_pixel * factor
+        total += (steps * STEP_OVERHEAD + TARGET_PASSES) * width * height * per_pixel * factor
     return total
 
 

@@ -32,6 +32,7 @@ from .masks import check_masks
 from .memory import Fit
 from .objective import Objective
 from .optimize import ScaleResult, ScaleStep, optimize
+from .phases import Phase, planned
 from .schedule import MIN_COARSE_SIDE, Budget, Plan, Scale, plan, plan_scales
 from .targets import delivered, scale_objective, start_image
 from .terms.base import Term
@@ -270,6 +271,7 @@ def transfer(
     start_time: float | None = None,
     extra: Sequence[Extra] = (),
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    on_phase: Callable[[Phase], None] | None = None,
 ) -> Result:
     """Paint ``content`` in the manner of ``styles`` with options ``opts``.
 
@@ -296,6 +298,8 @@ def transfer(
     )
     content_img = inputs.content
     schedule, device = _prepare(opts, inputs)
+    phase = on_phase or (lambda _: None)
+    phase(Phase("network", f"loading the network on {device.type}"))
     network, compute = _network(opts, device, network)
     precision = "bf16" if network.dtype == torch.bfloat16 else "fp32"
     equation = _equation(network, opts)
@@ -303,6 +307,8 @@ def transfer(
     fits = _fits(schedule, equation, opts, device, precision)
     if (note := fits[-1].note()) is not None:
         compute += f"; {note}"
+    if on_phase is not None:  # the estimate times a step: only for a front end that shows it
+        on_phase(planned(schedule, fits, network, device))
     budget = schedule.budget(start)
     run = _Run(content_img, opts, scales, budget, start, on_step, image_every, should_stop, compute, tuple(extra))
     current: torch.Tensor | None = None
@@ -310,7 +316,10 @@ def transfer(
     done, user_stopped = 0, False
     for idx, scale in enumerate(scales):
         here = replace(equation, tile=fits[idx].tile, keep=fits[idx].keep)
+        where = f"scale {idx + 1}/{len(scales)} {scale.size[0]}x{scale.size[1]}"
+        phase(Phase("targets", f"{where}: the targets (the photo's and the painting's features)"))
         objective, content_t, content_in = scale_objective(here, inputs, opts, scale, device)
+        phase(Phase("first step", f"{where}: the first step"))
         if current is None:
             init = start_image(inputs, opts, scale.size, content_in, device)
         else:  # the previous scale's result, upsampled
