@@ -1218,3 +1218,13 @@ def test_the_plan_times_a_step_of_the_network_it_runs(narrow_network: None) -> N
     assert [rough(s) for s in (30, 150, 3600, 12_000, 3 * 86400)] == [
         "under a minute", "about 2 min", "about 1 h", "about 3 h 20 min", "about 3 days"
     ]  # fmt: skip
+
+
+def test_the_last_progress_line_and_the_saved_line_give_the_same_best_loss(stylize: Stylize) -> None:
+    for scales, size in ((1, 64), (2, 2 * MIN_COARSE_SIDE)):
+        run = ok(stylize(size=size, scales=scales, steps=6, quiet=False))
+        last = [line for line in run.err.splitlines() if "  step " in line][-1]
+        saved = run.err.splitlines()[-1]
+        assert last.split("  best ")[1].split()[0] == saved.split("best loss ")[1].rstrip(")"), run.err
+        assert f"{run.params['loss']:.4g}" == saved.split("best loss ")[1].rstrip(")")
+        assert "step 6/6  " in last and len([x for x in run.err.splitlines() if "step 6/6" in x]) == 1

@@ -94,6 +94,7 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
             on_phase=progress.phase,
             **images,
         )
+        progress.finish(result.loss)
     result.params = made_with(args.preset) | result.params
     meta = params | result.params | result_params(result)
     save_image(result.image, output, _shown_paths(meta, args.embed_paths), quality=opts.quality)

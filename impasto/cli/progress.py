@@ -6,6 +6,7 @@ It also saves the snapshots of ``--save-every``. Only the standard library is im
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,8 @@ class Progress:
         self.console = console  # a rich Console; default: one on stderr (tests give one of a set width)
         self.yes = yes  # --yes: a run estimated at CONFIRM_SECONDS or more goes ahead unasked
         self.slow = False  # the plan's estimate is a minute or more: every phase gets a line
+        self.last: Step | None = None  # the last event
+        self.printed: tuple[int, float | None] = (0, None)  # (step, best) of the last line printed
         self.quiet = quiet
         self.quality = quality
         self.output = output
@@ -121,6 +124,7 @@ class Progress:
             plan = " -> ".join(f"{w}x{h}:{n}" for w, h, n in s.schedule)
             self._print(f"scale {s.scale}/{s.scales}  schedule (size:steps) {plan}  on {word(s.compute, cli_flag)}")
         desc = f"scale {s.scale}/{s.scales} {s.size[0]}x{s.size[1]}"
+        self.last = s
         if self.bar is not None:
             width = self.bar.console.width
             desc, line = fitted(s, width - bar_width(width) - 2)  # 2: the gaps between the columns
@@ -130,9 +134,25 @@ class Progress:
         line = progress_line(s)
         # A line every 10 % of the steps, or of the time budget (the planned steps shrink to fit it).
         tenth = int(s.elapsed * 10 // s.budget) if s.budget else s.step * 10 // max(s.total, 1)
-        if tenth != self.last_line or s.step == s.total:
+        # The last step's line waits for finish(): the saved image's loss is known then.
+        if tenth != self.last_line and s.step < s.total:
             self.last_line = tenth
             print(f"{desc}  {line}", file=sys.stderr)
+            self.printed = (s.step, s.best)
+
+    def finish(self, best: float) -> None:
+        """The last line again, its ``best`` the saved image's loss: the run evaluates the last step's
+        update after the step's event, and keeps it when it is lower."""
+        if self.quiet or self.last is None:
+            return
+        s = dataclasses.replace(self.last, best=best)
+        desc = f"scale {s.scale}/{s.scales} {s.size[0]}x{s.size[1]}"
+        if self.bar is not None:
+            width = self.bar.console.width
+            desc, line = fitted(s, width - bar_width(width) - 2)
+            self.bar.update(self.task, description=desc, line=line)
+        elif self.printed != (s.step, best):  # not shown yet, or shown with a higher best
+            print(f"{desc}  {progress_line(s)}", file=sys.stderr)
 
 
 def bar_width(columns: int) -> int:
