@@ -1228,3 +1228,21 @@ def test_the_last_progress_line_and_the_saved_line_give_the_same_best_loss(styli
         assert last.split("  best ")[1].split()[0] == saved.split("best loss ")[1].rstrip(")"), run.err
         assert f"{run.params['loss']:.4g}" == saved.split("best loss ")[1].rstrip(")")
         assert "step 6/6  " in last and len([x for x in run.err.splitlines() if "step 6/6" in x]) == 1
+
+
+def test_a_phase_shows_in_the_bar_within_the_terminal(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from impasto.phases import Phase
+
+    console = Console(file=io.StringIO(), width=60, color_system=None, force_terminal=True)
+    progress = cli_progress.Progress(False, tmp_path / "out.png", 0, {}, 95, console=console)
+    progress.tty = True
+    with progress:
+        assert progress.bar is not None
+        progress.phase(Phase("targets", "scale 1/1 6000x4500: the targets (the photo's and the painting's features)"))
+        description = progress.bar.tasks[0].description
+        assert description.startswith("scale 1/1 6000x4500: the") and description.endswith("…")
+        assert len(description) == 60 - cli_progress.bar_width(60) - 2
+        progress.phase(Phase("first step", "scale 1/1 64x48: the first step"))
+        assert progress.bar.tasks[0].description == "scale 1/1 64x48: the first step"

@@ -91,8 +91,11 @@ class Progress:
                 self._confirm(text)
         if self.quiet:
             return
-        if self.bar is not None:
-            self.bar.update(self.task, description=text if ph.name != "plan" else "planned")
+        if self.bar is not None:  # the phase in the bar's description, cut to the room beside the bar
+            width = self.bar.console.width
+            room = width - bar_width(width) - 2
+            short = text if len(text) <= room else text[: room - 1] + "…"
+            self.bar.update(self.task, description=short if ph.name != "plan" else "planned")
         if ph.name == "plan" or (self.slow and self.bar is None):
             self._print(text)
 
