@@ -1231,8 +1231,9 @@ def test_the_last_progress_line_and_the_saved_line_give_the_same_best_loss(styli
 
 
 def test_a_phase_shows_in_the_bar_within_the_terminal(tmp_path: Path) -> None:
-    from impasto.phases import Phase
     from rich.console import Console
+
+    from impasto.core.phases import Phase
 
     console = Console(file=io.StringIO(), width=60, color_system=None, force_terminal=True)
     progress = cli_progress.Progress(False, tmp_path / "out.png", 0, {}, 95, console=console)

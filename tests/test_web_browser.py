@@ -38,7 +38,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 JOB_TIMEOUT_MS = 180_000  # a few real VGG steps on a busy 2-core machine
-STEP_RATE = 7.7e-6  # seconds per pixel of a VGG19 pass, as measured on the 2-core AMD EPYC (impasto.estimate)
+STEP_RATE = 7.7e-6  # seconds per pixel of a VGG19 pass, as measured on the 2-core AMD EPYC (impasto.core.estimate)
 # Where the first-screen test saves its screenshots (docs/screens when making the docs' copies).
 SCREENS = os.environ.get("IMPASTO_SCREENS")
 
@@ -409,7 +409,7 @@ def test_the_first_screen_shows_images_main_settings_start_result_and_errors(
     page_text = pg.inner_text("body") + " ".join(pg.eval_on_selector_all("[title]", "els => els.map(e => e.title)"))
     assert "impasto.balance" not in page_text and "eq. 7" not in page_text
     assert "keep the photo's colours" in pg.inner_text("#main-fields")
-    # 512 px, 300 steps over 3 scales at STEP_RATE: about 2 minutes (impasto.estimate)
+    # 512 px, 300 steps over 3 scales at STEP_RATE: about 2 minutes (impasto.core.estimate)
     assert pg.inner_text("#estimate") == "512 px: about 2 min on this machine"
     pg.fill("#f-size", "1024")
     pg.wait_for_function("() => document.getElementById('estimate').textContent.startsWith('1024 px')")

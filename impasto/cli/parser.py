@@ -182,7 +182,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
 
 
 def _add_yes(p: argparse.ArgumentParser) -> None:
-    """``--yes``: a run of hours (impasto.cli_progress.CONFIRM_SECONDS) goes ahead without asking."""
+    """``--yes``: a run of hours (impasto.cli.progress.CONFIRM_SECONDS) goes ahead without asking."""
     p.add_argument(
         "-y",
         "--yes",

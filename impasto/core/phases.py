@@ -3,7 +3,7 @@
 A large run spends minutes before its first step (loading, the targets of a 10,000-px photo and
 painting); :func:`impasto.transfer` reports each phase to its ``on_phase`` callback, so that a
 front end can say what is happening from the start, and the plan with the estimated time
-(:mod:`impasto.estimate`) before the expensive work, when a front end may still refuse it (by
+(:mod:`impasto.core.estimate`) before the expensive work, when a front end may still refuse it (by
 raising from the callback: nothing is computed after it).
 """
 

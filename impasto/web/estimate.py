@@ -1,8 +1,8 @@
 """``GET /api/estimate``: how long a job of the form's size, steps and scales takes on this machine.
 
-The server measures a step of the network it runs jobs with once (:func:`impasto.estimate.
+The server measures a step of the network it runs jobs with once (:func:`impasto.core.estimate.
 seconds_per_pixel`, in a background thread on first request: about a second), then answers each
-question from the schedule the job would get (:func:`impasto.schedule.plan_scales`). Until the
+question from the schedule the job would get (:func:`impasto.core.schedule.plan_scales`). Until the
 measurement is done, or if it fails, the answer's ``seconds`` is null and the page says nothing.
 """
 
