@@ -1241,6 +1241,9 @@ def test_a_phase_shows_in_the_bar_within_the_terminal(tmp_path: Path) -> None:
     with progress:
         assert progress.bar is not None
         progress.phase(Phase("targets", "scale 1/1 6000x4500: the targets (the photo's and the painting's features)"))
+        progress.bar.update(progress.task, line="step 4/6  best 2.949e+09  ETA 0:04")  # a scale's last step
+        progress.phase(Phase("targets", "scale 1/1 6000x4500: the targets (the photo's and the painting's features)"))
+        assert progress.bar.tasks[0].fields["line"] == ""  # the phase alone beside the bar: it fits
         description = progress.bar.tasks[0].description
         assert description.startswith("scale 1/1 6000x4500: the") and description.endswith("…")
         assert len(description) == 60 - cli_progress.bar_width(60) - 2

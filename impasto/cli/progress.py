@@ -95,7 +95,7 @@ class Progress:
             width = self.bar.console.width
             room = width - bar_width(width) - 2
             short = text if len(text) <= room else text[: room - 1] + "…"
-            self.bar.update(self.task, description=short if ph.name != "plan" else "planned")
+            self.bar.update(self.task, description=short if ph.name != "plan" else "planned", line="")
         if ph.name == "plan" or (self.slow and self.bar is None):
             self._print(text)
 
