@@ -9,6 +9,7 @@ network, one a :class:`~impasto.web.testing.FakeRunner`; both runners are paced 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import socket
 import threading
@@ -414,8 +415,18 @@ def test_the_first_screen_shows_images_main_settings_start_result_and_errors(
     pg.fill("#f-size", "1024")
     pg.wait_for_function("() => document.getElementById('estimate').textContent.startsWith('1024 px')")
     assert pg.inner_text("#estimate") == "1024 px: about 10 min on this machine"
+    # A panorama 4:1 has a third of the pixels of a 4:3 photo at the same longest side: the estimate follows.
+    panorama = io.BytesIO()
+    Image.new("RGB", (400, 100), (200, 120, 40)).save(panorama, format="PNG")
+    drop_file(pg, "#content-drop", "panorama.png", panorama.getvalue(), "image/png")
+    pg.wait_for_function(
+        "() => document.getElementById('estimate').textContent === '1024 px: about 3 min on this machine'"
+    )
+    drop_file(pg, "#content-drop", "tubingen.jpg", bundled_image("tubingen").read_bytes(), "image/jpeg")
     pg.fill("#f-size", "512")
-    pg.wait_for_function("() => document.getElementById('estimate').textContent.startsWith('512 px')")
+    pg.wait_for_function(
+        "() => document.getElementById('estimate').textContent === '512 px: about 2 min on this machine'"
+    )
     pg.screenshot(path=str(Path(SCREENS or tmp_path) / f"studio-{width}x{height}.png"))
 
     # A refused file: its one-line error shows on the first screen, next to Start.

@@ -19,12 +19,18 @@ function showError(message) {
 
 // "about 3 min on this machine" for the size, steps and scales in the form, from the server's
 // measured step time (GET /api/estimate); asked again while the server is still timing a step.
-function showEstimate(form) {
+function showEstimate(form, images) {
   let timer = null;
   let asked = "";
   const ask = async () => {
     const query = new URLSearchParams({ preset: form.preset });
     for (const name of ["size", "steps", "scales"]) if (form.value(name)) query.set(name, form.value(name));
+    const photo = document.querySelector("#content-chosen .chip img"); // its thumbnail keeps its aspect
+    if (photo && photo.naturalWidth && photo.naturalHeight) {
+      query.set("aspect", (photo.naturalWidth / photo.naturalHeight).toFixed(3));
+    } else if (photo) {
+      photo.addEventListener("load", later, { once: true }); // ask again once its size is known
+    }
     asked = query.toString();
     try {
       const answer = await getJSON(`/api/estimate?${query}`);
@@ -35,10 +41,12 @@ function showEstimate(form) {
       $("estimate").textContent = ""; // a size beyond the limits: Start says why
     }
   };
-  form.onChange(() => {
+  const later = () => {
     clearTimeout(timer);
     timer = setTimeout(ask, 250);
-  });
+  };
+  form.onChange(later);
+  images.onChange(later);
   ask();
 }
 
@@ -116,7 +124,7 @@ async function main() {
   images.onChange(refreshStart);
   form.onChange(refreshStart);
   refreshStart();
-  showEstimate(form);
+  showEstimate(form, images);
 
   $("job-form").addEventListener("submit", async (event) => {
     event.preventDefault();
