@@ -35,13 +35,15 @@ function showEstimate(form, images) {
     try {
       const answer = await getJSON(`/api/estimate?${query}`);
       if (asked !== query.toString()) return; // the form changed meanwhile
-      $("estimate").textContent = answer.text ? `${form.value("size")} px: ${answer.text}` : "";
+      const size = query.get("size") ? `${query.get("size")} px: ` : "";
+      $("estimate").textContent = answer.text ? `${size}${answer.text}` : "";
       if (answer.seconds === null) timer = setTimeout(ask, ESTIMATE_RETRY_MS);
     } catch {
-      $("estimate").textContent = ""; // a size beyond the limits: Start says why
+      if (asked === query.toString()) $("estimate").textContent = ""; // a size beyond the limits: Start says why
     }
   };
   const later = () => {
+    asked = ""; // an answer on its way is for the form as it was: dropped
     clearTimeout(timer);
     timer = setTimeout(ask, 250);
   };
