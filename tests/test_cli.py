@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import io
 import json
 import re
 import signal
@@ -560,8 +561,11 @@ def test_progress_bar_on_a_terminal(tmp_path: Path, capsys: pytest.CaptureFixtur
         size, plan = (32, 24), ((32, 24, 4),)
         return impasto.Step(step, 4, 1, 1, size, loss, {}, step * 2.0, eta, schedule=plan, best=best, budget=budget)
 
+    from rich.console import Console
+
     for budget in (None, 30.0):
-        progress = cli_progress.Progress(False, tmp_path / "out.png", 0, {}, 95)
+        wide = Console(file=io.StringIO(), width=120)  # room for the whole line
+        progress = cli_progress.Progress(False, tmp_path / "out.png", 0, {}, 95, console=wide)
         progress.tty = True
         with progress:
             assert progress.bar is not None
@@ -1002,6 +1006,8 @@ def test_presets_lists_every_option_and_its_origin(run_cli: RunCli) -> None:
         values = impasto.resolve(name).to_dict()
         for key in values:
             origin = "preset" if key in PRESETS[name] else "built-in default"
+            if key in impasto.config.unused(values):
+                origin = "not used (--style-strength is set)"
             assert rows["--" + key.replace("_", "-")].endswith(f"  {origin}"), rows
         code, out, _ = run_cli(["presets", name, "--json"])
         assert json.loads(out) == {name: json.loads(json.dumps(values))}
@@ -1035,3 +1041,211 @@ def test_info_refusals(run_cli: RunCli, tmp_path: Path, content_path: Path) -> N
     notes.write_text("not an image")
     code, _, err = run_cli(["info", notes])
     assert code == 2 and len(err.splitlines()) == 1 and str(notes) in err
+
+
+def usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """The one stderr line of a refused command line (exit code 2, nothing on stdout)."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    out, err = capsys.readouterr()
+    assert (info.value.code, out) == (2, ""), err
+    assert len(err.splitlines()) == 1 and "usage:" not in err, err
+    return err.strip()
+
+
+@pytest.mark.parametrize(
+    ("argv", "suggestion"),
+    [
+        (["stylize", "a.png", "b.png", "-o", "x.png", "--stlye-strength", "3"], "(did you mean --style-strength?)"),
+        (["demo", "--sizee", "64"], "(did you mean --size?)"),
+        (["serve", "--prot", "9000"], "(did you mean --port?)"),
+        (["reproduce", "fig1", "-o", ".", "--stpes", "3"], "(did you mean --steps?)"),
+        (["info", "x.png", "--jsn"], "(did you mean --json?)"),
+        (["presets", "--jsno"], "(did you mean --json?)"),
+        (["batch", "a.png", "--style", "b.png", "-o", "out", "--sizes", "64"], "(did you mean --size?)"),
+        (["video", "clip.mp4", "b.png", "-o", "out", "--flwo", "dis"], "(did you mean --flow?)"),
+    ],
+)
+def test_a_misspelt_option_is_one_line_with_a_suggestion(
+    argv: list[str], suggestion: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    typo = next(a for a in argv if a.startswith("--") and a not in ("--style", "--json"))
+    err = usage_error(argv, capsys)
+    assert err == f"impasto: error: unrecognized option: {typo} {suggestion}; see 'impasto {argv[0]} -h'"
+
+
+def test_a_wrong_choice_or_a_missing_argument_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    stylize = ["stylize", "a.png", "b.png", "-o", "x.png"]
+    assert usage_error([*stylize, "--color", "lum"], capsys) == (
+        "impasto: error: --color: invalid choice: 'lum' (did you mean 'luminance'?); see 'impasto stylize -h'"
+    )
+    assert usage_error([*stylize, "--optimizer", "sgd"], capsys) == (
+        "impasto: error: --optimizer: invalid choice: 'sgd' (choose from: lbfgs, adam); see 'impasto stylize -h'"
+    )
+    assert usage_error(["video", "a.mp4", "b.png", "-o", "out", "--flow", "dsi"], capsys).startswith(
+        "impasto: error: --flow: invalid choice: 'dsi' (did you mean 'dis'?)"
+    )
+    assert usage_error(["stylize", "a.png", "b.png"], capsys) == (
+        "impasto: error: the following arguments are required: -o/--output; see 'impasto stylize -h'"
+    )
+    assert usage_error([], capsys).startswith("impasto: error: the following arguments are required: COMMAND")
+    assert "usage:" in usage_help(["stylize", "-h"], capsys)  # the usage: on -h
+
+
+def usage_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_help_gives_ranges_and_no_value_of_an_unused_option(capsys: pytest.CaptureFixture[str]) -> None:
+    text = " ".join(usage_help(["stylize", "-h"], capsys).split())  # argparse wraps the lines
+
+    def entry(flag: str, until: str = " --") -> str:
+        start = text.index(f" {flag} ", text.index("style transfer options"))
+        return text[start : text.index(until, start + 1)]
+
+    strength = entry("--style-strength", " --style-weight ")
+    assert "typical 1-20" in strength and "about 1.5" in strength and "--original-colors keeps" in strength
+    assert "impasto.balance" not in text and "eq. 7" not in text
+    ratio = entry("--ratio RATIO", " --content-weight CONTENT_WEIGHT ")
+    assert ratio.endswith("(default: not used, as --style-strength is set)") and "0.001" not in ratio
+    weight = text[text.index(" --content-weight CONTENT_WEIGHT ", text.index("style transfer options")) :][:200]
+    assert "ratio x style weight) (default: not used, as --style-strength is set)" in weight
+
+
+def test_presets_and_info_show_no_value_for_an_unused_option(stylize: Stylize, run_cli: RunCli) -> None:
+    _, out, _ = run_cli(["presets", "default"])
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:]}
+    assert rows["--ratio"] == ["-", "not", "used", "(--style-strength", "is", "set)"]
+    assert rows["--content-weight"][0] == "-" and rows["--style-strength"][0] == "6"
+    _, out, _ = run_cli(["presets", "paper"])  # the paper's alpha/beta: used there
+    assert out.split("--ratio")[1].split()[:2] == ["0.001", "built-in"]
+
+    balanced = ok(stylize(content_weight=False, style_strength=6.0, steps=0))
+    _, out, _ = run_cli(["info", balanced.output])
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert lines["ratio"].split(None, 1)[1] == "not used (--style-strength is set)  (built-in default)"
+    assert "0.001" not in lines["ratio"] and lines["style_strength"].split()[1] == "6.0"
+    _, out, _ = run_cli(["info", ok(stylize(steps=0)).output])  # the paper preset, --content-weight given
+    assert {line.split()[0]: line for line in out.splitlines()}["content_weight"].split()[1] == "1.0"
+
+
+@pytest.mark.parametrize("columns", [120, 80, 60])
+def test_the_progress_bar_fits_the_terminal_keeping_the_bar_and_the_eta(tmp_path: Path, columns: int) -> None:
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=columns, color_system=None, force_terminal=True)
+    shown = Console(file=io.StringIO(), width=columns, record=True, color_system=None)  # one row of the bar
+    plan = ((192, 144, 150), (384, 288, 300))
+    step = impasto.Step(269, 300, 2, 2, (384, 288), 1.234e8, {}, 337.0, 31.0, schedule=plan, best=1.2e8)
+    progress = cli_progress.Progress(False, tmp_path / "out.png", 0, {}, 95, console=console)
+    progress.tty = True
+    with progress:
+        progress(step)
+        assert progress.bar is not None
+        shown.print(progress.bar.make_tasks_table(progress.bar.tasks))
+    row = shown.export_text().splitlines()[-1]
+    assert len(row) <= columns and row.startswith("scale 2/2"), row
+    assert "━" in row and row.rstrip().endswith("ETA 0:31") and "step 269/300" in row, row
+    if columns >= 120:  # room for every field
+        assert "scale 2/2 384x288" in row and "loss 1.234e+08  best 1.2e+08  5:37 elapsed, ETA 0:31" in row
+    if columns == 80:  # the current loss goes first, then the time spent
+        assert "best 1.2e+08" in row and "loss" not in row
+
+
+def test_a_run_says_what_it_does_before_its_first_step(stylize: Stylize) -> None:
+    run = ok(stylize(size=64, steps=2, quiet=False))
+    lines = run.err.splitlines()
+    plan = next(i for i, line in enumerate(lines) if line.startswith("planned "))
+    first_step = next(i for i, line in enumerate(lines) if "  step " in line)
+    assert plan < first_step, lines
+    assert re.fullmatch(r"planned 1 scale up to 64x48, 2 steps; ~\S+ \w+ of memory; under a minute on cpu", lines[plan])
+
+
+def test_a_run_of_hours_needs_yes_where_nobody_can_be_asked(stylize: Stylize, tmp_path: Path) -> None:
+    # The narrow stand-in takes ~1e-6 s per pixel pass: 2000 steps at 8000x6000 px are tens of hours.
+    out = tmp_path / "huge.png"
+    run = stylize(output=out, size=8000, steps=2000, max_memory="100GB")  # --quiet: it is asked all the same
+    assert run.code == 2 and not out.exists()
+    assert len(run.err.splitlines()) == 1, run.err
+    assert run.err.startswith("impasto: error: planned 1 scale up to 8000x6000, 2000 steps; ")
+    assert run.err.rstrip().endswith("that is hours; add --yes to run it anyway, or lower --size or --steps")
+    assert re.search(r"about (\d+ h|\d+ days)", run.err), run.err
+
+
+def test_a_run_of_hours_asks_at_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from impasto.core.phases import Phase
+
+    hours = Phase("plan", "planned 1 scale up to 8000x6000, 2000 steps; about 3 h on cpu", 3 * 3600.0)
+    minutes = Phase("plan", "planned 1 scale up to 512x384, 300 steps; about 2 min on cpu", 120.0)
+    answers: list[str] = []
+    monkeypatch.setattr("builtins.input", lambda prompt: answers.pop(0))
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    progress = cli_progress.Progress(True, tmp_path / "out.png", 0, {}, 95)
+    progress.phase(minutes)  # not asked: answers is empty
+    answers[:] = ["y"]
+    progress.phase(hours)
+    answers[:] = [""]
+    with pytest.raises(impasto.ConfigError, match="not confirmed: nothing was computed"):
+        progress.phase(hours)
+    cli_progress.Progress(True, tmp_path / "out.png", 0, {}, 95, yes=True).phase(hours)  # --yes: not asked
+    assert answers == [] and cli_progress.CONFIRM_SECONDS == 3600
+
+
+def test_the_plan_times_a_step_of_the_network_it_runs(narrow_network: None) -> None:
+    from impasto.core.estimate import TARGET_PASSES, estimate_seconds, rough, seconds_per_pixel
+    from impasto.core.memory import Fit
+    from impasto.core.phases import planned
+    from impasto.core.schedule import plan
+    from impasto.testing import narrow_vgg
+
+    net = narrow_vgg("max")
+    opts = impasto.resolve("default", size=512, steps=300, scales=3)
+    schedule = plan(opts, (800, 600), [(640, 480)])
+    fits = [Fit(None, 100, 1e9, 1e9, 10**10), Fit(None, 100, 1e9, 1e9, 10**10), Fit(256, 100, 1e9, 3e9, 10**10)]
+    phase = planned(schedule, fits, net, torch.device("cpu"))
+    rate = seconds_per_pixel(net, "cpu")  # measured once per network: the same figure again
+    sized = [(*sc.size, sc.steps) for sc in schedule.scales]
+    assert phase.seconds == pytest.approx(estimate_seconds(sized, rate, [False, False, True]))
+    assert estimate_seconds([(100, 100, 10)], 1e-6) == pytest.approx((10 * 1.3 + TARGET_PASSES) * 1e4 * 1e-6)
+    assert estimate_seconds([(100, 100, 10)], 1e-6, [True]) == pytest.approx(2 * (13 + TARGET_PASSES) * 1e-2)
+    assert phase.text.startswith("planned 3 scales up to 512x384, 300 steps; tiles of 256 px, ~954 MB of memory; ")
+    assert [rough(s) for s in (30, 150, 3600, 12_000, 3 * 86400)] == [
+        "under a minute", "about 2 min", "about 1 h", "about 3 h 20 min", "about 3 days"
+    ]  # fmt: skip
+
+
+def test_the_last_progress_line_and_the_saved_line_give_the_same_best_loss(stylize: Stylize) -> None:
+    for scales, size in ((1, 64), (2, 2 * MIN_COARSE_SIDE)):
+        run = ok(stylize(size=size, scales=scales, steps=6, quiet=False))
+        last = [line for line in run.err.splitlines() if "  step " in line][-1]
+        saved = run.err.splitlines()[-1]
+        assert last.split("  best ")[1].split()[0] == saved.split("best loss ")[1].rstrip(")"), run.err
+        assert f"{run.params['loss']:.4g}" == saved.split("best loss ")[1].rstrip(")")
+        assert "step 6/6  " in last and len([x for x in run.err.splitlines() if "step 6/6" in x]) == 1
+
+
+def test_a_phase_shows_in_the_bar_within_the_terminal(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from impasto.core.phases import Phase
+
+    console = Console(file=io.StringIO(), width=60, color_system=None, force_terminal=True)
+    progress = cli_progress.Progress(False, tmp_path / "out.png", 0, {}, 95, console=console)
+    progress.tty = True
+    with progress:
+        assert progress.bar is not None
+        progress.phase(Phase("targets", "scale 1/1 6000x4500: the targets (the photo's and the painting's features)"))
+        progress.bar.update(progress.task, line="step 4/6  best 2.949e+09  ETA 0:04")  # a scale's last step
+        progress.phase(Phase("targets", "scale 1/1 6000x4500: the targets (the photo's and the painting's features)"))
+        assert progress.bar.tasks[0].fields["line"] == ""  # the phase alone beside the bar: it fits
+        description = progress.bar.tasks[0].description
+        assert description.startswith("scale 1/1 6000x4500: the") and description.endswith("…")
+        assert len(description) == 60 - cli_progress.bar_width(60) - 2
+        progress.phase(Phase("first step", "scale 1/1 64x48: the first step"))
+        assert progress.bar.tasks[0].description == "scale 1/1 64x48: the first step"

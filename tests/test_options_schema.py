@@ -10,8 +10,9 @@ import pytest
 from impasto.cli.parser import build_parser
 from impasto.config import Options
 from impasto.config.schema import _describe, option_field, option_fields
+from impasto.errors import cli_flag, word
 from impasto.inputs import IMAGE_HELP
-from impasto.web.fields import excluded, form_fields
+from impasto.web.fields import excluded, form_fields, label
 from impasto.web.settings import StudioSettings
 
 
@@ -71,7 +72,8 @@ def test_cli_flags_follow_the_schema() -> None:
         expected = {"int": int, "float": float}[f.item] if f.item else types[f.kind]
         assert action.type is expected, f.name
         assert (action.nargs == "+") == (f.kind in ("numbers", "layers")), f.name
-        assert action.help is not None and action.help.startswith(IMAGE_HELP.get(f.name, f.help).replace("%", "%%"))
+        expected_help = word(IMAGE_HELP.get(f.name, f.help), cli_flag)  # `style_strength` -> --style-strength
+        assert action.help is not None and action.help.startswith(expected_help.replace("%", "%%")), f.name
 
 
 def test_ratio_and_content_weight_exclude_each_other() -> None:
@@ -88,7 +90,8 @@ def test_web_fields_follow_the_schema() -> None:
             assert f.name not in web
             continue
         field = web[f.name]
-        assert field.optional == f.optional and field.help == IMAGE_HELP.get(f.name, f.help), f.name
+        expected_help = word(IMAGE_HELP.get(f.name, f.help), lambda n: f"'{label(n)}'")  # the page's names
+        assert field.optional == f.optional and field.help == expected_help, f.name
         if f.name not in ("init", "device"):  # the studio's own choices: no init file, this machine's devices
             assert (field.kind, field.item) == (f.kind, f.item), f.name
             assert field.choices == (list(f.choices) if f.choices else None), f.name

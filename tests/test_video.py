@@ -254,3 +254,36 @@ def test_video_settings_errors_name_the_field_and_each_front_end_words_it() -> N
     with pytest.raises(ConfigError) as info:
         VideoSettings(frame_steps=0).check()
     assert info.value.worded(cli_flag) == "--frame-steps and --first-frame-steps must be >= 1"
+
+
+def test_the_eta_of_later_frames_comes_from_the_first_frames_own_step_time() -> None:
+    from impasto.core.transfer import Step
+    from impasto.video.frames import later_step_seconds
+
+    plan = ((128, 96, 150), (256, 192, 150))
+    # 10 s elapsed (the network's loading and the targets): no part of the step time.
+    first = Step(2, 300, 1, 2, (128, 96), 1.0, {}, 10.0, 148 * 0.1 + 150 * 0.4, schedule=plan)
+    # 0.1 s per 128x96 step here: a later frame (one scale, full size 256x192) 0.4 s per step
+    assert later_step_seconds(first, (256, 192)) == pytest.approx(0.4)
+    assert later_step_seconds(first, (128, 96)) == pytest.approx(0.1)
+    late = Step(250, 300, 2, 2, (256, 192), 1.0, {}, 99.0, 50 * 0.4, schedule=plan)
+    assert later_step_seconds(late, (256, 192)) == pytest.approx(0.4)
+    assert later_step_seconds(Step(300, 300, 2, 2, (256, 192), 1.0, {}, 99.0, 0.0, schedule=plan), (1, 1)) is None
+    assert later_step_seconds(Step(1, 300, 1, 2, (128, 96), 1.0, {}, 9.0, None, schedule=plan), (1, 1)) is None
+
+
+def test_the_first_frames_eta_counts_the_later_frames_at_its_own_step_time(narrow_network: None) -> None:
+    from impasto.video.frames import later_step_seconds
+
+    events: list[FrameStep] = []
+    frames = moving_square(3)
+    settings = VideoSettings(first_frame_steps=6, frame_steps=2)
+    list(
+        stylize_video(frames, make_painting(48, 48), settings=settings, on_step=events.append, frames_total=3, **SMALL)
+    )
+    first = [ev for ev in events if ev.frame == 1 and later_step_seconds(ev.step, (64, 64)) is not None]
+    assert first, events
+    for ev in first:  # 2 later frames of 2 steps each
+        later = later_step_seconds(ev.step, (64, 64))
+        assert ev.step.eta is not None and ev.eta is not None and later is not None
+        assert ev.eta == pytest.approx(ev.step.eta + 2 * 2 * later)

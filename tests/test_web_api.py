@@ -25,9 +25,9 @@ from PIL import Image
 
 from impasto import bundled_image, load_image, read_params, resolve
 from impasto.config import PRESETS, Options
-from impasto.errors import ConfigError, InputError
+from impasto.errors import ConfigError, InputError, word
 from impasto.inputs import IMAGE_HELP, MASKS_AFTER
-from impasto.web.fields import UPLOADS, excluded, form_fields
+from impasto.web.fields import MAIN_FIELDS, UPLOADS, excluded, form_fields, label
 from impasto.web.job import JobSpec
 from impasto.web.server import create_app, serve
 from impasto.web.settings import StudioSettings
@@ -159,10 +159,13 @@ def test_form_fields_are_derived_from_options(client: TestClient) -> None:
     fields = {f["name"]: f for f in info["fields"]}
     expected = [f.name for f in dataclasses.fields(Options) if f.name not in excluded()]
     at = expected.index(MASKS_AFTER) + 1  # the masks: images, not options, listed where they were options
-    assert list(fields) == [*expected[:at], "content_mask", "style_masks", *expected[at:]]
+    in_order = [*expected[:at], "content_mask", "style_masks", *expected[at:]]
+    assert list(fields) == [*MAIN_FIELDS, *(name for name in in_order if name not in MAIN_FIELDS)]
     helps = {f.name: f.metadata["help"] for f in dataclasses.fields(Options)} | IMAGE_HELP
-    for name in fields:
-        assert fields[name]["help"] == helps[name], name
+    for name in fields:  # a field the help names is called by its label
+        assert fields[name]["help"] == word(helps[name], lambda n: f"'{label(n)}'"), name
+        assert "`" not in fields[name]["help"] and "eq. 7" not in fields[name]["help"], name
+    assert "'keep the photo's colours' keeps the photo's" in fields["style_strength"]["help"]
     assert fields["size"]["kind"] == "int" and fields["size"]["maximum"] == 256
     assert fields["ratio"]["kind"] == "float" and not fields["ratio"]["main"]
     assert fields["style_strength"]["kind"] == "float" and fields["style_strength"]["main"]
@@ -1083,3 +1086,20 @@ def test_real_job_with_regions(tmp_path: Path) -> None:
         status = wait_for(client, r.json()["id"])
         assert status["state"] == "failed" and "aspect" in status["error"]
         assert str(settings.workdir) not in status["error"] and "square.png" in status["error"]
+
+
+def test_estimate_from_the_measured_step_time(settings: StudioSettings, runner: FakeRunner) -> None:
+    rate: dict[str, float | None] = {"value": None}  # None: the server is still timing a step
+    with TestClient(create_app(settings, runner, lambda: rate["value"])) as c:
+        assert c.get("/api/estimate", params={"size": 128, "steps": 10}).json() == {"seconds": None, "text": ""}
+        rate["value"] = 1e-5
+        one = c.get("/api/estimate", params={"size": 128, "steps": 10, "scales": 1}).json()
+        # 128x96 px, 10 steps of 1.3 passes plus the targets' 2: (10 * 1.3 + 2) * 12288 px * 1e-5 s
+        assert one["seconds"] == pytest.approx(15 * 128 * 96 * 1e-5)
+        assert one["text"] == "under a minute on this machine"
+        bigger = c.get("/api/estimate", params={"size": 256, "steps": settings.max_steps, "scales": 1}).json()
+        assert bigger["seconds"] == pytest.approx((settings.max_steps * 1.3 + 2) * 256 * 192 * 1e-5)
+        refused = c.get("/api/estimate", params={"preset": "papr"})
+        assert refused.status_code == 422 and "did you mean 'paper'" in refused.json()["detail"]
+        too_big = c.get("/api/estimate", params={"size": 1000, "steps": 10})
+        assert too_big.status_code == 422 and too_big.json()["detail"] == "size must be <= 256 for a web job, got 1000"

@@ -9,6 +9,7 @@ network, one a :class:`~impasto.web.testing.FakeRunner`; both runners are paced 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import socket
 import threading
@@ -38,6 +39,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 JOB_TIMEOUT_MS = 180_000  # a few real VGG steps on a busy 2-core machine
+STEP_RATE = 7.7e-6  # seconds per pixel of a VGG19 pass, as measured on the 2-core AMD EPYC (impasto.core.estimate)
+# Where the first-screen test saves its screenshots (docs/screens when making the docs' copies).
+SCREENS = os.environ.get("IMPASTO_SCREENS")
 
 
 @dataclass
@@ -76,7 +80,7 @@ def _settings(tmp_path_factory: pytest.TempPathFactory) -> StudioSettings:
 def real_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
     """The real studio (real network, paced) served by uvicorn in a thread."""
     runner = PacedRunner()
-    with _serving(create_app(_settings(tmp_path_factory), runner)) as url:
+    with _serving(create_app(_settings(tmp_path_factory), runner, lambda: STEP_RATE)) as url:
         yield Studio(url, runner)
 
 
@@ -84,7 +88,7 @@ def real_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
 def fake_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
     """The studio with a FakeRunner: jobs that take no time."""
     runner = FakeRunner()
-    with _serving(create_app(_settings(tmp_path_factory), runner)) as url:
+    with _serving(create_app(_settings(tmp_path_factory), runner, lambda: STEP_RATE)) as url:
         yield Studio(url, runner)
 
 
@@ -156,6 +160,7 @@ def test_upload_run_watch_and_download(page: Page, real_studio: Studio, errors: 
     assert pg.locator("#content-chosen .chip span").inner_text() == "tubingen.jpg"
     assert pg.locator("#style-chosen .chip span").inner_text() == "starry_night.jpg"
     pg.fill("#f-size", "64")
+    open_advanced(pg)
     pg.fill("#f-steps", "6")
     pg.fill("#f-scales", "1")
     pg.evaluate(WATCH_PREVIEW)
@@ -207,6 +212,7 @@ def test_examples_errors_stop_reload_and_restore(
     assert "too small for layer" in pg.inner_text("#error")
 
     pg.fill("#f-size", "64")
+    open_advanced(pg)
     pg.fill("#f-steps", "500")
     pg.fill("#f-scales", "1")
     pg.fill("#f-seed", "5")
@@ -239,6 +245,12 @@ def test_examples_errors_stop_reload_and_restore(
     assert [e for e in errors if "422" not in e] == []  # the refused job logs its 422
 
 
+def open_advanced(pg: Page) -> None:
+    """Open the "Advanced" settings (steps, scales, seed, ...) if they are closed."""
+    if not pg.locator("#f-steps").is_visible():
+        pg.click("#advanced summary")
+
+
 def drop_file(page: Page, selector: str, name: str, data: bytes, mime: str) -> None:
     """Drop a file on ``selector`` as a user dragging it from the desktop would."""
     transfer = page.evaluate_handle(
@@ -258,6 +270,7 @@ def start_fake_job(pg: Page) -> None:
     pg.click('figure.example:has(figcaption:text-is("coffee")) button:text("photo")')
     pg.click('figure.example:has(figcaption:text-is("udnie")) button:text("+ style")')
     pg.fill("#f-size", "64")
+    open_advanced(pg)
     pg.fill("#f-steps", "3")
     pg.fill("#f-scales", "1")
     pg.click("#start")
@@ -342,3 +355,85 @@ def test_history_times_example_names_and_credits_show_whole(
     titles = pg.eval_on_selector_all("figure.example", "figs => figs.map(f => f.title)")
     assert not [t for t in titles if "*" in t or "`" in t or "](" in t]
     assert errors == []
+
+
+FIRST_SCREEN = [
+    "#content-chosen .chip",
+    "#style-chosen .chip",
+    "#content-drop",
+    "#f-strength",
+    "#f-style_strength",
+    "#f-color",
+    "#f-original_colors",
+    "#f-size",
+    "#estimate",
+    "#start",
+    "#canvas",
+    "#status-line",
+    "#download",
+]
+
+
+def outside(pg: Page, selectors: list[str], width: int, height: int) -> list[str]:
+    """The selectors whose element is not wholly inside the viewport (or not shown at all)."""
+    out = []
+    for selector in selectors:
+        box = pg.locator(selector).first.bounding_box()
+        inside = box is not None and box["x"] >= 0 and box["y"] >= 0
+        if not (inside and box and box["x"] + box["width"] <= width + 0.5 and box["y"] + box["height"] <= height + 0.5):
+            out.append(f"{selector}: {box}")
+    return out
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 720), (1440, 900)])
+def test_the_first_screen_shows_images_main_settings_start_result_and_errors(
+    browser: Browser, fake_studio: Studio, errors: list[str], tmp_path: Path, width: int, height: int
+) -> None:
+    context = browser.new_context(viewport={"width": width, "height": height}, locale="en-US")
+    pg = context.new_page()
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.goto(fake_studio.url)
+    pg.wait_for_selector("#example-grid figure")
+    drop_file(pg, "#content-drop", "tubingen.jpg", bundled_image("tubingen").read_bytes(), "image/jpeg")
+    drop_file(pg, "#style-drop", "starry_night.jpg", bundled_image("starry_night").read_bytes(), "image/jpeg")
+    pg.wait_for_function("() => document.querySelectorAll('.chip img').length === 2")
+    pg.wait_for_function("() => document.getElementById('estimate').textContent.includes('on this machine')")
+    assert pg.evaluate("() => [window.scrollX, window.scrollY]") == [0, 0]
+    assert outside(pg, FIRST_SCREEN, width, height) == []
+    assert not pg.is_disabled("#start")
+
+    # One label per control; the paper's knobs behind "Advanced"; plain words.
+    assert pg.locator("#main-fields label", has_text="style strength").count() == 1
+    assert pg.locator("#advanced").get_attribute("open") is None
+    for knob in ("#f-steps", "#f-ratio", "#f-style_layers", "#f-preset"):
+        assert pg.locator(knob).is_hidden(), knob
+    page_text = pg.inner_text("body") + " ".join(pg.eval_on_selector_all("[title]", "els => els.map(e => e.title)"))
+    assert "impasto.balance" not in page_text and "eq. 7" not in page_text
+    assert "keep the photo's colours" in pg.inner_text("#main-fields")
+    # 512 px, 300 steps over 3 scales at STEP_RATE: about 2 minutes (impasto.core.estimate)
+    assert pg.inner_text("#estimate") == "512 px: about 2 min on this machine"
+    pg.fill("#f-size", "1024")
+    pg.wait_for_function("() => document.getElementById('estimate').textContent.startsWith('1024 px')")
+    assert pg.inner_text("#estimate") == "1024 px: about 10 min on this machine"
+    # A panorama 4:1 has a third of the pixels of a 4:3 photo at the same longest side: the estimate follows.
+    panorama = io.BytesIO()
+    Image.new("RGB", (400, 100), (200, 120, 40)).save(panorama, format="PNG")
+    drop_file(pg, "#content-drop", "panorama.png", panorama.getvalue(), "image/png")
+    pg.wait_for_function(
+        "() => document.getElementById('estimate').textContent === '1024 px: about 3 min on this machine'"
+    )
+    drop_file(pg, "#content-drop", "tubingen.jpg", bundled_image("tubingen").read_bytes(), "image/jpeg")
+    pg.fill("#f-size", "512")
+    pg.wait_for_function(
+        "() => document.getElementById('estimate').textContent === '512 px: about 2 min on this machine'"
+    )
+    pg.screenshot(path=str(Path(SCREENS or tmp_path) / f"studio-{width}x{height}.png"))
+
+    # A refused file: its one-line error shows on the first screen, next to Start.
+    drop_file(pg, "#content-drop", "notes.txt", b"shopping list\n", "text/plain")
+    pg.wait_for_selector("#error:not([hidden])")
+    assert pg.inner_text("#error").startswith("content image 'notes.txt': not an image file")
+    assert outside(pg, ["#error", "#start"], width, height) == []
+    pg.screenshot(path=str(Path(SCREENS or tmp_path) / f"studio-refused-{width}x{height}.png"))
+    context.close()
+    assert [e for e in errors if "status of 400" not in e] == []

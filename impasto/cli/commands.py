@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, ImpastoError, InputError, cli_flag, out_of_memory
+from ..errors import ConfigError, ImpastoError, InputError, cli_flag, out_of_memory, word
 from .parser import build_parser as _build_parser
 from .parser import option_values as _options
 from .parser import shown as _shown
@@ -81,7 +81,7 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
     params: dict[str, Any] = {"content": str(content), "styles": [str(s) for s in styles]}
     params["sources"] = _sources(args, opts)  # for impasto info
     snapshot = _shown_paths(params | opts.to_dict() | recorded(opts.init, **images), args.embed_paths)
-    with _Progress(args.quiet, output, args.save_every, snapshot, opts.quality) as progress:
+    with _Progress(args.quiet, output, args.save_every, snapshot, opts.quality, yes=args.yes) as progress:
         # transfer() checks the images against the options (impasto.schedule.plan) before any work.
         result = transfer(
             content,
@@ -91,8 +91,10 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
             on_step=progress,
             image_every=args.save_every,
             max_pixels=args.max_pixels,
+            on_phase=progress.phase,
             **images,
         )
+        progress.finish(result.loss)
     meta = record(args.preset, result, inputs=params)
     save_image(result.image, output, _shown_paths(meta, args.embed_paths), quality=opts.quality)
     if result.fault is not None:
@@ -117,6 +119,7 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
 def _info(args: argparse.Namespace) -> int:
     from PIL import Image
 
+    from ..config import unused
     from ..image import read_params
 
     params = read_params(args.image)
@@ -128,9 +131,12 @@ def _info(args: argparse.Namespace) -> int:
     with Image.open(args.image) as img:
         rows = {"file": f"{Path(args.image).name}: {img.format} {img.width}x{img.height}"}
     sources = params.pop("sources", {})  # written since issue 9: where each option's value came from
+    idle = unused(params)
     for key in sorted(params):
         value = params[key]
         text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+        if key in idle:
+            text = f"not used ({word(idle[key], cli_flag)})"
         rows[key] = f"{text}  ({sources[key]})" if key in sources else text
     width = max(len(k) for k in rows)
     for key, text in rows.items():
@@ -161,13 +167,14 @@ def _sources(args: argparse.Namespace, opts: Options) -> dict[str, str]:
 
 
 def _presets(args: argparse.Namespace) -> int:
-    from ..config import PRESETS, resolve
+    from ..config import PRESETS, resolve, unused
 
     names = [args.name] if args.name else list(PRESETS)
-    tables = {}
+    tables, idle = {}, {}
     for name in names:
         values = resolve(name).to_dict()  # an unknown name: "did you mean"
         tables[name] = {k: (v, "preset" if k in PRESETS[name] else "built-in default") for k, v in values.items()}
+        idle[name] = unused(values)
     if args.json:
         print(json.dumps({n: {k: v for k, (v, _) in t.items()} for n, t in tables.items()}, indent=2))
         return 0
@@ -178,7 +185,11 @@ def _presets(args: argparse.Namespace) -> int:
         key_width = max(len(k) for k in table) + 2
         value_width = max(len(_shown(v)) for v, _ in table.values())
         for key, (value, source) in table.items():
-            print(f"  {'--' + key.replace('_', '-'):<{key_width}}  {_shown(value):<{value_width}}  {source}")
+            flag = "--" + key.replace("_", "-")
+            if key in idle[name]:  # not a value of this preset: it does nothing here
+                print(f"  {flag:<{key_width}}  {'-':<{value_width}}  not used ({word(idle[name][key], cli_flag)})")
+                continue
+            print(f"  {flag:<{key_width}}  {_shown(value):<{value_width}}  {source}")
     return 0
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
-from ..errors import ImpastoError, cli_flag
+from ..errors import ImpastoError, cli_flag, word
+from .usage import Parser
 
 if TYPE_CHECKING:
     from ..config.schema import OptionField
@@ -53,11 +54,12 @@ def _flag_kind(f: OptionField) -> dict[str, Any]:
 def add_option_flags(parser: argparse.ArgumentParser, overrides: dict[str, Any] | None = None) -> None:
     """A flag per field of Options, and the masks' (images: ``inputs.IMAGE_HELP``); the help shows
     the value of the default preset (with ``overrides``)."""
-    from ..config import resolve
+    from ..config import resolve, unused
     from ..config.schema import option_field, option_fields
     from ..inputs import IMAGE_HELP, MASKS_AFTER
 
-    defaults = resolve("default", **(overrides or {})).to_dict()
+    opts = resolve("default", **(overrides or {}))
+    defaults, idle = opts.to_dict(), unused(opts)
     group = parser.add_argument_group(
         "style transfer options",
         "Defaults shown are the 'default' preset's; --preset NAME changes them ('impasto presets' lists them all).",
@@ -66,7 +68,9 @@ def add_option_flags(parser: argparse.ArgumentParser, overrides: dict[str, Any] 
 
     def text(name: str) -> str:
         default = "" if defaults.get(name) is None else f" (default: {shown(defaults[name])})"
-        return (helps[name] + default).replace("%", "%%")
+        if name in idle:  # the default preset's value would mislead: it is not used
+            default = f" (default: not used, as {word(idle[name], cli_flag)})"
+        return (word(helps[name], cli_flag) + default).replace("%", "%%")
 
     for f in option_fields():
         if f.name in _EXCLUSIVE:
@@ -86,9 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .batch import add_parser as add_batch
     from .video import add_parser as add_video
 
-    parser = argparse.ArgumentParser(
-        prog="impasto", description="Neural style transfer (Gatys, Ecker & Bethge), faithful and fast."
-    )
+    parser = Parser(prog="impasto", description="Neural style transfer (Gatys, Ecker & Bethge), faithful and fast.")
     parser.add_argument("--version", action="version", version=f"impasto {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -97,11 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("styles", nargs="+", metavar="style", help="style image(s) (the painting)")
     st.add_argument("-o", "--output", required=True, help="output image: .png, .jpg or .webp")
     add_common(st)
+    _add_yes(st)
     add_option_flags(st)
 
     demo = sub.add_parser("demo", help="stylise the bundled Tübingen photo as The Starry Night")
     demo.add_argument("-o", "--output", default="impasto-demo.png", help="output image")
     add_common(demo)
+    _add_yes(demo)
     add_option_flags(demo, DEMO_OPTIONS)
 
     serve = sub.add_parser("serve", help="start the local web studio")
@@ -175,6 +179,16 @@ def add_common(p: argparse.ArgumentParser) -> None:
         help=f"refuse larger input images (default: {DEFAULT_MAX_PIXELS:,})",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def _add_yes(p: argparse.ArgumentParser) -> None:
+    """``--yes``: a run of hours (impasto.cli.progress.CONFIRM_SECONDS) goes ahead without asking."""
+    p.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help="run even when the estimated time is an hour or more (default: ask at a terminal, refuse elsewhere)",
+    )
 
 
 def option_values(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:

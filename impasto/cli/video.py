@@ -123,8 +123,9 @@ def run(args: argparse.Namespace) -> int:
     )
     if result.interrupted:
         done = len(list(result.work.glob("frame_*.png"))) if result.work else 0
+        partial = "" if result.partial is None else f"; the best of frame {done + 1} so far: {result.partial}"
         print(
-            f"impasto: interrupted: {done} of {result.frames} frames done, kept in {result.work} "
+            f"impasto: interrupted: {done} of {result.frames} frames done, kept in {result.work}{partial} "
             "(run the same command to go on)",
             file=sys.stderr,
         )

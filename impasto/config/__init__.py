@@ -15,7 +15,7 @@ from .options import (
     Precondition,
     StyleLoss,
 )
-from .presets import DEMO_OPTIONS, PRESETS, resolve
+from .presets import DEMO_OPTIONS, PRESETS, resolve, unused
 
 __all__ = [
     "DEMO_OPTIONS",
@@ -32,4 +32,5 @@ __all__ = [
     "StyleLoss",
     "parse_layers",
     "resolve",
+    "unused",
 ]

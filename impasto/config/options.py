@@ -82,18 +82,28 @@ class Options:
             "compared by the 2-Wasserstein distance)"
         },
     )
-    ratio: float = field(default=1e-3, metadata={"help": "content/style weight ratio alpha/beta"})
+    ratio: float = field(
+        default=1e-3,
+        metadata={
+            "help": "the paper's content/style weight ratio alpha/beta (e.g. 1e-3), used instead of `style_strength`"
+        },
+    )
     style_strength: float | None = field(
         default=6.0,
         metadata={
-            "help": "style strength: more is more painting, and a value looks the same at every size and "
-            "for every photo and painting (impasto.balance); a ratio or content weight instead gives "
-            "eq. 7's literal alpha/beta"
+            "help": "how much of the painting: typical 1-20; 1 keeps most of the photo, 20 is mostly painting. "
+            "A value looks the same at every size and for any photo and painting. From about 1.5 the "
+            "painting's colours replace the photo's: `original_colors` keeps the photo's"
         },
     )
-    style_weight: float = field(default=1.0, metadata={"help": "style weight beta"})
+    style_weight: float = field(
+        default=1.0, metadata={"help": "the paper's style weight beta (scales every loss the same way)"}
+    )
     content_weight: float | None = field(
-        default=None, metadata={"help": "content weight alpha (default: ratio * style weight)"}
+        default=None,
+        metadata={
+            "help": "the paper's content weight alpha, used instead of `style_strength` (default: ratio x style weight)"
+        },
     )
     init: Init = field(
         default="content", metadata={"help": "initial image: noise, content or image (the init image given)"}
@@ -123,8 +133,8 @@ class Options:
     tv_weight: float = field(
         default=0.01,
         metadata={
-            "help": "total-variation smoothing: with a style strength, relative to the photo's own TV (the "
-            "same at every size); with a ratio or content weight, eq. 7's literal weight on the TV term"
+            "help": "smoothing of pixel-level speckle, relative to the photo's own (the same at every size); "
+            "with `ratio` or `content_weight`, the paper's literal weight on it"
         },
     )
     seed: int = field(default=0, metadata={"help": "random seed (same seed, same image)"})

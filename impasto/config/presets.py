@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigError, did_you_mean, register_fields
 from .checks import check, coerce_numbers, parse_layers
 from .options import Options
 
-__all__ = ["DEMO_OPTIONS", "PRESETS", "resolve"]
+__all__ = ["DEMO_OPTIONS", "PRESETS", "resolve", "unused"]
 
 # Options() is the default preset: best look per second on a laptop CPU (docs/presets.md). The
 # paper's losses, layers and alpha/beta, but coarse-to-fine over 3 scales (4:2:1 steps, ~5x less
@@ -40,6 +41,15 @@ DEMO_OPTIONS: dict[str, Any] = {"size": 384, "steps": 300, "max_time": 110.0}
 _FIELDS = {f.name: f for f in dataclasses.fields(Options)}
 _LITERAL_WEIGHTS = ("ratio", "content_weight")
 _IMAGES = ("init_image", "content_mask", "style_masks")  # arguments of transfer(), not options (impasto.inputs)
+
+
+def unused(opts: Options | Mapping[str, Any]) -> dict[str, str]:
+    """The fields whose value has no effect under ``opts`` (or its :meth:`~Options.to_dict`, as an
+    output's parameters hold it), and why: front ends show no value for them."""
+    strength = opts.get("style_strength") if isinstance(opts, Mapping) else opts.style_strength
+    if strength is None:
+        return {}
+    return {k: "`style_strength` is set" for k in _LITERAL_WEIGHTS}
 
 
 def resolve(preset: str = "default", **overrides: Any) -> Options:

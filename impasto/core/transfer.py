@@ -31,6 +31,7 @@ from .masks import check_masks
 from .memory import Fit
 from .objective import Objective
 from .optimize import ScaleResult, optimize
+from .phases import Phase, planned
 from .progress import Course, Extra, Result, ScaleProgress, Step
 from .schedule import MIN_COARSE_SIDE, Plan, plan, plan_scales
 from .targets import delivered, scale_objective, start_image
@@ -151,6 +152,7 @@ def transfer(
     start_time: float | None = None,
     extra: Sequence[Extra] = (),
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    on_phase: Callable[[Phase], None] | None = None,
 ) -> Result:
     """Paint ``content`` in the manner of ``styles`` with options ``opts``.
 
@@ -177,6 +179,8 @@ def transfer(
     )
     content_img = inputs.content
     schedule, device = _prepare(opts, inputs)
+    phase = on_phase or (lambda _: None)
+    phase(Phase("network", f"loading the network on {device.type}"))
     network, compute = _network(opts, device, network)
     precision = "bf16" if network.dtype == torch.bfloat16 else "fp32"
     equation = _equation(network, opts)
@@ -184,9 +188,11 @@ def transfer(
     fits = _fits(schedule, equation, opts, device, precision)
     if (note := fits[-1].note()) is not None:
         compute += f"; {note}"
+    if on_phase is not None:  # the estimate times a step: only for a front end that shows it
+        on_phase(planned(schedule, fits, network, device))
     budget = schedule.budget(start)
     run = Course(content_img, opts, scales, budget, start, on_step, image_every, should_stop, compute, tuple(extra))
-    last = _run_scales(run, inputs, equation, fits, device)
+    last = _run_scales(run, inputs, equation, fits, device, phase)
     result = last.result
     return Result(
         image=delivered(last.image, content_img, schedule.size, opts, last.photo),
@@ -216,13 +222,23 @@ class _LastScale:
     user_stopped: bool
 
 
-def _run_scales(run: Course, inputs: Inputs, equation: Eq7, fits: Sequence[Fit], device: torch.device) -> _LastScale:
+def _run_scales(
+    run: Course,
+    inputs: Inputs,
+    equation: Eq7,
+    fits: Sequence[Fit],
+    device: torch.device,
+    phase: Callable[[Phase], None],
+) -> _LastScale:
     """Each scale from the previous one's result (upsampled) or the initial image, until done or stopped."""
     current: torch.Tensor | None = None
     done = 0
     for idx, scale in enumerate(run.scales):
         here = replace(equation, tile=fits[idx].tile, keep=fits[idx].keep)
+        where = f"scale {idx + 1}/{len(run.scales)} {scale.size[0]}x{scale.size[1]}"
+        phase(Phase("targets", f"{where}: the targets (the photo's and the painting's features)"))
         objective, content_t, content_in = scale_objective(here, inputs, run.opts, scale, device)
+        phase(Phase("first step", f"{where}: the first step"))
         if current is None:
             init = start_image(inputs, run.opts, scale.size, content_in, device)
         else:  # the previous scale's result, upsampled

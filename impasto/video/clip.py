@@ -116,6 +116,12 @@ def _folder_clip(
     return Clip(path, [_working(f, size) for f in frames], rate, start, frames[0].size, False)
 
 
+def _why(exc: Exception) -> str:
+    """FFmpeg's reason in words, without its error number and the path: "invalid data found when processing input"."""
+    text = getattr(exc, "strerror", None) or str(exc)
+    return text[:1].lower() + text[1:]
+
+
 def _decode(path: Path, max_pixels: int) -> tuple[Any, Any, Fraction, Iterator[Image.Image]]:
     av = require("av")
     if path.stat().st_size == 0:
@@ -123,7 +129,7 @@ def _decode(path: Path, max_pixels: int) -> tuple[Any, Any, Fraction, Iterator[I
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        raise InputError(f"{path}: not a video file, or a corrupt one ({exc})") from None
+        raise InputError(f"{path}: not a video file, or a corrupt one ({_why(exc)})") from None
     if not container.streams.video:
         container.close()
         raise InputError(f"{path}: has no video stream")
@@ -137,7 +143,7 @@ def _decode(path: Path, max_pixels: int) -> tuple[Any, Any, Fraction, Iterator[I
             for frame in container.decode(stream):
                 yield frame.to_image()
         except av.error.FFmpegError as exc:
-            raise InputError(f"{path}: corrupt video data ({exc})") from None
+            raise InputError(f"{path}: corrupt video data ({_why(exc)})") from None
 
     return av, container, fps, frames()
 

@@ -38,7 +38,7 @@ from ..net.vgg import VGG19
 from .clip import read_clip
 from .flow import FlowMethod, as_array, consistency, flow, warp
 
-__all__ = ["STEPS", "FrameStep", "VideoSettings", "stylize_video"]
+__all__ = ["STEPS", "FrameInterrupted", "FrameStep", "VideoSettings", "later_step_seconds", "stylize_video"]
 
 # The step defaults per device type, (first frame, every later frame); None: the preset's --steps
 # (and its scales). A warm-started frame starts from the previous one warped, so it needs a fraction
@@ -95,6 +95,32 @@ class FrameStep:
     elapsed: float  # seconds since the run started
 
 
+class FrameInterrupted(KeyboardInterrupt):
+    """Ctrl-C inside frame ``frame`` (1-based): ``image`` is the best of it so far."""
+
+    def __init__(self, frame: int, image: Image.Image) -> None:
+        super().__init__(f"interrupted in frame {frame}")
+        self.frame = frame
+        self.image = image
+
+
+def later_step_seconds(s: Step, size: tuple[int, int]) -> float | None:
+    """Seconds per step of a later frame of ``size`` (one scale, full size), from the current frame's
+    own estimate: ``s.eta`` over the pixel-steps it has left, times the later frame's pixels.
+
+    None when nothing is left to measure by (the frame's last event). The wall time since the frame
+    began is no measure: it holds the network's loading and the targets (a 1-s 128-px clip was
+    estimated at 28 minutes from it).
+    """
+    if s.eta is None:
+        return None
+    before, left = s.step, 0
+    for width, height, steps in s.schedule:  # (w, h, steps) per scale
+        left += (steps - min(max(before, 0), steps)) * width * height
+        before -= steps
+    return s.eta / left * size[0] * size[1] if left > 0 else None
+
+
 def _temporal(weight: float, targets: list[tuple[np.ndarray, np.ndarray]], device: torch.device) -> Extra:
     """The temporal term of one frame (gamma relative to the objective at the warm start): targets w_j
     (H, W, 3) and weights c_j (H, W)."""
@@ -143,7 +169,8 @@ def stylize_video(
     or folder of frames. ``options`` are those of :func:`impasto.stylize` (size, style_strength,
     seed..., and its images ``init_image``, ``content_mask``, ``style_masks``). ``done`` are outputs
     of an earlier run of the same frames and options: they are yielded as they are and continue the
-    run (resuming). Ctrl-C (KeyboardInterrupt) propagates; the frames yielded before it are finished.
+    run (resuming). Ctrl-C propagates as :class:`FrameInterrupted` (a KeyboardInterrupt) with the best
+    image of the frame in progress; the frames yielded before it are finished.
     """
     settings = settings or VideoSettings()
     settings.check()
@@ -220,21 +247,23 @@ def _one_frame(
                 _temporal(settings.temporal_weight, list(zip(warped, _long_term(cs), strict=True)), _device(first))
             ]
     frame_start = time.perf_counter()
+    rate: list[float] = []  # seconds per later step, as last estimated from this frame
 
     def progress(s: Step) -> None:
         if on_step is None:
             return
         eta = None
-        if s.eta is not None:
-            rate = (sum(per_step) / len(per_step)) if per_step else (time.perf_counter() - frame_start) / s.step
+        estimate = later_step_seconds(s, frame.size)
+        rate[:] = [estimate] if estimate is not None else rate
+        if s.eta is not None and (per_step or rate):
             left = (total - t - 1) if total is not None else 0
-            eta = s.eta + left * later.steps * rate
+            eta = s.eta + left * later.steps * (sum(per_step) / len(per_step) if per_step else rate[0])
         on_step(FrameStep(t + 1, total, s, eta if total is not None else None, time.perf_counter() - start))
 
     masks = {k: v for k, v in images.items() if k != "init_image"}
     result = transfer(frame, styles, opts, init_image=init, network=network, on_step=progress, extra=extra, **masks)
     if result.interrupted:
-        raise KeyboardInterrupt
+        raise FrameInterrupted(t + 1, result.image)
     if t > 0 and result.steps:
         per_step.append((time.perf_counter() - frame_start) / result.steps)
     return result.image

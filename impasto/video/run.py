@@ -27,7 +27,7 @@ from ..image import DEFAULT_MAX_PIXELS, _new_file, load_image, save_image
 from ..inputs import IMAGE_ARGS, recorded, split_images
 from ..net.vgg import VGG19
 from .clip import is_video_path, read_clip, require, write_frames, write_video
-from .frames import FrameStep, VideoSettings, stylize_video
+from .frames import FrameInterrupted, FrameStep, VideoSettings, stylize_video
 
 __all__ = ["VideoRun", "check_output", "run_video", "work_folder"]
 
@@ -42,6 +42,7 @@ class VideoRun:
     interrupted: bool = False
     restarted: bool = False  # a work folder of other options or inputs was discarded
     work: Path | None = None
+    partial: Path | None = None  # after Ctrl-C inside a frame: the best image of that frame so far
 
 
 def work_folder(output: Path) -> Path:
@@ -178,8 +179,11 @@ def run_video(
                 save_image(frame, work / f"frame_{i:05d}.png", params | {"frame": i, "frames": n})
                 if on_frame is not None:
                     on_frame(i, n)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         run.interrupted = True
+        if isinstance(exc, FrameInterrupted):  # the best of the frame in progress, kept beside the finished ones
+            run.partial = work / f"partial_{exc.frame:05d}.png"
+            save_image(exc.image, run.partial, params | {"frame": exc.frame, "frames": n, "partial": True})
         return run
     pngs = [work / f"frame_{i:05d}.png" for i in range(1, n + 1)]
     if is_video_path(out):

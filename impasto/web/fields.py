@@ -18,13 +18,14 @@ import torch
 
 from ..config import PRESETS, Options, resolve
 from ..config.schema import OptionField, option_fields
-from ..errors import ConfigError, ImpastoError, did_you_mean
+from ..errors import ConfigError, ImpastoError, did_you_mean, word
 from ..inputs import IMAGE_HELP, MASKS_AFTER
 from .models import FieldInfo, FieldKind
 from .settings import StudioSettings
 
 __all__ = [
     "IMAGE_FIELDS",
+    "LABELS",
     "MAIN_FIELDS",
     "UPLOADS",
     "UPLOAD_ARGS",
@@ -47,8 +48,18 @@ _SERVER_FILES = {
 UPLOADS = {"init": "init_image", "content_mask": "content_mask", "style_masks": "style_mask"}
 # The transfer() argument each upload becomes.
 UPLOAD_ARGS = {"init": "init_image", "content_mask": "content_mask", "style_masks": "style_masks"}
-# The controls shown first on the page; the others sit under "More options".
-MAIN_FIELDS = ("size", "steps", "scales", "style_strength", "seed", "pooling", "init", "tv_weight")
+# The controls shown first on the page, in this order; the others (the paper's knobs) sit under "Advanced".
+MAIN_FIELDS = ("style_strength", "color", "original_colors", "size")
+# The page's words for a field where its name is not plain enough (the others: the name, spaced).
+LABELS = {
+    "size": "size (longest side, px)",
+    "color": "colour",
+    "original_colors": "keep the photo's colours",
+    "color_match": "colour matching",
+    "tv_weight": "smoothing",
+    "init": "start from",
+    "lbfgs_history": "L-BFGS history",
+}
 # Multipart fields that are images, not options.
 IMAGE_FIELDS = ("content", "style", "content_example", "style_example", *UPLOADS.values())
 INIT_CHOICES = ("noise", "content")  # plus an uploaded init_image
@@ -110,11 +121,18 @@ def worded(exc: ImpastoError) -> str:
     return exc.worded(web_name)
 
 
+def label(name: str) -> str:
+    """A field's label on the page."""
+    return LABELS.get(name, name.replace("_", " "))
+
+
 def _field(name: str, help_text: str, kind: FieldKind, optional: bool, **more: Any) -> FieldInfo:
-    """A form field; what ``more`` does not give is absent (None) or off."""
+    """A form field; what ``more`` does not give is absent (None) or off. A field the help names
+    (```original_colors```) is called by its label."""
     blank = {"choices": None, "minimum": None, "maximum": None, "item": None, "upload": None}
     values = blank | {"multiple": False, "main": False} | more
-    return FieldInfo(name=name, label=name.replace("_", " "), help=help_text, kind=kind, optional=optional, **values)
+    text = word(help_text, lambda n: f"'{label(n)}'")
+    return FieldInfo(name=name, label=label(name), help=text, kind=kind, optional=optional, **values)
 
 
 def _mask_fields() -> list[FieldInfo]:
@@ -126,7 +144,8 @@ def _mask_fields() -> list[FieldInfo]:
 
 
 def form_fields(settings: StudioSettings) -> list[FieldInfo]:
-    """The form fields, in the order of :class:`Options` (the masks after ``MASKS_AFTER``)."""
+    """The form fields: the main ones in the order of ``MAIN_FIELDS``, then the others in the order of
+    :class:`Options` (the masks after ``MASKS_AFTER``)."""
     skip = excluded()
     out = []
     for f in option_fields():
@@ -140,6 +159,9 @@ def form_fields(settings: StudioSettings) -> list[FieldInfo]:
         out.append(_field(f.name, help_text, kind, f.optional, main=f.name in MAIN_FIELDS, **more))
         if f.name == MASKS_AFTER:
             out += _mask_fields()
+    out.sort(
+        key=lambda f: MAIN_FIELDS.index(f.name) if f.main else len(MAIN_FIELDS)
+    )  # stable: the rest keep their order
     return out
 
 

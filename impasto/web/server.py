@@ -12,7 +12,7 @@ import contextlib
 import copy
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .._version import __version__
 from ..errors import ConfigError, DeviceError, ImpastoError, InputError
 from .api import build_router
+from .estimate import StepRate, estimate_router
 from .fields import worded
 from .jobs import Conflict, JobManager, QueueFull, Runner
 from .media import StorageFull, TooLarge
@@ -167,8 +168,13 @@ def _install_handlers(app: FastAPI, settings: StudioSettings) -> None:
         return _error(500, "internal error (see the server log)")
 
 
-def create_app(settings: StudioSettings | None = None, runner: Runner | None = None) -> FastAPI:
-    """The studio app. ``runner`` replaces :func:`impasto.transfer.transfer` (tests pass a fast double)."""
+def create_app(
+    settings: StudioSettings | None = None,
+    runner: Runner | None = None,
+    step_rate: Callable[[], float | None] | None = None,
+) -> FastAPI:
+    """The studio app. ``runner`` replaces :func:`impasto.transfer.transfer` (tests pass a fast double),
+    ``step_rate`` the measured seconds per pixel pass of the estimate (:class:`impasto.web.estimate.StepRate`)."""
     settings = StudioSettings.from_env() if settings is None else settings
     manager = JobManager(settings, runner)
 
@@ -198,6 +204,7 @@ def create_app(settings: StudioSettings | None = None, runner: Runner | None = N
     app.state.settings = settings
     _install_handlers(app, settings)
     app.include_router(build_router(manager))
+    app.include_router(estimate_router(settings, step_rate or StepRate()))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

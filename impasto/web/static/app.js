@@ -9,11 +9,47 @@ import { errorText, getJSON } from "./net.js";
 const $ = (id) => document.getElementById(id);
 const FINISHED = ["done", "failed", "cancelled"];
 const REFRESH_MS = 2000;
+const ESTIMATE_RETRY_MS = 1000;
 
 function showError(message) {
   const box = $("error");
   box.textContent = message || "";
   box.hidden = !message;
+}
+
+// "about 3 min on this machine" for the size, steps and scales in the form, from the server's
+// measured step time (GET /api/estimate); asked again while the server is still timing a step.
+function showEstimate(form, images) {
+  let timer = null;
+  let asked = "";
+  const ask = async () => {
+    const query = new URLSearchParams({ preset: form.preset });
+    for (const name of ["size", "steps", "scales"]) if (form.value(name)) query.set(name, form.value(name));
+    const photo = document.querySelector("#content-chosen .chip img"); // its thumbnail keeps its aspect
+    if (photo && photo.naturalWidth && photo.naturalHeight) {
+      query.set("aspect", (photo.naturalWidth / photo.naturalHeight).toFixed(3));
+    } else if (photo) {
+      photo.addEventListener("load", later, { once: true }); // ask again once its size is known
+    }
+    asked = query.toString();
+    try {
+      const answer = await getJSON(`/api/estimate?${query}`);
+      if (asked !== query.toString()) return; // the form changed meanwhile
+      const size = query.get("size") ? `${query.get("size")} px: ` : "";
+      $("estimate").textContent = answer.text ? `${size}${answer.text}` : "";
+      if (answer.seconds === null) timer = setTimeout(ask, ESTIMATE_RETRY_MS);
+    } catch {
+      if (asked === query.toString()) $("estimate").textContent = ""; // a size beyond the limits: Start says why
+    }
+  };
+  const later = () => {
+    asked = ""; // an answer on its way is for the form as it was: dropped
+    clearTimeout(timer);
+    timer = setTimeout(ask, 250);
+  };
+  form.onChange(later);
+  images.onChange(later);
+  ask();
 }
 
 async function main() {
@@ -90,6 +126,7 @@ async function main() {
   images.onChange(refreshStart);
   form.onChange(refreshStart);
   refreshStart();
+  showEstimate(form, images);
 
   $("job-form").addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -3,7 +3,7 @@
 // preset's values; only fields the user edited are sent (the server fills in the rest).
 
 // The style-strength slider: position = log10(style_strength), the size-invariant balance of the
-// default preset (impasto.balance): the same position gives the same look at every size.
+// default preset: the same position gives the same look at every size.
 const STRENGTH_MIN = -1; // strength 0.1: mostly the photo
 const STRENGTH_MAX = 2; // strength 100: mostly the painting
 
@@ -118,23 +118,19 @@ export class SettingsForm {
       this.edited.delete(field.name);
       this.set(field.name, this.presetValue(field.name), false);
     });
-    if (field.name === "style_strength") {
-      const wrap = el("div", { class: "strength" });
-      wrap.append(this.buildStrength(input), box);
-      return wrap;
-    }
+    if (field.name === "style_strength") this.buildStrength(box, input);
     return box;
   }
 
-  // A log-scale slider for the style strength: further right is more style.
-  buildStrength(strengthInput) {
+  // Style strength: one label, a log-scale slider (further right is more painting) beside its number.
+  buildStrength(box, strengthInput) {
     const slider = el("input", {
       type: "range",
       id: "f-strength",
       min: STRENGTH_MIN,
       max: STRENGTH_MAX,
       step: "0.05",
-      "aria-label": "style strength",
+      "aria-label": "style strength, slider",
     });
     const sync = () => {
       const strength = Number(strengthInput.value);
@@ -147,9 +143,12 @@ export class SettingsForm {
     });
     strengthInput.addEventListener("input", sync);
     this.syncStrength = sync;
-    const label = el("label", { for: "f-strength", text: "style strength" });
     const ends = el("div", { class: "ends" }, el("span", { text: "more photo" }), el("span", { text: "more painting" }));
-    return el("div", { class: "field" }, label, slider, ends);
+    box.classList.add("strength", "wide");
+    const row = el("div", { class: "row" });
+    strengthInput.replaceWith(row);
+    row.append(slider, strengthInput);
+    box.querySelector(".help").before(ends);
   }
 
   value(name) {
