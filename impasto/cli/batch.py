@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from ..errors import ConfigError
+from .flags import add_common, add_option_flags, option_values
 
 __all__ = ["add_parser", "run"]
 
@@ -22,7 +23,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``batch`` to the ``impasto`` command's subparsers."""
     from ..batch.plan import DEFAULT_NAME
     from ..config.schema import option_fields
-    from .parser import add_common, add_option_flags
 
     p: argparse.ArgumentParser = subparsers.add_parser(
         "batch",
@@ -97,7 +97,6 @@ def run(args: argparse.Namespace) -> int:
     """Run ``impasto batch``; returns the exit code (0, 1 if an item failed, 2 bad input, 130 Ctrl-C)."""
     from ..batch.driver import batch
     from ..inputs import IMAGE_ARGS
-    from .parser import option_values
 
     if args.save_every or args.embed_paths:
         raise ConfigError("--save-every and --embed-paths are not supported by batch")

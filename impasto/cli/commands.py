@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, ImpastoError, InputError, cli_flag, out_of_memory, word
+from .flags import option_values as _options
+from .flags import shown as _shown
 from .parser import build_parser as _build_parser
-from .parser import option_values as _options
-from .parser import shown as _shown
 from .parser import studio_settings as _studio_settings
 from .progress import Progress as _Progress
 

@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from ..errors import ConfigError
+from .flags import add_common, add_option_flags, option_values
 
 __all__ = ["add_parser", "run"]
 
@@ -20,7 +21,6 @@ EXIT_INTERRUPTED = 130
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``video`` to the ``impasto`` command's subparsers."""
     from ..video.frames import STEPS, VideoSettings
-    from .parser import add_common, add_option_flags
 
     d = VideoSettings()
     p: argparse.ArgumentParser = subparsers.add_parser(
@@ -91,7 +91,6 @@ def run(args: argparse.Namespace) -> int:
     """Run ``impasto video``; returns the exit code (0, 2 bad input, 130 Ctrl-C)."""
     from ..video.frames import VideoSettings
     from ..video.run import run_video
-    from .parser import option_values
 
     if args.save_every or args.embed_paths:
         raise ConfigError("--save-every and --embed-paths are not supported by video")
