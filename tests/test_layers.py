@@ -14,4 +14,3 @@ def test_no_module_imports_itself_through_others() -> None:
             if back:
                 circles.add(tuple(sorted({module, *back})))
     assert not circles, f"import circles: {sorted(circles)}"
-
