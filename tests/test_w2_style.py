@@ -70,4 +70,4 @@ def test_the_w2_objective_is_zero_at_its_own_painting(tiny_vgg: VGG19) -> None:
     _, far = eq.of(None, [img], shape=(32, 32))(other)
     assert float(far["style"]) > 1.0 and set(far) >= {"style:conv1_1", "style:conv2_1"}
     # 0 up to fp32's rounding of tr S + tr S - 2 tr (S^1/2 S S^1/2)^1/2 (traces ~1e4 here)
-    assert abs(float(report["style"])) < 1e-5 * float(far["style"])
+    assert abs(float(report["style"])) < 1e-4 * float(far["style"])
