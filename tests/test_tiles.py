@@ -21,6 +21,7 @@ from impasto.config import Options, StyleLoss
 from impasto.core.eq7 import Eq7
 from impasto.core.objective import Objective
 from impasto.core.terms import StyleRegion, Temporal
+from impasto.core.terms.photoreal import Photorealism
 from impasto.core.tile_layout import geometry, layout
 from impasto.net.vgg import Pooling
 from impasto.testing import narrow_vgg
@@ -100,7 +101,7 @@ def _temporal(h: int, w: int) -> Temporal:
     return Temporal([(warped, trust), (_image(h, w, 32), 1 - trust)])
 
 
-@pytest.mark.parametrize("term", ["content", "style", "tv", "temporal"])
+@pytest.mark.parametrize("term", ["content", "style", "tv", "temporal", "photorealism"])
 def test_each_term_alone_tiled_equals_untiled(term: str) -> None:
     """One term at a time (the others weighted 0): each is exact on its own, not only in the sum."""
     h, w = 200, 230
@@ -108,7 +109,7 @@ def test_each_term_alone_tiled_equals_untiled(term: str) -> None:
     objectives = []
     for eq in (full, tiled):
         base = eq.of(_image(h, w, 24), [_image(120, 100, 25)])
-        extra = [(1e3, _temporal(h, w))]
+        extra = [(1e3, _temporal(h, w)), (1e4, Photorealism.of(_image(h, w, 24)))]
         terms = [(wt if t.name == term else 0.0, t) for wt, t in [*base.terms, *extra]]
         objectives.append(replace(base, terms=terms))
     _, grad, _ = _loss_and_grad(objectives[0], _image(h, w, 26))

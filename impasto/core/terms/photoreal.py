@@ -1,0 +1,47 @@
+"""The photorealism term of Luan, Paris, Shechtman & Bala (Deep Photo Style Transfer, CVPR 2017, eq. 2).
+
+    L_m = sum_c V_c[O]^T L V_c[O]
+
+L the matting Laplacian of the content photo (Levin et al. 2008; :mod:`impasto.core.matting`,
+matrix-free), V_c[O] the output's channel c on [0, 1]. It is 0 exactly when the output is, in
+every 3x3 window, an affine function of the photo's colours: it lets the light and colours change
+and keeps the photo's edges and textures. A local term: a sum over windows, each counted at the
+tile whose core holds its centre (a window reads 1 px around its centre, inside any halo).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..matting import MattingGuide, matting_energy, precompute
+from .base import Features, LocalTerm, Where
+
+__all__ = ["Photorealism"]
+
+
+@dataclass(frozen=True, eq=False)
+class Photorealism(LocalTerm):
+    """L_m of the output against ``guide``, the content photo's window statistics at the output's size."""
+
+    guide: MattingGuide
+    name: str = "photorealism"
+
+    @classmethod
+    def of(cls, photo: torch.Tensor) -> Photorealism:
+        """The term for outputs of ``photo``'s size; ``photo`` (1, 3, H, W) in 0..255."""
+        return cls(precompute(photo / 255.0))
+
+    def local(self, feats: Features, pixels: torch.Tensor, where: Where) -> torch.Tensor:
+        v = pixels / 255.0
+        if where.tile is None:
+            return matting_energy(v, self.guide).sum()
+        (y0, y1, x0, x1), (cy0, _, cx0, _) = where.tile.core, where.tile.crop
+        rows, cols = self.guide.windows
+        if y1 <= 1 or x1 <= 1 or y0 > rows or x0 > cols:  # no window centre in this core
+            return pixels.new_zeros(())
+        windows = self.guide.crop(y0, x0, y1 - y0, x1 - x0)
+        top, left = windows.offset[0] - 1 - cy0, windows.offset[1] - 1 - cx0  # the windows' pixels, in the crop
+        h, w = windows.windows
+        return matting_energy(v[:, :, top : top + h + 2, left : left + w + 2], windows).sum()
