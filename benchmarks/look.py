@@ -27,7 +27,7 @@ from report import cpuinfo
 
 from impasto import bundled_image, style_transfer
 from impasto.core.balance import look
-from impasto.core.transfer import get_vgg
+from impasto.net.network import get_vgg
 from impasto.grid import Cell, make_grid
 from impasto.image import load_image, pil_to_tensor, resize
 

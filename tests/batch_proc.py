@@ -20,12 +20,11 @@ import pytest
 
 def main(argv: list[str]) -> int:
     from impasto import cli
+    from impasto.net.network import network_loader
     from impasto.testing import narrow_vgg
 
     patch = pytest.MonkeyPatch()  # as tests/conftest.py patches: the stand-in network, fp32
-    patch.setattr(
-        importlib.import_module("impasto.core.transfer"), "get_vgg", lambda _w, _f, pool, *_: narrow_vgg(pool)
-    )
+    network_loader(lambda _w, _f, pool, *_: narrow_vgg(pool)).__enter__()  # for the process's life
     patch.setattr(importlib.import_module("impasto.net.network"), "cpu_bf16", lambda: (False, "fp32 in the tests"))
     if argv[:1] == ["--hold"]:
         folder, _, held = argv[1].rpartition(":")

@@ -9,10 +9,10 @@ channels per layer: ``narrow_network`` hands it to every transfer that loads its
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import importlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, cast
 
@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from impasto.net.network import Loader, network_loader
 from impasto.net.vgg import VGG19, Pooling
 from impasto.testing import narrow_vgg
 
@@ -179,17 +180,25 @@ def fp32_by_default(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
 
 
 @pytest.fixture
-def narrow_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every transfer that loads its network (the CLI, the API) gets the narrow stand-in instead."""
-    monkeypatch.setattr(importlib.import_module("impasto.core.transfer"), "get_vgg", _load_narrow)
+def use_network() -> Iterator[Callable[[Loader], None]]:
+    """``use_network(loader)``: every transfer that loads its network gets it from ``loader`` until
+    the test ends (:func:`impasto.net.network.network_loader`, the seam; no module is patched)."""
+    with contextlib.ExitStack() as stack:
+        yield lambda loader: stack.enter_context(network_loader(loader))
 
 
 @pytest.fixture
-def full_width_network(narrow_network: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def narrow_network(use_network: Callable[[Loader], None]) -> None:
+    """Every transfer that loads its network (the CLI, the API) gets the narrow stand-in instead."""
+    use_network(_load_narrow)
+
+
+@pytest.fixture
+def full_width_network(narrow_network: None, use_network: Callable[[Loader], None]) -> None:
     """The network the options name after all, for a test whose fixtures take the narrow one."""
     from impasto.net.network import get_vgg
 
-    monkeypatch.setattr(importlib.import_module("impasto.core.transfer"), "get_vgg", get_vgg)
+    use_network(get_vgg)
 
 
 def manager_of(client: TestClient) -> JobManager:

@@ -22,7 +22,7 @@ START_SECONDS = 120.0  # importing torch on a busy 2-core machine
 STOP_SECONDS = 20.0
 
 _LAUNCH = """
-import functools, importlib, sys
+import functools, sys
 import torch
 torch.set_num_threads(1)
 from impasto.testing import narrow_vgg
@@ -32,9 +32,10 @@ def standin(weights, weights_format, pooling, device, network="raw", dtype="fp32
     net = narrow_vgg(pooling)
     return net.to(torch.bfloat16) if dtype == "bf16" else net
 
-importlib.import_module("impasto.core.transfer").get_vgg = standin
 from impasto.cli.commands import main
-sys.exit(main(["serve", *sys.argv[1:]]))
+from impasto.net.network import network_loader
+with network_loader(standin):
+    sys.exit(main(["serve", *sys.argv[1:]]))
 """
 
 

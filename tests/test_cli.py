@@ -31,6 +31,7 @@ import impasto.cli.progress as cli_progress
 from impasto import PRESETS, Options, read_params
 from impasto.config import DEMO_OPTIONS
 from impasto.core.schedule import MIN_COARSE_SIDE
+from impasto.net.network import Loader
 
 RunCli = Callable[[list[Any]], tuple[int, str, str]]
 Flags = dict[str, Any]  # flag -> value, list of values, None (a switch) or False (left out)
@@ -704,13 +705,13 @@ def test_unwritable_output_is_one_line(stylize: Stylize, tmp_path: Path, monkeyp
 
 
 @pytest.fixture
-def no_work(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+def no_work(monkeypatch: pytest.MonkeyPatch, use_network: Callable[[Loader], None]) -> pytest.MonkeyPatch:
     """Loading an image or the network fails the test: a refusal must come before any work."""
 
-    def work(*args: Any, **kwargs: Any) -> None:
+    def work(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("work started before the output was checked")
 
-    monkeypatch.setattr(importlib.import_module("impasto.core.transfer"), "get_vgg", work)
+    use_network(work)
     monkeypatch.setattr(importlib.import_module("impasto.inputs"), "load_image", work)
     return monkeypatch
 

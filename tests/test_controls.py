@@ -28,6 +28,7 @@ from impasto.core.terms import StyleRegion, style_layer_loss
 from impasto.core.transfer import transfer
 from impasto.errors import ConfigError
 from impasto.image import pil_to_tensor, read_params, resize
+from impasto.net.network import load_network
 from impasto.net.vgg import VGG19
 
 RunCli = Callable[[list[Any]], tuple[int, str, str]]
@@ -145,7 +146,7 @@ def pixels(img: Image.Image) -> np.ndarray:
 
 def network_of(weights: str | None) -> VGG19:
     """The network transfer() loads for the ``options`` below (the narrow stand-in)."""
-    vgg: VGG19 = transfer_module.get_vgg(weights, "auto", "avg", "cpu", "raw")
+    vgg: VGG19 = load_network(weights, "auto", "avg", "cpu", "raw")
     return vgg
 
 

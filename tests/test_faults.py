@@ -13,7 +13,7 @@ import errno
 import importlib
 import io
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from impasto import cli, resolve, save_image, transfer
 from impasto.core.terms import Features, LocalTerm, Where
 from impasto.core.transfer import Extra
 from impasto.errors import InputError, NumericalError
+from impasto.net.network import Loader, network_loader
 from impasto.net.vgg import VGG19
 from impasto.testing import narrow_vgg
 from impasto.web.server import create_app
@@ -125,8 +126,8 @@ def stylize(files: tuple[Path, Path], out: Path, *flags: str) -> list[str]:
     return [*args, "--quiet", *flags]
 
 
-def network_is(monkeypatch: pytest.MonkeyPatch, net: VGG19) -> None:
-    monkeypatch.setattr(importlib.import_module("impasto.core.transfer"), "get_vgg", lambda *a, **k: net)
+def network_is(use_network: Callable[[Loader], None], net: VGG19) -> None:
+    use_network(lambda *a, **k: net)
 
 
 def one_error_line(err: str) -> str:
@@ -137,9 +138,13 @@ def one_error_line(err: str) -> str:
 
 
 def test_cli_nan_mid_run_saves_the_best_image_and_says_so(
-    files: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    files: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    use_network: Callable[[Loader], None],
 ) -> None:
-    network_is(monkeypatch, poisoned(3))
+    network_is(use_network, poisoned(3))
     out = tmp_path / "out.png"
     assert cli.main(stylize(files, out)) == 1
     line = one_error_line(capsys.readouterr().err)
@@ -160,9 +165,13 @@ def test_cli_an_extreme_weight_is_one_line_and_no_file(
 
 
 def test_cli_bad_weights_are_one_line_and_no_file(
-    files: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    files: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    use_network: Callable[[Loader], None],
 ) -> None:
-    network_is(monkeypatch, poisoned(0))
+    network_is(use_network, poisoned(0))
     out = tmp_path / "out.png"
     assert cli.main(stylize(files, out)) == 1
     assert "before any finite image" in one_error_line(capsys.readouterr().err)
@@ -303,8 +312,7 @@ def test_studio_cuda_out_of_memory_fails_the_job_in_one_line_and_the_next_job_ru
 def test_studio_nan_mid_run_fails_the_job_and_keeps_the_best_image(
     studio: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with monkeypatch.context() as m:
-        m.setattr(importlib.import_module("impasto.core.transfer"), "get_vgg", lambda *a, **k: poisoned(3))
+    with network_loader(lambda *a, **k: poisoned(3)):
         failed = run_job(studio)
     assert failed["state"] == "failed" and "the loss became nan" in failed["error"], failed
     assert failed["has_image"]

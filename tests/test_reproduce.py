@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import impasto.reproduce as reproduce_module
 from impasto import ConfigError, InputError, Options, bundled_image, read_params
 from impasto.core.transfer import transfer
 from impasto.image import load_image, resize
+from impasto.net.network import Loader
 from impasto.net.vgg import VGG19
 from impasto.reproduce import FIGURES, default_settings, reproduce
 from impasto.testing import narrow_vgg
@@ -26,7 +26,7 @@ STANDIN = narrow_vgg("avg")
 
 
 @pytest.fixture
-def standin(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+def standin(monkeypatch: pytest.MonkeyPatch, use_network: Callable[[Loader], None]) -> list[tuple[Any, ...]]:
     """For the tests that cannot pass a network (the CLI): transfer() loads the stand-in; the calls are recorded."""
     calls: list[tuple[Any, ...]] = []
 
@@ -34,7 +34,7 @@ def standin(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
         calls.append(args)
         return STANDIN
 
-    monkeypatch.setattr(importlib.import_module("impasto.core.transfer"), "get_vgg", fake_get_vgg)
+    use_network(fake_get_vgg)
     return calls
 
 

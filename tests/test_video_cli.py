@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from impasto.cli.commands import main
 from impasto.config import Options
 from impasto.core.transfer import Result, transfer
 from impasto.image import read_params
+from impasto.net.network import Loader
 from impasto.video.frames import FrameStep
 
 av = pytest.importorskip("av")
@@ -124,12 +126,13 @@ def _refused(args: list[str], capsys: pytest.CaptureFixture[str], *expect: str) 
 
 
 def test_bad_inputs_are_refused_in_one_line_before_any_work(
-    tmp_path: Path, style: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    style: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    use_network: Callable[[Loader], None],
 ) -> None:
-    import impasto.core.transfer  # noqa: F401
-
-    transfer_module = sys.modules["impasto.core.transfer"]
-    monkeypatch.setattr(transfer_module, "get_vgg", lambda *a, **k: pytest.fail("no network for a bad input"))
+    use_network(lambda *a, **k: pytest.fail("no network for a bad input"))
     out = tmp_path / "out.mp4"
     text = tmp_path / "notes.mp4"
     text.write_text("not a video at all\n" * 50)

@@ -23,7 +23,7 @@ from ..config import Options
 from ..errors import NumericalError
 from ..image import DEFAULT_MAX_PIXELS
 from ..inputs import ImageLike, Inputs, gather, recorded
-from ..net.network import get_vgg, resolve_device, resolve_precision
+from ..net.network import load_network, resolve_device, resolve_precision
 from ..net.vgg import VGG19
 from . import memory
 from .eq7 import Eq7
@@ -36,8 +36,8 @@ from .progress import Course, Extra, Result, ScaleProgress, Step
 from .schedule import MIN_COARSE_SIDE, Plan, plan, plan_scales
 from .targets import delivered, scale_objective, start_image
 
-# MIN_COARSE_SIDE, get_vgg, plan_scales and resolve_device: re-exported from their modules.
-__all__ = ["MIN_COARSE_SIDE", "Extra", "Result", "Step", "get_vgg", "plan_scales", "resolve_device", "transfer"]
+# MIN_COARSE_SIDE, plan_scales and resolve_device: re-exported from their modules.
+__all__ = ["MIN_COARSE_SIDE", "Extra", "Result", "Step", "plan_scales", "resolve_device", "transfer"]
 
 
 def _with_extra(objective: Objective, extra: Sequence[Extra], init: torch.Tensor) -> Objective:
@@ -66,7 +66,7 @@ def _network(opts: Options, device: torch.device, given: VGG19 | None) -> tuple[
     else a copy cast to the precision asked for; and how it runs, in words (``Step.compute``)."""
     precision, why = resolve_precision(opts.precision, device)
     if given is None:
-        net = get_vgg(opts.weights, opts.weights_format, opts.pooling, str(device), opts.network, precision)
+        net = load_network(opts.weights, opts.weights_format, opts.pooling, str(device), opts.network, precision)
     elif opts.precision == "auto":
         net, why = given, "the network given"
     else:

@@ -3,11 +3,13 @@ and the loaded networks (one VGG19 per setting and process)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import platform
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -17,7 +19,18 @@ from ..errors import DeviceError, did_you_mean, register_fields
 from .heap import keep_freed_memory
 from .vgg import VGG19, load_vgg19
 
-__all__ = ["Dtype", "NetworkKind", "Precision", "cpu_bf16", "get_vgg", "resolve_device", "resolve_precision"]
+__all__ = [
+    "Dtype",
+    "Loader",
+    "NetworkKind",
+    "Precision",
+    "cpu_bf16",
+    "get_vgg",
+    "load_network",
+    "network_loader",
+    "resolve_device",
+    "resolve_precision",
+]
 
 register_fields("device")  # the parameters its errors name (errors.py)
 
@@ -165,3 +178,29 @@ def get_vgg(
     if dtype == "bf16":
         moved.to(torch.bfloat16)
     return moved
+
+
+# The network a transfer loads, given its options: (weights, weights_format, pooling, device, network, dtype).
+Loader = Callable[[str | None, str, str, str, NetworkKind, Dtype], VGG19]
+_LOADERS: list[Loader] = []  # network_loader()'s, innermost last
+
+
+@contextlib.contextmanager
+def network_loader(loader: Loader) -> Iterator[None]:
+    """Inside the block, every transfer that loads its network (the CLI, the studio, a batch, the
+    one-call API) gets it from ``loader`` instead of :func:`get_vgg`: a test double (the narrow
+    stand-in of :mod:`impasto.testing`), or a network of one's own. One call can instead pass
+    ``transfer(network=...)``."""
+    _LOADERS.append(loader)
+    try:
+        yield
+    finally:
+        _LOADERS.remove(loader)
+
+
+def load_network(
+    weights: str | None, weights_format: str, pooling: str, device: str, network: NetworkKind, dtype: Dtype = "fp32"
+) -> VGG19:
+    """The network for these settings: from the innermost :func:`network_loader`, else :func:`get_vgg`."""
+    loader = _LOADERS[-1] if _LOADERS else get_vgg
+    return loader(weights, weights_format, pooling, device, network, dtype)

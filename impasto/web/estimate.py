@@ -64,12 +64,12 @@ class StepRate:
 
 def _measure_default() -> float:
     from ..core.estimate import seconds_per_pixel
-    from ..net.network import get_vgg, resolve_device, resolve_precision
+    from ..net.network import load_network, resolve_device, resolve_precision
 
     opts = resolve("default")
     device = resolve_device(opts.device)
     dtype, _ = resolve_precision(opts.precision, device)
-    net = get_vgg(opts.weights, opts.weights_format, opts.pooling, str(device), opts.network, dtype)
+    net = load_network(opts.weights, opts.weights_format, opts.pooling, str(device), opts.network, dtype)
     return seconds_per_pixel(net, device)
 
 
