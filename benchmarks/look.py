@@ -27,9 +27,9 @@ from report import cpuinfo
 
 from impasto import bundled_image, style_transfer
 from impasto.core.balance import look
-from impasto.net.network import get_vgg
 from impasto.grid import Cell, make_grid
 from impasto.image import load_image, pil_to_tensor, resize
+from impasto.net.network import get_vgg
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ("tubingen", "astronaut", "coffee")
