@@ -119,17 +119,21 @@ def test_network_loader_is_the_seam_every_loading_transfer_goes_through() -> Non
     """transfer() loads its network through load_network; a network_loader block replaces it, nested
     blocks stack, and leaving a block restores the one before (no module is patched)."""
     from impasto.net.network import get_vgg, load_network, network_loader
+    from impasto.net.vgg import VGG19
     from impasto.testing import narrow_vgg
 
     first, second = narrow_vgg("max", seed=1), narrow_vgg("max", seed=2)
-    args = (None, "auto", "max", "cpu", "raw")
+
+    def load() -> VGG19:
+        return load_network(None, "auto", "max", "cpu", "raw")
+
     with network_loader(lambda *a: first):
-        assert load_network(*args) is first
+        assert load() is first
         with network_loader(lambda *a: second):
-            assert load_network(*args) is second
-        assert load_network(*args) is first
+            assert load() is second
+        assert load() is first
     assert load_network.__module__ == get_vgg.__module__
     with pytest.raises(RuntimeError), network_loader(lambda *a: first):
         raise RuntimeError("a failing block still leaves the loader")
     with network_loader(lambda *a: second):
-        assert load_network(*args) is second
+        assert load() is second

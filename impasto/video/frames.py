@@ -188,84 +188,91 @@ def stylize_video(
     later = dataclasses.replace(opts, steps=later_steps, scales=1, scale_sizes=None, init="image")  # the previous frame
     inputs: list[Image.Image] = []  # the last few input frames, at the working size
     outputs: list[np.ndarray] = []  # the last few outputs, (H, W, 3) float32
-    start = time.perf_counter()
-    per_step: list[float] = []  # seconds per step of the warm-started frames
+    clip = _Clip(style_imgs, images, first, later, settings, network, on_step, total, time.perf_counter())
     keep = max(settings.temporal_offsets)
     for t, frame in enumerate(source):
         frame = frame.convert("RGB")
         size = fit_size(frame.width, frame.height, opts.size)
         frame = frame if frame.size == size else frame.resize(size, Image.Resampling.BILINEAR)
         inputs = [*inputs[-keep:], frame]
-        if t < len(done):
-            out = done[t].convert("RGB")
-        else:
-            out = _one_frame(
-                t, frame, inputs, outputs, style_imgs, images, first, later, settings, network, on_step, total, start,
-                per_step,
-            )  # fmt: skip
+        out = done[t].convert("RGB") if t < len(done) else _one_frame(clip, t, frame, inputs, outputs)
         outputs = [*outputs[-keep + 1 :], as_array(out)] if keep > 1 else [as_array(out)]
         yield out
 
 
-def _one_frame(
-    t: int,
-    frame: Image.Image,
-    inputs: list[Image.Image],
-    outputs: list[np.ndarray],
-    styles: list[Image.Image],
-    images: dict[str, Any],
-    first: Options,
-    later: Options,
-    settings: VideoSettings,
-    network: VGG19 | None,
-    on_step: Callable[[FrameStep], None] | None,
-    total: int | None,
-    start: float,
-    per_step: list[float],
-) -> Image.Image:
-    """Frame ``t``: a still transfer (t = 0) or warm-started from the warped previous output with the temporal loss.
+@dataclass
+class _Clip:
+    """What every frame of one run shares: the paintings, the options of the first and later frames,
+    the caller's callbacks, and the timing the ETA is estimated from."""
 
-    ``images``: the masks of every frame and the init image of the first (paths or PIL images).
-    """
-    opts, init, extra = first, images.get("init_image"), []
+    styles: list[Image.Image]
+    images: dict[str, Any]  # the masks of every frame and the init image of the first (paths or PIL images)
+    first: Options
+    later: Options
+    settings: VideoSettings
+    network: VGG19 | None
+    on_step: Callable[[FrameStep], None] | None
+    total: int | None  # frames, None for a stream
+    start: float  # time.perf_counter() when the run started
+    per_step: list[float] = dataclasses.field(default_factory=list)  # seconds per step of the warm-started frames
+
+
+def _warm_start(
+    clip: _Clip, frame: Image.Image, inputs: list[Image.Image], outputs: list[np.ndarray]
+) -> tuple[Image.Image, list[Extra]]:
+    """A later frame's start (the previous output warped into it; the content where it was occluded)
+    and its temporal term (Ruder eq. 7, 8) against the earlier outputs warped."""
+    settings = clip.settings
+    offsets = [j for j in settings.temporal_offsets if j <= len(outputs)]
+    warped, cs, hard = [], [], None
+    for j in offsets:
+        backward = flow(frame, inputs[-1 - j], settings.flow)  # t -> t-j, (H, W, 2)
+        forward = flow(inputs[-1 - j], frame, settings.flow)  # t-j -> t
+        warped.append(warp(outputs[-j], backward)[0])  # (H, W, 3)
+        cs.append(consistency(forward, backward))  # (H, W)
+        if hard is None:  # where the previous frame has a valid source, before smoothing
+            hard = consistency(forward, backward, sigma=0.0)[..., None]  # (H, W, 1)
+    assert hard is not None
+    start_px = hard * warped[0] + (1 - hard) * as_array(frame)  # disocclusions start from the content
+    init = Image.fromarray(np.clip(start_px + 0.5, 0, 255).astype(np.uint8), mode="RGB")
+    if settings.temporal_weight <= 0:
+        return init, []
+    pairs = list(zip(warped, _long_term(cs), strict=True))
+    return init, [_temporal(settings.temporal_weight, pairs, _device(clip.first))]
+
+
+def _one_frame(
+    clip: _Clip, t: int, frame: Image.Image, inputs: list[Image.Image], outputs: list[np.ndarray]
+) -> Image.Image:
+    """Frame ``t``: a still transfer (t = 0) or warm-started from the warped previous output with the temporal loss."""
+    opts, init, extra = clip.first, clip.images.get("init_image"), list[Extra]()
     if t > 0:
-        opts = later
-        offsets = [j for j in settings.temporal_offsets if j <= len(outputs)]
-        warped, cs, hard = [], [], None
-        for j in offsets:
-            backward = flow(frame, inputs[-1 - j], settings.flow)  # t -> t-j, (H, W, 2)
-            forward = flow(inputs[-1 - j], frame, settings.flow)  # t-j -> t
-            warped.append(warp(outputs[-j], backward)[0])  # (H, W, 3)
-            cs.append(consistency(forward, backward))  # (H, W)
-            if hard is None:  # where the previous frame has a valid source, before smoothing
-                hard = consistency(forward, backward, sigma=0.0)[..., None]  # (H, W, 1)
-        assert hard is not None
-        start_px = hard * warped[0] + (1 - hard) * as_array(frame)  # disocclusions start from the content
-        init = Image.fromarray(np.clip(start_px + 0.5, 0, 255).astype(np.uint8), mode="RGB")
-        if settings.temporal_weight > 0:
-            extra = [
-                _temporal(settings.temporal_weight, list(zip(warped, _long_term(cs), strict=True)), _device(first))
-            ]
+        opts = clip.later
+        init, extra = _warm_start(clip, frame, inputs, outputs)
     frame_start = time.perf_counter()
     rate: list[float] = []  # seconds per later step, as last estimated from this frame
 
     def progress(s: Step) -> None:
-        if on_step is None:
+        if clip.on_step is None:
             return
         eta = None
         estimate = later_step_seconds(s, frame.size)
         rate[:] = [estimate] if estimate is not None else rate
-        if s.eta is not None and (per_step or rate):
-            left = (total - t - 1) if total is not None else 0
-            eta = s.eta + left * later.steps * (sum(per_step) / len(per_step) if per_step else rate[0])
-        on_step(FrameStep(t + 1, total, s, eta if total is not None else None, time.perf_counter() - start))
+        if s.eta is not None and (clip.per_step or rate):
+            left = (clip.total - t - 1) if clip.total is not None else 0
+            per = sum(clip.per_step) / len(clip.per_step) if clip.per_step else rate[0]
+            eta = s.eta + left * clip.later.steps * per
+        elapsed = time.perf_counter() - clip.start
+        clip.on_step(FrameStep(t + 1, clip.total, s, eta if clip.total is not None else None, elapsed))
 
-    masks = {k: v for k, v in images.items() if k != "init_image"}
-    result = transfer(frame, styles, opts, init_image=init, network=network, on_step=progress, extra=extra, **masks)
+    masks = {k: v for k, v in clip.images.items() if k != "init_image"}
+    result = transfer(
+        frame, clip.styles, opts, init_image=init, network=clip.network, on_step=progress, extra=extra, **masks
+    )
     if result.interrupted:
         raise FrameInterrupted(t + 1, result.image)
     if t > 0 and result.steps:
-        per_step.append((time.perf_counter() - frame_start) / result.steps)
+        clip.per_step.append((time.perf_counter() - frame_start) / result.steps)
     return result.image
 
 
