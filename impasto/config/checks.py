@@ -176,7 +176,7 @@ def check(opts: Options) -> Options:
         raise ConfigError(f"`steps` must be >= 0, got {opts.steps}")
     if opts.scales < 1:
         raise ConfigError(f"`scales` must be >= 1, got {opts.scales}")
-    for name in ("ratio", "style_weight", "tv_weight", "learning_rate"):
+    for name in ("ratio", "style_weight", "tv_weight", "learning_rate", "photorealism"):
         if getattr(opts, name) < 0:
             raise ConfigError(f"`{name}` must be >= 0, got {getattr(opts, name):g}")
     if opts.content_weight is not None and opts.content_weight < 0:

@@ -30,7 +30,8 @@ __all__ = [
 LayerWeights = tuple[tuple[str, float], ...]  # ((layer, w_l), ...)
 
 # Where the first scale starts: white noise, the photo, or the init image given (transfer(init_image=...)).
-Init = Literal["noise", "content", "image"]
+# "mapped": the photo in the painting's colours (a global colour map: impasto.core.color.colour_map).
+Init = Literal["noise", "content", "mapped", "image"]
 NAMED_INITS = tuple(i for i in get_args(Init) if i != "image")  # the starts that need no image
 
 # The choice types of the options (each module that acts on one imports it from here).
@@ -106,7 +107,11 @@ class Options:
         },
     )
     init: Init = field(
-        default="content", metadata={"help": "initial image: noise, content or image (the init image given)"}
+        default="content",
+        metadata={
+            "help": "initial image: noise, content, mapped (the photo in the painting's colours) "
+            "or image (the init image given)"
+        },
     )
     optimizer: Optimizer = field(default="lbfgs", metadata={"help": "lbfgs or adam"})
     learning_rate: float = field(default=2.0, metadata={"help": "Adam step size, in pixel levels (0-255)"})
@@ -130,6 +135,21 @@ class Options:
         metadata={"help": "memory budget, e.g. 512MB or 2GB (default: 80 % of the free RAM or GPU memory)"},
     )
     pooling: Pooling = field(default="max", metadata={"help": "max or avg pooling"})
+    photorealism: float = field(
+        default=0.0,
+        metadata={
+            "help": "keep a photograph: weight of Luan et al.'s photorealism term (the output locally an affine "
+            "function of the photo's colours), relative to the objective at the start, per 3x3 window; "
+            "0: off (the photo preset: 3000)"
+        },
+    )
+    photo_projection: bool = field(
+        default=False,
+        metadata={
+            "help": "finish with the output made locally affine in the photo's colours (a guided filter, "
+            "radius 4 px): the photo's edges and textures, the result's light (the photo preset: on)"
+        },
+    )
     tv_weight: float = field(
         default=0.01,
         metadata={

@@ -20,6 +20,7 @@ import torch
 from ..config import ColorMatch
 
 __all__ = [
+    "colour_map",
     "luminance",
     "match_color",
     "match_luminance",
@@ -104,3 +105,27 @@ def match_color(style: torch.Tensor, content: torch.Tensor, method: ColorMatch) 
     mapped = a @ (pixels - mu_s) + mu_c
     # Not clamped: the network takes any value, and clamping would undo the exact match.
     return mapped.reshape(style.shape).to(style.dtype)
+
+
+def colour_map(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """``content`` (1, 3, H, W) in ``style``'s colours: each pixel's RGB through the Monge map between
+    Gaussian fits of the two images' colours (the 2-Wasserstein optimal affine map), clamped to 0..255.
+
+    A global colour transfer: affine in the photo's colours, so it is a photograph still (the photo
+    preset's start, ``init="mapped"``).
+    """
+    x = content.double()[0].reshape(3, -1)  # (3, HW)
+    eye = torch.eye(3, dtype=torch.float64, device=x.device)
+
+    def fit(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu = pixels.mean(dim=1, keepdim=True)  # (3, 1)
+        return mu, (pixels - mu) @ (pixels - mu).T / pixels.shape[1] + 1e-5 * eye  # (3, 3)
+
+    mu_c, cov_c = fit(x)
+    mu_s, cov_s = fit(style.double()[0].reshape(3, -1))
+    root = _sqrt_sym(cov_c)
+    root_inv = torch.linalg.inv(root)
+    a = root_inv @ _sqrt_sym(root @ cov_s @ root) @ root_inv  # symmetric: the Monge map's matrix
+    mapped = a @ (x - mu_c) + mu_s
+    out: torch.Tensor = mapped.reshape(content.shape).clamp(0, 255).to(content.dtype)
+    return out

@@ -21,12 +21,17 @@ from .balance import balanced_content_weight, balanced_tv_weight, references
 from .eq7 import Eq7
 from .masks import region_guides, style_guide
 from .objective import Objective
+from .photo_project import guided_filter
 from .schedule import Scale
 from .terms.style import StyleRegion
 from .upscale import start_from
 
 # Inputs: re-exported from impasto.inputs, where the images of a transfer are loaded.
-__all__ = ["Inputs", "delivered", "noise", "scale_objective", "start_image"]
+__all__ = ["PROJECTION", "Inputs", "delivered", "noise", "scale_objective", "start_image"]
+
+# The final projection's guided filter: (radius px, eps on [0, 1] colours), the smallest window that
+# kept the photo preset's structure on every test pair (docs/photo.md).
+PROJECTION = (4, 1e-3)
 
 
 def noise(width: int, height: int, seed: int, device: torch.device) -> torch.Tensor:
@@ -50,6 +55,8 @@ def delivered(
         content_t = pil_to_tensor(content.resize((width, height), Image.Resampling.BILINEAR), image.device)
     if opts.color == "luminance" or opts.original_colors:
         image = color.with_chroma_of(image, content_t)  # the result's luminance, the photo's colours
+    if opts.photo_projection:  # locally affine in the photo's colours (Luan et al.'s final step)
+        image = guided_filter(content_t / 255.0, image.clamp(0, 255) / 255.0, PROJECTION[0], PROJECTION[1]) * 255.0
     return tensor_to_pil(image)
 
 
@@ -117,13 +124,16 @@ def _regions(
 def start_image(
     inputs: Inputs, opts: Options, size: tuple[int, int], content_in: torch.Tensor, device: torch.device
 ) -> torch.Tensor:
-    """The first scale's initial image (1, 3, h, w): noise, the photo or ``init_image``, with noise mixed in."""
+    """The first scale's initial image (1, 3, h, w): noise, the photo, the photo in the painting's colours
+    or ``init_image``, with noise mixed in."""
     w, h = size
     if opts.init == "noise":
         init = noise(w, h, opts.seed, device)
     else:
         if opts.init == "content":
             init = content_in
+        elif opts.init == "mapped":  # the photo in the (first) painting's colours
+            init = color.colour_map(content_in, pil_to_tensor(resize(inputs.styles[0], max(w, h)), device))
         else:
             assert inputs.init_image is not None
             init = start_from(inputs.init_image, content_in)  # a smaller one gets the photo's detail

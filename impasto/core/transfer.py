@@ -35,20 +35,30 @@ from .phases import Phase, planned
 from .progress import Course, Extra, Result, ScaleProgress, Step
 from .schedule import MIN_COARSE_SIDE, Plan, plan, plan_scales
 from .targets import delivered, scale_objective, start_image
+from .terms.photoreal import Photorealism
 
 # MIN_COARSE_SIDE, plan_scales and resolve_device: re-exported from their modules.
 __all__ = ["MIN_COARSE_SIDE", "Extra", "Result", "Step", "plan_scales", "resolve_device", "transfer"]
 
 
-def _with_extra(objective: Objective, extra: Sequence[Extra], init: torch.Tensor) -> Objective:
-    """``objective`` plus the ``extra`` terms, relative weights resolved against its value at ``init``."""
-    if not extra:
-        return objective
-    ref: torch.Tensor | None = None
-    if any(e.relative for e in extra):
-        with torch.no_grad():  # as the optimiser first sees it: clamped
-            ref = objective(init.detach().clamp(0, 255))[0]
-    return replace(objective, terms=[*objective.terms, *(e.weighted(ref) for e in extra)])
+def _with_extra(objective: Objective, run: Course, photo: torch.Tensor, ref: torch.Tensor | None) -> Objective:
+    """``objective`` plus the run's ``extra`` terms and, with ``photorealism``, the photorealism term
+    for ``photo`` (this scale's); relative weights multiply ``ref``, the objective at the run's start."""
+    terms = [e.weighted(ref) for e in run.extra]
+    if run.opts.photorealism > 0 and ref is not None:
+        term = Photorealism.of(photo)
+        rows, cols = term.guide.windows  # the weight is per window: the same at every size
+        terms.append((float(run.opts.photorealism * ref) / (rows * cols), term))
+    return replace(objective, terms=[*objective.terms, *terms]) if terms else objective
+
+
+def _start_value(objective: Objective, run: Course, init: torch.Tensor) -> torch.Tensor | None:
+    """The objective at the run's initial image (as the optimiser first sees it: clamped), when a term's
+    weight is relative to it (video's temporal term, the photorealism term); else None."""
+    if not (run.opts.photorealism > 0 or any(e.relative for e in run.extra)):
+        return None
+    with torch.no_grad():
+        return objective(init.detach().clamp(0, 255))[0]
 
 
 def _prepare(opts: Options, inputs: Inputs) -> tuple[Plan, torch.device]:
@@ -232,6 +242,7 @@ def _run_scales(
 ) -> _LastScale:
     """Each scale from the previous one's result (upsampled) or the initial image, until done or stopped."""
     current: torch.Tensor | None = None
+    ref: torch.Tensor | None = None  # the objective at the run's start, for relative weights
     done = 0
     for idx, scale in enumerate(run.scales):
         here = replace(equation, tile=fits[idx].tile, keep=fits[idx].keep)
@@ -244,7 +255,9 @@ def _run_scales(
         else:  # the previous scale's result, upsampled
             width, height = scale.size
             init = F.interpolate(current, size=(height, width), mode="bicubic", align_corners=False)
-        objective = _with_extra(objective, run.extra, init)
+        if ref is None or idx == 0:
+            ref = _start_value(objective, run, init)
+        objective = _with_extra(objective, run, content_t, ref)
         result, user_stopped = _optimise_scale(objective, init, run, idx, done, content_t, fits[idx].history)
         done += result.steps
         current = result.image

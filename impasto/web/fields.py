@@ -62,7 +62,7 @@ LABELS = {
 }
 # Multipart fields that are images, not options.
 IMAGE_FIELDS = ("content", "style", "content_example", "style_example", *UPLOADS.values())
-INIT_CHOICES = ("noise", "content")  # plus an uploaded init_image
+INIT_CHOICES = ("noise", "content", "mapped")  # plus an uploaded init_image
 MAX_SEED = 2**32 - 1
 MAX_TEXT = 1000  # characters in a text field
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")

@@ -1,0 +1,73 @@
+"""The photo preset (issue 32): the photorealism term in a run, the mapped start, the final projection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from impasto import resolve, transfer
+from impasto.config import PRESETS
+from impasto.core import color
+from impasto.core.photo_project import guided_filter
+from impasto.image import pil_to_tensor
+from impasto.testing import narrow_vgg
+
+TINY: dict[str, Any] = {"size": 48, "steps": 6, "scales": 2, "device": "cpu", "precision": "fp32"}
+
+
+def _photos() -> tuple[Image.Image, Image.Image]:
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[0:48, 0:64]
+    dark = np.stack([x * 2, y * 3, 40 + 0 * x], -1) + rng.normal(0, 8, (48, 64, 3))  # a scene with texture
+    sunny = np.stack([200 + 0 * x, 160 + y, 60 + x], -1) + rng.normal(0, 20, (48, 64, 3))
+    return (Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)) for a in (dark, sunny))  # type: ignore[return-value]
+
+
+def _affine_residual(out: torch.Tensor, photo: torch.Tensor) -> float:
+    """How far ``out`` is from locally affine in ``photo``'s colours: what the guided filter changes."""
+    o, c = out / 255, photo / 255
+    return float((guided_filter(c, o, 4, 1e-3) - o).pow(2).mean())
+
+
+def test_the_photo_preset_is_the_recipe() -> None:
+    assert PRESETS["photo"] == {"init": "mapped", "photorealism": 3000.0, "photo_projection": True}
+    opts = resolve("photo")
+    assert (opts.init, opts.photorealism, opts.photo_projection) == ("mapped", 3000.0, True)
+    assert resolve("default").photorealism == 0.0 and not resolve("default").photo_projection
+
+
+def test_a_photo_run_has_the_term_and_ends_locally_affine() -> None:
+    dark, sunny = _photos()
+    net = narrow_vgg("max")
+    photo = transfer(dark, [sunny], resolve("photo", **TINY), network=net)
+    plain = transfer(dark, [sunny], resolve("default", **TINY), network=net)
+    assert "photorealism" in photo.losses and photo.losses["photorealism"] >= 0
+    assert "photorealism" not in plain.losses
+    assert photo.params["photorealism"] == 3000.0 and photo.params["init"] == "mapped"
+    c = pil_to_tensor(dark.resize(photo.image.size))
+    assert _affine_residual(pil_to_tensor(photo.image), c) < 0.2 * _affine_residual(pil_to_tensor(plain.image), c)
+
+
+def test_the_mapped_start_is_the_photo_in_the_paintings_colours() -> None:
+    dark, sunny = _photos()
+    c, s = pil_to_tensor(dark), pil_to_tensor(sunny)
+    mapped = color.colour_map(c, s)
+    for a, b in ((mapped, s),):
+        assert torch.allclose(a.mean((2, 3)), b.mean((2, 3)), atol=3.0)  # the other photo's mean colour
+    # affine in the photo's colours: a 3x4 least-squares fit reproduces it (but for the clamping)
+    x = torch.cat([c[0].reshape(3, -1), torch.ones(1, c[0, 0].numel())]).T.double()  # (HW, 4)
+    y = mapped[0].reshape(3, -1).T.double()
+    fit = x @ torch.linalg.lstsq(x, y).solution
+    assert float((fit - y).abs().mean()) < 1.0
+
+
+@pytest.mark.parametrize("weight", [-1.0])
+def test_a_negative_photorealism_is_refused(weight: float) -> None:
+    from impasto.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="photorealism"):
+        resolve("photo", photorealism=weight)
