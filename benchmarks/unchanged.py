@@ -106,7 +106,7 @@ def run_still(spec: dict[str, Any], name: str = "") -> dict[str, Any]:
     opts = dict(spec["options"])
     preset = opts.pop("preset", "default")
     events: list[dict[str, Any]] = []
-    result = impasto.core.transfer(photo, styles, impasto.resolve(preset, **opts), on_step=_events(events), **kw)
+    result = impasto.transfer(photo, styles, impasto.resolve(preset, **opts), on_step=_events(events), **kw)
     for folder in SAVE:
         result.image.save(folder / f"{name}.png")
     return {"image": _digest(result.image), "loss": result.loss, "events": events}
