@@ -536,6 +536,22 @@ def test_bad_requests_are_refused(
     assert job_folders(settings) == []
 
 
+INT_FIELDS = [f.name for f in form_fields(StudioSettings()) if "int" in (f.kind, f.item)]
+
+
+@pytest.mark.parametrize("sign", ["", "-"])
+@pytest.mark.parametrize("name", INT_FIELDS)
+def test_a_309_digit_integer_is_refused_with_one_line(
+    client: TestClient, settings: StudioSettings, name: str, sign: str
+) -> None:
+    """Too big for a float: math.isfinite and "%g" raised OverflowError, a 500 (issue 30, item 5)."""
+    r = client.post("/api/jobs", data={**TINY, name: sign + "9" * 309}, files=GOOD)
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert detail.startswith(name) and "\n" not in detail and len(detail) < 200, detail
+    assert client.get("/api/jobs").json() == []
+
+
 # --- checking an image when it is chosen, before any job --------------------------------------------
 
 
