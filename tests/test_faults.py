@@ -323,7 +323,7 @@ def test_every_studio_setting_is_a_serve_flag_over_its_environment_variable(
     for f in dataclasses.fields(StudioSettings):
         assert "--" + f.name.replace("_", "-") in text and "IMPASTO_STUDIO_" + f.name.upper() in text, f.name
     seen: list[StudioSettings | None] = []
-    monkeypatch.setattr(impasto.web.server, "serve", lambda host, port, settings: seen.append(settings))
+    monkeypatch.setattr(impasto.web.server, "serve", lambda host, port, settings, announce: seen.append(settings))
     monkeypatch.setenv("IMPASTO_STUDIO_MAX_SIZE", "300")
     monkeypatch.setenv("IMPASTO_STUDIO_MAX_STEPS", "40")
     assert cli.main(["serve", "--max-size", "200", "--upload-seconds", "5", "--allowed-hosts", "a, b"]) == 0

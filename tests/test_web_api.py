@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 import threading
 import time
 import uuid
@@ -29,8 +30,10 @@ from impasto.errors import ConfigError, InputError
 from impasto.inputs import IMAGE_HELP, MASKS_AFTER
 from impasto.web.fields import UPLOADS, excluded, form_fields
 from impasto.web.job import JobSpec
+from impasto.web.jobs import RERUN_NOTE
 from impasto.web.server import create_app, serve
 from impasto.web.settings import StudioSettings
+from impasto.web.store import WorkdirBusy, default_workdir
 from impasto.web.testing import FakeRunner, PacedRunner
 
 FINISHED = ("done", "failed", "cancelled")
@@ -104,8 +107,9 @@ def client(settings: StudioSettings, runner: FakeRunner) -> Iterator[TestClient]
 
 
 def job_folders(settings: StudioSettings) -> list[Path]:
+    """The job folders (and any leftover .check- folder) of the work folder: not its database or lock."""
     assert settings.workdir is not None
-    return sorted(settings.workdir.iterdir()) if settings.workdir.exists() else []
+    return sorted(p for p in settings.workdir.iterdir() if p.is_dir()) if settings.workdir.exists() else []
 
 
 # --- the page, the docs, the form --------------------------------------------------------------
@@ -893,11 +897,13 @@ def test_finished_jobs_are_deleted_beyond_keep_jobs(tmp_path: Path, runner: Fake
         for _ in range(4):
             ids.append(submit(client).json()["id"])
             wait_for(client, ids[-1])
+            assert client.get(f"/api/jobs/{ids[-1]}/image").status_code == 200  # fetched: it may go
+            manager_of(client).prune()
         wait_until(client, lambda: len(manager_of(client).jobs()) == 2, "two jobs left")
         assert [j["id"] for j in client.get("/api/jobs").json()] == ids[:1:-1]
         assert client.get(f"/api/jobs/{ids[0]}").status_code == 404
         assert client.get(f"/api/jobs/{ids[0]}/image").status_code == 404
-        assert sorted(p.name for p in (tmp_path / "w").iterdir()) == sorted(ids[2:])
+        assert sorted(p.name for p in (tmp_path / "w").iterdir() if p.is_dir()) == sorted(ids[2:])
 
 
 def test_finished_jobs_expire(client: TestClient, settings: StudioSettings) -> None:
@@ -911,17 +917,28 @@ def test_finished_jobs_expire(client: TestClient, settings: StudioSettings) -> N
     assert job_folders(settings) == []
 
 
-def test_temporary_workdir_is_removed_at_shutdown(runner: FakeRunner) -> None:
+def test_the_default_workdir_is_kept_and_a_restart_serves_finished_jobs(runner: FakeRunner) -> None:
+    """No --workdir: the user's data folder, not a temporary one; a restarted studio serves the job as before."""
     app = create_app(StudioSettings(max_size=128), runner)
     with TestClient(app) as client:
         job_id = submit(client).json()["id"]
-        wait_for(client, job_id)
+        before = wait_for(client, job_id)
+        image = client.get(f"/api/jobs/{job_id}/image").content
         root = app.state.manager.root
-        assert (root / job_id / "result.png").is_file()
-    assert not root.exists()
+    assert root == default_workdir() and str(root).startswith(os.environ["XDG_DATA_HOME"])
+    assert (root / job_id / "result.png").is_file() and (root / "studio.db").is_file()
+    with TestClient(create_app(StudioSettings(max_size=128), FakeRunner())) as client:
+        after = client.get(f"/api/jobs/{job_id}").json()
+        assert client.get(f"/api/jobs/{job_id}/image").content == image
+        assert [j["id"] for j in client.get("/api/jobs").json()] == [job_id]  # the page's history
+    same = ("state", "step", "loss", "created", "finished", "options", "params", "inputs", "runs", "note")
+    assert {k: after[k] for k in same} == {k: before[k] for k in same}
+    assert after["version"] > before["version"]  # a page that saw the old versions takes the new ones
 
 
-def test_shutdown_cancels_a_running_job(settings: StudioSettings, runner: FakeRunner) -> None:
+def test_after_a_shutdown_queued_jobs_run_and_the_running_one_runs_again(
+    settings: StudioSettings, runner: FakeRunner
+) -> None:
     runner.hold()
     app = create_app(settings, runner)
     with TestClient(app) as client:
@@ -929,8 +946,36 @@ def test_shutdown_cancels_a_running_job(settings: StudioSettings, runner: FakeRu
         queued = submit(client).json()["id"]
         wait_for(client, running, ("running",))
     manager = app.state.manager
-    assert manager.get(running).state.value == "cancelled"
-    assert manager.get(queued).state.value == "cancelled"
+    assert (manager.get(running).state.value, manager.get(queued).state.value) == ("queued", "queued")
+    assert not (settings.workdir / running / "result.png").exists()  # the stopped run left no result
+    with TestClient(create_app(settings, FakeRunner())) as client:  # runs freely
+        first, second = wait_for(client, running), wait_for(client, queued)
+        assert (first["state"], first["runs"], first["note"]) == ("done", 2, RERUN_NOTE)
+        assert (second["state"], second["runs"], second["note"]) == ("done", 1, None)
+        history = [event for _, event in manager_of(client)._store.history(running)]
+        assert history == ["queued", "started", "interrupted by the studio's shutdown",
+                           "queued again after a restart", "started", "done"]  # fmt: skip
+
+
+def test_a_second_studio_on_the_same_workdir_is_refused(settings: StudioSettings, runner: FakeRunner) -> None:
+    with TestClient(create_app(settings, runner)), pytest.raises(WorkdirBusy) as refused:
+        create_app(settings, FakeRunner())
+    message = str(refused.value)
+    assert message.startswith(f"{settings.workdir}: another impasto studio (pid {os.getpid()})"), message
+    assert "\n" not in message
+    with TestClient(create_app(settings, FakeRunner())):  # free again once the first has stopped
+        pass
+
+
+def test_a_job_folder_without_a_record_is_removed_at_start(settings: StudioSettings, runner: FakeRunner) -> None:
+    """The studio died between making a job's folder and recording the job: nobody could reach it."""
+    assert settings.workdir is not None
+    stray = settings.workdir / str(uuid.uuid4())
+    stray.mkdir(parents=True)
+    (stray / "content.png").write_bytes(png())
+    (settings.workdir / "notes").mkdir()  # not a job folder: left alone
+    with TestClient(create_app(settings, runner)):
+        assert not stray.exists() and (settings.workdir / "notes").is_dir()
 
 
 def test_cross_site_writes_are_refused(client: TestClient, runner: FakeRunner) -> None:
@@ -966,10 +1011,14 @@ def test_settings_from_environment() -> None:
 
 
 def test_serve_binds_loopback_and_guards_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    import uvicorn
+    import impasto.web.server
+    import impasto.web.serving
 
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+    monkeypatch.setattr(
+        impasto.web.serving, "run", lambda app, host, port, **kw: seen.update(app=app, host=host, port=port)
+    )
+    monkeypatch.setattr(impasto.web.server, "warm_network", lambda: None)
     serve()
     assert (seen["host"], seen["port"]) == ("127.0.0.1", 8000)
     assert seen["app"].state.settings.allowed_hosts == ("127.0.0.1", "localhost", "::1")
@@ -985,7 +1034,12 @@ def test_cli_serve_prints_the_url_and_warns(
     from impasto.cli import main
 
     calls: list[tuple[str, int]] = []
-    monkeypatch.setattr(impasto.web.server, "serve", lambda host, port, settings: calls.append((host, port)))
+
+    def serve(host: str, port: int, settings: StudioSettings, announce: Callable[[], None]) -> None:
+        announce()
+        calls.append((host, port))
+
+    monkeypatch.setattr(impasto.web.server, "serve", serve)
     assert main(["serve"]) == 0
     err = capsys.readouterr().err
     assert "http://127.0.0.1:8000/" in err and "warning" not in err
