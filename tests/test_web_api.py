@@ -906,6 +906,48 @@ def test_finished_jobs_are_deleted_beyond_keep_jobs(tmp_path: Path, runner: Fake
         assert sorted(p.name for p in (tmp_path / "w").iterdir() if p.is_dir()) == sorted(ids[2:])
 
 
+def test_cancelled_jobs_never_push_out_a_young_result(tmp_path: Path, runner: FakeRunner) -> None:
+    """52 submit-and-cancel pairs deleted someone's finished result within 1.6 s (issue 30, item 8)."""
+    settings = StudioSettings(workdir=tmp_path / "w", keep_jobs=2, max_size=128, preview_seconds=0.0)
+    with TestClient(create_app(settings, runner)) as client:
+        kept = submit(client).json()["id"]
+        wait_for(client, kept)  # done, not fetched by anyone yet
+        runner.hold()
+        cancelled = []
+        for _ in range(6):
+            cancelled.append(submit(client).json()["id"])
+            wait_for(client, cancelled[-1], ("running",))
+            assert client.delete(f"/api/jobs/{cancelled[-1]}").status_code == 200
+            wait_for(client, cancelled[-1])
+        manager = manager_of(client)
+        manager.prune()
+        assert {j.id for j in manager.jobs()} == {kept, cancelled[-1]}  # the cancelled ones went first
+        assert client.get(f"/api/jobs/{kept}").json()["state"] == "done"  # (its image not fetched: still nobody's)
+        assert (tmp_path / "w" / kept / "result.png").is_file()
+        runner.run_freely()
+        fetched = []
+        for _ in range(2):
+            fetched.append(submit(client).json()["id"])
+            wait_for(client, fetched[-1])
+            assert client.get(f"/api/jobs/{fetched[-1]}/image").status_code == 200
+        manager.prune()
+        assert [j.id for j in manager.jobs()] == [fetched[1], kept]  # a cancelled one, then the oldest done
+        assert sorted(p.name for p in job_folders(settings)) == sorted([fetched[1], kept])
+
+
+def test_a_young_result_nobody_fetched_is_never_deleted(tmp_path: Path, runner: FakeRunner) -> None:
+    settings = StudioSettings(workdir=tmp_path / "w", keep_jobs=1, keep_seconds=60.0, max_size=128)
+    with TestClient(create_app(settings, runner)) as client:
+        ids = [submit(client).json()["id"] for _ in range(2)]
+        for job_id in ids:
+            wait_for(client, job_id)
+        manager = manager_of(client)
+        manager.prune(now=time.time() + 120)  # past keep_seconds, over keep_jobs: both young and unfetched
+        assert len(manager.jobs()) == 2
+        manager.prune(now=time.time() + settings.keep_unfetched_seconds + 1)
+        assert manager.jobs() == []
+
+
 def test_finished_jobs_expire(client: TestClient, settings: StudioSettings) -> None:
     job_id = submit(client).json()["id"]
     wait_for(client, job_id)

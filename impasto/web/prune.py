@@ -4,7 +4,8 @@
 2. Beyond the newest ``keep_jobs`` finished jobs, the oldest go: cancelled and failed ones first,
    jobs that are done only once no cancelled or failed one is left to go (a flood of submitted and
    cancelled jobs must not push someone's result out).
-3. Neither rule deletes a result nobody has fetched yet that is younger than ``protect_seconds``.
+3. Neither rule deletes the result of a job that is done, nobody has fetched yet, and is younger than
+   ``protect_seconds`` (the image a cancelled job keeps is no such result).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def expired(jobs: Sequence[J], now: float, keep_jobs: int, keep_seconds: float, 
     done = sorted((j for j in jobs if j.state in FINISHED), key=lambda j: j.finished or 0.0)
 
     def protected(job: J) -> bool:
-        return job.has_result and job.fetched is None and now - (job.finished or now) < protect_seconds
+        young = now - (job.finished or now) < protect_seconds
+        return job.state is State.DONE and job.has_result and job.fetched is None and young
 
     old = [j for j in done if now - (j.finished or now) > keep_seconds and not protected(j)]
     kept = [j for j in done if j not in old]

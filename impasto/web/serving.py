@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 __all__ = ["FD_RESERVE", "connection_cap", "run"]
@@ -157,4 +158,10 @@ def run(app: Any, host: str, port: int, *, max_connections: int, header_seconds:
         timeout_graceful_shutdown=3,  # a request still running by then is cancelled (streams end at once)
         log_config=log_config,
     )
-    _Server(config, on_stopping).run()
+    server = _Server(config, on_stopping)
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn raises the signal it caught again once it has stopped (as uvicorn.run)
+        pass
+    if not server.started:
+        raise SystemExit(STARTUP_FAILURE)  # as uvicorn.run: it could not start (the port is taken, mostly; it logged why)
