@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import resource
@@ -159,9 +160,7 @@ def run(app: Any, host: str, port: int, *, max_connections: int, header_seconds:
         log_config=log_config,
     )
     server = _Server(config, on_stopping)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn raises the signal it caught again once stopped
         server.run()
-    except KeyboardInterrupt:  # uvicorn raises the signal it caught again once it has stopped (as uvicorn.run)
-        pass
-    if not server.started:
-        raise SystemExit(STARTUP_FAILURE)  # as uvicorn.run: it could not start (the port is taken, mostly; it logged why)
+    if not server.started:  # as uvicorn.run: it could not start (the port is taken, mostly; it logged why)
+        raise SystemExit(STARTUP_FAILURE)
