@@ -78,12 +78,12 @@ class _Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._deadline = self.loop.time() + self.header_seconds
         if len(self.connections) > self.max_connections:
             self.refused.warn("%d connections open, the most allowed: new ones are answered 503", self.max_connections)
             transport.write(BUSY)
             transport.close()
             return
-        self._deadline = self.loop.time() + self.header_seconds
         self._arm()
 
     def _arm(self) -> None:
