@@ -6,8 +6,8 @@
 - SIGTERM with event streams open: each stream's last event says the studio is stopping and what the
   job's state is; the process exits without uvicorn's "timeout graceful shutdown exceeded" and
   without a traceback; the job runs again after the restart.
-- A flood of silent connections with ``ulimit -n 256``: connections beyond the cap are answered 503
-  at once, silent and slow ones are closed after ``--header-seconds``, a job running meanwhile ends
+- A flood of silent connections with ``ulimit -n 256``: each is answered 503 at once (beyond the cap)
+  or closed after ``--header-seconds``, and so is a header sent a byte at a time; a job running meanwhile ends
   ``done``, the flood is logged once, and the studio answers again afterwards.
 
 Every wait has a deadline; sockets have timeouts.
@@ -201,7 +201,7 @@ def test_sigterm_tells_every_stream_and_exits_in_order(tmp_path: Path) -> None:
 OPEN_FILES = 256
 CAP = OPEN_FILES - FD_RESERVE
 FLOOD = CAP + 100
-HEADER_SECONDS = 2.0
+HEADER_SECONDS = 3.0
 
 
 @pytest.fixture
@@ -222,13 +222,13 @@ def test_a_flood_of_silent_connections_is_capped_and_closed(flooded_studio: Stud
     socks = [socket.create_connection((host, port), timeout=SOCKET_SECONDS) for _ in range(FLOOD)]
     slow = socket.create_connection((host, port), timeout=SOCKET_SECONDS)
     try:
-        refused = 0
-        for sock in socks[CAP:]:  # beyond the cap: 503 at once (an accepted one may be among them)
-            answer = sock.recv(4096)
-            refused += answer.startswith(b"HTTP/1.1 503") and b"too many open connections" in answer
-        assert refused >= FLOOD - CAP - 2, refused
-        for sock in socks[: CAP - 5]:  # silent ones: closed at the header deadline
-            assert sock.recv(4096) == b""
+        peak = studio.open_files()
+        # Each one: a 503 at once (over the cap), or closed at its header deadline. How many of each
+        # depends on how fast the server accepts: a slow one closes the first before it sees the last.
+        answers = [sock.recv(4096) for sock in socks]
+        busy = [a for a in answers if a.startswith(b"HTTP/1.1 503") and b"too many open connections" in a]
+        assert len(busy) + answers.count(b"") == FLOOD, {a[:40] for a in answers}
+        assert busy and peak < OPEN_FILES, (len(busy), peak)
         slow.sendall(b"GET /api/options HTTP/1.1\r\n")
         started = time.monotonic()
         while not _closed(slow):  # a header sent a byte at a time buys no time
