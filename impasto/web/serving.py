@@ -4,8 +4,9 @@
   ``header_seconds`` of opening (or of its previous answer); uvicorn's keep-alive timeout closes it
   between requests; a request's body has ``upload_seconds`` (server.py, 408).
 - **At most** ``max_connections`` **connections at once**, lowered to fit the process's open-file
-  limit with room to spare for the jobs' own files (:data:`FD_RESERVE`): one more is answered 503
-  and closed at once. A flood is logged once (and a line a minute while it lasts), not per accept;
+  limit with room to spare for the jobs' own files (:data:`FD_RESERVE`) and for a burst of accepts
+  (asyncio accepts up to :data:`BACKLOG` connections before the first is seen): one more is
+  answered 503 and closed at once. A flood is logged once (and a line a minute while it lasts), not per accept;
   so is the accept loop's "Too many open files", should the limit be reached all the same.
 - **Shutdown in order** (Ctrl-C, SIGTERM): stop accepting; tell the job manager, which wakes every
   event stream to send its job's state and a ``stopping`` event and end; then uvicorn's own shutdown
@@ -45,11 +46,12 @@ _RESOURCE_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
 def connection_cap(wanted: int) -> int:
-    """``wanted``, lowered so that the connections leave :data:`FD_RESERVE` files of the process's limit free."""
+    """``wanted``, lowered so that the connections, and a burst of accepts on top, leave
+    :data:`FD_RESERVE` files of the process's limit free."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return wanted
-    return max(MIN_CONNECTIONS, min(wanted, soft - FD_RESERVE))
+    return max(MIN_CONNECTIONS, min(wanted, soft - FD_RESERVE - BACKLOG))
 
 
 class _Once:
