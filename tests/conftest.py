@@ -171,6 +171,12 @@ def _load_narrow(
 
 
 @pytest.fixture(autouse=True)
+def studio_data_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A studio with no --workdir keeps its jobs under $XDG_DATA_HOME: a folder of each test's own."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data-home")))
+
+
+@pytest.fixture(autouse=True)
 def fp32_by_default(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """``precision auto`` means fp32 in the tests on every CPU, so results do not depend on which
     processor CI draws; tests of the bf16 path ask for it (``precision="bf16"``), and tests of the

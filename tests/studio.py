@@ -9,6 +9,7 @@ stopping sends SIGINT, as Ctrl-C would, and waits for the process to end.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -45,21 +46,38 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def launch(
+    port: int, workdir: Path, log: Path, *flags: str, env: dict[str, str] | None = None, open_files: int | None = None
+) -> subprocess.Popen[bytes]:
+    """``impasto serve`` (with the stand-in network) as a child process writing to ``log``;
+    ``open_files``: its limit of open files (``ulimit -n``)."""
+    argv = ["--port", str(port), "--workdir", str(workdir), *flags]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+
+    def limit() -> None:
+        if open_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", _LAUNCH, *argv], stdout=out, stderr=out, env=env, preexec_fn=limit
+        )
+
+
 class Studio:
     """``impasto serve --port P FLAGS...`` as a child process; ``url`` is its base address.
 
     ``env``: variables set for the child on top of this process's (``TMPDIR``: where it spools uploads).
     """
 
-    def __init__(self, workdir: Path, *flags: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, *flags: str, env: dict[str, str] | None = None, open_files: int | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workdir = workdir
         self.log = workdir.parent / f"serve-{self.port}.log"
-        argv = ["--port", str(self.port), "--workdir", str(workdir), *flags]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        with open(self.log, "wb") as log:
-            self.process = subprocess.Popen([sys.executable, "-c", _LAUNCH, *argv], stdout=log, stderr=log, env=env)
+        self.process = launch(self.port, workdir, self.log, *flags, env=env, open_files=open_files)
         self._wait_ready()
 
     @property
@@ -99,10 +117,10 @@ class Studio:
                 return int(line.split()[1])
         raise AssertionError(f"no {key} for process {self.pid}")
 
-    def stop(self) -> int:
-        """SIGINT, as Ctrl-C; the exit code."""
+    def stop(self, sig: int = signal.SIGINT) -> int:
+        """SIGINT, as Ctrl-C (or ``sig``); the exit code."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            self.process.send_signal(sig)
             try:
                 self.process.wait(STOP_SECONDS)
             except subprocess.TimeoutExpired:

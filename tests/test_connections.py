@@ -52,7 +52,7 @@ FINISHED = ("done", "failed", "cancelled")
 
 @pytest.fixture(scope="module")
 def spool(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The server's TMPDIR: where Starlette spools an upload over 1 MB."""
+    """The server's TMPDIR: Starlette spooled an upload over 1 MB there; the studio spools to its work folder."""
     return tmp_path_factory.mktemp("spool")
 
 
@@ -309,7 +309,7 @@ def test_uploads_abandoned_half_way_leave_no_job_and_no_file(studio: Studio, spo
         "after the headers": 0,
         "in a text field": 30,
         "in the file, under 1 MB": body.index(b"\x89PNG") + 200_000,
-        "in the file, over 1 MB (spooled to disk)": body.index(b"\x89PNG") + 1_400_000,
+        "in the file, over 1 MB (spooled to the work folder)": body.index(b"\x89PNG") + 1_400_000,
         "before the closing boundary": len(body) - 8,
     }
     assert len(body) > 1_500_000, len(body)
@@ -320,7 +320,7 @@ def test_uploads_abandoned_half_way_leave_no_job_and_no_file(studio: Studio, spo
             sock.sendall(start + head + b"\r\n" + body[:cut])
             if "spooled" in where:  # the spool file exists while the client still waits
                 deadline = time.monotonic() + WAIT_SECONDS
-                while not fd_in(studio, spool):
+                while not spooled(studio):
                     assert time.monotonic() < deadline, "the upload was never spooled"
                     time.sleep(0.05)  # polling, with the deadline above
             close(sock, "reset" if n % 2 else "graceful")
@@ -331,18 +331,23 @@ def test_uploads_abandoned_half_way_leave_no_job_and_no_file(studio: Studio, spo
     assert studio.healthy()
     assert {j["id"] for j in httpx.get(f"{studio.url}/api/jobs", timeout=30).json()} == jobs  # no job
     assert set(studio.workdir.iterdir()) == folders  # no job folder, no .check- folder
-    assert not list(spool.iterdir())  # no spool file
-    assert not fd_in(studio, spool)  # nor an open, deleted one
+    assert not list(spool.iterdir())  # nothing in TMPDIR
+    assert not spooled(studio)  # no spool file held open
     assert_no_leak(studio, before, "upload", clients=len(cut_points), body_bytes=len(body))
 
 
-def fd_in(studio: Studio, folder: Path) -> bool:
+def spooled(studio: Studio) -> bool:
+    """Whether the server holds a spool file open: an unnamed file in its work folder (issue 30: not in TMPDIR)."""
+    return fd_in(studio, studio.workdir, deleted=True)
+
+
+def fd_in(studio: Studio, folder: Path, deleted: bool = False) -> bool:
     """Whether the server holds a file under ``folder`` open (a deleted one too)."""
     for fd in Path(f"/proc/{studio.pid}/fd").iterdir():
         try:
             target = fd.readlink()
         except FileNotFoundError:  # closed meanwhile
             continue
-        if str(target).startswith(str(folder)):
+        if str(target).startswith(str(folder)) and (not deleted or str(target).endswith(" (deleted)")):
             return True
     return False

@@ -12,9 +12,11 @@ from __future__ import annotations
 import errno
 import importlib
 import io
+import random
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ import pytest
 from conftest import make_painting, make_photo, manager_of
 from disks import fill, tmpfs
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from impasto import cli
 from impasto.web.server import create_app
@@ -160,30 +163,43 @@ def photo_png() -> bytes:
     return buf.getvalue()
 
 
-def test_studio_on_a_full_disk(studio: TestClient, small_disk: Path) -> None:
-    first = run_job(studio)
-    assert first["state"] == "done", first
-    image = studio.get(first["image_url"]).content
-    work = small_disk / "work"
-    filler = fill(small_disk, ROOM)
+def test_studio_on_a_full_disk(studio: TestClient, small_disk: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = importlib.import_module("impasto.core.transfer")
+    real = module.optimize
 
-    failed = run_job(studio)  # its result does not fit
-    assert failed["state"] == "failed" and "No space left on device" in failed["error"], failed
-    assert "\n" not in failed["error"] and str(small_disk) not in failed["error"]  # no server path
-    assert sorted(p.name for p in (work / failed["id"]).iterdir()) == []  # no result.png, no .part
+    def optimize(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        fill(small_disk, ROOM)
+        return result
+
+    with monkeypatch.context() as m:
+        m.setattr(module, "optimize", optimize)
+        first = run_job(studio)  # the disk fills (but for one page) as it runs: its result fits no more
+    assert first["state"] == "failed", first
+    assert "No space left on device" in first["error"], first
+    assert "\n" not in first["error"] and str(small_disk) not in first["error"]  # no server path
+    work = small_disk / "work"
+    assert sorted(p.name for p in (work / first["id"]).iterdir()) == []  # no result.png, no .part
+    assert studio.get(f"/api/jobs/{first['id']}").json()["state"] == "failed"  # the studio goes on from memory
+    filler = small_disk / "filler"  # the disk stays full from now on
 
     folders = sorted(work.iterdir())
+    refused = studio.post("/api/jobs", data=JOB)  # the database cannot record it: nothing lost
+    assert refused.status_code == 507, (refused.status_code, refused.text)
+    assert refused.json()["detail"] == "the studio cannot record the job (database or disk is full)"
     upload = studio.post("/api/jobs", data={**JOB, "content_example": ""},
                          files={"content": ("photo.png", photo_png(), "image/png")})  # fmt: skip
     assert upload.status_code == 507, (upload.status_code, upload.text)  # the upload does not fit
     detail = upload.json()["detail"]
     assert "No space left on device" in detail and "photo.png" in detail and str(small_disk) not in detail, detail
-    assert sorted(work.iterdir()) == folders  # its folder is gone again
+    assert sorted(work.iterdir()) == folders  # their folders are gone again
 
-    assert studio.get(first["image_url"]).content == image  # the earlier result, as it was
     filler.unlink()
-    assert run_job(studio)["state"] == "done"
+    done = run_job(studio)
+    assert done["state"] == "done"
+    image = studio.get(done["image_url"]).content
     assert run_job(studio, content=("photo.png", photo_png(), "image/png"))["state"] == "done"
+    assert studio.get(done["image_url"]).content == image  # the earlier result, as it was
 
 
 def test_studio_out_of_inodes_refuses_a_job_whose_folder_cannot_be_made(narrow_network: None, few_inodes: Path) -> None:
@@ -212,3 +228,42 @@ def test_studio_out_of_inodes_refuses_a_job_whose_folder_cannot_be_made(narrow_n
         for filler in fillers:
             filler.unlink()
         assert run_job(client)["state"] == "done"
+
+
+# --- uploads over 1 MB: spooled to the work folder's disk, not $TMPDIR ------------------------------
+
+
+def noise_png() -> bytes:
+    """A PNG of noise, ~3 MB: over the 1 MB after which an upload is spooled to a file."""
+    rng = random.Random(30)
+    buf = io.BytesIO()
+    Image.frombytes("RGB", (1000, 1000), rng.randbytes(3_000_000)).save(buf, format="PNG", compress_level=0)
+    assert len(buf.getvalue()) > 2**20
+    return buf.getvalue()
+
+
+def test_a_large_upload_onto_a_full_work_folder_is_a_507(studio: TestClient, small_disk: Path) -> None:
+    """Its spool file goes to the work folder, which is full: one line naming it (before: a 500, two tracebacks)."""
+    first = run_job(studio)
+    fill(small_disk, ROOM)
+    work = small_disk / "work"
+    folders = sorted(work.iterdir())
+    refused = studio.post("/api/jobs", data={**JOB, "content_example": ""},
+                          files={"content": ("big.png", noise_png(), "image/png")})  # fmt: skip
+    assert refused.status_code == 507, (refused.status_code, refused.text)
+    detail = refused.json()["detail"]
+    assert detail == "content image 'big.png': the studio cannot store it (No space left on device)", detail
+    assert sorted(work.iterdir()) == folders  # no job folder, no spool file left
+    assert studio.get(f"/api/jobs/{first['id']}").json()["state"] == "done"
+
+
+def test_a_full_tmpdir_does_not_matter_to_uploads(
+    narrow_network: None, small_disk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$TMPDIR full, the work folder not: a 3 MB upload makes a job (before: a 500 from the spool file)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(small_disk))
+    fill(small_disk)
+    settings = StudioSettings(workdir=tmp_path / "work", max_size=64, max_steps=20, preview_seconds=0.0)
+    with TestClient(create_app(settings)) as client:
+        status = run_job(client, content=("big.png", noise_png(), "image/png"))
+    assert status["state"] == "done", status

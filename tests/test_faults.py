@@ -337,7 +337,7 @@ def test_every_studio_setting_is_a_serve_flag_over_its_environment_variable(
     for f in dataclasses.fields(StudioSettings):
         assert "--" + f.name.replace("_", "-") in text and "IMPASTO_STUDIO_" + f.name.upper() in text, f.name
     seen: list[StudioSettings | None] = []
-    monkeypatch.setattr(impasto.web.server, "serve", lambda host, port, settings: seen.append(settings))
+    monkeypatch.setattr(impasto.web.server, "serve", lambda host, port, settings, announce: seen.append(settings))
     monkeypatch.setenv("IMPASTO_STUDIO_MAX_SIZE", "300")
     monkeypatch.setenv("IMPASTO_STUDIO_MAX_STEPS", "40")
     assert cli.main(["serve", "--max-size", "200", "--upload-seconds", "5", "--allowed-hosts", "a, b"]) == 0
@@ -346,3 +346,19 @@ def test_every_studio_setting_is_a_serve_flag_over_its_environment_variable(
     assert settings.upload_seconds == 5.0 and settings.allowed_hosts == ("a", "b")
     assert cli.main(["serve", "--max-queued", "-1"]) == 2
     assert "max_queued must be >= 0" in capsys.readouterr().err
+
+
+def test_weights_that_cannot_be_read_say_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Out of file descriptors (a flood of connections) the first job said 'not a PyTorch weights file'."""
+    from impasto.net.vgg import load_vgg19
+
+    weights = tmp_path / "vgg19.pth"
+    weights.write_bytes(b"any")
+
+    def out_of_files(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(torch, "load", out_of_files)
+    with pytest.raises(InputError) as caught:
+        load_vgg19(weights, pooling="max")
+    assert str(caught.value) == f"{weights}: cannot read the weights (Too many open files)"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 import threading
 import time
 import uuid
@@ -29,8 +30,10 @@ from impasto.errors import ConfigError, InputError, word
 from impasto.inputs import IMAGE_HELP, MASKS_AFTER
 from impasto.web.fields import MAIN_FIELDS, UPLOADS, excluded, form_fields, label
 from impasto.web.job import JobSpec
+from impasto.web.jobs import RERUN_NOTE
 from impasto.web.server import create_app, serve
 from impasto.web.settings import StudioSettings
+from impasto.web.store import WorkdirBusy, default_workdir
 from impasto.web.testing import FakeRunner, PacedRunner
 
 FINISHED = ("done", "failed", "cancelled")
@@ -104,8 +107,9 @@ def client(settings: StudioSettings, runner: FakeRunner) -> Iterator[TestClient]
 
 
 def job_folders(settings: StudioSettings) -> list[Path]:
+    """The job folders (and any leftover .check- folder) of the work folder: not its database or lock."""
     assert settings.workdir is not None
-    return sorted(settings.workdir.iterdir()) if settings.workdir.exists() else []
+    return sorted(p for p in settings.workdir.iterdir() if p.is_dir()) if settings.workdir.exists() else []
 
 
 # --- the page, the docs, the form --------------------------------------------------------------
@@ -170,7 +174,7 @@ def test_form_fields_are_derived_from_options(client: TestClient) -> None:
     assert fields["ratio"]["kind"] == "float" and not fields["ratio"]["main"]
     assert fields["style_strength"]["kind"] == "float" and fields["style_strength"]["main"]
     assert fields["style_size"]["optional"] and fields["content_weight"]["optional"]
-    assert fields["init"]["choices"] == ["noise", "content"]
+    assert fields["init"]["choices"] == ["noise", "content", "mapped"]
     assert "cpu" in fields["device"]["choices"]
     assert fields["style_layers"]["kind"] == "layers"
     assert fields["scale_sizes"]["kind"] == "numbers" and fields["scale_sizes"]["item"] == "int"
@@ -378,6 +382,8 @@ FIELD_VALUES: dict[str, tuple[str, Any]] = {
     "lbfgs_history": ("7", 7),
     "precondition": ("none", "none"),
     "style_loss": ("w2", "w2"),
+    "photorealism": ("3000", 3000.0),
+    "photo_projection": ("on", True),
     "pooling": ("avg", "avg"),
     "tv_weight": ("0.001", 0.001),
     "seed": ("123", 123),
@@ -539,6 +545,22 @@ def test_bad_requests_are_refused(
     assert "\n" not in detail and str(settings.workdir) not in detail
     assert client.get("/api/jobs").json() == []
     assert job_folders(settings) == []
+
+
+INT_FIELDS = [f.name for f in form_fields(StudioSettings()) if "int" in (f.kind, f.item)]
+
+
+@pytest.mark.parametrize("sign", ["", "-"])
+@pytest.mark.parametrize("name", INT_FIELDS)
+def test_a_309_digit_integer_is_refused_with_one_line(
+    client: TestClient, settings: StudioSettings, name: str, sign: str
+) -> None:
+    """Too big for a float: math.isfinite and "%g" raised OverflowError, a 500 (issue 30, item 5)."""
+    r = client.post("/api/jobs", data={**TINY, name: sign + "9" * 309}, files=GOOD)
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert detail.startswith(name) and "\n" not in detail and len(detail) < 200, detail
+    assert client.get("/api/jobs").json() == []
 
 
 # --- checking an image when it is chosen, before any job --------------------------------------------
@@ -882,11 +904,55 @@ def test_finished_jobs_are_deleted_beyond_keep_jobs(tmp_path: Path, runner: Fake
         for _ in range(4):
             ids.append(submit(client).json()["id"])
             wait_for(client, ids[-1])
+            assert client.get(f"/api/jobs/{ids[-1]}/image").status_code == 200  # fetched: it may go
+            manager_of(client).prune()
         wait_until(client, lambda: len(manager_of(client).jobs()) == 2, "two jobs left")
         assert [j["id"] for j in client.get("/api/jobs").json()] == ids[:1:-1]
         assert client.get(f"/api/jobs/{ids[0]}").status_code == 404
         assert client.get(f"/api/jobs/{ids[0]}/image").status_code == 404
-        assert sorted(p.name for p in (tmp_path / "w").iterdir()) == sorted(ids[2:])
+        assert sorted(p.name for p in (tmp_path / "w").iterdir() if p.is_dir()) == sorted(ids[2:])
+
+
+def test_cancelled_jobs_never_push_out_a_young_result(tmp_path: Path, runner: FakeRunner) -> None:
+    """52 submit-and-cancel pairs deleted someone's finished result within 1.6 s (issue 30, item 8)."""
+    settings = StudioSettings(workdir=tmp_path / "w", keep_jobs=2, max_size=128, preview_seconds=0.0)
+    with TestClient(create_app(settings, runner)) as client:
+        kept = submit(client).json()["id"]
+        wait_for(client, kept)  # done, not fetched by anyone yet
+        runner.hold()
+        cancelled = []
+        for _ in range(6):
+            cancelled.append(submit(client).json()["id"])
+            wait_for(client, cancelled[-1], ("running",))
+            assert client.delete(f"/api/jobs/{cancelled[-1]}").status_code == 200
+            wait_for(client, cancelled[-1])
+        manager = manager_of(client)
+        manager.prune()
+        assert {j.id for j in manager.jobs()} == {kept, cancelled[-1]}  # the cancelled ones went first
+        assert client.get(f"/api/jobs/{kept}").json()["state"] == "done"  # (its image not fetched: still nobody's)
+        assert (tmp_path / "w" / kept / "result.png").is_file()
+        runner.run_freely()
+        fetched = []
+        for _ in range(2):
+            fetched.append(submit(client).json()["id"])
+            wait_for(client, fetched[-1])
+            assert client.get(f"/api/jobs/{fetched[-1]}/image").status_code == 200
+        manager.prune()
+        assert [j.id for j in manager.jobs()] == [fetched[1], kept]  # a cancelled one, then the oldest done
+        assert sorted(p.name for p in job_folders(settings)) == sorted([fetched[1], kept])
+
+
+def test_a_young_result_nobody_fetched_is_never_deleted(tmp_path: Path, runner: FakeRunner) -> None:
+    settings = StudioSettings(workdir=tmp_path / "w", keep_jobs=1, keep_seconds=60.0, max_size=128)
+    with TestClient(create_app(settings, runner)) as client:
+        ids = [submit(client).json()["id"] for _ in range(2)]
+        for job_id in ids:
+            wait_for(client, job_id)
+        manager = manager_of(client)
+        manager.prune(now=time.time() + 120)  # past keep_seconds, over keep_jobs: both young and unfetched
+        assert len(manager.jobs()) == 2
+        manager.prune(now=time.time() + settings.keep_unfetched_seconds + 1)
+        assert manager.jobs() == []
 
 
 def test_finished_jobs_expire(client: TestClient, settings: StudioSettings) -> None:
@@ -900,17 +966,28 @@ def test_finished_jobs_expire(client: TestClient, settings: StudioSettings) -> N
     assert job_folders(settings) == []
 
 
-def test_temporary_workdir_is_removed_at_shutdown(runner: FakeRunner) -> None:
+def test_the_default_workdir_is_kept_and_a_restart_serves_finished_jobs(runner: FakeRunner) -> None:
+    """No --workdir: the user's data folder, not a temporary one; a restarted studio serves the job as before."""
     app = create_app(StudioSettings(max_size=128), runner)
     with TestClient(app) as client:
         job_id = submit(client).json()["id"]
-        wait_for(client, job_id)
+        before = wait_for(client, job_id)
+        image = client.get(f"/api/jobs/{job_id}/image").content
         root = app.state.manager.root
-        assert (root / job_id / "result.png").is_file()
-    assert not root.exists()
+    assert root == default_workdir() and str(root).startswith(os.environ["XDG_DATA_HOME"])
+    assert (root / job_id / "result.png").is_file() and (root / "studio.db").is_file()
+    with TestClient(create_app(StudioSettings(max_size=128), FakeRunner())) as client:
+        after = client.get(f"/api/jobs/{job_id}").json()
+        assert client.get(f"/api/jobs/{job_id}/image").content == image
+        assert [j["id"] for j in client.get("/api/jobs").json()] == [job_id]  # the page's history
+    same = ("state", "step", "loss", "created", "finished", "options", "params", "inputs", "runs", "note")
+    assert {k: after[k] for k in same} == {k: before[k] for k in same}
+    assert after["version"] > before["version"]  # a page that saw the old versions takes the new ones
 
 
-def test_shutdown_cancels_a_running_job(settings: StudioSettings, runner: FakeRunner) -> None:
+def test_after_a_shutdown_queued_jobs_run_and_the_running_one_runs_again(
+    settings: StudioSettings, runner: FakeRunner
+) -> None:
     runner.hold()
     app = create_app(settings, runner)
     with TestClient(app) as client:
@@ -918,8 +995,36 @@ def test_shutdown_cancels_a_running_job(settings: StudioSettings, runner: FakeRu
         queued = submit(client).json()["id"]
         wait_for(client, running, ("running",))
     manager = app.state.manager
-    assert manager.get(running).state.value == "cancelled"
-    assert manager.get(queued).state.value == "cancelled"
+    assert (manager.get(running).state.value, manager.get(queued).state.value) == ("queued", "queued")
+    assert not (settings.workdir / running / "result.png").exists()  # the stopped run left no result
+    with TestClient(create_app(settings, FakeRunner())) as client:  # runs freely
+        first, second = wait_for(client, running), wait_for(client, queued)
+        assert (first["state"], first["runs"], first["note"]) == ("done", 2, RERUN_NOTE)
+        assert (second["state"], second["runs"], second["note"]) == ("done", 1, None)
+        history = [event for _, event in manager_of(client)._store.history(running)]
+        assert history == ["queued", "started", "interrupted by the studio's shutdown",
+                           "queued again after a restart", "started", "done"]  # fmt: skip
+
+
+def test_a_second_studio_on_the_same_workdir_is_refused(settings: StudioSettings, runner: FakeRunner) -> None:
+    with TestClient(create_app(settings, runner)), pytest.raises(WorkdirBusy) as refused:
+        create_app(settings, FakeRunner())
+    message = str(refused.value)
+    assert message.startswith(f"{settings.workdir}: another impasto studio (pid {os.getpid()})"), message
+    assert "\n" not in message
+    with TestClient(create_app(settings, FakeRunner())):  # free again once the first has stopped
+        pass
+
+
+def test_a_job_folder_without_a_record_is_removed_at_start(settings: StudioSettings, runner: FakeRunner) -> None:
+    """The studio died between making a job's folder and recording the job: nobody could reach it."""
+    assert settings.workdir is not None
+    stray = settings.workdir / str(uuid.uuid4())
+    stray.mkdir(parents=True)
+    (stray / "content.png").write_bytes(png())
+    (settings.workdir / "notes").mkdir()  # not a job folder: left alone
+    with TestClient(create_app(settings, runner)):
+        assert not stray.exists() and (settings.workdir / "notes").is_dir()
 
 
 def test_cross_site_writes_are_refused(client: TestClient, runner: FakeRunner) -> None:
@@ -955,10 +1060,14 @@ def test_settings_from_environment() -> None:
 
 
 def test_serve_binds_loopback_and_guards_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    import uvicorn
+    import impasto.web.server
+    import impasto.web.serving
 
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+    monkeypatch.setattr(
+        impasto.web.serving, "run", lambda app, host, port, **kw: seen.update(app=app, host=host, port=port)
+    )
+    monkeypatch.setattr(impasto.web.server, "warm_network", lambda: None)
     serve()
     assert (seen["host"], seen["port"]) == ("127.0.0.1", 8000)
     assert seen["app"].state.settings.allowed_hosts == ("127.0.0.1", "localhost", "::1")
@@ -974,7 +1083,12 @@ def test_cli_serve_prints_the_url_and_warns(
     from impasto.cli.commands import main
 
     calls: list[tuple[str, int]] = []
-    monkeypatch.setattr(impasto.web.server, "serve", lambda host, port, settings: calls.append((host, port)))
+
+    def serve(host: str, port: int, settings: StudioSettings, announce: Callable[[], None]) -> None:
+        announce()
+        calls.append((host, port))
+
+    monkeypatch.setattr(impasto.web.server, "serve", serve)
     assert main(["serve"]) == 0
     err = capsys.readouterr().err
     assert "http://127.0.0.1:8000/" in err and "warning" not in err

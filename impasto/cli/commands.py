@@ -202,8 +202,11 @@ def _serve(args: argparse.Namespace) -> int:
             "can use the studio",
             file=sys.stderr,
         )
-    print(f"impasto studio on http://{args.host}:{args.port}/  (Ctrl-C to stop)", file=sys.stderr)
-    serve(host=args.host, port=args.port, settings=_studio_settings(args))
+
+    def announce() -> None:  # once the work folder is ours: a second studio on it says only why not
+        print(f"impasto studio on http://{args.host}:{args.port}/  (Ctrl-C to stop)", file=sys.stderr)
+
+    serve(host=args.host, port=args.port, settings=_studio_settings(args), announce=announce)
     return 0
 
 

@@ -253,6 +253,8 @@ def load_vgg19(
         raise InputError(f"{path}: is a directory, not a weights file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as exc:  # e.g. "Too many open files": the file may be fine, say what happened
+        raise InputError(f"{path}: cannot read the weights ({exc.strerror or exc})") from None
     except Exception as exc:  # torch raises many types for a file that is not a state dict
         raise InputError(f"{path}: not a PyTorch weights file ({type(exc).__name__})") from None
     if not isinstance(state, dict):

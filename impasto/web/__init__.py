@@ -2,7 +2,10 @@
 
 Modules: :mod:`.settings` (limits), :mod:`.fields` (form fields derived from
 :class:`impasto.Options`), :mod:`.media` (uploads, examples, PNG encoding), :mod:`.job` (a job's
-record), :mod:`.jobs` (the queue and its worker threads), :mod:`.submit` (checking a new job),
+record), :mod:`.board` (the jobs and their listeners), :mod:`.jobs` (the queue and its worker threads),
+:mod:`.store` and :mod:`.records` (the work folder's lock and jobs database), :mod:`.prune` (which
+finished jobs go), :mod:`.forms` (reading a form, spooling to the work folder), :mod:`.serving`
+(uvicorn: connection limits, shutdown in order), :mod:`.submit` (checking a new job),
 :mod:`.models` (JSON shapes), :mod:`.api` (HTTP routes), :mod:`.server` (app factory, ``serve``) and
 :mod:`.testing` (a stand-in runner the caller paces).
 The page is ``static/`` (plain HTML, CSS and ES modules, no build step).

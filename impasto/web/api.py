@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
@@ -257,6 +258,8 @@ def _file_routes(router: APIRouter, manager: JobManager, job_dep: Callable[[str]
             data = None  # deleted meanwhile
         if data is None:
             raise HTTPException(404, f"job {job.id} has no image yet ({job.state.value})")
+        if isinstance(image, Path):
+            manager.fetched(job)  # the result is out: pruning may delete it now
         name = f"impasto-{job.id[:8]}-step{job.image_step}.png"
         disposition = f'{"attachment" if download else "inline"}; filename="{name}"'
         headers = {"Cache-Control": "no-store", "Content-Disposition": disposition}
@@ -274,6 +277,14 @@ def _file_routes(router: APIRouter, manager: JobManager, job_dep: Callable[[str]
         except FileNotFoundError:
             raise HTTPException(404, f"job {job.id} has been deleted") from None
         return Response(data, media_type=images[index].media_type, headers={"Cache-Control": "no-store"})
+
+
+STOPPING = "the studio is stopping: this job is kept and runs when the studio starts again"
+
+
+def _stopping(snap: JobStatus) -> dict[str, Any]:
+    """The last event of a stream when the studio stops: the job's state then, and what becomes of it."""
+    return {"id": snap.id, "state": snap.state, "detail": STOPPING}
 
 
 def _event_route(router: APIRouter, manager: JobManager, job_dep: Callable[[str], Job]) -> None:
@@ -295,6 +306,9 @@ def _event_route(router: APIRouter, manager: JobManager, job_dep: Callable[[str]
                     yield format_sse_event(data_str=data, event="status", id=str(snap.version), retry=2000)
                 if snap.state in FINISHED:  # the state just sent, not job.state: the job may have
                     return  # finished since, and its last event must still go out
+                if manager.closing:  # the studio stops: say so, and end (server.py waits for no stream)
+                    yield format_sse_event(data_str=json.dumps(_stopping(snap)), event="stopping")
+                    return
                 try:
                     await asyncio.wait_for(changed.wait(), PING_SECONDS)
                 except asyncio.TimeoutError:
@@ -302,5 +316,6 @@ def _event_route(router: APIRouter, manager: JobManager, job_dep: Callable[[str]
 
     @router.get("/jobs/{job_id}/events", response_class=_EventStream, responses={**_EVENTS, **_JSON_ERRORS})
     async def job_events(job: JobDep) -> _EventStream:
-        """Server-sent events: a ``status`` event (a JobStatus) whenever the job changes, until it ends."""
+        """Server-sent events: a ``status`` event (a JobStatus) whenever the job changes, until it ends; a
+        ``gone`` event if the job is deleted, a ``stopping`` event (``{id, state, detail}``) if the studio stops."""
         return _EventStream(job_stream(job), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -172,6 +172,11 @@ def preset_values() -> dict[str, dict[str, Any]]:
     return {name: {k: v for k, v in resolve(name).to_dict().items() if k not in skip} | masks for name in PRESETS}
 
 
+def _bound(value: float) -> str:
+    """A field's bound as a message shows it: 4294967295, not 4.29497e+09."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 def _number(spec: FieldInfo, raw: str, kind: str) -> int | float:
     text = raw.strip()
     try:
@@ -179,12 +184,14 @@ def _number(spec: FieldInfo, raw: str, kind: str) -> int | float:
     except ValueError:
         what = "a whole number" if kind == "int" else "a number"
         raise ConfigError(f"{spec.name} must be {what}, got '{raw[:40]}'") from None
-    if not math.isfinite(value):
+    # An int of 309 digits is no float: math.isfinite and "%g" would raise OverflowError (a 500).
+    if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{spec.name} must be a finite number, got '{raw[:40]}'")
+    shown = f"{value:g}" if isinstance(value, float) or abs(value) < 10**15 else f"'{text[:40]}...'"
     if spec.minimum is not None and value < spec.minimum:
-        raise ConfigError(f"{spec.name} must be >= {spec.minimum:g}, got {value:g}")
+        raise ConfigError(f"{spec.name} must be >= {_bound(spec.minimum)}, got {shown}")
     if spec.maximum is not None and value > spec.maximum:
-        raise ConfigError(f"{spec.name} must be <= {spec.maximum:g} for a web job, got {value:g}")
+        raise ConfigError(f"{spec.name} must be <= {_bound(spec.maximum)} for a web job, got {shown}")
     return value
 
 

@@ -95,6 +95,14 @@ class Job:
     version: int = 0  # +1 whenever anything changes
     result_path: Path | None = None
     png: tuple[int, bytes] | None = None  # (image_version, encoded preview)
+    note: str | None = None  # e.g. that it was run again after the studio restarted
+    runs: int = 0  # how often a run of it started (more than 1: it was run again)
+    fetched: float | None = None  # when its result was first fetched
+
+    @property
+    def has_result(self) -> bool:
+        """It has a result file (done, or stopped with its best image)."""
+        return self.result_path is not None
 
     def __post_init__(self) -> None:
         # Before the first step: the steps planned, nothing else known yet.

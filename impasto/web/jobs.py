@@ -1,81 +1,104 @@
 """The job queue: one worker thread per device runs one job at a time; the others wait in line.
 
-The HTTP side only ever reads snapshots (:meth:`JobManager.status`) taken under one lock, and is
-woken by :meth:`JobManager.listen` when a job changes, so a running job never blocks a request;
-threads (scripts, tests) block on :meth:`JobManager.wait` instead.
-Finished jobs and their folders are deleted after ``keep_seconds`` or beyond ``keep_jobs``.
+What the HTTP side reads (snapshots, change notifications) is :class:`~.board.JobBoard`'s.
+Finished jobs and their folders are deleted after ``keep_seconds`` or beyond ``keep_jobs`` (:mod:`.prune`).
+
+Every job is recorded in the work folder's database (:mod:`.store`) as it changes state, so a
+restarted studio serves its finished jobs, runs its queued ones, and runs again, saying so, the one
+that was running. The manager holds the work folder's lock from construction to :meth:`close`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
+import os
 import shutil
-import tempfile
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from ..core.transfer import Result, Step, transfer
-from ..image import encode_png
+from ..errors import ImpastoError
+from .board import JobBoard
 from .job import FINISHED, Conflict, Job, JobSpec, QueueFull, State
 from .media import StorageFull
+from .prune import expired
+from .records import job_from_row, remove_strays, spec_to_json
 from .run_job import run_job
 from .settings import StudioSettings
+from .store import JobStore, StoreError, default_workdir, lock_workdir
 
 __all__ = ["FINISHED", "Conflict", "Job", "JobManager", "JobSpec", "QueueFull", "Runner", "State"]
 
 log = logging.getLogger("impasto.web")
+RERUN_NOTE = "run again from the start: the studio stopped during its run"
 
 Runner = Callable[..., Result]  # the signature of impasto.transfer.transfer: the job's checked Options
 
 
-class _Listener:
-    """Wakes one asyncio task, from any thread."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.event = asyncio.Event()
-
-    def wake(self) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is listening
-            self.loop.call_soon_threadsafe(self.event.set)
-
-
-class JobManager:
+class JobManager(JobBoard):
     """Queues, runs, cancels and forgets jobs. ``runner`` defaults to :func:`impasto.transfer.transfer`."""
 
     def __init__(self, settings: StudioSettings, runner: Runner | None = None) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self.runner: Runner = runner or transfer
-        self._own_root = settings.workdir is None
-        self._root = settings.workdir
-        self._lock = threading.RLock()
-        self._wake = threading.Condition(self._lock)  # workers: a job was queued, or the studio closes
-        self._changed = threading.Condition(self._lock)  # wait(): some job changed
-        self._jobs: dict[str, Job] = {}
-        self._queues: dict[str, deque[Job]] = {}
+        self._root = settings.workdir or default_workdir()
         self._workers: dict[str, threading.Thread] = {}
-        self._listeners: dict[str, set[_Listener]] = {}
-        self._closed = False
+        self._lock_fd = lock_workdir(self._root)  # a second studio on this folder stops here, with one line
+        try:
+            self._store = JobStore(self._root)
+            self._restore()
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
 
     @property
     def root(self) -> Path:
-        """The folder of the job folders: ``workdir``, or a temporary folder made on first use."""
-        with self._lock:
+        """The work folder: the database, and a folder per job."""
+        try:
+            self._root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageFull(f"the studio cannot make its job folder ({exc.strerror or exc})") from None
+        return self._root
+
+    @property
+    def closing(self) -> bool:
+        """The studio is stopping: no new job, and every event stream is told so."""
+        return self._closed
+
+    def _restore(self) -> None:
+        """The jobs of the database, as they were; a job that was running goes back in line."""
+        for row in self._store.load():
             try:
-                if self._root is None:
-                    self._root = Path(tempfile.mkdtemp(prefix="impasto-studio-"))
-                    log.info("job files go to %s", self._root)
-                self._root.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StorageFull(f"the studio cannot make its job folder ({exc.strerror or exc})") from None
-            return self._root
+                job = job_from_row(row, self._root)
+            except (ImpastoError, KeyError, TypeError, ValueError) as exc:
+                log.warning("job %s cannot be restored (%s): deleted", row["id"], exc)
+                self._forget([row["id"]], [self._root / row["id"]])
+                continue
+            self._jobs[job.id] = job
+            if job.state in (State.QUEUED, State.RUNNING):
+                if job.state is State.RUNNING or job.runs:
+                    job.state, job.started, job.note = State.QUEUED, None, RERUN_NOTE
+                    self._record(
+                        job, "queued again after a restart", state=job.state.value, note=job.note, started=None
+                    )
+                self._queues.setdefault(job.spec.device, deque()).append(job)
+        remove_strays(self._root, set(self._jobs))
+        for device in self._queues:
+            self._start_worker(device)
+        if self._jobs:
+            log.info("restored %d jobs from %s", len(self._jobs), self._store.path)
+
+    def _record(self, job: Job, event: str | None = None, **values: object) -> None:
+        """Write ``values`` (columns of the jobs table) and ``event`` to the database; a failed write is
+        logged, and the studio goes on from memory (a full disk must not stop a running job)."""
+        try:
+            self._store.update(job.id, time.time(), event, version=job.version, **values)
+        except StoreError as exc:
+            log.warning("job %s: %s", job.id, exc)
 
     # --- submitting -------------------------------------------------------------------------
 
@@ -103,100 +126,23 @@ class JobManager:
         with self._lock:
             self._check_capacity()
             job = Job(job_id, spec, folder)
+            try:
+                self._store.add(job_id, job.created, job.state.value, spec_to_json(spec))
+            except StoreError as exc:
+                raise StorageFull(str(exc)) from None
             self._jobs[job_id] = job
             self._queues.setdefault(spec.device, deque()).append(job)
-            if spec.device not in self._workers:
-                worker = threading.Thread(
-                    target=self._work, args=(spec.device,), name=f"impasto-{spec.device}", daemon=True
-                )
-                self._workers[spec.device] = worker
-                worker.start()
+            self._start_worker(spec.device)
             self._wake.notify_all()
         log.info("job %s queued on %s", job_id, spec.device)
         self.prune()
         return job
 
-    # --- reading ----------------------------------------------------------------------------
-
-    def get(self, job_id: str) -> Job | None:
-        """The job with this id, if it is (still) known."""
-        with self._lock:
-            return self._jobs.get(job_id)
-
-    def jobs(self) -> list[Job]:
-        """All known jobs, newest first."""
-        with self._lock:
-            return list(reversed(self._jobs.values()))
-
-    def status(self, job: Job) -> dict[str, Any]:
-        """A consistent snapshot of a job's state and progress."""
-        with self._lock:
-            queue = self._queues.get(job.spec.device, deque())
-            position = queue.index(job) + 1 if job.state is State.QUEUED and job in queue else None
-            return {
-                "id": job.id,
-                "state": job.state.value,
-                "position": position,
-                **job.progress,
-                "error": job.error,
-                "cancel_requested": job.cancel.is_set(),
-                "created": job.created,
-                "started": job.started,
-                "finished": job.finished,
-                "image_version": job.image_version,
-                "image_step": job.image_step,
-                "has_image": job.preview is not None or job.result_path is not None,
-                "preset": job.spec.preset,
-                "options": dict(job.spec.overrides),
-                "params": job.params(),
-                "device": job.spec.device,
-                "version": job.version,
-            }
-
-    def image(self, job: Job) -> bytes | Path | None:
-        """The finished PNG file, else the latest preview as PNG bytes, else None."""
-        with self._lock:
-            if job.result_path is not None:
-                return job.result_path
-            if job.preview is None:
-                return None
-            if job.png is not None and job.png[0] == job.image_version:
-                return job.png[1]
-            version, preview, params = job.image_version, job.preview, job.params() | {"step": job.image_step}
-        data = encode_png(preview, params, compress_level=1)  # outside the lock: it takes a while
-        with self._lock:
-            if job.image_version == version:
-                job.png = (version, data)
-        return data
-
-    @contextlib.contextmanager
-    def listen(self, job: Job) -> Iterator[asyncio.Event]:
-        """An event set (from any thread) whenever ``job`` changes; use inside the event loop."""
-        listener = _Listener()
-        with self._lock:
-            self._listeners.setdefault(job.id, set()).add(listener)
-        try:
-            yield listener.event
-        finally:
-            with self._lock:
-                self._listeners.get(job.id, set()).discard(listener)
-                if not self._listeners.get(job.id, True):
-                    del self._listeners[job.id]
-
-    def wait(self, until: Callable[[], bool], timeout: float | None = None) -> bool:
-        """Block the calling thread until ``until()`` holds; False if ``timeout`` seconds pass first.
-
-        ``until`` is called under the lock, at once and after every change to any job, so it sees
-        consistent job records (and may call this manager's methods).
-        """
-        with self._lock:
-            return self._changed.wait_for(until, timeout)
-
-    def _bump(self, job: Job) -> None:  # always called under the lock
-        job.version += 1
-        for listener in self._listeners.get(job.id, ()):
-            listener.wake()
-        self._changed.notify_all()
+    def _start_worker(self, device: str) -> None:  # under the lock
+        if device not in self._workers:
+            worker = threading.Thread(target=self._work, args=(device,), name=f"impasto-{device}", daemon=True)
+            self._workers[device] = worker
+            worker.start()
 
     # --- cancelling and forgetting ----------------------------------------------------------
 
@@ -212,43 +158,66 @@ class JobManager:
                 job.state, job.finished = State.CANCELLED, time.time()
                 for other in queue:
                     self._bump(other)  # their positions moved
-            self._bump(job)
+                self._bump(job)
+                self._record(job, "cancelled", state=job.state.value, finished=job.finished)
+            else:
+                self._bump(job)
         log.info("job %s: cancel requested", job.id)
 
-    def prune(self, now: float | None = None) -> None:
-        """Forget finished jobs older than ``keep_seconds`` and beyond the newest ``keep_jobs``."""
-        now = time.time() if now is None else now
+    def fetched(self, job: Job) -> None:
+        """Its result was sent to a client: from now on, pruning may delete it (see :mod:`.prune`)."""
         with self._lock:
-            done = sorted((j for j in self._jobs.values() if j.state in FINISHED), key=lambda j: j.finished or 0)
-            expired = [j for j in done if now - (j.finished or now) > self.settings.keep_seconds]
-            keep = [j for j in done if j not in expired]
-            expired += keep[: max(0, len(keep) - self.settings.keep_jobs)]
-            for job in expired:
+            if job.fetched is None and job.has_result:
+                job.fetched = time.time()
+                self._record(job, fetched=job.fetched)
+
+    def prune(self, now: float | None = None) -> None:
+        """Forget finished jobs as :func:`.prune.expired` chooses (``keep_seconds``, ``keep_jobs``)."""
+        now = time.time() if now is None else now
+        s = self.settings
+        with self._lock:
+            jobs = list(self._jobs.values())
+            gone = expired(jobs, now, s.keep_jobs, s.keep_seconds, s.keep_unfetched_seconds)
+            for job in gone:
                 del self._jobs[job.id]
                 self._bump(job)  # its event streams end
-        for job in expired:
-            shutil.rmtree(job.folder, ignore_errors=True)
+            if gone:
+                self._forget([j.id for j in gone], [j.folder for j in gone])
+        for job in gone:
             log.info("job %s: deleted", job.id)
 
-    def close(self, timeout: float = 30.0) -> None:
-        """Cancel everything, wait for the workers, delete the work folder if it was a temporary one."""
+    def _forget(self, ids: list[str], folders: list[Path]) -> None:
+        try:
+            self._store.delete(ids)
+        except StoreError as exc:  # the folders go all the same: a restart drops their records (_restore)
+            log.warning("%s", exc)
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def stop(self) -> None:
+        """The studio is stopping: take no new job, stop the running ones after their current step, wake
+        every event stream so it can say so and end. Queued jobs stay queued, for the next start."""
         with self._lock:
             self._closed = True
             for job in self._jobs.values():
                 if job.state not in FINISHED:
-                    job.cancel.set()
-                if job.state is State.QUEUED:
-                    job.state, job.finished = State.CANCELLED, time.time()
                     self._bump(job)
-            for queue in self._queues.values():
-                queue.clear()
             self._wake.notify_all()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """:meth:`stop`, wait for the workers, close the database and give up the work folder's lock."""
+        self.stop()
+        with self._lock:
             workers = list(self._workers.values())
         deadline = time.monotonic() + timeout
         for worker in workers:
             worker.join(max(0.0, deadline - time.monotonic()))
-        if self._own_root and self._root is not None:
-            shutil.rmtree(self._root, ignore_errors=True)
+        with self._lock:
+            if self._lock_fd < 0:
+                return
+            self._store.close()
+            os.close(self._lock_fd)
+            self._lock_fd = -1
 
     # --- the worker -------------------------------------------------------------------------
 
@@ -262,10 +231,12 @@ class JobManager:
                     return
                 job = queue.popleft()
                 job.state, job.started = State.RUNNING, time.time()
+                job.runs += 1
                 self._bump(job)
                 for other in queue:
                     self._bump(other)
-            log.info("job %s started", job.id)
+                self._record(job, "started", state=job.state.value, started=job.started, runs=job.runs)
+            log.info("job %s started%s", job.id, "" if job.runs == 1 else f" (run {job.runs})")
             self._execute(job)
             log.info("job %s %s", job.id, job.state.value)
             self.prune()
@@ -299,6 +270,14 @@ class JobManager:
             should_stop=lambda: job.cancel.is_set() or self._closed,
             max_pixels=self.settings.max_pixels,
         )
+        if self._closed and not job.cancel.is_set():  # stopped by the studio's shutdown: it runs again
+            with self._lock:
+                if outcome.path is not None:
+                    outcome.path.unlink(missing_ok=True)
+                job.state, job.note = State.QUEUED, "the studio stopped during its run: it runs again when it restarts"
+                self._bump(job)
+                self._record(job, "interrupted by the studio's shutdown", state=job.state.value, note=RERUN_NOTE)
+            return
         self._finish(job, outcome.state, error=outcome.error, result=outcome.result, path=outcome.path)
 
     def _finish(
@@ -317,3 +296,8 @@ class JobManager:
                 job.preview, job.image_step, job.result_path = result.image, result.steps, path
                 job.image_version += 1
             self._bump(job)
+            result_name = None if job.result_path is None else job.result_path.name
+            self._record(
+                job, job.state.value, state=job.state.value, finished=job.finished, error=error,
+                progress=job.progress, result=result_name, image_step=job.image_step,
+            )  # fmt: skip

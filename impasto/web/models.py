@@ -69,7 +69,9 @@ class JobStatus(BaseModel):
     options: dict[str, Any] = Field(description="the option fields as submitted (restore them with the preset)")
     params: dict[str, Any] = Field(description="every parameter, as embedded in the PNG")
     device: str
-    version: int = Field(description="changes whenever anything in this status changes")
+    version: int = Field(description="changes whenever anything in this status changes (and grows across restarts)")
+    note: str | None = Field(description="e.g. that the job was run again because the studio stopped during its run")
+    runs: int = Field(description="how often a run of this job started (over 1: it was run again)")
     inputs: list[InputInfo]
     image_url: str
     download_url: str

@@ -228,11 +228,43 @@ def _log_config() -> dict[str, Any]:
     return config
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, settings: StudioSettings | None = None) -> None:
-    """Run the studio until Ctrl-C (blocking). On a loopback ``host`` only loopback Host headers pass."""
-    import uvicorn
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    settings: StudioSettings | None = None,
+    announce: Callable[[], None] | None = None,
+) -> None:
+    """Run the studio until Ctrl-C or SIGTERM (blocking). On a loopback ``host`` only loopback Host
+    headers pass. Raises an ImpastoError (one line) if another studio uses the work folder; else calls
+    ``announce`` (the CLI's banner) and serves."""
+    from .serving import run
 
     settings = StudioSettings.from_env() if settings is None else settings
     if settings.allowed_hosts is None and host in LOOPBACK:
         settings = dataclasses.replace(settings, allowed_hosts=LOOPBACK)
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=_log_config(), timeout_graceful_shutdown=3)
+    app = create_app(settings)  # takes the work folder's lock
+    manager: JobManager = app.state.manager
+    try:
+        if announce is not None:
+            announce()
+        warm_network()
+        run(app, host, port, max_connections=settings.max_connections, header_seconds=settings.header_seconds,
+            on_stopping=manager.stop, log_config=_log_config())  # fmt: skip
+    finally:
+        manager.close()  # the lifespan's close did it, unless uvicorn never started it
+
+
+def warm_network() -> None:
+    """Load the default preset's network before serving: its weights file is opened while files are
+    plenty (a flood of connections cannot make the first job fail to open it). A failure is logged:
+    the first job that needs the network reports it."""
+    from ..config import resolve
+    from ..net.network import load_network, resolve_device, resolve_precision
+
+    opts = resolve("default")
+    try:
+        device = resolve_device(opts.device)
+        precision, _ = resolve_precision(opts.precision, device)
+        load_network(opts.weights, opts.weights_format, opts.pooling, str(device), opts.network, precision)
+    except ImpastoError as exc:
+        log.warning("the network is not loaded yet: %s", exc)

@@ -31,17 +31,27 @@ class StudioSettings:
     max_lbfgs_history: int = field(default=500, metadata={"help": "longest --lbfgs-history of a web job"})
     max_styles: int = field(default=8, metadata={"help": "most style images in one job"})
     max_queued: int = field(default=16, metadata={"help": "most jobs waiting at once"})
+    max_connections: int = field(
+        default=256, metadata={"help": "most open connections (lowered to fit the open-file limit); more: 503"}
+    )
+    header_seconds: float = field(
+        default=10.0, metadata={"help": "a connection that sends no whole request header within this is closed"}
+    )
     upload_seconds: float = field(
         default=120.0, metadata={"help": "longest time to receive a request's body, seconds (slower: 408)"}
     )
     keep_jobs: int = field(default=50, metadata={"help": "finished jobs kept (oldest are deleted first)"})
     keep_seconds: float = field(default=6 * 3600.0, metadata={"help": "finished jobs are deleted after this"})
+    keep_unfetched_seconds: float = field(
+        default=300.0, metadata={"help": "a result nobody has fetched yet is kept at least this long, seconds"}
+    )
     preview_seconds: float = field(default=0.25, metadata={"help": "least time between two preview images"})
     image_every: int = field(
         default=0, metadata={"help": "copy the image off the device every N steps (0: 1 on the CPU, 5 on a GPU)"}
     )
     workdir: Path | None = field(
-        default=None, metadata={"help": "folder for uploads and results (default: a temp dir)"}
+        default=None,
+        metadata={"help": "folder of the jobs' database, uploads and results (default: ~/.local/share/impasto/studio)"},
     )
     allowed_hosts: tuple[str, ...] | None = field(
         default=None, metadata={"help": "accepted Host header names (None: any); guards against DNS rebinding"}

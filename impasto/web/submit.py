@@ -25,6 +25,7 @@ from ..errors import ConfigError, InputError
 from ..image import load_image
 from ..net.network import resolve_device
 from .fields import UPLOADS, parse_options
+from .forms import read_form
 from .jobs import Job, JobManager, JobSpec
 from .media import StoredImage, TooLarge, example_path, safe_label, store_image
 
@@ -117,7 +118,7 @@ async def check_image(request: Request, manager: JobManager) -> tuple[str, Store
     ``style_mask``. A bad image raises the same one-line :class:`InputError` as a job would.
     """
     _require_form(request, "the image")
-    form = await request.form(max_files=1, max_fields=1, max_part_size=MAX_FIELD_BYTES)
+    form = await read_form(request, manager.root, _ROLES, max_files=1, max_fields=1, max_part_size=MAX_FIELD_BYTES)
     try:
         items = form.multi_items()
         field, upload = items[0] if len(items) == 1 else ("", None)
@@ -138,7 +139,9 @@ async def create_job(request: Request, manager: JobManager) -> Job:
     settings = manager.settings
     _require_form(request, "the job")
     max_files = 2 * settings.max_styles + 3  # content, styles, style masks, content mask, init
-    form = await request.form(max_files=max_files, max_fields=200, max_part_size=MAX_FIELD_BYTES)
+    form = await read_form(
+        request, manager.root, _ROLES, max_files=max_files, max_fields=200, max_part_size=MAX_FIELD_BYTES
+    )
     try:
         return await _create(form, manager)
     finally:

@@ -19,6 +19,11 @@ function number(x) {
 }
 
 export function describe(status) {
+  const text = describeState(status);
+  return status.note ? `${text} (${status.note})` : text; // e.g. run again after a restart
+}
+
+function describeState(status) {
   switch (status.state) {
     case "queued":
       return status.position === 1 ? "Queued: next in line." : `Queued: number ${status.position} in line.`;
@@ -65,6 +70,7 @@ export class Stage {
     this.source = new EventSource(`/api/jobs/${id}/events`);
     this.source.addEventListener("status", (event) => this.update(JSON.parse(event.data)));
     this.source.addEventListener("gone", () => this.gone());
+    this.source.addEventListener("stopping", (event) => this.stopping(JSON.parse(event.data)));
     this.source.addEventListener("error", () => {
       // The browser reconnects by itself; a finished or forgotten job needs no stream.
       if (this.status && FINISHED.includes(this.status.state)) this.source.close();
@@ -101,6 +107,13 @@ export class Stage {
     if (this.job !== id || !response) return;
     if (response.status === 404) this.gone();
     else if (response.ok) this.update(await response.json());
+  }
+
+  // The studio is stopping: the job is kept (and runs when it starts again); reload the page then.
+  stopping(last) {
+    if (this.source) this.source.close();
+    this.els.statusLine.textContent = `${last.state}: ${last.detail}.`;
+    this.els.stop.disabled = true;
   }
 
   gone() {
