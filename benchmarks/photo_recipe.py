@@ -98,3 +98,28 @@ def project(content: Image.Image, image: Image.Image, params: tuple[int, float])
 
 if __name__ == "__main__":  # a smoke run
     print(render(bundled_image("tubingen"), "/work/shared/images/photos/rocket.jpg", 128, Recipe(lam=100))[1:])
+
+
+def overhead(size: int, repeats: int = 3) -> dict[str, float]:
+    """Seconds per evaluation (value and gradient) of the default objective and of the term, at ``size``."""
+    from impasto.balance import PAPER_LOOK_LAYERS
+    from impasto.losses import Objective
+    from impasto.transfer import get_vgg
+
+    photo_img = load_image(bundled_image("tubingen"))
+    photo_img = photo_img.resize((size, round(size * photo_img.height / photo_img.width)), Image.Resampling.BILINEAR)
+    photo = pil_to_tensor(photo_img)
+    objective = Objective(get_vgg(None, "auto", "max", "cpu", "raw"), {"conv4_2": 1.0},
+                          dict.fromkeys(PAPER_LOOK_LAYERS, 0.2), 1.0, 1.0)  # fmt: skip
+    objective.set_content(photo)
+    objective.set_style([photo])
+    term = PhotoTerm(photo_img, 1.0, [photo_img.size], 1)
+    x = (photo + 10 * torch.randn(photo.shape, generator=torch.Generator().manual_seed(0))).requires_grad_(True)
+    times: dict[str, float] = {}
+    for name, fn in (("objective", lambda: objective(x)[0]), ("term", lambda: term(x, torch.ones(())))):
+        fn().backward()  # warm-up (and the term's guide statistics)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn().backward()
+        times[name] = (time.perf_counter() - start) / repeats
+    return times
