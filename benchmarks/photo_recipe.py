@@ -9,7 +9,8 @@ lambda is relative, as the temporal weight of :mod:`impasto.video`. Deviation: L
 sum over pixels with lambda = 1e4 at style weight 1e2; a mean makes lambda the same at every size.
 
 A recipe also names the scales where the term is on (Luan's two stages: the last ``term_scales``
-only) and an optional final projection (:func:`impasto.photo_project.guided_filter`).
+only), an optional start from the global colour map (``init_map``) and an optional final
+projection (:func:`impasto.photo_project.guided_filter`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from photo_metrics import global_colour_map
 from PIL import Image
 
 from impasto import bundled_image
@@ -40,6 +42,7 @@ class Recipe:
     lam: float = 0.0
     term_scales: int = 99  # the term is on at the last this many scales (99: all)
     project: tuple[int, float] | None = None  # (radius, eps) of the guided filter
+    init_map: bool = False  # start from the global colour map of the photo onto the style (init="image")
     preset: str = "default"
 
 
@@ -84,7 +87,12 @@ def render(content: ImageLike, style: ImageLike, size: int, recipe: Recipe) -> t
     extra = None
     if recipe.lam > 0:
         extra = PhotoTerm(content_img, recipe.lam, _sizes(opts, content_img), recipe.term_scales)
-    result = transfer(content_img, style, opts, extra_loss=extra, start_time=start)
+    init = None
+    if recipe.init_map:  # the zeroth-order answer, affine in the photo: the term is 0 there
+        style_img = style if isinstance(style, Image.Image) else load_image(style)
+        init = tensor_to_pil(global_colour_map(pil_to_tensor(content_img), pil_to_tensor(style_img)))
+        opts = resolve(recipe.preset, size=size, seed=0, **(recipe.options | {"init": "image"}))
+    result = transfer(content_img, style, opts, init_image=init, extra_loss=extra, start_time=start)
     image = result.image if recipe.project is None else project(content_img, result.image, recipe.project)
     return image, time.perf_counter() - start, time.process_time() - cpu, result.steps
 
