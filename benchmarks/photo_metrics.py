@@ -16,10 +16,10 @@ the content and style photos (S at the style size of the run).
 from __future__ import annotations
 
 import torch
-from impasto.vgg import VGG19
 from torch.nn import functional as F
 
 from impasto.core.balance import look
+from impasto.net.vgg import VGG19
 
 __all__ = ["affine_residual", "colour_closed", "global_colour_map", "lab", "structure", "style_closed", "w2_gauss"]
 
