@@ -138,7 +138,8 @@ def measure_pair(
 def render_key(recipe: Recipe, size: int) -> list[Any]:
     """What a cached render depends on (not the projection)."""
     key = [recipe.options, recipe.lam, recipe.term_scales, recipe.preset, size, torch.__version__]
-    return [*key, "init_map"] if recipe.init_map else key
+    key = [*key, "init_map"] if recipe.init_map else key
+    return [*key, "options"] if recipe.lam else key  # since the term is impasto's own (photorealism)
 
 
 def _describe(recipe: Recipe) -> str:
