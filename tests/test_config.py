@@ -65,6 +65,8 @@ DEFAULT_VALUES: dict[str, object] = {
     "tile": None,
     "max_memory": None,
     "pooling": "max",
+    "photorealism": 0.0,
+    "photo_projection": False,
     "tv_weight": 0.01,
     "seed": 0,
     "device": "auto",

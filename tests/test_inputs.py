@@ -170,7 +170,7 @@ def test_options_hold_knobs_only() -> None:
         inner = [a for a in get_args(hint) if a is not type(None)] if optional else [hint]
         text = any(a is str or (get_origin(a) is tuple and get_args(a) == (str, ...)) for a in inner)
         assert not text or name in TEXT_KNOBS, f"{name} holds free text: a path? images are arguments"
-    assert get_args(hints["init"]) == ("noise", "content", "image")
+    assert get_args(hints["init"]) == ("noise", "content", "mapped", "image")
 
 
 @pytest.mark.parametrize("name", ["content_mask", "style_masks", "init_image"])

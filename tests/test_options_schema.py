@@ -30,7 +30,7 @@ def test_every_field_in_order() -> None:
         ("style_blend", "numbers", True, None, "float"),
         ("style_layers", "layers", False, None, None),
         ("pooling", "choice", False, ("max", "avg"), None),
-        ("init", "choice", False, ("noise", "content", "image"), None),
+        ("init", "choice", False, ("noise", "content", "mapped", "image"), None),
         ("original_colors", "bool", False, None, None),
         ("weights", "text", True, None, None),
         ("device", "text", False, None, None),
@@ -95,5 +95,8 @@ def test_web_fields_follow_the_schema() -> None:
         if f.name not in ("init", "device"):  # the studio's own choices: no init file, this machine's devices
             assert (field.kind, field.item) == (f.kind, f.item), f.name
             assert field.choices == (list(f.choices) if f.choices else None), f.name
-    assert web["init"].choices == ["noise", "content"] and (web["device"].choices or [])[:2] == ["auto", "cpu"]
+    assert web["init"].choices == ["noise", "content", "mapped"] and (web["device"].choices or [])[:2] == [
+        "auto",
+        "cpu",
+    ]
     assert {f.name for f in option_fields() if f.kind == "text"} <= set(skip) | {"device"}

@@ -21,6 +21,7 @@ from ..core.schedule import plan_scales
 from ..errors import ImpastoError
 from ..image import fit_size
 from .fields import worded
+from .models import ErrorMessage
 from .settings import StudioSettings
 
 __all__ = ["Estimate", "StepRate", "estimate_router"]
@@ -77,7 +78,12 @@ def estimate_router(settings: StudioSettings, rate: Callable[[], float | None]) 
     """The estimate's route; ``rate`` gives the seconds per pixel pass (None: not known yet)."""
     router = APIRouter(prefix="/api", tags=["studio"])
 
-    @router.get("/estimate", response_model=Estimate, summary="How long a job of this size would take here")
+    @router.get(
+        "/estimate",
+        response_model=Estimate,
+        responses={422: {"model": ErrorMessage, "description": "invalid option"}},
+        summary="How long a job of this size would take here",
+    )
     def estimate(preset: str = "default", size: int | None = None, steps: int | None = None,
                  scales: int | None = None, aspect: float = 4 / 3) -> Estimate:  # fmt: skip
         try:
