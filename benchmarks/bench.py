@@ -323,6 +323,10 @@ def _notes(results: dict[str, Any]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.in_process and args.threads:  # the tasks run here, with these threads: the record says so
+        import torch
+
+        torch.set_num_threads(args.threads)
     device = _resolve_device(args.device)
     plan = PLANS["quick" if args.quick else ("cuda" if device.startswith("cuda") else "cpu")]
     sizes = args.sizes or plan[0]
