@@ -99,6 +99,7 @@ def test_quick_run_writes_results(bench: ModuleType, tmp_path: Path) -> None:
     assert row["of_peak"]["impasto"] == pytest.approx(row["gflops"]["impasto"] / best)
 
 
+@pytest.mark.slow  # 10 s: runs the time-to-quality search in-process (make test runs it; make check does not)
 def test_ttq_scales_sets_impastos_schedule(bench: ModuleType, tmp_path: Path) -> None:
     """--ttq-scales reaches the worker: the time-to-quality run uses that many scales."""
     import worker

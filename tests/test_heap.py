@@ -49,6 +49,7 @@ def faults(**env: str) -> int:
 
 
 @glibc
+@pytest.mark.slow  # ~5 s of conv steps with and without the policy (make test runs it; make check does not)
 def test_a_cpu_run_reuses_the_pages_of_freed_tensors() -> None:
     kept, fresh = faults(), faults(**{OPT_OUT: "0"})
     assert fresh > 50_000  # fresh pages: 90-160 thousand faults on Zen 5 (4 kB pages)
