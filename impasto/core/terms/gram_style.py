@@ -16,10 +16,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ...net.vgg import layer_depth
 from ..gram import gram, gram_fp32, mean_gram_minus
 from .base import Features, Report, Where
-from .style import Guides, StyleTerm
+from .style import Guides, StyleTerm, counted
 
 __all__ = ["GramStyle", "core_gram", "style_layer_loss"]
 
@@ -49,10 +48,8 @@ class GramStyle(StyleTerm):
     ) -> dict[str, torch.Tensor]:
         out = {}
         for layer in layers:
-            depth = layer_depth(layer)
-            f = where.core(feats[layer], depth)
-            t = guides.get(layer)
-            out[layer] = core_gram(f if t is None else f * where.part(t, depth), where) / norms[layer]
+            f, t = counted(feats, where, guides, layer)
+            out[layer] = core_gram(f if t is None else f * t, where) / norms[layer]
         return out
 
     @staticmethod

@@ -21,7 +21,7 @@ from torch.nn import functional as F
 from ...net.vgg import layer_depth
 from .base import Features, GlobalTerm, Report, Where
 
-__all__ = ["Guides", "StyleRegion", "StyleTerm", "layer_guides"]
+__all__ = ["Guides", "StyleRegion", "StyleTerm", "counted", "layer_guides"]
 
 Guides = Mapping[str, torch.Tensor | None]  # layer -> the guide at that layer's resolution (None: everywhere)
 
@@ -40,6 +40,13 @@ def layer_guides(
             else (F.interpolate(guide, size=size, mode="area") if guide.shape[-2:] != size else guide)
         )
     return out
+
+
+def counted(feats: Features, where: Where, guides: Guides, layer: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A layer's responses at ``where``'s positions and the region's guide there (None: no guide)."""
+    depth = layer_depth(layer)
+    t = guides.get(layer)
+    return where.core(feats[layer], depth), None if t is None else where.part(t, depth)
 
 
 def position_norm(guide: torch.Tensor | None, shape: tuple[int, int], layer: str) -> float | torch.Tensor:

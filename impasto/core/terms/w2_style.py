@@ -26,10 +26,9 @@ from typing import ClassVar
 
 import torch
 
-from ...net.vgg import layer_depth
 from .base import Features, Where
 from .gram_style import core_gram
-from .style import Guides, StyleTerm
+from .style import Guides, StyleTerm, counted
 
 __all__ = ["W2Style", "sqrt_psd", "w2_squared"]
 
@@ -97,12 +96,9 @@ class W2Style(StyleTerm):
     ) -> dict[str, torch.Tensor]:
         out = {}
         for layer in layers:
-            depth = layer_depth(layer)
-            f = where.core(feats[layer], depth)
-            t = guides.get(layer)
+            f, t = counted(feats, where, guides, layer)
             wide = torch.promote_types(f.dtype, torch.float32)  # fp32 sums for bf16 responses
             if t is not None:
-                t = where.part(t, depth)
                 weighted = (f * t.pow(2)).to(wide)
                 f = f * t
             else:
