@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 from PIL.PngImagePlugin import PngInfo
-from report import cpuinfo
+from report import cpuinfo, number_or_text
 
 from impasto import bundled_image, style_transfer
 from impasto.core.balance import look
@@ -35,15 +35,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ("tubingen", "astronaut", "coffee")
 PAINTINGS = ("starry_night", "the_scream", "composition_vii", "shipwreck", "udnie", "woman_with_hat")
 LIMITS = {"content_kept": 0.45, "style_reached": 0.95, "spread": 0.1}  # issue 10's acceptance
-
-
-def _value(text: str) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 def _one_thread() -> None:
@@ -175,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cached-only", action="store_true", help="tabulate the finished renders only, render nothing")
     p.add_argument("--jobs", type=int, default=2, help="worker processes, one thread each")
     args = p.parse_args(argv)
-    extra = {k: _value(v) for k, v in (item.split("=", 1) for item in args.set)}
+    extra = {k: number_or_text(v) for k, v in (item.split("=", 1) for item in args.set)}
     extra.setdefault("seed", 0)
     args.sheets.mkdir(parents=True, exist_ok=True)
     tasks = [(ph, pa, size) for ph in args.photos for pa in args.paintings for size in args.sizes]

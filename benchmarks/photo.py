@@ -30,7 +30,7 @@ from photo_metrics import affine_residual, colour_closed, global_colour_map, str
 from photo_recipe import Recipe, project, render
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
-from report import cpuinfo
+from report import cpuinfo, number_or_text
 
 from impasto import bundled_image
 from impasto.core.color import with_chroma_of
@@ -46,14 +46,10 @@ OUT = ROOT / "benchmarks" / "results" / "photo"
 
 
 def _value(text: str) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
+    """A recipe item's value: a number, a tuple of them written ``(4,0.001)``, else the text."""
     if text.startswith("("):
         return tuple(_value(t) for t in text.strip("()").split(",") if t)
-    return text
+    return number_or_text(text)
 
 
 def _name(items: list[str], index: int, count: int) -> str:

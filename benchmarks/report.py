@@ -11,11 +11,21 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["describe_machine", "markdown"]
+__all__ = ["describe_machine", "markdown", "number_or_text"]
 
 ROOT = Path(__file__).resolve().parent.parent
 # What decides the speed of fp32 and bf16 convolutions on x86 (and ARM's bf16).
 RELEVANT_FLAGS = {"avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "bf16"}
+
+
+def number_or_text(text: str) -> Any:
+    """A command-line ``KEY=VALUE``'s value: an int, else a float, else the text as it is."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def cpuinfo() -> dict[str, Any]:
