@@ -14,10 +14,12 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from ..config import Optimizer, Precondition
+from .checkpoint import Keeper
 from .objective import Objective
 from .precondition import Spectral
 
@@ -66,6 +68,15 @@ class _Best:
         torch.where(better, image.detach(), self.image, out=self.image)  # in place: no second image
         for k, v in terms.items():
             self.terms[k] = torch.where(better, v, self.terms[k]) if k in self.terms else v
+
+    def state(self) -> dict[str, Any]:
+        return {"loss": self.loss.cpu(), "image": self.image.cpu().clone(), "terms": _cpu(self.terms)}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        device = self.image.device
+        self.loss = state["loss"].to(device)
+        self.image.copy_(state["image"])
+        self.terms = {k: v.to(device) for k, v in state["terms"].items()}
 
 
 LOSS_SCALE = 1e4  # L-BFGS minimises the objective times a constant that makes it start here (see optimize)
@@ -128,6 +139,21 @@ class LBFGS:
             self.t = t = t * (MAX_LBFGS_MOVE / move)
         with torch.no_grad():
             self.x.add_(d.view_as(self.x), alpha=float(t))
+
+    def state(self) -> dict[str, Any]:
+        """The curvature pairs, the last direction and step length, the last gradient: copies on the CPU."""
+        names = ("ys", "ss", "rho", "h_diag", "d", "t", "prev")
+        return {k: _cpu(getattr(self, k)) for k in names}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Go on from :meth:`state` (on this optimiser's device)."""
+        device = self.x.device
+
+        def on(v: Any) -> Any:
+            return v.to(device) if isinstance(v, torch.Tensor) else v
+
+        self.ys, self.ss, self.rho = ([on(v) for v in state[k]] for k in ("ys", "ss", "rho"))
+        self.h_diag, self.d, self.t, self.prev = (on(state[k]) for k in ("h_diag", "d", "t", "prev"))
 
     def _remember(self, y: torch.Tensor, s: torch.Tensor) -> None:
         """Keep the curvature pair (y, s) if it is one (y . s > 1e-10), dropping the oldest."""
@@ -208,6 +234,8 @@ def optimize(
     loss_scale: float | None = LOSS_SCALE,
     on_step: StepCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
+    resume: dict[str, Any] | None = None,
+    keep: Keeper | None = None,
 ) -> ScaleResult:
     """Minimise ``objective`` over the pixels of ``init`` (1, 3, H, W, values 0..255) for ``steps`` steps.
 
@@ -224,35 +252,35 @@ def optimize(
     objectives, as the normalised network's are: it drops every curvature pair with
     s·y <= 1e-10 and keeps stepping along -g, which moves no pixel. Losses reported (events and
     result) are in the objective's own units.
+
+    ``keep`` is called after every step with the step and a function that returns the whole state
+    (:mod:`impasto.core.checkpoint` writes it when due); ``resume``, such a state, continues from it
+    (``init`` is then not read): the steps taken are the ones the run would have taken.
     """
     start = time.perf_counter()
-    x = init.detach().clone(memory_format=torch.contiguous_format).clamp_(0, 255)
-    best = _Best(x)
-    x, pixels, to_pixels = _variables(x, precondition if optimizer == "lbfgs" else "none")
-    opt = LBFGS(x, lbfgs_history, to_pixels) if optimizer == "lbfgs" else torch.optim.Adam([x], lr=learning_rate)
-    scale = _scale(objective, pixels(), loss_scale) if optimizer == "lbfgs" else 1.0
-    closure = _Closure(objective, x, pixels, best, scale)
-    done, interrupted, stopped, fault = 0, False, False, None
+    loop = _Loop(objective, init if resume is None else resume["base"], optimizer, precondition)
+    loop.start(learning_rate, lbfgs_history, loss_scale, resume)
+    done, interrupted, stopped, fault = loop.done, False, False, None
     try:
-        for step in range(1, steps + 1):
+        for step in range(loop.done + 1, steps + 1):
             if should_stop is not None and should_stop():
                 stopped = True
                 break
-            _step(opt, x, closure)
-            done = step
-            loss, terms, image = closure.last
-            if (fault := _numerical_fault(loss, x.grad)) is not None:
+            _step(loop.opt, loop.x, loop.closure)
+            done = loop.done = step
+            loss, terms, image = loop.closure.last
+            if (fault := _numerical_fault(loss, loop.x.grad)) is not None:
                 fault = f"{fault} at step {step}"
                 break  # the image it stepped to is not evaluated: it is not finite either
             if on_step is not None:
                 on_step(ScaleStep(step, loss, terms, image))
-        if fault is None:  # the last update has not been evaluated yet: evaluate it so it can count as the best
-            with torch.no_grad():
-                image = pixels().clamp(0, 255)
-                loss, terms = objective(image)
-                best.update(loss, image, terms)
+            if keep is not None:
+                keep(step, loop.state)
+        if fault is None:
+            loop.evaluate_last()
     except KeyboardInterrupt:
         interrupted = True
+    best = loop.best
     return ScaleResult(
         image=best.image,
         loss=float(best.loss),
@@ -263,6 +291,68 @@ def optimize(
         seconds=time.perf_counter() - start,
         fault=fault,
     )
+
+
+class _Loop:
+    """One scale's optimisation state: the variables, the optimiser, the best image, the closure."""
+
+    def __init__(self, objective: Objective, init: torch.Tensor, optimizer: Optimizer, precondition: Precondition):
+        self.objective, self.optimizer = objective, optimizer
+        self.base = init.detach().clone(memory_format=torch.contiguous_format).clamp_(0, 255)
+        self.best = _Best(self.base)
+        self.x, self.pixels, self.to_pixels = _variables(self.base, precondition if optimizer == "lbfgs" else "none")
+        self.done = 0
+
+    def start(
+        self, learning_rate: float, history: int, loss_scale: float | None, resume: dict[str, Any] | None
+    ) -> None:
+        """The optimiser and closure, fresh or as ``resume`` (a :meth:`state`) left them."""
+        x = self.x
+        self.opt = (
+            LBFGS(x, history, self.to_pixels) if self.optimizer == "lbfgs" else torch.optim.Adam([x], lr=learning_rate)
+        )
+        if resume is None:
+            scale = _scale(self.objective, self.pixels(), loss_scale) if self.optimizer == "lbfgs" else 1.0
+        else:
+            scale, self.done = resume["scale"], resume["step"]
+            with torch.no_grad():
+                x.copy_(resume["x"])
+            self.best.restore(resume["best"])
+            if isinstance(self.opt, LBFGS):
+                self.opt.restore(resume["optimiser"])
+            else:
+                self.opt.load_state_dict(resume["optimiser"])
+        self.closure = _Closure(self.objective, x, self.pixels, self.best, scale)
+
+    def state(self) -> dict[str, Any]:
+        """Everything :meth:`start` needs to go on from here, as copies on the CPU."""
+        opt = self.opt.state() if isinstance(self.opt, LBFGS) else _cpu(self.opt.state_dict())
+        return {
+            "base": self.base.detach().cpu().clone(),
+            "x": self.x.detach().cpu().clone(),
+            "optimiser": opt,
+            "best": self.best.state(),
+            "scale": self.closure.scale,
+            "step": self.done,
+        }
+
+    def evaluate_last(self) -> None:
+        """The last update has not been evaluated yet: evaluate it so that it can count as the best."""
+        with torch.no_grad():
+            image = self.pixels().clamp(0, 255)
+            loss, terms = self.objective(image)
+            self.best.update(loss, image, terms)
+
+
+def _cpu(value: Any) -> Any:
+    """``value`` with every tensor in it copied to the CPU (dicts and lists followed)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().clone()
+    if isinstance(value, dict):
+        return {k: _cpu(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_cpu(v) for v in value)
+    return value
 
 
 def _scale(objective: Objective, x: torch.Tensor, loss_scale: float | None) -> float:
