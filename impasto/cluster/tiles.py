@@ -27,9 +27,10 @@ from ..core.tile_layout import Tile
 from ..errors import ConfigError, ImpastoError
 from ..net.vgg import VGG19
 
-__all__ = ["RETRIES", "ClusterError", "RayTiles", "require_ray"]
+__all__ = ["RETRIES", "WORKER_MEMORY", "ClusterError", "RayTiles", "require_ray"]
 
 RETRIES = 3  # times a dead worker is restarted, and a task it was running retried
+WORKER_MEMORY = 2 * 2**30  # bytes a worker's tile may take, unless told otherwise
 
 log = logging.getLogger(__name__)
 
@@ -98,38 +99,51 @@ class TileWorker:
 
 class RayTiles:
     """The tiles of each step on ``workers`` actors of the Ray cluster at ``address`` (``auto``: the
-    one this machine belongs to; a ``ray.init`` already made is used as it is)."""
+    one this machine belongs to; a ``ray.init`` already made is used as it is), each with ``threads``
+    threads and ``memory`` bytes (tiles are sized for it). The actors start at the first tiled step,
+    with that objective's network."""
 
-    def __init__(self, address: str, network: VGG19, *, workers: int | None = None, threads: int = 1) -> None:
+    def __init__(
+        self, address: str = "auto", *, workers: int | None = None, threads: int = 1, memory: int = WORKER_MEMORY
+    ) -> None:
         self.ray = ray = require_ray()
         if not ray.is_initialized():
             _check_reachable(address)
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.workers = workers or max(1, cpus // threads)
-        self.address = address
-        net_ref = ray.put(network)  # once, for every worker (and every restart)
-        actor = ray.remote(num_cpus=threads, max_restarts=RETRIES, max_task_retries=RETRIES)(TileWorker)
-        self.actors = [actor.remote(net_ref, threads) for _ in range(self.workers)]
-        self._net_ref = net_ref
+        self.address, self.threads, self.memory = address, threads, memory
+        self.actors: list[Any] = []
+        self._network: VGG19 | None = None
         self._objective: Objective | None = None
         self._key = 0
         self._boxed: list[Any] = []
         self._step = 0
+
+    def _start(self, network: VGG19) -> None:
+        """The actors, each with ``network`` (put in the object store once, for every worker and restart)."""
+        self.close()
+        net_ref = self.ray.put(network)
+        actor = self.ray.remote(num_cpus=self.threads, max_restarts=RETRIES, max_task_retries=RETRIES)(TileWorker)
+        self.actors = [actor.remote(net_ref, self.threads) for _ in range(self.workers)]
+        self._network, self._net_ref = network, net_ref
 
     def describe(self) -> str:
         return f"on Ray at {self.address}: {self.workers} worker(s)"
 
     def _scale_of(self, objective: Objective) -> tuple[int, list[Any]]:
         """The objective's key and reference, put in the object store once (a new objective: a new scale)."""
+        if objective.vgg is not self._network:
+            self._start(objective.vgg)
         if objective is not self._objective:
             self._objective, self._key = objective, self._key + 1
             self._boxed = [self.ray.put((list(objective.terms), objective.tile, objective.layout_layers))]
         return self._key, self._boxed
 
-    def _gather(self, refs: list[Any]) -> list[Any]:
+    def _gather(self, refs: list[Any]) -> Iterator[Any]:
+        """The tasks' results in order, once they are all done (the tasks are already sent)."""
         try:
-            return list(self.ray.get(refs))
+            yield from self.ray.get(refs)
         except self.ray.exceptions.RayError as exc:  # retries used up, or the cluster went away
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ClusterError(f"the Ray cluster could not finish a step (no worker left?): {first}") from None
@@ -140,7 +154,7 @@ class RayTiles:
             self.actors[n % len(self.actors)].share.remote(key, boxed, crop.contiguous(), tile)
             for n, (crop, tile) in enumerate(zip(crops, tiles, strict=True))
         ]
-        yield from self._gather(refs)
+        return self._gather(refs)
 
     def gradients(
         self, objective: Objective, crops: Sequence[torch.Tensor], tiles: Sequence[Tile], upstream: Upstream
@@ -152,7 +166,7 @@ class RayTiles:
             self.actors[n % len(self.actors)].gradient.remote(key, boxed, crop.contiguous(), tile, self._step, up)
             for n, (crop, tile) in enumerate(zip(crops, tiles, strict=True))
         ]
-        yield from self._gather(refs)
+        return self._gather(refs)
 
     def pids(self) -> list[int]:
         """The workers' process ids (for tests that kill one)."""
