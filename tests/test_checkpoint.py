@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,11 @@ def test_optimize_resumed_from_a_state_takes_the_same_steps(optimizer: Optimizer
     straight: list[float] = []
     whole = optimize(objective, init, 9, on_step=lambda s: straight.append(float(s.loss)), **settings)
     states: dict[int, dict[str, Any]] = {}
-    first = optimize(objective, init, 5, keep=lambda n, state: states.setdefault(n, state()), **settings)
+
+    def keep(step: int, state: Callable[[], dict[str, Any]]) -> None:
+        states[step] = state()
+
+    first = optimize(objective, init, 5, keep=keep, **settings)
     assert first.steps == 5 and sorted(states) == [1, 2, 3, 4, 5]
     after: list[ScaleStep] = []
     resumed = optimize(objective, torch.zeros_like(init), 9, resume=states[5], on_step=after.append, **settings)
