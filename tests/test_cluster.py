@@ -16,9 +16,8 @@ from conftest import make_painting, make_photo
 
 pytest.importorskip("ray")
 
-from ray_cluster import local_cluster
-
 from impasto.cluster import ClusterError, RayTiles
+from impasto.cluster.local import local_cluster
 from impasto.config import resolve
 from impasto.core.checkpoint import Checkpoint, path_for
 from impasto.core.eq7 import Eq7

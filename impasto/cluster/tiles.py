@@ -96,6 +96,12 @@ class TileWorker:
 
         return os.getpid()
 
+    def peak(self) -> int:
+        """This worker process's peak resident memory, bytes."""
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
 
 class RayTiles:
     """The tiles of each step on ``workers`` actors of the Ray cluster at ``address`` (``auto``: the
@@ -171,6 +177,10 @@ class RayTiles:
     def pids(self) -> list[int]:
         """The workers' process ids (for tests that kill one)."""
         return [int(p) for p in self.ray.get([a.pid.remote() for a in self.actors])]
+
+    def peaks(self) -> list[int]:
+        """Each worker's peak resident memory, bytes."""
+        return [int(p) for p in self.ray.get([a.peak.remote() for a in self.actors])]
 
     def close(self) -> None:
         for a in self.actors:

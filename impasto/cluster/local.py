@@ -1,4 +1,4 @@
-"""A real local Ray cluster for the tests: ``ray start --head --block`` on free ports, stopped after.
+"""A real local Ray cluster for tests and benchmarks: ``ray start --head --block`` on free ports, stopped after.
 
 The cluster runs in the foreground (``--block``) so that terminating that one process, which the
 test started, takes its raylet, GCS and workers down with it; nothing else on the machine is touched.
@@ -18,8 +18,6 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 __all__ = ["free_port", "local_cluster"]
 
 
@@ -31,7 +29,7 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def local_cluster(cpus: int = 2, env: dict[str, str] | None = None) -> Iterator[str]:
-    """A one-node Ray cluster with ``cpus`` CPUs; yields its GCS address."""
+    """A one-node Ray cluster with ``cpus`` CPUs (worker processes of one thread); yields its GCS address."""
     port = free_port()
     temp = tempfile.mkdtemp(prefix="r15-", dir="/tmp")  # short: Ray's socket paths have a length limit
     ray_bin = Path(sys.executable).with_name("ray")
@@ -49,7 +47,7 @@ def local_cluster(cpus: int = 2, env: dict[str, str] | None = None) -> Iterator[
         if "Ray runtime started" in line:
             break
     else:
-        pytest.fail("ray start failed:\n" + "".join(lines))
+        raise RuntimeError("ray start failed:\n" + "".join(lines))
     drain = threading.Thread(target=proc.stdout.read, daemon=True)  # keep its pipe drained
     drain.start()
     try:
