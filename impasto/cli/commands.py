@@ -111,6 +111,13 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    if not args.quiet and (f := result.params.get("preview_fidelity")) is not None:
+        print(
+            "preview fidelity (the print seen at the preview's size): "
+            f"content kept r {f['preview_content_kept']:.3f} -> {f['print_content_kept']:.3f}, "
+            f"style reached s {f['preview_style_reached']:.3f} -> {f['print_style_reached']:.3f}",
+            file=sys.stderr,
+        )
     if not args.quiet:
         done = f"{result.steps} steps, {result.elapsed:.1f} s, best loss {result.loss:.4g}"
         print(f"saved {output} ({done})", file=sys.stderr)

@@ -26,12 +26,13 @@ from ..net.vgg import VGG19
 from . import memory
 from .checkpoint import Checkpoint, fingerprint
 from .eq7 import Eq7
+from .fidelity import preview_fidelity
 from .masks import check_masks
 from .memory import Fit
 from .objective import Objective, Runner
 from .phases import Phase, planned
 from .progress import Course, Extra, Result, Step, Watch
-from .scales import run_scales
+from .scales import LastScale, run_scales
 from .schedule import MIN_COARSE_SIDE, Plan, plan, plan_scales
 from .targets import delivered
 
@@ -187,19 +188,31 @@ def paint(
         compute, tuple(extra), checkpoint,
     )  # fmt: skip
     last = run_scales(run, inputs, equation, fits, device, phase)
-    result = last.result
-    if checkpoint is not None and not (result.interrupted or last.user_stopped):
+    if checkpoint is not None and not (last.result.interrupted or last.user_stopped):
         checkpoint.remove()
+    params = opts.to_dict() | images.recorded(opts.init) | _computed(device, precision, last.objective, fits[-1])
+    return _result(last, inputs, opts, schedule, network, params, start)
+
+
+def _result(
+    last: LastScale, inputs: Inputs, opts: Options, schedule: Plan, network: VGG19, params: dict[str, Any], start: float
+) -> Result:
+    """The delivered result of the scales' ``last``; a print refined from a smaller preview records
+    how it compares with the preview (:func:`impasto.core.fidelity.preview_fidelity`)."""
+    result = last.result
+    image = delivered(last.image, inputs.content, schedule.size, opts, last.photo)
+    if inputs.init_image is not None and max(inputs.init_image.size) < max(schedule.size):
+        preview, painting = inputs.init_image, inputs.styles[0]
+        params = params | {"preview_fidelity": preview_fidelity(image, preview, inputs.content, painting, network)}
+    where = f"(scale {last.scale} of {len(schedule.scales)}): stopped there"
     return Result(
-        image=delivered(last.image, inputs.content, schedule.size, opts, last.photo),
+        image=image,
         loss=result.loss,
         losses=result.terms,
         steps=last.steps,
         elapsed=time.perf_counter() - start,
         interrupted=result.interrupted,
         stopped=last.user_stopped,
-        params=opts.to_dict() | images.recorded(opts.init) | _computed(device, precision, last.objective, fits[-1]),
-        fault=None
-        if result.fault is None
-        else f"{result.fault} (scale {last.scale} of {len(schedule.scales)}): stopped there",
+        params=params,
+        fault=None if result.fault is None else f"{result.fault} {where}",
     )
