@@ -41,6 +41,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "init": "mapped",
         "photorealism": 3000.0,
         "photo_projection": True,
+        "photo_recolor": True,
     },
 }
 

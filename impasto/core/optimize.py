@@ -20,10 +20,12 @@ import torch
 
 from ..config import Optimizer, Precondition
 from .checkpoint import Keeper
+from .lbfgs import LBFGS, MAX_LBFGS_MOVE, on_cpu
 from .objective import Objective
 from .precondition import Spectral
 
-__all__ = ["LBFGS", "LOSS_SCALE", "Optimizer", "ScaleResult", "ScaleStep", "optimize"]
+# LBFGS and MAX_LBFGS_MOVE: re-exported from impasto.core.lbfgs
+__all__ = ["LBFGS", "LOSS_SCALE", "MAX_LBFGS_MOVE", "Optimizer", "ScaleResult", "ScaleStep", "optimize"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ class _Best:
             self.terms[k] = torch.where(better, v, self.terms[k]) if k in self.terms else v
 
     def state(self) -> dict[str, Any]:
-        return {"loss": self.loss.cpu(), "image": self.image.cpu().clone(), "terms": _cpu(self.terms)}
+        return {"loss": self.loss.cpu(), "image": self.image.cpu().clone(), "terms": on_cpu(self.terms)}
 
     def restore(self, state: dict[str, Any]) -> None:
         device = self.image.device
@@ -80,104 +82,6 @@ class _Best:
 
 
 LOSS_SCALE = 1e4  # L-BFGS minimises the objective times a constant that makes it start here (see optimize)
-MAX_LBFGS_MOVE = 128.0  # pixel levels: no L-BFGS step moves a pixel further
-
-
-class LBFGS:
-    """L-BFGS without line search, as ``torch.optim.LBFGS(max_iter=1)`` computes it, in less memory.
-
-    The same two-loop recursion on the same numbers, but it holds only what the method needs:
-    the gradient is read in place (not gathered into a copy), the last step becomes the newest
-    curvature pair's ``s`` in place, and the direction is built in place. At print sizes each
-    image-sized vector is 150 MB (4096 x 3072), and torch's keeps about four more than this.
-
-    A step that would move some pixel by more than :data:`MAX_LBFGS_MOVE` levels is shortened
-    to that: without a line search, one bad curvature estimate (the first step is ~1/|g|_1, so
-    tiny that its gradient difference is mostly rounding) can throw every pixel far outside
-    0..255, where the clamp's gradient is 0 and L-BFGS stays stuck for good. Healthy steps move
-    pixels by a few tens of levels and are left alone; the next pair's ``s`` is the step taken.
-    """
-
-    def __init__(
-        self, x: torch.Tensor, history: int, to_pixels: Callable[[torch.Tensor], torch.Tensor] | None = None
-    ) -> None:
-        self.x, self.history = x, history
-        self.to_pixels = to_pixels  # x -> pixels, when x is not the pixels (the move is capped in pixels)
-        self.ys: list[torch.Tensor] = []  # gradient differences, oldest first
-        self.ss: list[torch.Tensor] = []  # the steps taken
-        self.rho: list[torch.Tensor] = []  # 1 / (y . s)
-        self.h_diag: torch.Tensor | float = 1.0
-        self.d: torch.Tensor | None = None  # the last direction; ``t * d`` was the last step
-        self.t: torch.Tensor | float = 1.0
-        self.prev: torch.Tensor | None = None  # the last gradient
-
-    def step(self, closure: Callable[[], torch.Tensor]) -> None:
-        """Evaluate ``closure`` (it sets ``x.grad``), then move ``x`` along the L-BFGS direction."""
-        with torch.enable_grad():
-            closure()
-        assert self.x.grad is not None
-        g = self.x.grad.view(-1)
-        if self.d is None:
-            d = g.neg()
-            inv = 1.0 / g.abs().sum()
-            t: torch.Tensor | float = inv if inv < 1.0 else 1.0  # a first step of 1/|g|_1 (at most 1), as torch's
-        else:
-            assert self.prev is not None
-            self._remember(g.sub(self.prev), self.d.mul_(self.t))
-            d = self._direction(g)
-            t = 1.0
-        if self.prev is None:
-            self.prev = g.clone()
-        else:
-            self.prev.copy_(g)
-        self.d, self.t = d, t
-        if g.dot(d) > 1.0:  # not a descent direction (torch's test with tolerance_change=-1): no move
-            return
-        lo, hi = torch.aminmax(d if self.to_pixels is None else self.to_pixels(d.view_as(self.x)))
-        move = float(torch.maximum(hi, -lo) * t)
-        if move > MAX_LBFGS_MOVE:
-            self.t = t = t * (MAX_LBFGS_MOVE / move)
-        with torch.no_grad():
-            self.x.add_(d.view_as(self.x), alpha=float(t))
-
-    def state(self) -> dict[str, Any]:
-        """The curvature pairs, the last direction and step length, the last gradient: copies on the CPU."""
-        names = ("ys", "ss", "rho", "h_diag", "d", "t", "prev")
-        return {k: _cpu(getattr(self, k)) for k in names}
-
-    def restore(self, state: dict[str, Any]) -> None:
-        """Go on from :meth:`state` (on this optimiser's device)."""
-        device = self.x.device
-
-        def on(v: Any) -> Any:
-            return v.to(device) if isinstance(v, torch.Tensor) else v
-
-        self.ys, self.ss, self.rho = ([on(v) for v in state[k]] for k in ("ys", "ss", "rho"))
-        self.h_diag, self.d, self.t, self.prev = (on(state[k]) for k in ("h_diag", "d", "t", "prev"))
-
-    def _remember(self, y: torch.Tensor, s: torch.Tensor) -> None:
-        """Keep the curvature pair (y, s) if it is one (y . s > 1e-10), dropping the oldest."""
-        ys = y.dot(s)
-        if ys > 1e-10:
-            if len(self.ys) == self.history:
-                del self.ys[0], self.ss[0], self.rho[0]
-            self.ys.append(y)
-            self.ss.append(s)
-            self.rho.append(1.0 / ys)
-            self.h_diag = ys / y.dot(y)
-
-    def _direction(self, g: torch.Tensor) -> torch.Tensor:
-        """-H g by the two-loop recursion, built in one new vector."""
-        q = g.neg()
-        al = [torch.zeros(())] * len(self.ys)
-        for i in range(len(self.ys) - 1, -1, -1):
-            al[i] = self.ss[i].dot(q) * self.rho[i]
-            q.add_(self.ys[i], alpha=float(-al[i]))
-        d = q.mul_(self.h_diag)
-        for i in range(len(self.ys)):
-            be = self.ys[i].dot(d) * self.rho[i]
-            d.add_(self.ss[i], alpha=float(al[i] - be))
-        return d
 
 
 def _numerical_fault(loss: torch.Tensor, grad: torch.Tensor | None) -> str | None:
@@ -260,24 +164,9 @@ def optimize(
     start = time.perf_counter()
     loop = _Loop(objective, init if resume is None else resume["base"], optimizer, precondition)
     loop.start(learning_rate, lbfgs_history, loss_scale, resume)
-    done, interrupted, stopped, fault = loop.done, False, False, None
+    interrupted, stopped, fault = False, False, None
     try:
-        for step in range(loop.done + 1, steps + 1):
-            if should_stop is not None and should_stop():
-                stopped = True
-                break
-            _step(loop.opt, loop.x, loop.closure)
-            done = loop.done = step
-            loss, terms, image = loop.closure.last
-            if (fault := _numerical_fault(loss, loop.x.grad)) is not None:
-                fault = f"{fault} at step {step}"
-                break  # the image it stepped to is not evaluated: it is not finite either
-            if on_step is not None:
-                on_step(ScaleStep(step, loss, terms, image))
-            if keep is not None:
-                keep(step, loop.state)
-        if fault is None:
-            loop.evaluate_last()
+        stopped, fault = loop.run(steps, on_step, should_stop, keep)
     except KeyboardInterrupt:
         interrupted = True
     best = loop.best
@@ -285,7 +174,7 @@ def optimize(
         image=best.image,
         loss=float(best.loss),
         terms={k: float(v) for k, v in best.terms.items()},
-        steps=done,
+        steps=loop.done,
         interrupted=interrupted,
         stopped=stopped,
         seconds=time.perf_counter() - start,
@@ -324,9 +213,34 @@ class _Loop:
                 self.opt.load_state_dict(resume["optimiser"])
         self.closure = _Closure(self.objective, x, self.pixels, self.best, scale)
 
+    def run(
+        self,
+        steps: int,
+        on_step: StepCallback | None,
+        should_stop: Callable[[], bool] | None,
+        keep: Keeper | None,
+    ) -> tuple[bool, str | None]:
+        """Steps until ``steps`` are done (or a stop, or a fault); whether it was stopped, and the fault."""
+        stopped = False
+        for step in range(self.done + 1, steps + 1):
+            if should_stop is not None and should_stop():
+                stopped = True
+                break
+            _step(self.opt, self.x, self.closure)
+            self.done = step
+            loss, terms, image = self.closure.last
+            if (fault := _numerical_fault(loss, self.x.grad)) is not None:
+                return False, f"{fault} at step {step}"  # the image it stepped to is not evaluated: not finite either
+            if on_step is not None:
+                on_step(ScaleStep(step, loss, terms, image))
+            if keep is not None:
+                keep(step, self.state)
+        self.evaluate_last()  # the last update has not been evaluated yet: it may be the best
+        return stopped, None
+
     def state(self) -> dict[str, Any]:
         """Everything :meth:`start` needs to go on from here, as copies on the CPU."""
-        opt = self.opt.state() if isinstance(self.opt, LBFGS) else _cpu(self.opt.state_dict())
+        opt = self.opt.state() if isinstance(self.opt, LBFGS) else on_cpu(self.opt.state_dict())
         return {
             "base": self.base.detach().cpu().clone(),
             "x": self.x.detach().cpu().clone(),
@@ -342,17 +256,6 @@ class _Loop:
             image = self.pixels().clamp(0, 255)
             loss, terms = self.objective(image)
             self.best.update(loss, image, terms)
-
-
-def _cpu(value: Any) -> Any:
-    """``value`` with every tensor in it copied to the CPU (dicts and lists followed)."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().clone()
-    if isinstance(value, dict):
-        return {k: _cpu(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_cpu(v) for v in value)
-    return value
 
 
 def _scale(objective: Objective, x: torch.Tensor, loss_scale: float | None) -> float:

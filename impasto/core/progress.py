@@ -105,6 +105,7 @@ class Course:
     compute: str = ""  # Step.compute
     extra: Sequence[Extra] = ()  # transfer(extra=...)
     checkpoint: Checkpoint | None = None  # where the run's state is kept, and resumed from
+    palette: torch.Tensor | None = None  # the style images' colours, for ``photo_recolor`` (targets.palette_of)
 
 
 class ScaleProgress:
@@ -139,7 +140,7 @@ class ScaleProgress:
         step = self.done + ev.step
         image = None
         if run.image_every > 0 and step % run.image_every == 0:
-            image = delivered(ev.image, run.content, run.scales[-1].size, run.opts, self.content_t)
+            image = delivered(ev.image, run.content, run.scales[-1].size, run.opts, self.content_t, run.palette)
         run.on_step(
             Step(
                 step=step,

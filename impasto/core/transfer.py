@@ -34,7 +34,7 @@ from .phases import Phase, planned
 from .progress import Course, Extra, Result, Step, Watch
 from .scales import LastScale, run_scales
 from .schedule import MIN_COARSE_SIDE, Plan, plan, plan_scales
-from .targets import delivered
+from .targets import delivered, palette_of
 
 NO_WATCH = Watch()  # a run no one follows
 
@@ -185,7 +185,7 @@ def paint(
     budget = schedule.budget(start)
     run = Course(
         inputs.content, opts, schedule.scales, budget, start, watch.on_step, watch.image_every, watch.should_stop,
-        compute, tuple(extra), checkpoint,
+        compute, tuple(extra), checkpoint, palette_of(inputs.styles) if opts.photo_recolor else None,
     )  # fmt: skip
     last = run_scales(run, inputs, equation, fits, device, phase)
     if checkpoint is not None and not (last.result.interrupted or last.user_stopped):
@@ -200,7 +200,8 @@ def _result(
     """The delivered result of the scales' ``last``; a print refined from a smaller preview records
     how it compares with the preview (:func:`impasto.core.fidelity.preview_fidelity`)."""
     result = last.result
-    image = delivered(last.image, inputs.content, schedule.size, opts, last.photo)
+    palette = palette_of(inputs.styles) if opts.photo_recolor else None
+    image = delivered(last.image, inputs.content, schedule.size, opts, last.photo, palette)
     if inputs.init_image is not None and max(inputs.init_image.size) < max(schedule.size):
         preview, painting = inputs.init_image, inputs.styles[0]
         params = params | {"preview_fidelity": preview_fidelity(image, preview, inputs.content, painting, network)}
