@@ -1001,7 +1001,7 @@ def test_presets_lists_every_option_and_its_origin(run_cli: RunCli) -> None:
         code, out, err = run_cli(["presets", name])
         assert code == 0 and err == ""
         lines = out.splitlines()
-        assert lines[0].startswith(f"preset {name} ")
+        assert lines[0].startswith(f"preset {name}: {impasto.config.SUMMARIES[name]} (")
         rows = {line.split()[0]: line for line in lines[1:]}
         assert set(rows) == {"--" + f.name.replace("_", "-") for f in dataclasses.fields(Options)}
         values = impasto.resolve(name).to_dict()

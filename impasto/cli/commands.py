@@ -175,7 +175,7 @@ def _sources(args: argparse.Namespace, opts: Options) -> dict[str, str]:
 
 
 def _presets(args: argparse.Namespace) -> int:
-    from ..config import PRESETS, resolve, unused
+    from ..config import PRESETS, SUMMARIES, resolve, unused
 
     names = [args.name] if args.name else list(PRESETS)
     tables, idle = {}, {}
@@ -189,7 +189,7 @@ def _presets(args: argparse.Namespace) -> int:
     for n, (name, table) in enumerate(tables.items()):
         if n:
             print()
-        print(f"preset {name} (impasto stylize --preset {name}; flags override any of these)")
+        print(f"preset {name}: {SUMMARIES[name]} (impasto stylize --preset {name}; flags override any of these)")
         key_width = max(len(k) for k in table) + 2
         value_width = max(len(_shown(v)) for v, _ in table.values())
         for key, (value, source) in table.items():

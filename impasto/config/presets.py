@@ -45,6 +45,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
+# Each preset in one line, for `impasto presets` and the studio's preset choice.
+SUMMARIES: dict[str, str] = {
+    "paper": "Gatys et al. 2016 as published: from white noise, one scale, average pooling; faithful and slow",
+    "default": "a photo painted like the painting: the paper's losses, coarse to fine, the same look at every size",
+    "photo": "a photo in the light and colours of another photo, still a photograph (Luan et al. 2017)",
+}
+
 # `impasto demo`'s options on top of the default preset: sized to finish in under 2 minutes on 2 cores.
 DEMO_OPTIONS: dict[str, Any] = {"size": 384, "steps": 300, "max_time": 110.0}
 
