@@ -23,7 +23,8 @@ from PIL import Image
 from ..config import resolve
 from ..core.record import record
 from ..errors import InputError
-from ..image import DEFAULT_MAX_PIXELS, _new_file, load_image, save_image
+from ..image import DEFAULT_MAX_PIXELS, load_image, save_image
+from ..image.save import _new_file
 from ..inputs import IMAGE_ARGS, recorded, split_images
 from ..net.vgg import VGG19
 from .clip import is_video_path, read_clip, require, write_frames, write_video
