@@ -17,11 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, InputError, register_fields
+from ..errors import ConfigError, InputError
 
 __all__ = ["DEFAULT_NAME", "IMAGE_SUFFIXES", "Item", "expand_inputs", "plan_items"]
-
-register_fields("name", "pairs")  # the parameters its errors name (errors.py)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 DEFAULT_NAME = "{content}_{style}{sweep}"  # e.g. tubingen_starry_night_ratio0.01.png

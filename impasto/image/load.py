@@ -16,11 +16,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import ConfigError, InputError, register_fields
+from ..errors import ConfigError, InputError
 
 __all__ = ["DEFAULT_MAX_PIXELS", "MIN_SIDE", "fit_size", "load_image", "pil_to_tensor", "resize", "tensor_to_pil"]
-
-register_fields("max_pixels")  # the parameters its errors name (errors.py)
 
 DEFAULT_MAX_PIXELS = 50_000_000  # about 7000 x 7000; larger files are refused as decompression bombs
 MIN_SIDE = 16  # smallest side, px, of an input image: conv5_1 is 16x smaller than the image

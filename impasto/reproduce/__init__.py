@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from ..core.schedule import clock
-from ..errors import ConfigError, did_you_mean, register_fields
+from ..errors import ConfigError, did_you_mean
 from ..grid import make_grid
 from ..image import check_output_path, output_folder, save_image
 from ..net.network import resolve_device
@@ -33,8 +33,6 @@ from .figures import FIGURE_PANELS, LAYOUTS, TITLES
 from .panels import Log, Panels, eq7_ratio
 
 __all__ = ["FIGURES", "default_settings", "eq7_ratio", "make_grid", "reproduce"]
-
-register_fields("size", "steps")  # the parameters its errors name (errors.py)
 
 FIGURES = ("fig1", "fig2", "fig3")
 MIN_SIZE = 32  # conv5_1 needs 16 px on the short side; the most elongated painting is 0.69:1
