@@ -19,6 +19,7 @@ from .save import (
     read_params,
     save_image,
 )
+from .save import PARAMS_KEY as PARAMS_KEY  # importable from here, as before the split
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",

@@ -34,6 +34,8 @@ import torch
 from torch import nn
 
 from ..errors import InputError
+from .calibration import CACHE_FILE as CACHE_FILE  # importable from here, as before the split
+from .calibration import CACHE_FORMAT as CACHE_FORMAT
 from .calibration import (
     CALIBRATION,
     CONV_LAYERS,

@@ -29,7 +29,14 @@ from ..grid import make_grid
 from ..image import check_output_path, output_folder, save_image
 from ..net.network import resolve_device
 from ..net.vgg import VGG19
+from .figures import FIG2_STYLES as FIG2_STYLES  # these constants: importable from here, as before the split
+from .figures import FIG3_STYLE as FIG3_STYLE
 from .figures import FIGURE_PANELS, LAYOUTS, TITLES
+from .figures import RATIOS as RATIOS
+from .figures import STYLE_SETS as STYLE_SETS
+from .panels import PAPER_METHODS as PAPER_METHODS
+from .panels import PAPER_SCALE as PAPER_SCALE
+from .panels import PAPER_SIDE as PAPER_SIDE
 from .panels import Log, Panels, eq7_ratio
 
 __all__ = ["FIGURES", "default_settings", "eq7_ratio", "make_grid", "reproduce"]
