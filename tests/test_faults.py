@@ -230,7 +230,7 @@ class _FullDisk(io.RawIOBase):
 @pytest.fixture
 def full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every image impasto writes fails with ENOSPC after 100 bytes (a partial file is on disk then)."""
-    monkeypatch.setattr("impasto.image.os.fdopen", lambda fd, mode: _FullDisk(fd, 100))
+    monkeypatch.setattr("impasto.image.save.os.fdopen", lambda fd, mode: _FullDisk(fd, 100))
 
 
 def test_save_on_a_full_disk_is_one_error_no_partial_file_previous_intact(tmp_path: Path, full_disk: None) -> None:
@@ -288,7 +288,7 @@ def test_studio_job_on_a_full_disk_fails_in_one_line_and_the_next_job_runs(
     studio: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with monkeypatch.context() as m:
-        m.setattr("impasto.image.os.fdopen", lambda fd, mode: _FullDisk(fd, 100))
+        m.setattr("impasto.image.save.os.fdopen", lambda fd, mode: _FullDisk(fd, 100))
         failed = run_job(studio)
     assert failed["state"] == "failed" and "No space left on device" in failed["error"], failed
     assert "\n" not in failed["error"] and "/work/" not in failed["error"]  # no server path either

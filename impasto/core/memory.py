@@ -17,13 +17,11 @@ from dataclasses import dataclass
 import torch
 
 from ..config.checks import parse_size
-from ..errors import InputError, register_fields
+from ..errors import InputError
 from ..net.vgg import LAYER_NAMES, canonical_layer, layer_depth
 from .tile_layout import geometry, layout
 
 __all__ = ["Fit", "available", "fit", "fit_scales", "format_size", "step_bytes"]
-
-register_fields("max_memory", "size")  # the parameters its errors name (errors.py)
 
 # VGG19's conv widths per block, for the responses kept for the backward pass.
 _WIDTHS = (64, 128, 256, 512, 512)
