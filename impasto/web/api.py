@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from .._version import __version__
+from ..config.presets import SUMMARIES
 from ..errors import InputError
 from .fields import form_fields, preset_values
 from .job_routes import PING_SECONDS, STOPPING, job_routes
@@ -43,7 +44,14 @@ def _form_routes(
     @router.get("/options", response_model=StudioInfo, summary="The form: option fields, presets, limits")
     def options() -> StudioInfo:
         limits = {k: v for k, v in dataclasses.asdict(settings).items() if k.startswith("max_")}
-        return StudioInfo(version=__version__, presets=presets, default_preset="default", fields=fields, limits=limits)
+        return StudioInfo(
+            version=__version__,
+            presets=presets,
+            default_preset="default",
+            preset_summaries=SUMMARIES,
+            fields=fields,
+            limits=limits,
+        )
 
     @router.get("/examples", response_model=list[ExampleInfo], summary="The bundled example images")
     def list_examples() -> list[ExampleInfo]:
