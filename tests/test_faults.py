@@ -192,7 +192,7 @@ def test_cli_cuda_out_of_memory_is_one_line_suggesting_a_smaller_size_or_tiles(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(importlib.import_module("impasto.core.transfer"), "optimize", cuda_oom)
+    monkeypatch.setattr(importlib.import_module("impasto.core.scales"), "optimize", cuda_oom)
     out = tmp_path / "out.png"
     assert cli.main(stylize(files, out)) == 1
     line = one_error_line(capsys.readouterr().err)
@@ -301,7 +301,7 @@ def test_studio_cuda_out_of_memory_fails_the_job_in_one_line_and_the_next_job_ru
     studio: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with monkeypatch.context() as m:
-        m.setattr(importlib.import_module("impasto.core.transfer"), "optimize", cuda_oom)
+        m.setattr(importlib.import_module("impasto.core.scales"), "optimize", cuda_oom)
         failed = run_job(studio)
     assert failed["state"] == "failed", failed
     assert failed["error"].startswith("out of memory (CUDA out of memory") and "\n" not in failed["error"]
