@@ -386,6 +386,7 @@ FIELD_VALUES: dict[str, tuple[str, Any]] = {
     "style_loss": ("w2", "w2"),
     "photorealism": ("3000", 3000.0),
     "photo_projection": ("on", True),
+    "photo_recolor": ("on", True),
     "pooling": ("avg", "avg"),
     "tv_weight": ("0.001", 0.001),
     "seed": ("123", 123),
