@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -185,10 +186,19 @@ def main(argv: list[str] | None = None) -> int:
         row = resume(args.folder, args.size or 2048, args.steps or 30, 10, 5)
     else:
         with local_cluster(cpus=2) as address:
-            if args.part == "equal":
-                row = equal(address, args.size or 1024, args.tile)
-            else:
-                row = memory(address, args.size or 4096, args.steps or 2)
+            try:
+                if args.part == "equal":
+                    row = equal(address, args.size or 1024, args.tile)
+                else:
+                    row = memory(address, args.size or 4096, args.steps or 2)
+            except BaseException:  # say what failed before the cluster goes (its loss ends this process)
+                traceback.print_exc()
+                sys.stderr.flush()
+                raise
+            finally:
+                import ray
+
+                ray.shutdown()
     row = {"part": args.part, "cpu": cpu_tag(), "date": time.strftime("%Y-%m-%d %H:%M"), **row}
     print(json.dumps(row), flush=True)
     results = HERE / "results" / "cluster.json"
