@@ -98,3 +98,23 @@ def test_packed_weights_follow_the_input_shape_and_the_weights() -> None:
     conv.weight.mul_(2)  # in place: the version changes, so the packed copy must too
     torch.testing.assert_close(conv_relu(conv, x), F.relu(conv(x)), rtol=0, atol=0)
     assert not torch.equal(before, conv_relu(conv, x))
+
+
+@pytest.mark.skipif(not kernels._FUSED, reason="this PyTorch build has no oneDNN fused convolution")
+def test_a_network_with_packed_weights_pickles_while_unpacked() -> None:
+    """Sending a bf16 network to a cluster's workers pickles it: oneDNN's packed copies cannot be."""
+    import pickle
+
+    conv = _conv(7)
+    net = nn.Sequential(conv)
+    conv_relu(conv, _input(1))
+    assert conv.__dict__["_impasto_packed"]
+    with pytest.raises(NotImplementedError, match="OpaqueTensorImpl"):
+        pickle.dumps(net)
+    with kernels.unpacked(net):
+        copy = pickle.loads(pickle.dumps(net))
+    received = copy[0]
+    assert isinstance(received, nn.Conv2d)
+    assert "_impasto_packed" in conv.__dict__ and "_impasto_packed" not in received.__dict__  # restored here
+    x = _input(2)
+    torch.testing.assert_close(conv_relu(received, x), conv_relu(conv, x), rtol=0, atol=0)

@@ -25,6 +25,7 @@ import torch
 from ..core.objective import Objective, Share, Upstream
 from ..core.tile_layout import Tile
 from ..errors import ConfigError, ImpastoError
+from ..net.kernels import unpacked
 from ..net.vgg import VGG19
 
 __all__ = ["RETRIES", "WORKER_MEMORY", "ClusterError", "RayTiles", "require_ray"]
@@ -129,7 +130,8 @@ class RayTiles:
     def _start(self, network: VGG19) -> None:
         """The actors, each with ``network`` (put in the object store once, for every worker and restart)."""
         self.close()
-        net_ref = self.ray.put(network)
+        with unpacked(network):  # oneDNN's packed weights do not pickle; each worker packs its own
+            net_ref = self.ray.put(network)
         actor = self.ray.remote(num_cpus=self.threads, max_restarts=RETRIES, max_task_retries=RETRIES)(TileWorker)
         self.actors = [actor.remote(net_ref, self.threads) for _ in range(self.workers)]
         self._network, self._net_ref = network, net_ref

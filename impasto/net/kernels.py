@@ -21,13 +21,15 @@ bf16 CPU tensor, or a PyTorch without the ops, takes that unfused path.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["conv_relu"]
+__all__ = ["conv_relu", "unpacked"]
 
 _ONE = [1, 1]  # padding, stride and dilation of VGG's 3x3 convolutions
 
@@ -45,6 +47,7 @@ _FUSED = _fused_available()
 
 
 _PACKED_SHAPES = 4  # input shapes whose packed weights a convolution keeps (scales, tiles)
+_CACHE = "_impasto_packed"  # where a convolution keeps them
 
 
 def _pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, attr: str) -> torch.Tensor:
@@ -58,7 +61,7 @@ def _packed(conv: nn.Conv2d, weight: torch.Tensor, shape: torch.Size) -> tuple[t
     Kept on the module, keyed by the weight's identity and version (a cast or an in-place change
     repacks) and the input shape; the oldest of more than ``_PACKED_SHAPES`` shapes is dropped.
     """
-    cache: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = conv.__dict__.setdefault("_impasto_packed", {})
+    cache: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = conv.__dict__.setdefault(_CACHE, {})
     key = (conv.weight.data_ptr(), conv.weight._version, weight.shape[1], tuple(shape))
     if key not in cache:
         while len(cache) >= _PACKED_SHAPES:
@@ -68,6 +71,19 @@ def _packed(conv: nn.Conv2d, weight: torch.Tensor, shape: torch.Size) -> tuple[t
         reorder = torch.ops.mkldnn._reorder_convolution_weight
         cache[key] = (reorder(weight, _ONE, _ONE, _ONE, 1, list(shape)), reorder(back, _ONE, _ONE, _ONE, 1, out_shape))
     return cache[key]
+
+
+@contextlib.contextmanager
+def unpacked(network: nn.Module) -> Iterator[nn.Module]:
+    """``network`` without its packed weights for as long as the block lasts (restored after):
+    oneDNN's packed tensors cannot be pickled, e.g. to send the network to a cluster's workers,
+    and a receiver packs its own for its inputs' shapes."""
+    kept = {m: m.__dict__.pop(_CACHE) for m in network.modules() if _CACHE in m.__dict__}
+    try:
+        yield network
+    finally:
+        for m, cache in kept.items():
+            m.__dict__[_CACHE] = cache
 
 
 class _ConvReLU(torch.autograd.Function):
