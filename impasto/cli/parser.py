@@ -16,6 +16,8 @@ from .._version import __version__
 from ..errors import ImpastoError, cli_flag
 from .batch import add_parser as add_batch
 from .flags import add_common, add_option_flags
+from .plan import add_parser as add_plan
+from .plan import add_plan_flags
 from .usage import Parser
 from .video import add_parser as add_video
 
@@ -40,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_common(st)
     _add_yes(st)
     add_option_flags(st)
+    add_plan_flags(st, dry_run=True)
+    add_plan(sub)
 
     demo = sub.add_parser("demo", help="stylise the bundled Tübingen photo as The Starry Night")
     demo.add_argument("-o", "--output", default="impasto-demo.png", help="output image")

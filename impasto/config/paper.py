@@ -45,7 +45,7 @@ class Paper:
 
 
 def parse_paper(text: str) -> Paper:
-    """``A0``..``A4`` (any case), ``WxHcm``, ``WxHmm`` or ``WxHin`` -> :class:`Paper`; else a ConfigError naming `print`.
+    """``A0``..``A4`` (any case), ``WxHcm``, ``WxHmm`` or ``WxHin`` as a :class:`Paper` (a ConfigError if not).
 
     The order of W and H does not matter: the print takes the photo's orientation.
     """

@@ -26,6 +26,7 @@ __all__ = ["MAX_SIDE", "Calibration", "tile_seconds", "update_seconds"]
 
 MAX_SIDE = 768  # px: a larger crop (an untiled scale) is timed at this side and scaled by its pixels
 UPDATE_SIDE = 256  # px: the optimiser's update is timed on an image this size, per pixel
+UPDATE_HISTORY = 10  # L-BFGS corrections timed; a longer history is extrapolated (its cost is linear in it)
 
 
 @dataclass(frozen=True)
@@ -80,9 +81,8 @@ def tile_seconds(
     return (w, h), min(first), min(second)
 
 
-def update_seconds(history: int, precondition: Precondition, device: torch.device, repeats: int = 3) -> float:
-    """Seconds per pixel of one optimiser step beyond the objective: L-BFGS with ``history``
-    corrections held (its two-loop recursion), and the spectral basis's transforms if used."""
+def _update_seconds(history: int, precondition: Precondition, device: torch.device, repeats: int) -> float:
+    """Seconds of one optimiser step beyond the objective on an :data:`UPDATE_SIDE` image, ``history`` held."""
     side = UPDATE_SIDE
     gen = torch.Generator().manual_seed(0)
     x0 = (torch.rand(1, 3, side, side, generator=gen) * 255).to(device)  # (1, 3, H, W)
@@ -115,4 +115,21 @@ def update_seconds(history: int, precondition: Precondition, device: torch.devic
         _sync(device)
         if i > history:
             times.append(time.perf_counter() - begin)
-    return min(times) / (side * side)
+    return min(times)
+
+
+def update_seconds(history: int, precondition: Precondition, device: torch.device, repeats: int = 5) -> float:
+    """Seconds per pixel of one optimiser step beyond the objective: L-BFGS with ``history``
+    corrections held (its two-loop recursion), and the spectral basis's transforms if used.
+
+    The recursion costs in proportion to the history: timed with 1 and with up to
+    :data:`UPDATE_HISTORY` corrections, and extrapolated from there (a history of 100 would
+    take 100 steps to fill).
+    """
+    one = _update_seconds(1, precondition, device, repeats)
+    if history <= 1:
+        return one / UPDATE_SIDE**2
+    held = min(history, UPDATE_HISTORY)
+    more = _update_seconds(held, precondition, device, repeats)
+    per_correction = max(0.0, more - one) / (held - 1)
+    return (one + per_correction * (history - 1)) / UPDATE_SIDE**2
