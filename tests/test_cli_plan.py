@@ -97,6 +97,7 @@ def test_stylize_with_print_makes_the_prints_pixels(cli: Callable[..., Any], tmp
     assert code == 0, err
     with Image.open(output) as img:
         assert img.size == (189, 142)  # 8 cm at 60 dpi: 189 px across the landscape photo
+        assert img.info["dpi"] == pytest.approx((60, 60), abs=0.01)  # it opens at 8 x 6 cm
     params = read_params(output)
     assert (params["print"], params["dpi"], params["size"]) == ("8x6cm", 60, 189)
 
@@ -137,6 +138,13 @@ def test_workers_without_dry_run_are_refused(cli: Callable[..., Any], tmp_path: 
     code, _, err = cli("stylize", "-o", output, *SMALL, "--workers", "4")
     one_line_error(code, err, "--workers", "--dry-run")
     assert not output.exists()
+
+
+def test_the_api_takes_print_and_dpi(content_path: Path, style_path: Path, narrow_network: None) -> None:
+    import impasto
+
+    image = impasto.stylize(content_path, style_path, print="3x4in", dpi=50, steps=1, scales=1, device="cpu")
+    assert image.size == (200, 150)
 
 
 def test_demo_with_print_takes_the_prints_size(run_cli: RunCli, tmp_path: Path, narrow_network: None) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from impasto import ConfigError, Options, resolve
@@ -64,7 +66,7 @@ def test_measures_in_cm_mm_and_inches(text: str, mm: tuple[float, float], long_p
         ({"print": "A2", "scale_sizes": (128, 256)}, ["`scale_sizes` and `print` both set the output's size"]),
     ],
 )
-def test_refused_in_one_line_naming_the_option(options: dict[str, object], needles: list[str]) -> None:
+def test_refused_in_one_line_naming_the_option(options: dict[str, Any], needles: list[str]) -> None:
     with pytest.raises(ConfigError) as info:
         resolve(**options)
     text = info.value.args[0]

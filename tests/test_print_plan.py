@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -28,11 +29,11 @@ def layers_of(opts: Options) -> list[str]:
     return list(dict.fromkeys([name for name, _ in (*opts.content_layers, *opts.style_layers)]))
 
 
-def schedule_of(**options: object) -> Plan:
+def schedule_of(**options: Any) -> Plan:
     return plan(resolve(**({"device": "cpu"} | options)), (4000, 3000), [(1000, 800)])
 
 
-def planned(workers: int = 1, bandwidth: float = 1.0, **options: object) -> PrintPlan:
+def planned(workers: int = 1, bandwidth: float = 1.0, **options: Any) -> PrintPlan:
     schedule = schedule_of(**options)
     layers = layers_of(schedule.opts)
     fits, over = fits_for(schedule, layers, CPU, False)

@@ -8,11 +8,15 @@ times the two passes on one crop of the run's size with the run's objective (ran
 the time does not depend on them); :func:`update_seconds` times the update per pixel on a small
 image with the run's history. Each takes the fastest of a few repeats after a warm-up, a few
 seconds in all at a 700-px crop on 2 CPU cores.
+
+``clock`` is wall time (``time.perf_counter``) for a plan; ``time.process_time`` (the CPU time of
+every thread) checks the model on a machine that others share (``benchmarks/print_plan.py``).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
@@ -22,7 +26,9 @@ from .eq7 import Eq7
 from .optimize import LBFGS
 from .precondition import Spectral
 
-__all__ = ["MAX_SIDE", "Calibration", "tile_seconds", "update_seconds"]
+__all__ = ["MAX_SIDE", "Calibration", "Clock", "tile_seconds", "update_seconds"]
+
+Clock = Callable[[], float]  # seconds, e.g. time.perf_counter
 
 MAX_SIDE = 768  # px: a larger crop (an untiled scale) is timed at this side and scaled by its pixels
 UPDATE_SIDE = 256  # px: the optimiser's update is timed on an image this size, per pixel
@@ -50,7 +56,7 @@ def _sync(device: torch.device) -> None:
 
 
 def tile_seconds(
-    equation: Eq7, crop: tuple[int, int], device: torch.device, repeats: int = 2
+    equation: Eq7, crop: tuple[int, int], device: torch.device, repeats: int = 3, clock: Clock = time.perf_counter
 ) -> tuple[tuple[int, int], float, float]:
     """(crop timed, pass 1 s, pass 2 s) of ``equation`` on one crop of ``crop`` (width, height) px.
 
@@ -66,22 +72,24 @@ def tile_seconds(
     first, second = [], []
     for i in range(repeats + 1):  # the first of each is a warm-up: allocation, kernel choice
         _sync(device)
-        begin = time.perf_counter()
+        begin = clock()
         with torch.no_grad():
             objective(photo)
         _sync(device)
-        middle = time.perf_counter()
+        middle = clock()
         x = photo.clone().requires_grad_(True)
         loss, _ = objective(x)
-        loss.backward()  # type: ignore[no-untyped-call]
+        loss.backward()
         _sync(device)
         if i:
             first.append(middle - begin)
-            second.append(time.perf_counter() - middle)
+            second.append(clock() - middle)
     return (w, h), min(first), min(second)
 
 
-def _update_seconds(history: int, precondition: Precondition, device: torch.device, repeats: int) -> float:
+def _update_seconds(
+    history: int, precondition: Precondition, device: torch.device, repeats: int, clock: Clock
+) -> float:
     """Seconds of one optimiser step beyond the objective on an :data:`UPDATE_SIDE` image, ``history`` held."""
     side = UPDATE_SIDE
     gen = torch.Generator().manual_seed(0)
@@ -104,21 +112,23 @@ def _update_seconds(history: int, precondition: Precondition, device: torch.devi
     def closure() -> torch.Tensor:
         z.grad = None
         loss = (pixels() - target).square().mean()
-        loss.backward()  # type: ignore[no-untyped-call]
+        loss.backward()
         return loss
 
     times = []
     for i in range(history + 1 + repeats):  # the history fills one correction a step
         _sync(device)
-        begin = time.perf_counter()
+        begin = clock()
         opt.step(closure)
         _sync(device)
         if i > history:
-            times.append(time.perf_counter() - begin)
+            times.append(clock() - begin)
     return min(times)
 
 
-def update_seconds(history: int, precondition: Precondition, device: torch.device, repeats: int = 5) -> float:
+def update_seconds(
+    history: int, precondition: Precondition, device: torch.device, repeats: int = 5, clock: Clock = time.perf_counter
+) -> float:
     """Seconds per pixel of one optimiser step beyond the objective: L-BFGS with ``history``
     corrections held (its two-loop recursion), and the spectral basis's transforms if used.
 
@@ -126,10 +136,10 @@ def update_seconds(history: int, precondition: Precondition, device: torch.devic
     :data:`UPDATE_HISTORY` corrections, and extrapolated from there (a history of 100 would
     take 100 steps to fill).
     """
-    one = _update_seconds(1, precondition, device, repeats)
+    one = _update_seconds(1, precondition, device, repeats, clock)
     if history <= 1:
         return one / UPDATE_SIDE**2
     held = min(history, UPDATE_HISTORY)
-    more = _update_seconds(held, precondition, device, repeats)
+    more = _update_seconds(held, precondition, device, repeats, clock)
     per_correction = max(0.0, more - one) / (held - 1)
     return (one + per_correction * (history - 1)) / UPDATE_SIDE**2

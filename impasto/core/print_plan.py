@@ -18,6 +18,7 @@ targets go to the workers once, not per step. An untiled scale runs on one machi
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,7 +33,7 @@ from ..inputs import ImageLike, gather
 from ..net.network import load_network, resolve_device, resolve_precision
 from ..net.vgg import LAYER_NAMES, VGG19, canonical_layer, layer_depth
 from . import memory
-from .calibrate import Calibration, tile_seconds, update_seconds
+from .calibrate import Calibration, Clock, tile_seconds, update_seconds
 from .eq7 import Eq7
 from .estimate import TARGET_PASSES
 from .memory import Fit
@@ -250,12 +251,13 @@ def plan_run(
     bandwidth: float = DEFAULT_BANDWIDTH,
     network: VGG19 | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    clock: Clock = time.perf_counter,
 ) -> PrintPlan:
     """The plan of a transfer of ``content`` in the manner of ``styles`` with ``opts``, without running it.
 
     Reads the images (their sizes), checks the options against them as :func:`impasto.transfer`
     does, loads the network (or takes ``network``) and times one tile and one update on this
-    machine (:mod:`impasto.core.calibrate`: seconds). Nothing is optimised and nothing written.
+    machine (:mod:`impasto.core.calibrate`: seconds, by ``clock``). Nothing is optimised and nothing written.
     """
     _check_cluster(workers, bandwidth)  # before the images are read and the network loaded
     inputs = gather(content, styles, "content", max_pixels=max_pixels)
