@@ -153,3 +153,13 @@ def test_demo_with_print_takes_the_prints_size(run_cli: RunCli, tmp_path: Path, 
     assert code == 0, err
     with Image.open(output) as img:
         assert max(img.size) == 200  # 4 in at 50 dpi, not the demo's 384 px
+
+
+def test_plan_checks_the_init_image_as_stylize_would(cli: Callable[..., Any], tmp_path: Path) -> None:
+    missing = tmp_path / "preview.png"
+    code, _, err = cli("plan", *SMALL, "--size", "128", "--init", missing)
+    one_line_error(code, err, "preview.png")
+    Image.new("RGB", (32, 24), (128, 128, 128)).save(missing)
+    code, out, err = cli("plan", *SMALL, "--size", "128", "--init", missing)
+    assert code == 0, err
+    assert "128x96" in out

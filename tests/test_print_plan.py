@@ -153,3 +153,12 @@ def test_the_calibration_shrinks_a_large_crop() -> None:
     assert crop == (768, 384)
     assert first > 0 and second > 0
     assert update_seconds(3, "spectral", CPU, repeats=1) > 0
+
+
+def test_the_calibration_reads_the_clock_given(content_path: Path, style_path: Path) -> None:
+    """A clock that moves one second a reading: every timed part takes exactly 1 s."""
+    ticks = iter(range(10**6))
+    opts = resolve(size=128, scales=1, steps=3, tile=64, device="cpu", precision="fp32")
+    p = plan_run(content_path, [style_path], opts, network=narrow_vgg(), clock=lambda: float(next(ticks)))
+    assert (p.calibration.statistics, p.calibration.gradient) == (1.0, 1.0)
+    assert p.calibration.update == 1.0 / 256**2  # 1 s a step, whatever the history, on a 256-px image

@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     from ..core.print_plan import DEFAULT_BANDWIDTH, plan_run
     from ..net.network import resolve_device
 
-    options, _ = option_values(args)
+    options, images = option_values(args)
     opts = resolve(args.preset, **options)
     if args.output is not None:
         from ..image import check_output_path
@@ -150,7 +150,9 @@ def run(args: argparse.Namespace) -> int:
         check_output_path(args.output, 0)  # refused now as stylize would, never written
     workers = 1 if args.workers is None else args.workers
     bandwidth = DEFAULT_BANDWIDTH if args.bandwidth is None else args.bandwidth
-    plan = plan_run(args.content, args.styles, opts, workers=workers, bandwidth=bandwidth, max_pixels=args.max_pixels)
+    plan = plan_run(
+        args.content, args.styles, opts, workers=workers, bandwidth=bandwidth, max_pixels=args.max_pixels, **images
+    )
     names = ", ".join(Path(s).name for s in args.styles)
     print(f"plan     {Path(args.content).name} in the manner of {names}, preset {args.preset}")
     device = resolve_device(opts.device).type

@@ -247,21 +247,26 @@ def plan_run(
     styles: ImageLike | Sequence[ImageLike],
     opts: Options,
     *,
+    init_image: ImageLike | None = None,
+    content_mask: ImageLike | None = None,
+    style_masks: Sequence[ImageLike] | None = None,
     workers: int = 1,
     bandwidth: float = DEFAULT_BANDWIDTH,
     network: VGG19 | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     clock: Clock = time.perf_counter,
 ) -> PrintPlan:
-    """The plan of a transfer of ``content`` in the manner of ``styles`` with ``opts``, without running it.
+    """The plan of :func:`impasto.transfer` with these arguments, without running it.
 
-    Reads the images (their sizes), checks the options against them as :func:`impasto.transfer`
-    does, loads the network (or takes ``network``) and times one tile and one update on this
-    machine (:mod:`impasto.core.calibrate`: seconds, by ``clock``). Nothing is optimised and nothing written.
+    Reads the images and checks them against the options as the run would (refusing what it would
+    refuse), loads the network (or takes ``network``) and times one tile and one update on this
+    machine (:mod:`impasto.core.calibrate`, in seconds of ``clock``). Nothing is optimised or written.
     """
     _check_cluster(workers, bandwidth)  # before the images are read and the network loaded
-    inputs = gather(content, styles, "content", max_pixels=max_pixels)
-    schedule = plan(opts, inputs.content.size, [s.size for s in inputs.styles])
+    images = {"init_image": init_image, "content_mask": content_mask, "style_masks": style_masks}
+    inputs = gather(content, styles, opts.init, max_pixels=max_pixels, **images)
+    n_masks = None if inputs.style_masks is None else len(inputs.style_masks)
+    schedule = plan(opts, inputs.content.size, [s.size for s in inputs.styles], n_masks, content_mask is not None)
     device = resolve_device(opts.device)
     if network is None:
         precision, _ = resolve_precision(opts.precision, device)
@@ -272,11 +277,9 @@ def plan_run(
         tv_weight=opts.tv_weight, layer_balance=opts.layer_balance, style_loss=opts.style_loss,
     )  # fmt: skip
     fits, over = fits_for(schedule, equation.layers, device, bf16)
-    final = make_plan(schedule, equation.layers, fits, Calibration((1, 1), 0, 0, 0), workers, bandwidth, bf16, over)
-    crop, first, second = tile_seconds(equation, final.scales[-1].crop, device)
-    update = update_seconds(
-        final.scales[-1].history, opts.precondition if opts.optimizer == "lbfgs" else "none", device
-    )
-    return make_plan(
-        schedule, equation.layers, fits, Calibration(crop, first, second, update), workers, bandwidth, bf16, over
-    )
+    args = (schedule, equation.layers, fits)
+    final = make_plan(*args, Calibration((1, 1), 0, 0, 0), workers, bandwidth, bf16, over).scales[-1]
+    crop, first, second = tile_seconds(equation, final.crop, device, clock=clock)  # the tile every step runs
+    precondition = opts.precondition if opts.optimizer == "lbfgs" else "none"
+    update = update_seconds(final.history, precondition, device, clock=clock)
+    return make_plan(*args, Calibration(crop, first, second, update), workers, bandwidth, bf16, over)
