@@ -1,7 +1,7 @@
 """The plan's ETA per step (impasto plan) against steps measured in a real run, on this machine.
 
     python benchmarks/print_plan.py                          # 2048 px: 512-px tiles and untiled
-    python benchmarks/print_plan.py --runs 4096:512 --steps 2
+    python benchmarks/print_plan.py --runs 2048:512:2GB 4096 --steps 2 --threads 1
 
 For each run (``SIZE:TILE``, or ``SIZE`` untiled) on the bundled pair with the genuine weights:
 :func:`impasto.core.print_plan.plan_run` with one scale and ``--steps`` steps (its one-tile
@@ -36,7 +36,7 @@ TARGET = 0.30  # the plan's ETA per step within +-30 % of the measured
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
-def one(size: int, tile: int | None, steps: int, threads: int) -> dict[str, Any]:
+def one(size: int, tile: int | None, max_memory: str | None, steps: int, threads: int) -> dict[str, Any]:
     """Plan, then run, one configuration: planned and measured seconds per step, in wall and CPU time."""
     import torch
 
@@ -47,7 +47,7 @@ def one(size: int, tile: int | None, steps: int, threads: int) -> dict[str, Any]
     from impasto.net.network import get_vgg, resolve_precision
 
     torch.set_num_threads(threads)
-    opts = resolve("default", size=size, scales=1, steps=steps, tile=tile, device="cpu")
+    opts = resolve("default", size=size, scales=1, steps=steps, tile=tile, max_memory=max_memory, device="cpu")
     precision, _ = resolve_precision(opts.precision, torch.device("cpu"))
     net = get_vgg(None, "auto", opts.pooling, "cpu", "raw", dtype=precision)
     photo, painting = bundled_image("tubingen"), bundled_image("starry_night")
@@ -69,6 +69,7 @@ def one(size: int, tile: int | None, steps: int, threads: int) -> dict[str, Any]
         "tile": final.tile,
         "tiles": final.tiles,
         "keep": final.keep,
+        "max_memory": max_memory,
         "precision": precision,
         "threads": threads,
         "steps_timed": steps - 1,
@@ -109,7 +110,7 @@ def _markdown(rows: list[dict[str, Any]], cpu: str) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        tiles = f"{r['tiles']} x {r['tile']} px" if r["tile"] else "untiled"
+        tiles = f"{r['tiles']} x {r['tile']} px, {r['keep']} kept" if r["tile"] else "untiled"
         for name in CLOCKS:
             c = r[name]
             ok = "yes" if abs(c["ratio"] - 1) <= TARGET else "no"
@@ -123,7 +124,12 @@ def _markdown(rows: list[dict[str, Any]], cpu: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--runs", nargs="+", default=["2048:512", "2048"], help="SIZE:TILE or SIZE (untiled)")
+    p.add_argument(
+        "--runs",
+        nargs="+",
+        default=["2048:512", "2048"],
+        help="SIZE (untiled where it fits), SIZE:TILE, or SIZE:TILE:MAX_MEMORY (e.g. 2048:512:2GB: no forward kept)",
+    )
     p.add_argument("--steps", type=int, default=4, help="steps per run: all but the first are timed")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
@@ -133,14 +139,14 @@ def main(argv: list[str] | None = None) -> int:
     old = json.loads(out.read_text())["runs"] if out.exists() else []
     rows: list[dict[str, Any]] = []
     for spec in args.runs:
-        size, _, tile = spec.partition(":")
-        row = one(int(size), int(tile) if tile else None, args.steps, args.threads) | {
+        size, tile, budget = (*spec.split(":"), "", "")[:3]
+        row = one(int(size), int(tile) if tile else None, budget or None, args.steps, args.threads) | {
             "when": time.strftime("%Y-%m-%d %H:%M")
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
-        keys = {(tuple(r["size"]), r["tile"]) for r in rows}
-        kept = [r for r in old if (tuple(r["size"]), r["tile"]) not in keys]
+        keys = {(tuple(r["size"]), r["tile"], r["keep"]) for r in rows}
+        kept = [r for r in old if (tuple(r["size"]), r["tile"], r["keep"]) not in keys]
         out.write_text(json.dumps({"cpu": cpu, "target": TARGET, "runs": kept + rows}, indent=2) + "\n")
         (HERE / "results" / "print_plan.md").write_text(_markdown(kept + rows, cpu))
     print((HERE / "results" / "print_plan.md").read_text())

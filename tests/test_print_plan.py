@@ -14,7 +14,7 @@ from impasto.config import Options
 from impasto.core import memory
 from impasto.core.calibrate import Calibration, tile_seconds, update_seconds
 from impasto.core.eq7 import Eq7
-from impasto.core.print_plan import PrintPlan, fits_for, make_plan, plan_run, weights_bytes
+from impasto.core.print_plan import KEPT_FORWARD, PrintPlan, fits_for, make_plan, plan_run, weights_bytes
 from impasto.core.schedule import Plan, plan
 from impasto.core.tile_layout import layout
 from impasto.testing import narrow_vgg
@@ -104,13 +104,14 @@ def test_the_eta_divides_each_pass_over_the_workers_rounded_up() -> None:
     assert one.seconds == pytest.approx(sum(s.seconds for s in one.scales))
 
 
-def test_kept_forwards_are_not_counted_twice() -> None:
+def test_a_kept_forward_costs_half_a_pass_1() -> None:
     kept = planned(size=2048, scales=1, steps=3, tile=512, max_memory="16GB").scales[-1]
     assert kept.keep == kept.tiles == 12
-    _, second = CAL.per_pixel()
+    first, second = CAL.per_pixel()
     tiles = layout(1536, 2048, 512, layers_of(resolve()))
     crop_pixels = sum((t.crop[1] - t.crop[0]) * (t.crop[3] - t.crop[2]) for t in tiles)
-    assert kept.step_seconds == pytest.approx(crop_pixels * second + CAL.update * 2048 * 1536)
+    expected = crop_pixels * (second + KEPT_FORWARD * first) + CAL.update * 2048 * 1536
+    assert KEPT_FORWARD == 0.5 and kept.step_seconds == pytest.approx(expected)
 
 
 def test_an_untiled_scale_is_one_pass_on_one_machine() -> None:

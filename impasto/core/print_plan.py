@@ -42,6 +42,7 @@ from .tile_layout import layout
 
 __all__ = [
     "DEFAULT_BANDWIDTH",
+    "KEPT_FORWARD",
     "PrintPlan",
     "ScalePlan",
     "Traffic",
@@ -55,6 +56,10 @@ register_fields("workers", "bandwidth")  # the parameters its errors name (error
 
 DEFAULT_BANDWIDTH = 1.0  # Gbit/s between the driver and the workers: a plain Ethernet link
 FP32 = 4  # bytes
+# A tile whose forward is kept from pass 1 for pass 2 still costs about half a pass 1 (its forward
+# records the graph and holds the responses): benchmarks/results/tiles-amd-*.md, 2048 px, 512-px
+# cores, 2 threads: 10.92 s/step with all 12 kept, 12.99 s with none, where a pass 1 is 1/3 of a tile.
+KEPT_FORWARD = 0.5
 _WIDTHS = (64, 128, 256, 512, 512)  # VGG19's channels per block
 
 
@@ -189,7 +194,7 @@ def _scale_plan(
         share = math.ceil(len(tiles) / workers) / len(tiles)  # of the tiles, on the busiest worker
         keep = fit.keep if workers == 1 else 0  # a kept forward is not computed again in pass 2
         kept = sum(cw * ch for cw, ch in crops[:keep])
-        work = share * (crop_pixels * (first + second) - kept * first)
+        work = share * (crop_pixels * (first + second) - kept * first * (1 - KEPT_FORWARD))
         traffic = _traffic(len(tiles), crop_pixels, style_layers, workers) if workers > 1 else Traffic(0, 0, 0, 0)
         transfer = traffic.total * 8 / (bandwidth * 1e9)
         step = work + update + transfer
