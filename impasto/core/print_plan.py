@@ -192,7 +192,7 @@ def _scale_plan(
         targets = TARGET_PASSES * first * w * h
     else:
         share = math.ceil(len(tiles) / workers) / len(tiles)  # of the tiles, on the busiest worker
-        keep = fit.keep if workers == 1 else 0  # a kept forward is not computed again in pass 2
+        keep = fit.keep if workers == 1 else 0  # one machine keeps forwards for pass 2 (KEPT_FORWARD)
         kept = sum(cw * ch for cw, ch in crops[:keep])
         work = share * (crop_pixels * (first + second) - kept * first * (1 - KEPT_FORWARD))
         traffic = _traffic(len(tiles), crop_pixels, style_layers, workers) if workers > 1 else Traffic(0, 0, 0, 0)
