@@ -63,6 +63,7 @@ def test_plan_prints_the_plans_numbers(cli: Callable[..., Any]) -> None:
     assert "at 2 Gbit/s" in out and "on 3 workers at 2 Gbit/s" in out
     assert f"network weights {format_size(expected.weights)}" in out
     assert out.splitlines()[-1].startswith("ETA      ")
+    assert "`" not in out  # fields are worded as flags
 
 
 def test_format_plan_shows_every_number_of_the_plan() -> None:
@@ -163,3 +164,10 @@ def test_plan_checks_the_init_image_as_stylize_would(cli: Callable[..., Any], tm
     code, out, err = cli("plan", *SMALL, "--size", "128", "--init", missing)
     assert code == 0, err
     assert "128x96" in out
+
+
+def test_a_plan_beyond_the_budget_is_printed_with_a_warning_naming_the_flag(cli: Callable[..., Any]) -> None:
+    code, out, err = cli("plan", *SMALL, "--size", "256", "--max-memory", "64MB")
+    assert code == 0, err
+    warning = next(line for line in out.splitlines() if line.startswith("warning  "))
+    assert "--max-memory" in warning and "`" not in out

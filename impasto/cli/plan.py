@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import register_fields
+from ..errors import cli_flag, register_fields, word
 from .flags import add_common, add_option_flags, option_values
 
 if TYPE_CHECKING:
@@ -157,5 +157,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"plan     {Path(args.content).name} in the manner of {names}, preset {args.preset}")
     device = resolve_device(opts.device).type
     for line in format_plan(plan, device):
-        print(line)
+        print(word(line, cli_flag))  # `max_memory` -> --max-memory
     return 0
