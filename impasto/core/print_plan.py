@@ -268,8 +268,15 @@ def plan_run(
     machine (:mod:`impasto.core.calibrate`, in seconds of ``clock``). Nothing is optimised or written.
     """
     _check_cluster(workers, bandwidth)  # before the images are read and the network loaded
-    images = {"init_image": init_image, "content_mask": content_mask, "style_masks": style_masks}
-    inputs = gather(content, styles, opts.init, max_pixels=max_pixels, **images)
+    inputs = gather(
+        content,
+        styles,
+        opts.init,
+        init_image=init_image,
+        content_mask=content_mask,
+        style_masks=style_masks,
+        max_pixels=max_pixels,
+    )
     n_masks = None if inputs.style_masks is None else len(inputs.style_masks)
     schedule = plan(opts, inputs.content.size, [s.size for s in inputs.styles], n_masks, content_mask is not None)
     device = resolve_device(opts.device)
