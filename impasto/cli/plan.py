@@ -65,6 +65,23 @@ def _time(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds < 48 * 3600 else f"{seconds / 86400:.1f} days"
 
 
+def _table(plan: PrintPlan) -> list[str]:
+    """A row per scale: size, steps, tiles, crop, memory (one machine, a worker, the driver), times."""
+    from ..core.memory import format_size
+
+    head = ("scale", "size", "steps", "tiles", "crop", "one machine", "worker", "driver", "per step", "scale total")
+    rows = [head]
+    for i, s in enumerate(plan.scales, start=1):
+        tiles = f"{s.tiles} x {s.tile} px" if s.tile is not None and s.tiles > 1 else "untiled"
+        rows.append((
+            f"{i}/{len(plan.scales)}", f"{s.size[0]}x{s.size[1]}", str(s.steps), tiles, f"{s.crop[0]}x{s.crop[1]}",
+            format_size(s.memory), format_size(s.worker_memory), format_size(s.driver_memory),
+            _time(s.step_seconds), _time(s.seconds),
+        ))  # fmt: skip
+    widths = [max(len(r[k]) for r in rows) for k in range(len(head))]
+    return ["  " + "  ".join(c.ljust(widths[k]) for k, c in enumerate(r)).rstrip() for r in rows]
+
+
 def format_plan(plan: PrintPlan, device: str = "") -> list[str]:
     """The plan as lines, every number from ``plan``."""
     from ..core.estimate import rough
@@ -89,17 +106,7 @@ def format_plan(plan: PrintPlan, device: str = "") -> list[str]:
         "the strokes are the same share of the image at any size"
     )
     lines.append(f"steps    {plan.steps} over {len(plan.scales)} scale(s); L-BFGS history {final.history}")
-    head = ("scale", "size", "steps", "tiles", "crop", "one machine", "worker", "driver", "per step", "scale total")
-    rows = [head]
-    for i, s in enumerate(plan.scales, start=1):
-        tiles = f"{s.tiles} x {s.tile} px" if s.tile is not None and s.tiles > 1 else "untiled"
-        rows.append((
-            f"{i}/{len(plan.scales)}", f"{s.size[0]}x{s.size[1]}", str(s.steps), tiles, f"{s.crop[0]}x{s.crop[1]}",
-            format_size(s.memory), format_size(s.worker_memory), format_size(s.driver_memory),
-            _time(s.step_seconds), _time(s.seconds),
-        ))  # fmt: skip
-    widths = [max(len(r[k]) for r in rows) for k in range(len(head))]
-    lines += ["  " + "  ".join(c.ljust(widths[k]) for k, c in enumerate(r)).rstrip() for r in rows]
+    lines += _table(plan)
     lines.append(
         "memory   one machine: the whole step; a worker: the network and one crop; the driver: the whole "
         f"image's vectors (budget here {format_size(plan.budget)})"
