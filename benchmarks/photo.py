@@ -33,7 +33,8 @@ from PIL.PngImagePlugin import PngInfo
 from report import cpuinfo, number_or_text
 
 from impasto import bundled_image
-from impasto.core.color import with_chroma_of
+from impasto.core.color import colour_map, with_chroma_of
+from impasto.core.targets import palette_of
 from impasto.grid import Cell, make_grid
 from impasto.image import load_image, pil_to_tensor, resize, tensor_to_pil
 from impasto.net.network import get_vgg
@@ -63,7 +64,7 @@ def parse_recipe(items: list[str]) -> Recipe:
     fields: dict[str, Any] = {}
     options: dict[str, Any] = {}
     for k, v in (item.split("=", 1) for item in items):
-        (fields if k in ("lam", "term_scales", "project", "preset", "init_map") else options)[k] = _value(v)
+        (fields if k in ("lam", "term_scales", "project", "preset", "init_map", "recolor") else options)[k] = _value(v)
     return Recipe(options=options, **fields)
 
 
@@ -109,17 +110,21 @@ def measure_pair(
     rows = [row("C", c_img, None), row("global map", tensor_to_pil(global_colour_map(c, s)), None)]
 
     def run(name: str, recipe: Recipe) -> tuple[Image.Image, dict[str, Any]]:
-        bare = dataclasses.replace(recipe, project=None)  # the render is cached; the projection is cheap
+        bare = dataclasses.replace(recipe, project=None, recolor=False)  # the render is cached; the finish is cheap
 
         def make() -> tuple[Image.Image, dict[str, Any]]:
             image, seconds, cpu, steps = render(PHOTOS[cname], PHOTOS[sname], size, bare)
             return row(name, image, round(seconds, 1), cpu=round(cpu, 1), steps=steps, recipe=_describe(bare))
 
         image, r = _cached(cache, f"{cname}-{sname}-{size}", render_key(bare, size), make)
-        if recipe.project is None:
+        if recipe.project is None and not recipe.recolor:
             return image, r | {"row": name}
         start, cpu = time.perf_counter(), time.process_time()
-        image = project(load_image(PHOTOS[cname]), image, recipe.project)
+        if recipe.project is not None:
+            image = project(load_image(PHOTOS[cname]), image, recipe.project)
+        if recipe.recolor:  # as impasto's photo_recolor does it
+            palette = palette_of([load_image(PHOTOS[sname])])
+            image = tensor_to_pil(colour_map(pil_to_tensor(image), palette))
         seconds, cpu = r["seconds"] + time.perf_counter() - start, r["cpu"] + time.process_time() - cpu
         return row(name, image, round(seconds, 1), cpu=round(cpu, 1), steps=r["steps"], recipe=_describe(recipe))
 
@@ -147,6 +152,8 @@ def _describe(recipe: Recipe) -> str:
         parts.append("from the global colour map")
     if recipe.project:
         parts.append(f"guided filter r={recipe.project[0]} eps={recipe.project[1]:g}")
+    if recipe.recolor:
+        parts.append("recoloured onto S")
     return ", ".join(parts) or "default preset"
 
 

@@ -46,6 +46,7 @@ class Recipe:
     term_scales: int = 99  # the term is on at the last this many scales (99: all)
     project: tuple[int, float] | None = None  # (radius, eps) of the guided filter
     init_map: bool = False  # start from the global colour map of the photo onto the style (init="image")
+    recolor: bool = False  # finish (after the projection) with the colours moved onto the style photo's (photo_recolor)
     preset: str = "default"
 
 

@@ -27,7 +27,8 @@ if _typing.TYPE_CHECKING:  # the lazily loaded names, for type checkers
     from .core.terms.tv import tv_loss
     from .core.transfer import transfer
     from .data import bundled_image
-    from .image import load_image, read_params, save_image
+    from .image.load import load_image
+    from .image.save import read_params, save_image
     from .inputs import ImageLike
     from .net.vgg import LAYER_NAMES, VGG19, load_vgg19
     from .video.frames import FrameStep, VideoSettings, stylize_video
@@ -75,7 +76,8 @@ _LAZY = {
     **dict.fromkeys(("PRESETS", "resolve"), "config.presets"),
     "Options": "config.options",
     "bundled_image": "data",
-    **dict.fromkeys(("load_image", "read_params", "save_image"), "image"),
+    "load_image": "image.load",
+    **dict.fromkeys(("read_params", "save_image"), "image.save"),
     "ImageLike": "inputs",
     "Eq7": "core.eq7",
     "Objective": "core.objective",

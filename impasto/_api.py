@@ -6,17 +6,23 @@ Re-exported by the package; kept out of ``impasto/__init__.py`` so that importin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 from .config import Options, resolve
+from .core.checkpoint import Checkpoint
+from .core.objective import Runner
+from .core.progress import Watch
 from .core.record import made_with
-from .core.transfer import Result, Step, transfer
+from .core.transfer import Result, Step, paint
 from .data import bundled_image
 from .image import DEFAULT_MAX_PIXELS
-from .inputs import ImageLike, split_images
+from .inputs import ImageLike, Images, split_images
 
 # What the package re-exports.
 __all__ = ["ImageLike", "bundled_image", "style_transfer", "stylize", "stylize_full"]
@@ -35,6 +41,8 @@ def style_transfer(
     should_stop: Callable[[], bool] | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     start_time: float | None = None,
+    ray: str | Runner | None = None,
+    checkpoint: str | os.PathLike[str] | Checkpoint | None = None,
     **options: Any,
 ) -> Result:
     """Run a style transfer as :func:`stylize` does; returns its :class:`Result` (image, losses, steps, parameters).
@@ -42,24 +50,37 @@ def style_transfer(
     ``on_step`` receives a :class:`Step` after every step (with the image every ``image_every``
     steps); ``should_stop`` is polled before every step; ``start_time`` (``time.perf_counter()``)
     is when ``max_time`` starts counting. The images are paths or PIL images, as for :func:`stylize`.
+
+    ``ray``: the address of a Ray cluster (``"auto"``) whose workers run each step's tiles, or a
+    :class:`impasto.cluster.RayTiles`; ``checkpoint``: a file that keeps the run's state about every
+    two minutes of work (or a :class:`impasto.core.checkpoint.Checkpoint`): the same call resumes
+    from it, and a finished run removes it.
     """
     options, _ = split_images(options | {"init_image": init_image})  # with an init image, init="image"
     opts: Options = resolve(preset, **options)
-    result = transfer(
-        content,
-        style,
-        opts,
-        init_image=init_image,
-        content_mask=content_mask,
-        style_masks=style_masks,
-        on_step=on_step,
-        image_every=image_every,
-        should_stop=should_stop,
-        start_time=start_time,
-        max_pixels=max_pixels,
-    )
+    images = Images(content, style, init_image, content_mask, style_masks)
+    watch = Watch(on_step, image_every, should_stop, None, start_time)
+    if isinstance(checkpoint, str | os.PathLike):
+        checkpoint = Checkpoint(Path(checkpoint))
+    with _runner(ray) as runner:
+        result = paint(images, opts, watch=watch, max_pixels=max_pixels, runner=runner, checkpoint=checkpoint)
     result.params = made_with(preset) | result.params
     return result
+
+
+@contextlib.contextmanager
+def _runner(ray: str | Runner | None) -> Iterator[Runner | None]:
+    """The runner ``ray`` names: one made here (its workers stopped after), or the one given."""
+    if ray is None or not isinstance(ray, str):
+        yield ray
+        return
+    from .cluster import RayTiles  # lazy on purpose: Ray is an optional extra
+
+    runner = RayTiles(ray)
+    try:
+        yield runner
+    finally:
+        runner.close()
 
 
 def stylize(

@@ -17,8 +17,9 @@ import contextlib
 import os
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 try:
     import fcntl
@@ -99,13 +100,17 @@ def clean_stale(folder: Path, names: Iterable[str]) -> list[Path]:
     return removed
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, fsync'd, then renamed:
-    a crash leaves the old file or the new one, never half of one."""
+def write_atomic(path: Path, data: bytes | Callable[[BinaryIO], object]) -> None:
+    """Write ``data`` (bytes, or a function that writes into the open file) to ``path`` through a
+    temporary file in the same folder, fsync'd, then renamed: a crash leaves the old file or the new
+    one, never half of one."""
     fd, tmp = new_temp(path.parent, path.name)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            if isinstance(data, bytes):
+                fh.write(data)
+            else:
+                data(fh)
             fh.flush()
             os.fsync(fh.fileno())
             os.replace(tmp, path)  # before the file (and its lock) is closed

@@ -1,11 +1,12 @@
 """Typed errors. The CLI turns each into one line on stderr (exit code 2 for input/config errors).
 
 A message names the options and parameters it is about in backquotes (``"`size` must be a
-positive number of pixels"``). ``str(error)`` shows the library's own names (``size must be ...``);
-each front end words them its own way with :meth:`ImpastoError.worded`: the command line as flags
-(:func:`cli_flag`, ``--size``), the web studio as its form fields. Only names in :data:`FIELDS`
-are replaced; backquotes (not braces) so that f-strings and file name templates (``{n}``) need
-no escaping.
+positive number of pixels"``), and puts nothing else in backquotes: every lower-case name in
+backquotes is a field. ``str(error)`` shows the library's own names (``size must be ...``); each
+front end words them its own way with :meth:`ImpastoError.worded`: the command line as flags
+(:func:`cli_flag`, ``--size``), the web studio as its form fields. What a message says depends on
+the message alone, never on which modules happen to be imported. Backquotes (not braces) so that
+f-strings and file name templates (``{n}``) need no escaping.
 """
 
 from __future__ import annotations
@@ -30,19 +31,20 @@ __all__ = [
     "word",
 ]
 
-FIELDS: set[str] = set()  # the names a message may refer to as `name`: Options' fields and a few parameters
+FIELDS: set[str] = set()  # kept for code that registered names: wording no longer consults it
 _FIELD = re.compile(r"`([a-z][a-z0-9_]*)`")
 
 
 def register_fields(*names: str) -> None:
-    """Let messages name these options or parameters as ```name```."""
+    """Kept so that code calling it still runs: every ```name``` in a message is a field, registered
+    or not (the package's own messages are checked to put only fields in backquotes)."""
     FIELDS.update(names)
 
 
 def word(text: str, name: Callable[[str], str] = str) -> str:
     """``text`` with each ```field``` it names replaced by ``name(field)`` (messages that are not
     errors, such as the progress header's note on tiling, name fields the same way)."""
-    return _FIELD.sub(lambda m: name(m.group(1)) if m.group(1) in FIELDS else m.group(0), text)
+    return _FIELD.sub(lambda m: name(m.group(1)), text)
 
 
 def cli_flag(name: str) -> str:

@@ -23,6 +23,7 @@ __all__ = [
     "IMAGE_HELP",
     "MASKS_AFTER",
     "ImageLike",
+    "Images",
     "Inputs",
     "check_init",
     "gather",
@@ -56,6 +57,34 @@ class Inputs:
     content_mask: Image.Image | None
     style_masks: Sequence[Image.Image] | None
     content_mask_name: str = "content mask"  # how errors name the content mask: its path, if it had one
+
+
+@dataclass(frozen=True)
+class Images:
+    """The images of one transfer as given (paths or PIL images), before loading: the photo, the
+    paintings, and the optional init image and masks (:func:`gather` loads and checks them)."""
+
+    content: ImageLike
+    styles: ImageLike | Sequence[ImageLike]
+    init_image: ImageLike | None = None
+    content_mask: ImageLike | None = None
+    style_masks: Sequence[ImageLike] | None = None
+
+    def gather(self, init: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Inputs:
+        """Each image loaded once and checked (``init``: the option, checked against ``init_image``)."""
+        return gather(
+            self.content,
+            self.styles,
+            init,
+            init_image=self.init_image,
+            content_mask=self.content_mask,
+            style_masks=self.style_masks,
+            max_pixels=max_pixels,
+        )
+
+    def recorded(self, init: str) -> dict[str, Any]:
+        """The parameters that name the init image and masks (:func:`recorded`)."""
+        return recorded(init, self.init_image, self.content_mask, self.style_masks)
 
 
 def load(img: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, *, rgb: bool = True) -> Image.Image:

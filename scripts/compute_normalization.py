@@ -3,7 +3,7 @@
 
 Gatys et al. (2016), Sec. 2: "We normalized the network by scaling the weights such that the mean
 activation of each convolutional filter over images and positions is equal to one." This script
-measures those means over the calibration set of :mod:`impasto.net.normalize` (random crops and flips
+measures those means over the calibration set of :mod:`impasto.net.calibration` (random crops and flips
 of the bundled photos and paintings), for max and average pooling, checks that the normalised
 network's means are one on the same crops, reports them on held-out crops, and writes the cache.
 
@@ -23,16 +23,16 @@ from pathlib import Path
 import torch
 
 from impasto.image import pil_to_tensor
-from impasto.net.normalize import (
+from impasto.net.calibration import (
     CALIBRATION,
     CONV_LAYERS,
     HELD_OUT,
-    apply_normalization,
     calibrate,
     default_cache_path,
     filter_means,
     save_cache,
 )
+from impasto.net.normalize import apply_normalization
 from impasto.net.vgg import load_vgg19
 
 

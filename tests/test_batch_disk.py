@@ -59,7 +59,7 @@ def states(out: Path) -> dict[str, tuple[str, str | None]]:
 @pytest.fixture
 def fills_during_item(monkeypatch: pytest.MonkeyPatch, small_disk: Path) -> Callable[[int], None]:
     """``fills_during_item(n)``: the disk fills up (but for one page) while item n is computed."""
-    module = importlib.import_module("impasto.core.transfer")
+    module = importlib.import_module("impasto.core.scales")
     real = module.optimize
     calls = [0]
     when = [0]

@@ -735,7 +735,7 @@ def test_output_without_write_permission_is_refused(
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise PermissionError(13, "Permission denied")
 
-    no_work.setattr(importlib.import_module("impasto.image"), "_new_file", refuse)
+    no_work.setattr(importlib.import_module("impasto.image.save"), "_new_file", refuse)
     out = tmp_path / "out.png"
     assert_refused(stylize(output=out), str(out), "cannot create files in", "Permission denied")
 
@@ -747,7 +747,7 @@ def test_output_without_free_space_is_refused(stylize: Stylize, tmp_path: Path, 
         asked.append(Path(path))
         return types.SimpleNamespace(total=10**9, used=10**9 - 5000, free=5000)
 
-    no_work.setattr(importlib.import_module("impasto.image").shutil, "disk_usage", usage)
+    no_work.setattr(importlib.import_module("impasto.image.save").shutil, "disk_usage", usage)
     out = tmp_path / "out.png"
     # 64 px: 12 KB per image, the output and 20 snapshots: 0.26 MB
     assert_refused(stylize(output=out, size=64, steps=20, save_every=1), str(out), "0.0 MB free", "about 0.3 MB")
@@ -1001,7 +1001,7 @@ def test_presets_lists_every_option_and_its_origin(run_cli: RunCli) -> None:
         code, out, err = run_cli(["presets", name])
         assert code == 0 and err == ""
         lines = out.splitlines()
-        assert lines[0].startswith(f"preset {name} ")
+        assert lines[0].startswith(f"preset {name}: {impasto.config.SUMMARIES[name]} (")
         rows = {line.split()[0]: line for line in lines[1:]}
         assert set(rows) == {"--" + f.name.replace("_", "-") for f in dataclasses.fields(Options)}
         values = impasto.resolve(name).to_dict()

@@ -69,6 +69,7 @@ DEFAULT_VALUES: dict[str, object] = {
     "pooling": "max",
     "photorealism": 0.0,
     "photo_projection": False,
+    "photo_recolor": False,
     "tv_weight": 0.01,
     "seed": 0,
     "device": "auto",

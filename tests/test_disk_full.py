@@ -97,7 +97,7 @@ def test_cli_on_a_disk_already_full_refuses_before_any_work(
 @pytest.fixture
 def fills_during_the_run(monkeypatch: pytest.MonkeyPatch, small_disk: Path) -> Callable[[], int]:
     """The disk fills up (but for one page) while the run optimises, after the CLI's up-front check."""
-    module = importlib.import_module("impasto.core.transfer")
+    module = importlib.import_module("impasto.core.scales")
     real = module.optimize
     calls = [0]
 
@@ -164,7 +164,7 @@ def photo_png() -> bytes:
 
 
 def test_studio_on_a_full_disk(studio: TestClient, small_disk: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    module = importlib.import_module("impasto.core.transfer")
+    module = importlib.import_module("impasto.core.scales")
     real = module.optimize
 
     def optimize(*args: Any, **kwargs: Any) -> Any:

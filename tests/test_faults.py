@@ -192,7 +192,7 @@ def test_cli_cuda_out_of_memory_is_one_line_suggesting_a_smaller_size_or_tiles(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(importlib.import_module("impasto.core.transfer"), "optimize", cuda_oom)
+    monkeypatch.setattr(importlib.import_module("impasto.core.scales"), "optimize", cuda_oom)
     out = tmp_path / "out.png"
     assert cli.main(stylize(files, out)) == 1
     line = one_error_line(capsys.readouterr().err)
@@ -230,7 +230,7 @@ class _FullDisk(io.RawIOBase):
 @pytest.fixture
 def full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every image impasto writes fails with ENOSPC after 100 bytes (a partial file is on disk then)."""
-    monkeypatch.setattr("impasto.image.os.fdopen", lambda fd, mode: _FullDisk(fd, 100))
+    monkeypatch.setattr("impasto.image.save.os.fdopen", lambda fd, mode: _FullDisk(fd, 100))
 
 
 def test_save_on_a_full_disk_is_one_error_no_partial_file_previous_intact(tmp_path: Path, full_disk: None) -> None:
@@ -288,7 +288,7 @@ def test_studio_job_on_a_full_disk_fails_in_one_line_and_the_next_job_runs(
     studio: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with monkeypatch.context() as m:
-        m.setattr("impasto.image.os.fdopen", lambda fd, mode: _FullDisk(fd, 100))
+        m.setattr("impasto.image.save.os.fdopen", lambda fd, mode: _FullDisk(fd, 100))
         failed = run_job(studio)
     assert failed["state"] == "failed" and "No space left on device" in failed["error"], failed
     assert "\n" not in failed["error"] and "/work/" not in failed["error"]  # no server path either
@@ -301,7 +301,7 @@ def test_studio_cuda_out_of_memory_fails_the_job_in_one_line_and_the_next_job_ru
     studio: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with monkeypatch.context() as m:
-        m.setattr(importlib.import_module("impasto.core.transfer"), "optimize", cuda_oom)
+        m.setattr(importlib.import_module("impasto.core.scales"), "optimize", cuda_oom)
         failed = run_job(studio)
     assert failed["state"] == "failed", failed
     assert failed["error"].startswith("out of memory (CUDA out of memory") and "\n" not in failed["error"]

@@ -57,6 +57,7 @@ VALUES: dict[str, list[Any]] = {
     "style_loss": ["gram", "w2", "wasserstein", None],
     "photorealism": [0.0, 3000.0, -1.0, float("nan"), None],
     "photo_projection": [True, False, None],
+    "photo_recolor": [True, False, None],
     "tile": [None, 0, 15, 16, 32, HUGE, NAN],
     "max_memory": [None, "1GB", "1KB", "lots", "0", "-1GB"],
     "pooling": ["max", "avg", "min", 3],

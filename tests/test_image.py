@@ -17,7 +17,7 @@ import torch
 from conftest import make_photo
 from PIL import Image
 
-import impasto.image as image_module
+import impasto.image.save as save_module
 from impasto import InputError, load_image, read_params, save_image
 from impasto.errors import ConfigError
 from impasto.image import check_output_path, encode_png, fit_size, params_text, pil_to_tensor, resize, tensor_to_pil
@@ -456,7 +456,7 @@ def test_unwritable_folder_is_an_input_error(tmp_path: Path, monkeypatch: pytest
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(image_module, "_new_file", refuse)
+    monkeypatch.setattr(save_module, "_new_file", refuse)
     path = tmp_path / "out.png"
     with pytest.raises(InputError, match="Permission denied") as info:
         save_image(make_photo(32, 32), path)

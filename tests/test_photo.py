@@ -34,16 +34,18 @@ def _affine_residual(out: torch.Tensor, photo: torch.Tensor) -> float:
 
 
 def test_the_photo_preset_is_the_recipe() -> None:
-    assert PRESETS["photo"] == {"init": "mapped", "photorealism": 3000.0, "photo_projection": True}
+    recipe = {"init": "mapped", "photorealism": 3000.0, "photo_projection": True, "photo_recolor": True}
+    assert PRESETS["photo"] == recipe
     opts = resolve("photo")
-    assert (opts.init, opts.photorealism, opts.photo_projection) == ("mapped", 3000.0, True)
-    assert resolve("default").photorealism == 0.0 and not resolve("default").photo_projection
+    assert (opts.init, opts.photorealism, opts.photo_projection, opts.photo_recolor) == ("mapped", 3000.0, True, True)
+    default = resolve("default")
+    assert default.photorealism == 0.0 and not default.photo_projection and not default.photo_recolor
 
 
 def test_a_photo_run_has_the_term_and_ends_locally_affine() -> None:
     dark, sunny = _photos()
     net = narrow_vgg("max")
-    photo = transfer(dark, [sunny], resolve("photo", **TINY), network=net)
+    photo = transfer(dark, [sunny], resolve("photo", photo_recolor=False, **TINY), network=net)
     plain = transfer(dark, [sunny], resolve("default", **TINY), network=net)
     assert "photorealism" in photo.losses and photo.losses["photorealism"] >= 0
     assert "photorealism" not in plain.losses
@@ -71,3 +73,24 @@ def test_a_negative_photorealism_is_refused(weight: float) -> None:
 
     with pytest.raises(ConfigError, match="photorealism"):
         resolve("photo", photorealism=weight)
+
+
+def test_the_recolor_finish_moves_the_colours_onto_the_style_photos_as_a_whole() -> None:
+    dark, sunny = _photos()
+    net = narrow_vgg("max")
+    kept = transfer(dark, [sunny], resolve("photo", photo_recolor=False, **TINY), network=net)
+    moved = transfer(dark, [sunny], resolve("photo", **TINY), network=net)
+    s = pil_to_tensor(sunny)
+    kept_t, moved_t = pil_to_tensor(kept.image), pil_to_tensor(moved.image)
+
+    def gap(x: torch.Tensor) -> float:  # how far its colours' Gaussian fit is from the style photo's
+        fx, fs = x[0].reshape(3, -1), s[0].reshape(3, -1)
+        return float((fx.mean(1) - fs.mean(1)).abs().max() + (torch.cov(fx) - torch.cov(fs)).abs().max().sqrt())
+
+    assert gap(moved_t) < 3.0 and gap(moved_t) < 0.5 * gap(kept_t)
+    # the same picture: every pixel's colour through one affine map (fitted here), up to the clamping
+    x = torch.cat([kept_t[0].reshape(3, -1), torch.ones(1, kept_t[0, 0].numel())]).T.double()  # (HW, 4)
+    y = moved_t[0].reshape(3, -1).T.double()
+    fit = x @ torch.linalg.lstsq(x, y).solution
+    assert float((fit - y).abs().mean()) < 2.0
+    assert moved.params["photo_recolor"] is True

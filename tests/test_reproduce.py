@@ -12,6 +12,8 @@ import torch
 from PIL import Image
 
 import impasto.reproduce as reproduce_module
+import impasto.reproduce.figures as figures_module
+import impasto.reproduce.panels as panels_module
 from impasto import ConfigError, InputError, Options, bundled_image, read_params
 from impasto.core.transfer import transfer
 from impasto.image import load_image, resize
@@ -56,7 +58,7 @@ def seen(monkeypatch: pytest.MonkeyPatch) -> Seen:
         calls.append((opts.alpha, opts.beta, content_layers, style_layers))
         return real(image, styles, opts, **kwargs)
 
-    monkeypatch.setattr(reproduce_module, "transfer", spy)
+    monkeypatch.setattr(panels_module, "transfer", spy)
     return calls
 
 
@@ -117,7 +119,7 @@ def test_small_objectives_are_rescaled_so_that_lbfgs_moves(tmp_path: Path) -> No
     converges: optimize() minimises it times a constant that makes it start at LOSS_SCALE; the loss is
     reported unscaled."""
     style = Image.fromarray(np.random.default_rng(5).integers(0, 256, (32, 32, 3), dtype=np.uint8))
-    run = reproduce_module._Run("fig1", 32, 15, torch.device("cpu"), print, tmp_path, total=1, network=STANDIN)
+    run = panels_module.Panels("fig1", 32, 15, torch.device("cpu"), print, tmp_path, total=1, network=STANDIN)
     run.panel("tiny", style, style, (), ("conv1_1",), 0.0, 1e-9)
     params = read_params(next(tmp_path.glob("*.png")))
     assert params["initial_loss"] < 1e-3
@@ -127,11 +129,11 @@ def test_small_objectives_are_rescaled_so_that_lbfgs_moves(tmp_path: Path) -> No
 def test_panels_start_from_the_same_white_noise(tmp_path: Path) -> None:
     """Two panels with the same settings are the same image: the seeded noise of transfer()."""
     photo = resize(load_image(bundled_image("tubingen")), 32)
-    run = reproduce_module._Run("fig1", 32, 1, torch.device("cpu"), print, tmp_path, total=2, network=STANDIN)
+    run = panels_module.Panels("fig1", 32, 1, torch.device("cpu"), print, tmp_path, total=2, network=STANDIN)
     a = run.panel("a", photo, photo, ("conv1_1",), (), 1.0, 0.0)
     b = run.panel("b", photo, photo, ("conv1_1",), (), 1.0, 0.0)
     assert a.size == (32, 24) and np.array_equal(np.asarray(a), np.asarray(b))
-    zero = reproduce_module._Run("fig1", 32, 0, torch.device("cpu"), print, tmp_path, total=1, network=STANDIN)
+    zero = panels_module.Panels("fig1", 32, 0, torch.device("cpu"), print, tmp_path, total=1, network=STANDIN)
     start = np.asarray(zero.panel("noise", photo, photo, ("conv1_1",), (), 1.0, 0.0), dtype=np.float32)
     assert start.std() > 60  # 0 steps: the white noise itself, uniform over 0..255
 
@@ -179,9 +181,9 @@ def test_a_missing_parent_folder_is_refused_as_by_stylize(tmp_path: Path, standi
 
 def test_the_papers_ratios_are_rescaled_with_the_panel_size() -> None:
     """eq. 7's content term grows with the positions M, its style term does not: α ∝ 1/M."""
-    assert reproduce_module.eq7_ratio(1e-3, 512) == pytest.approx(1e-7)
-    assert reproduce_module.eq7_ratio(1e-3, 256) == pytest.approx(4e-7)
-    assert reproduce_module._ratio(1e-4) == "1e-4" and reproduce_module._ratio(1.6e-8) == "1.6e-8"
+    assert panels_module.eq7_ratio(1e-3, 512) == pytest.approx(1e-7)
+    assert panels_module.eq7_ratio(1e-3, 256) == pytest.approx(4e-7)
+    assert figures_module._ratio(1e-4) == "1e-4" and figures_module._ratio(1.6e-8) == "1.6e-8"
 
 
 def test_default_settings_depend_on_the_device() -> None:
@@ -212,7 +214,7 @@ def test_ctrl_c_keeps_the_panels_made_so_far(
         result.interrupted = count["n"] == 3
         return result
 
-    monkeypatch.setattr(reproduce_module, "transfer", interrupting)
+    monkeypatch.setattr(panels_module, "transfer", interrupting)
     with pytest.raises(KeyboardInterrupt):
         reproduce("fig2", tmp_path, size=32, steps=1, device="cpu")
     assert len(list(tmp_path.glob("fig2-*.png"))) == 2

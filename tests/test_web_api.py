@@ -26,6 +26,7 @@ from PIL import Image
 
 from impasto import bundled_image, load_image, read_params, resolve
 from impasto.config import PRESETS, Options
+from impasto.config.presets import SUMMARIES
 from impasto.errors import ConfigError, InputError, word
 from impasto.inputs import IMAGE_HELP, MASKS_AFTER
 from impasto.web.fields import MAIN_FIELDS, UPLOADS, excluded, form_fields, label
@@ -171,6 +172,7 @@ def test_form_fields_are_derived_from_options(client: TestClient) -> None:
         assert "`" not in fields[name]["help"] and "eq. 7" not in fields[name]["help"], name
     assert "'keep the photo's colours' keeps the photo's" in fields["style_strength"]["help"]
     assert fields["size"]["kind"] == "int" and fields["size"]["maximum"] == 256
+    assert info["preset_summaries"] == SUMMARIES and set(SUMMARIES) == set(info["presets"])
     assert fields["ratio"]["kind"] == "float" and not fields["ratio"]["main"]
     assert fields["style_strength"]["kind"] == "float" and fields["style_strength"]["main"]
     assert fields["style_size"]["optional"] and fields["content_weight"]["optional"]
@@ -385,6 +387,7 @@ FIELD_VALUES: dict[str, tuple[str, Any]] = {
     "style_loss": ("w2", "w2"),
     "photorealism": ("3000", 3000.0),
     "photo_projection": ("on", True),
+    "photo_recolor": ("on", True),
     "pooling": ("avg", "avg"),
     "tv_weight": ("0.001", 0.001),
     "seed": ("123", 123),

@@ -23,6 +23,7 @@ from PIL import Image
 from playwright.sync_api import Browser, FilePayload, Page, sync_playwright
 
 from impasto import bundled_image, read_params
+from impasto.config.presets import SUMMARIES
 from impasto.web.server import create_app
 from impasto.web.settings import StudioSettings
 from impasto.web.testing import FakeRunner, PacedRunner
@@ -407,6 +408,12 @@ def test_the_first_screen_shows_images_main_settings_start_result_and_errors(
     assert pg.locator("#advanced").get_attribute("open") is None
     for knob in ("#f-steps", "#f-ratio", "#f-style_layers", "#f-preset"):
         assert pg.locator(knob).is_hidden(), knob
+    open_advanced(pg)  # each preset says in one line what it is for
+    assert pg.inner_text("#preset-summary") == SUMMARIES["default"]
+    pg.select_option("#f-preset", "photo")
+    assert pg.inner_text("#preset-summary") == SUMMARIES["photo"]
+    pg.select_option("#f-preset", "default")
+    pg.click("#advanced summary")
     page_text = pg.inner_text("body") + " ".join(pg.eval_on_selector_all("[title]", "els => els.map(e => e.title)"))
     assert "impasto.balance" not in page_text and "eq. 7" not in page_text
     assert "keep the photo's colours" in pg.inner_text("#main-fields")

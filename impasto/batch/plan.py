@@ -17,11 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, InputError, register_fields
+from ..errors import ConfigError, InputError
 
 __all__ = ["DEFAULT_NAME", "IMAGE_SUFFIXES", "Item", "expand_inputs", "plan_items"]
-
-register_fields("name", "pairs")  # the parameters its errors name (errors.py)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 DEFAULT_NAME = "{content}_{style}{sweep}"  # e.g. tubingen_starry_night_ratio0.01.png
@@ -90,6 +88,56 @@ def _names(pattern: str) -> set[str]:
     return {field for _, field, _, _ in string.Formatter().parse(pattern) if field}
 
 
+def _check_plan(
+    pattern: str, sweep: Mapping[str, Any], pairs: bool, contents: Sequence[Path], styles: Sequence[Path]
+) -> None:
+    """Refuse a name pattern with a field it cannot fill, and ``pairs`` of unequal lists."""
+    unknown = _names(pattern) - {"content", "style", "sweep", "n", *sweep}
+    if unknown:
+        allowed = ", ".join("{" + k + "}" for k in ("content", "style", "sweep", "n", *sweep))
+        raise ConfigError(f"`name`: unknown field {{{sorted(unknown)[0]}}} (use {allowed})")
+    if pairs and len(contents) != len(styles):
+        raise ConfigError(f"`pairs` needs as many styles as inputs: {len(contents)} inputs, {len(styles)} styles")
+
+
+def _item(
+    content: Path,
+    style: Path,
+    combo: dict[str, Any],
+    n: int,
+    *,
+    options: dict[str, Any],
+    images: dict[str, Any],
+    pattern: str,
+    preset: str,
+) -> Item:
+    """Item ``n`` of the plan: ``content`` in ``style`` with the swept values ``combo``."""
+    # lazy: both bring torch, which importing this module does not need (the CLI's help reads DEFAULT_NAME)
+    from ..config import resolve
+    from ..inputs import IMAGE_ARGS, recorded
+
+    opts = resolve(preset, **(options | combo))  # a bad value fails here, before any work
+    swept = "".join(f"_{k}{_short(v)}" for k, v in combo.items())
+    fields = {"content": content.stem, "style": style.stem, "sweep": swept, "n": n} | combo
+    filename = pattern.format(**fields) + ".png"
+    if "/" in filename or filename.startswith("."):
+        raise ConfigError(f"`name`: '{filename}' is not a plain file name")
+    key = [str(content.resolve()), str(style.resolve()), sorted(combo.items())]
+    named = recorded(opts.init, *(images.get(k) for k in IMAGE_ARGS))  # as when they were options
+    full = {"content": key[0], "style": key[1], "preset": preset, "options": opts.to_dict() | named}
+    return Item(
+        id=_digest(key),
+        name=filename,
+        content=str(content),
+        style=str(style),
+        sweep=tuple(combo.items()),
+        options=tuple((options | combo).items()),
+        preset=preset,
+        params_hash=_digest(full),
+        images=tuple(images.items()),
+    )
+
+
 def plan_items(
     contents: Sequence[Path],
     styles: Sequence[Path],
@@ -107,48 +155,23 @@ def plan_items(
     :meth:`str.format` pattern over ``content``, ``style`` (file stems), ``sweep`` (``_ratio0.01``),
     ``n`` (1-based item number) and each swept option's name; ``.png`` is appended.
     """
-    from ..config import resolve
-    from ..inputs import IMAGE_ARGS, recorded, split_images
+    from ..inputs import split_images  # lazy, as in _item
 
     options, images = split_images(dict(options or {}))
     sweep = {k: list(v) for k, v in (sweep or {}).items()}
     pattern = name or DEFAULT_NAME
-    unknown = _names(pattern) - {"content", "style", "sweep", "n", *sweep}
-    if unknown:
-        allowed = ", ".join("{" + k + "}" for k in ("content", "style", "sweep", "n", *sweep))
-        raise ConfigError(f"`name`: unknown field {{{sorted(unknown)[0]}}} (use {allowed})")
-    if pairs and len(contents) != len(styles):
-        raise ConfigError(f"`pairs` needs as many styles as inputs: {len(contents)} inputs, {len(styles)} styles")
+    _check_plan(pattern, sweep, pairs, contents, styles)
     couples = list(zip(contents, styles, strict=True)) if pairs else list(itertools.product(contents, styles))
     combos = [dict(zip(sweep, values, strict=True)) for values in itertools.product(*sweep.values())]
     items: list[Item] = []
-    seen: dict[str, str] = {}
+    seen: set[str] = set()
     for content, style in couples:
         for combo in combos:
-            opts = resolve(preset, **(options | combo))  # a bad value fails here, before any work
-            swept = "".join(f"_{k}{_short(v)}" for k, v in combo.items())
-            fields = {"content": content.stem, "style": style.stem, "sweep": swept, "n": len(items) + 1} | combo
-            filename = pattern.format(**fields) + ".png"
-            if "/" in filename or filename.startswith("."):
-                raise ConfigError(f"`name`: '{filename}' is not a plain file name")
-            key = [str(content.resolve()), str(style.resolve()), sorted(combo.items())]
-            item_id = _digest(key)
-            if filename in seen:
-                raise ConfigError(f"two items would both be named '{filename}': add {{n}} or more fields to `name`")
-            seen[filename] = item_id
-            named = recorded(opts.init, *(images.get(k) for k in IMAGE_ARGS))  # as when they were options
-            full = {"content": key[0], "style": key[1], "preset": preset, "options": opts.to_dict() | named}
-            items.append(
-                Item(
-                    id=item_id,
-                    name=filename,
-                    content=str(content),
-                    style=str(style),
-                    sweep=tuple(combo.items()),
-                    options=tuple((options | combo).items()),
-                    preset=preset,
-                    params_hash=_digest(full),
-                    images=tuple(images.items()),
-                )
+            item = _item(
+                content, style, combo, len(items) + 1, options=options, images=images, pattern=pattern, preset=preset
             )
+            if item.name in seen:
+                raise ConfigError(f"two items would both be named '{item.name}': add {{n}} or more fields to `name`")
+            seen.add(item.name)
+            items.append(item)
     return items

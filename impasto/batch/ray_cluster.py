@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, register_fields
+from ..errors import ConfigError
 from ..image import encode_png
 from .plan import Item
 from .worker import Run, reason_of, run_item
@@ -26,8 +26,6 @@ if TYPE_CHECKING:
     from ..net.vgg import VGG19
 
 __all__ = ["HOLD_ENV", "MAX_RETRIES", "require_ray", "run_ray"]
-
-register_fields("ray")  # the parameters its errors name (errors.py)
 
 MAX_RETRIES = 3  # times Ray reruns a task whose worker process died
 # Test hook: "FOLDER:NAME" makes the worker running item NAME write FOLDER/holding-PID and wait

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError, ImpastoError, InputError, cli_flag, out_of_memory, word
 from .flags import option_values as _options
 from .flags import shown as _shown
+from .long_run import long_run
 from .parser import build_parser as _build_parser
 from .parser import studio_settings as _studio_settings
 from .progress import Progress as _Progress
@@ -70,10 +71,11 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
     if args.save_every < 0:
         raise ConfigError(f"--save-every must be >= 0, got {args.save_every}")
     from ..config import resolve
+    from ..core.progress import Watch
     from ..core.record import record
-    from ..core.transfer import transfer
+    from ..core.transfer import paint
     from ..image import check_output_path, save_image
-    from ..inputs import recorded
+    from ..inputs import Images, recorded
 
     options, images = _options(args)
     opts = resolve(args.preset, **options)  # every option checked once, before loading anything
@@ -81,18 +83,17 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
     params: dict[str, Any] = {"content": str(content), "styles": [str(s) for s in styles]}
     params["sources"] = _sources(args, opts)  # for impasto info
     snapshot = _shown_paths(params | opts.to_dict() | recorded(opts.init, **images), args.embed_paths)
-    with _Progress(args.quiet, output, args.save_every, snapshot, opts.quality, yes=args.yes) as progress:
-        # transfer() checks the images against the options (impasto.schedule.plan) before any work.
-        result = transfer(
-            content,
-            list(styles),
+    progress = _Progress(args.quiet, output, args.save_every, snapshot, opts.quality, yes=args.yes)
+    with long_run(args, output) as (runner, checkpoint), progress:
+        # paint() checks the images against the options (impasto.schedule.plan) before any work.
+        watch = Watch(progress, args.save_every, None, progress.phase, args.start_time)
+        result = paint(
+            Images(content, list(styles), **images),
             opts,
-            start_time=args.start_time,
-            on_step=progress,
-            image_every=args.save_every,
+            watch=watch,
             max_pixels=args.max_pixels,
-            on_phase=progress.phase,
-            **images,
+            runner=runner,
+            checkpoint=checkpoint,
         )
         progress.finish(result.loss)
     meta = record(args.preset, result, inputs=params)
@@ -110,6 +111,13 @@ def _run_transfer(args: argparse.Namespace, content: str | Path, styles: Sequenc
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    if not args.quiet and (f := result.params.get("preview_fidelity")) is not None:
+        print(
+            "preview fidelity (the print seen at the preview's size): "
+            f"content kept r {f['preview_content_kept']:.3f} -> {f['print_content_kept']:.3f}, "
+            f"style reached s {f['preview_style_reached']:.3f} -> {f['print_style_reached']:.3f}",
+            file=sys.stderr,
+        )
     if not args.quiet:
         done = f"{result.steps} steps, {result.elapsed:.1f} s, best loss {result.loss:.4g}"
         print(f"saved {output} ({done})", file=sys.stderr)
@@ -167,7 +175,7 @@ def _sources(args: argparse.Namespace, opts: Options) -> dict[str, str]:
 
 
 def _presets(args: argparse.Namespace) -> int:
-    from ..config import PRESETS, resolve, unused
+    from ..config import PRESETS, SUMMARIES, resolve, unused
 
     names = [args.name] if args.name else list(PRESETS)
     tables, idle = {}, {}
@@ -181,7 +189,7 @@ def _presets(args: argparse.Namespace) -> int:
     for n, (name, table) in enumerate(tables.items()):
         if n:
             print()
-        print(f"preset {name} (impasto stylize --preset {name}; flags override any of these)")
+        print(f"preset {name}: {SUMMARIES[name]} (impasto stylize --preset {name}; flags override any of these)")
         key_width = max(len(k) for k in table) + 2
         value_width = max(len(_shown(v)) for v, _ in table.values())
         for key, (value, source) in table.items():

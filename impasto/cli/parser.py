@@ -16,6 +16,7 @@ from .._version import __version__
 from ..errors import ImpastoError, cli_flag
 from .batch import add_parser as add_batch
 from .flags import add_common, add_option_flags
+from .long_run import add_flags as add_long_run
 from .plan import add_parser as add_plan
 from .plan import add_plan_flags
 from .usage import Parser
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("-o", "--output", required=True, help="output image: .png, .jpg or .webp")
     add_common(st)
     _add_yes(st)
+    add_long_run(st)
     add_option_flags(st)
     add_plan_flags(st, dry_run=True)
     add_plan(sub)

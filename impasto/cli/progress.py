@@ -96,7 +96,7 @@ class Progress:
             room = width - bar_width(width) - 2
             short = text if len(text) <= room else text[: room - 1] + "…"
             self.bar.update(self.task, description=short if ph.name != "plan" else "planned", line="")
-        if ph.name == "plan" or (self.slow and self.bar is None):
+        if ph.name in ("plan", "checkpoint") or (self.slow and self.bar is None):
             self._print(text)
 
     def _confirm(self, plan: str) -> None:

@@ -15,13 +15,14 @@ from .options import (
     Precondition,
     StyleLoss,
 )
-from .presets import DEMO_OPTIONS, PRESETS, resolve, unused
+from .presets import DEMO_OPTIONS, PRESETS, SUMMARIES, resolve, unused
 
 __all__ = [
     "DEMO_OPTIONS",
     "NAMED_INITS",
     "PAPER_STYLE_LAYERS",
     "PRESETS",
+    "SUMMARIES",
     "ColorMatch",
     "ColorMode",
     "Init",

@@ -41,11 +41,11 @@ _UNITS = {
 }
 
 
-def parse_size(text: str) -> int:
-    """``512MB``, ``2GB``, ``1.5g`` or a number of bytes -> bytes (binary units)."""
+def parse_size(text: str, name: str = "`max_memory`") -> int:
+    """``512MB``, ``2GB``, ``1.5g`` or a number of bytes -> bytes (binary units); errors name ``name``."""
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
     if m is None or m[2].lower() not in _UNITS:
-        raise ConfigError(f"`max_memory`: cannot read '{text}' as a size (e.g. 512MB, 2GB)")
+        raise ConfigError(f"{name}: cannot read '{text}' as a size (e.g. 512MB, 2GB)")
     return int(float(m[1]) * _UNITS[m[2].lower()])
 
 

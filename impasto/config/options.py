@@ -159,6 +159,13 @@ class Options:
             "radius 4 px): the photo's edges and textures, the result's light (the photo preset: on)"
         },
     )
+    photo_recolor: bool = field(
+        default=False,
+        metadata={
+            "help": "finish with the result's colours moved, as a whole, onto the style images' (the Monge map "
+            "between Gaussian fits of the colours: affine, so a photograph stays one) (the photo preset: on)"
+        },
+    )
     tv_weight: float = field(
         default=0.01,
         metadata={

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ConfigError, did_you_mean, register_fields
+from ..errors import ConfigError, did_you_mean
 from .checks import check, coerce_numbers, parse_layers, print_pixels
 from .options import Options
 
@@ -18,8 +18,6 @@ __all__ = ["DEMO_OPTIONS", "PRESETS", "resolve", "unused"]
 # from the first step, so no step is spent un-noising), max pooling (crisper strokes than avg),
 # style strength 6 (the same look at every size) and L-BFGS in a spectral basis (the same objective
 # in fewer steps: impasto.precondition). Every other preset lists only what differs.
-register_fields(*(f.name for f in dataclasses.fields(Options)), "content_mask", "style_masks")  # errors: `size`
-
 PRESETS: dict[str, dict[str, Any]] = {
     # Gatys et al. 2016 as published: conv4_2 content, conv1_1..conv5_1 style with w_l = 1/5,
     # alpha/beta = 1e-3, L-BFGS on the pixels from white noise, average pooling, one scale. Faithful, slow.
@@ -41,7 +39,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         "init": "mapped",
         "photorealism": 3000.0,
         "photo_projection": True,
+        "photo_recolor": True,
     },
+}
+
+# Each preset in one line, for `impasto presets` and the studio's preset choice.
+SUMMARIES: dict[str, str] = {
+    "paper": "Gatys et al. 2016 as published: from white noise, one scale, average pooling; faithful and slow",
+    "default": "a photo painted like the painting: the paper's losses, coarse to fine, the same look at every size",
+    "photo": "a photo in the light and colours of another photo, still a photograph (Luan et al. 2017)",
 }
 
 # `impasto demo`'s options on top of the default preset: sized to finish in under 2 minutes on 2 cores.

@@ -12,13 +12,13 @@ weight is a new value (``dataclasses.replace``), never a write into an objective
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from ..config import StyleLoss
 from ..net.vgg import VGG19, layer_depth
-from .objective import Objective, Weighted, features_of
+from .objective import Objective, Runner, Weighted, features_of
 from .terms.base import EVERYWHERE, Where
 from .terms.content import Content
 from .terms.gram_style import GramStyle
@@ -45,6 +45,7 @@ class Eq7:
     style_loss: StyleLoss = "gram"
     tile: int | None = None  # core size of a tiled evaluation (None: whole)
     keep: int = 0  # tiles whose forward is kept between the passes
+    runner: Runner | None = None  # where the optimised objective's tile passes run (None: here)
 
     @property
     def layers(self) -> list[str]:
@@ -147,7 +148,7 @@ class Eq7:
         ]
         if self.tv_weight:
             terms.append((self.tv_weight, TotalVariation()))
-        return self._objective_of([*terms, *extra])
+        return replace(self._objective_of([*terms, *extra]), runner=self.runner)
 
     def of(
         self,

@@ -17,13 +17,11 @@ from dataclasses import dataclass
 import torch
 
 from ..config.checks import parse_size
-from ..errors import InputError, register_fields
+from ..errors import InputError
 from ..net.vgg import LAYER_NAMES, canonical_layer, layer_depth
 from .tile_layout import geometry, layout
 
 __all__ = ["Fit", "available", "fit", "fit_scales", "format_size", "image_bytes", "network_bytes", "step_bytes"]
-
-register_fields("max_memory", "size")  # the parameters its errors name (errors.py)
 
 # VGG19's conv widths per block, for the responses kept for the backward pass.
 _WIDTHS = (64, 128, 256, 512, 512)
@@ -209,3 +207,19 @@ def fit_scales(
     frugal = max_memory is None and device.type == "cpu"
     scales = list(zip(sizes, steps, strict=True))[::-1]  # the largest first: a refusal names the output size
     return [fit(h, w, layers, history, budget, bf16, tile, n, frugal) for (w, h), n in scales][::-1]
+
+
+def worker_core(height: int, width: int, layers: list[str], budget: int, bf16: bool, workers: int) -> int:
+    """The core size of tiles for workers of ``budget`` bytes each (one crop's forward and backward
+    and the network): the largest that fits, and no larger than gives each of ``workers`` a tile."""
+    align, halo = geometry(layers)
+    fixed = FIXED + (BF16_FIXED if bf16 else 0)
+    cores = [c for c in (2048, 1536, 1024, 768, 512, 384, 256, 192, 128) if c % align == 0]
+
+    def fits(core: int) -> bool:
+        crop_h, crop_w = min(height, core + 2 * halo), min(width, core + 2 * halo)
+        return fixed + _network_bytes(crop_h, crop_w, layers, 2 if bf16 else 4) <= HEADROOM * budget
+
+    fitting = [c for c in cores if fits(c)] or cores[-1:]
+    shared = [c for c in fitting if len(layout(height, width, c, layers)) >= workers]
+    return (shared or fitting[-1:])[0]

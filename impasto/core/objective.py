@@ -24,9 +24,9 @@ costs one crop's forward more; :mod:`impasto.memory` chooses it).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -34,9 +34,47 @@ from ..net.vgg import VGG19
 from .terms.base import EVERYWHERE, Features, GlobalTerm, Report, Term, Where
 from .tile_layout import Tile, layout
 
-__all__ = ["Objective", "Weighted", "features_of"]
+__all__ = ["Objective", "Runner", "Share", "Upstream", "Weighted", "features_of"]
 
 Weighted = tuple[float, Term]  # (weight, term)
+# One tile's pass-1 share: term index -> the part of its statistics' sums (global terms), and
+# term index -> the part of its value (local terms).
+Share = tuple[dict[int, dict[str, torch.Tensor]], dict[int, torch.Tensor]]
+Upstream = dict[int, dict[str, torch.Tensor]]  # term index -> dL/d(each of its sums)
+
+
+class Runner(Protocol):
+    """Where a tiled step's passes run when not here, e.g. on a cluster's workers (:mod:`impasto.cluster`):
+    ``workers`` of ``memory`` bytes each.
+
+    Each gets the objective, the tiles' crops and the tiles, and returns one result per tile, in
+    tile order: :meth:`Objective.share` (pass 1) and :meth:`Objective.tile_gradient` (pass 2), as
+    the objective computes them here; the objective adds them up in tile order, as it does here.
+    """
+
+    workers: int
+    memory: int
+
+    def describe(self) -> str: ...
+
+    def shares(self, objective: Objective, crops: Sequence[torch.Tensor], tiles: Sequence[Tile]) -> Iterator[Share]: ...
+
+    def gradients(
+        self, objective: Objective, crops: Sequence[torch.Tensor], tiles: Sequence[Tile], upstream: Upstream
+    ) -> Iterator[torch.Tensor | None]: ...
+
+
+def _add_up(shares: Iterable[Share]) -> Share:
+    """The tiles' shares summed in tile order: every global term's sums and every local term's value."""
+    sums: dict[int, dict[str, torch.Tensor]] = {}
+    locals_: dict[int, torch.Tensor] = {}
+    for tile_sums, tile_locals in shares:
+        for i, stats in tile_sums.items():
+            for key, v in stats.items():
+                sums.setdefault(i, {})[key] = sums[i][key] + v if key in sums.get(i, {}) else v
+        for i, v in tile_locals.items():
+            locals_[i] = locals_[i] + v if i in locals_ else v
+    return sums, locals_
 
 
 def features_of(vgg: VGG19, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -79,6 +117,7 @@ class Objective:
     tile: int | None = None
     keep: int = 0  # tiles whose pass-1 forward is kept for the gradient pass
     layout_layers: tuple[str, ...] | None = None  # the layers the tiles are laid out for (default: the terms')
+    runner: Runner | None = None  # where the tiles' passes run (None: here, one after another)
     layers: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -124,15 +163,9 @@ class Objective:
         x = image.detach()
         tiles = self.tiles(*x.shape[-2:])
         grad_wanted = torch.is_grad_enabled() and image.requires_grad
-        sums: dict[int, dict[str, torch.Tensor]] = {}  # term index -> its statistics' sums
-        locals_: dict[int, torch.Tensor] = {}  # term index -> its value's sum
         kept: dict[int, tuple[torch.Tensor, Features]] = {}
-        for n, tile in enumerate(tiles):  # pass 1; the first ``keep`` tiles keep their graphs
-            keep = grad_wanted and n < self.keep
-            crop, feats = self._forward(x, tile, keep)
-            if keep:
-                kept[n] = (crop, feats)
-            self._add_up(feats, crop.detach(), Where(tile), sums, locals_)
+        shares = self._shares(x, tiles, kept if grad_wanted else None)
+        sums, locals_ = _add_up(shares)
         leaves = {i: {k: v.requires_grad_(True) for k, v in s.items()} for i, s in sums.items()}
         total, report, global_part = self._combine(x, leaves, locals_)
         if not grad_wanted:
@@ -140,30 +173,43 @@ class Objective:
         grad = self._gradient(x, tiles, global_part, leaves, kept)
         return _Precomputed.apply(image, total.detach(), grad), report  # type: ignore[no-untyped-call]
 
-    def _forward(self, x: torch.Tensor, tile: Tile, grad: bool) -> tuple[torch.Tensor, Features]:
-        """A tile's crop (a leaf, with a gradient when ``grad``) and its responses."""
-        crop = crop_of(x, tile).clone().requires_grad_(grad)
+    def _shares(
+        self, x: torch.Tensor, tiles: Sequence[Tile], kept: dict[int, tuple[torch.Tensor, Features]] | None
+    ) -> Iterator[Share]:
+        """Pass 1, tile by tile, here or on the ``runner``'s workers; the first ``keep`` tiles' graphs
+        go into ``kept`` (here only, and only when a gradient follows: ``kept`` not None)."""
+        if self.runner is not None:
+            yield from self.runner.shares(self, [crop_of(x, t) for t in tiles], tiles)
+            return
+        for n, tile in enumerate(tiles):
+            keep = kept is not None and n < self.keep
+            crop, feats = self._forward(crop_of(x, tile), keep)
+            if keep:
+                assert kept is not None
+                kept[n] = (crop, feats)
+            yield self.share(feats, crop.detach(), tile)
+
+    def _forward(self, crop: torch.Tensor, grad: bool) -> tuple[torch.Tensor, Features]:
+        """A tile's crop as a leaf (with a gradient when ``grad``) and its responses."""
+        crop = crop.clone().requires_grad_(grad)
         with torch.set_grad_enabled(grad):
             return crop, features_of(self.vgg, crop, self.layers)
 
-    def _add_up(
-        self,
-        feats: Features,
-        crop: torch.Tensor,
-        where: Where,
-        sums: dict[int, dict[str, torch.Tensor]],
-        locals_: dict[int, torch.Tensor],
-    ) -> None:
-        """Pass 1: this core's part of every global term's sums and every local term's value."""
+    def share(self, feats: Features | None, crop: torch.Tensor, tile: Tile) -> Share:
+        """Pass 1 for one tile: its core's part of every global term's sums and every local term's value.
+
+        ``feats``: the crop's responses, or None to compute them (a worker given only the crop)."""
+        where = Where(tile)
         with torch.no_grad():
-            plain = {k: v.detach() for k, v in feats.items()}
+            plain = {k: v.detach() for k, v in (feats or features_of(self.vgg, crop, self.layers)).items()}
+            sums: dict[int, dict[str, torch.Tensor]] = {}
+            locals_: dict[int, torch.Tensor] = {}
             for i, (_, term) in enumerate(self.terms):
                 if isinstance(term, GlobalTerm):
-                    for key, v in term.statistics(plain, where).items():
-                        sums.setdefault(i, {})[key] = sums[i][key] + v if key in sums.get(i, {}) else v
+                    sums[i] = term.statistics(plain, where)
                 else:
-                    v = term.local(plain, crop, where)
-                    locals_[i] = locals_[i] + v if i in locals_ else v
+                    locals_[i] = term.local(plain, crop, where)
+        return sums, locals_
 
     def _combine(
         self, x: torch.Tensor, leaves: dict[int, dict[str, torch.Tensor]], locals_: dict[int, torch.Tensor]
@@ -192,26 +238,40 @@ class Objective:
         leaves: dict[int, dict[str, torch.Tensor]],
         kept: dict[int, tuple[torch.Tensor, Features]],
     ) -> torch.Tensor:
-        """Pass 3: dL/dx, one tile's forward (unless kept) and backward at a time."""
+        """Pass 2: dL/dx, the tiles' shares added into place in tile order (here or on the runner's workers)."""
         flat = [(i, k, v) for i, s in leaves.items() for k, v in s.items()]
         d = torch.autograd.grad(global_part, [v for _, _, v in flat], allow_unused=True) if flat else ()
-        upstream: dict[int, dict[str, torch.Tensor]] = {}
+        upstream: Upstream = {}
         for (i, k, v), g in zip(flat, d, strict=True):
             upstream.setdefault(i, {})[k] = torch.zeros_like(v) if g is None else g
+        if self.runner is not None:
+            shares = self.runner.gradients(self, [crop_of(x, t) for t in tiles], tiles, upstream)
+        else:
+            shares = (
+                self.tile_gradient(crop_of(x, tile), tile, upstream, kept.pop(n, None)) for n, tile in enumerate(tiles)
+            )
         grad = torch.zeros_like(x)
-        for n, tile in enumerate(tiles):
-            crop, feats = kept.pop(n) if n in kept else self._forward(x, tile, True)  # kept: freed after its backward
-            surrogate = self._surrogate(feats, crop, Where(tile), upstream)
-            if surrogate.requires_grad:
-                surrogate.backward()
-                assert crop.grad is not None
+        for tile, share in zip(tiles, shares, strict=True):
+            if share is not None:
                 cy0, cy1, cx0, cx1 = tile.crop
-                grad[:, :, cy0:cy1, cx0:cx1] += crop.grad
+                grad[:, :, cy0:cy1, cx0:cx1] += share
         return grad
 
-    def _surrogate(
-        self, feats: Features, crop: torch.Tensor, where: Where, upstream: dict[int, dict[str, torch.Tensor]]
-    ) -> torch.Tensor:
+    def tile_gradient(
+        self, crop: torch.Tensor, tile: Tile, upstream: Upstream, kept: tuple[torch.Tensor, Features] | None = None
+    ) -> torch.Tensor | None:
+        """One tile's share of dL/dx, the size of its ``crop`` (None: nothing depends on it);
+        ``kept``: its pass-1 forward, if kept (then ``crop`` is not read again)."""
+        if kept is None:
+            kept = self._forward(crop, True)
+        leaf, feats = kept
+        surrogate = self._surrogate(feats, leaf, Where(tile), upstream)
+        if not surrogate.requires_grad:
+            return None
+        surrogate.backward()
+        return leaf.grad
+
+    def _surrogate(self, feats: Features, crop: torch.Tensor, where: Where, upstream: Upstream) -> torch.Tensor:
         """<dL/d(sums), sums(core)> + the weighted local terms at the core: its gradient is the tile's share."""
         with torch.enable_grad():
             out = crop.new_zeros(())

@@ -14,14 +14,18 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from ..config import Optimizer, Precondition
+from .checkpoint import Keeper
+from .lbfgs import LBFGS, MAX_LBFGS_MOVE, on_cpu
 from .objective import Objective
 from .precondition import Spectral
 
-__all__ = ["LBFGS", "LOSS_SCALE", "Optimizer", "ScaleResult", "ScaleStep", "optimize"]
+# LBFGS and MAX_LBFGS_MOVE: re-exported from impasto.core.lbfgs
+__all__ = ["LBFGS", "LOSS_SCALE", "MAX_LBFGS_MOVE", "Optimizer", "ScaleResult", "ScaleStep", "optimize"]
 
 
 @dataclass(frozen=True)
@@ -67,91 +71,17 @@ class _Best:
         for k, v in terms.items():
             self.terms[k] = torch.where(better, v, self.terms[k]) if k in self.terms else v
 
+    def state(self) -> dict[str, Any]:
+        return {"loss": self.loss.cpu(), "image": self.image.cpu().clone(), "terms": on_cpu(self.terms)}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        device = self.image.device
+        self.loss = state["loss"].to(device)
+        self.image.copy_(state["image"])
+        self.terms = {k: v.to(device) for k, v in state["terms"].items()}
+
 
 LOSS_SCALE = 1e4  # L-BFGS minimises the objective times a constant that makes it start here (see optimize)
-MAX_LBFGS_MOVE = 128.0  # pixel levels: no L-BFGS step moves a pixel further
-
-
-class LBFGS:
-    """L-BFGS without line search, as ``torch.optim.LBFGS(max_iter=1)`` computes it, in less memory.
-
-    The same two-loop recursion on the same numbers, but it holds only what the method needs:
-    the gradient is read in place (not gathered into a copy), the last step becomes the newest
-    curvature pair's ``s`` in place, and the direction is built in place. At print sizes each
-    image-sized vector is 150 MB (4096 x 3072), and torch's keeps about four more than this.
-
-    A step that would move some pixel by more than :data:`MAX_LBFGS_MOVE` levels is shortened
-    to that: without a line search, one bad curvature estimate (the first step is ~1/|g|_1, so
-    tiny that its gradient difference is mostly rounding) can throw every pixel far outside
-    0..255, where the clamp's gradient is 0 and L-BFGS stays stuck for good. Healthy steps move
-    pixels by a few tens of levels and are left alone; the next pair's ``s`` is the step taken.
-    """
-
-    def __init__(
-        self, x: torch.Tensor, history: int, to_pixels: Callable[[torch.Tensor], torch.Tensor] | None = None
-    ) -> None:
-        self.x, self.history = x, history
-        self.to_pixels = to_pixels  # x -> pixels, when x is not the pixels (the move is capped in pixels)
-        self.ys: list[torch.Tensor] = []  # gradient differences, oldest first
-        self.ss: list[torch.Tensor] = []  # the steps taken
-        self.rho: list[torch.Tensor] = []  # 1 / (y . s)
-        self.h_diag: torch.Tensor | float = 1.0
-        self.d: torch.Tensor | None = None  # the last direction; ``t * d`` was the last step
-        self.t: torch.Tensor | float = 1.0
-        self.prev: torch.Tensor | None = None  # the last gradient
-
-    def step(self, closure: Callable[[], torch.Tensor]) -> None:
-        """Evaluate ``closure`` (it sets ``x.grad``), then move ``x`` along the L-BFGS direction."""
-        with torch.enable_grad():
-            closure()
-        assert self.x.grad is not None
-        g = self.x.grad.view(-1)
-        if self.d is None:
-            d = g.neg()
-            inv = 1.0 / g.abs().sum()
-            t: torch.Tensor | float = inv if inv < 1.0 else 1.0  # a first step of 1/|g|_1 (at most 1), as torch's
-        else:
-            assert self.prev is not None
-            self._remember(g.sub(self.prev), self.d.mul_(self.t))
-            d = self._direction(g)
-            t = 1.0
-        if self.prev is None:
-            self.prev = g.clone()
-        else:
-            self.prev.copy_(g)
-        self.d, self.t = d, t
-        if g.dot(d) > 1.0:  # not a descent direction (torch's test with tolerance_change=-1): no move
-            return
-        lo, hi = torch.aminmax(d if self.to_pixels is None else self.to_pixels(d.view_as(self.x)))
-        move = float(torch.maximum(hi, -lo) * t)
-        if move > MAX_LBFGS_MOVE:
-            self.t = t = t * (MAX_LBFGS_MOVE / move)
-        with torch.no_grad():
-            self.x.add_(d.view_as(self.x), alpha=float(t))
-
-    def _remember(self, y: torch.Tensor, s: torch.Tensor) -> None:
-        """Keep the curvature pair (y, s) if it is one (y . s > 1e-10), dropping the oldest."""
-        ys = y.dot(s)
-        if ys > 1e-10:
-            if len(self.ys) == self.history:
-                del self.ys[0], self.ss[0], self.rho[0]
-            self.ys.append(y)
-            self.ss.append(s)
-            self.rho.append(1.0 / ys)
-            self.h_diag = ys / y.dot(y)
-
-    def _direction(self, g: torch.Tensor) -> torch.Tensor:
-        """-H g by the two-loop recursion, built in one new vector."""
-        q = g.neg()
-        al = [torch.zeros(())] * len(self.ys)
-        for i in range(len(self.ys) - 1, -1, -1):
-            al[i] = self.ss[i].dot(q) * self.rho[i]
-            q.add_(self.ys[i], alpha=float(-al[i]))
-        d = q.mul_(self.h_diag)
-        for i in range(len(self.ys)):
-            be = self.ys[i].dot(d) * self.rho[i]
-            d.add_(self.ss[i], alpha=float(al[i] - be))
-        return d
 
 
 def _numerical_fault(loss: torch.Tensor, grad: torch.Tensor | None) -> str | None:
@@ -208,6 +138,8 @@ def optimize(
     loss_scale: float | None = LOSS_SCALE,
     on_step: StepCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
+    resume: dict[str, Any] | None = None,
+    keep: Keeper | None = None,
 ) -> ScaleResult:
     """Minimise ``objective`` over the pixels of ``init`` (1, 3, H, W, values 0..255) for ``steps`` steps.
 
@@ -224,45 +156,106 @@ def optimize(
     objectives, as the normalised network's are: it drops every curvature pair with
     s·y <= 1e-10 and keeps stepping along -g, which moves no pixel. Losses reported (events and
     result) are in the objective's own units.
+
+    ``keep`` is called after every step with the step and a function that returns the whole state
+    (:mod:`impasto.core.checkpoint` writes it when due); ``resume``, such a state, continues from it
+    (``init`` is then not read): the steps taken are the ones the run would have taken.
     """
     start = time.perf_counter()
-    x = init.detach().clone(memory_format=torch.contiguous_format).clamp_(0, 255)
-    best = _Best(x)
-    x, pixels, to_pixels = _variables(x, precondition if optimizer == "lbfgs" else "none")
-    opt = LBFGS(x, lbfgs_history, to_pixels) if optimizer == "lbfgs" else torch.optim.Adam([x], lr=learning_rate)
-    scale = _scale(objective, pixels(), loss_scale) if optimizer == "lbfgs" else 1.0
-    closure = _Closure(objective, x, pixels, best, scale)
-    done, interrupted, stopped, fault = 0, False, False, None
+    loop = _Loop(objective, init if resume is None else resume["base"], optimizer, precondition)
+    loop.start(learning_rate, lbfgs_history, loss_scale, resume)
+    interrupted, stopped, fault = False, False, None
     try:
-        for step in range(1, steps + 1):
-            if should_stop is not None and should_stop():
-                stopped = True
-                break
-            _step(opt, x, closure)
-            done = step
-            loss, terms, image = closure.last
-            if (fault := _numerical_fault(loss, x.grad)) is not None:
-                fault = f"{fault} at step {step}"
-                break  # the image it stepped to is not evaluated: it is not finite either
-            if on_step is not None:
-                on_step(ScaleStep(step, loss, terms, image))
-        if fault is None:  # the last update has not been evaluated yet: evaluate it so it can count as the best
-            with torch.no_grad():
-                image = pixels().clamp(0, 255)
-                loss, terms = objective(image)
-                best.update(loss, image, terms)
+        stopped, fault = loop.run(steps, on_step, should_stop, keep)
     except KeyboardInterrupt:
         interrupted = True
+    best = loop.best
     return ScaleResult(
         image=best.image,
         loss=float(best.loss),
         terms={k: float(v) for k, v in best.terms.items()},
-        steps=done,
+        steps=loop.done,
         interrupted=interrupted,
         stopped=stopped,
         seconds=time.perf_counter() - start,
         fault=fault,
     )
+
+
+class _Loop:
+    """One scale's optimisation state: the variables, the optimiser, the best image, the closure."""
+
+    def __init__(self, objective: Objective, init: torch.Tensor, optimizer: Optimizer, precondition: Precondition):
+        self.objective, self.optimizer = objective, optimizer
+        self.base = init.detach().clone(memory_format=torch.contiguous_format).clamp_(0, 255)
+        self.best = _Best(self.base)
+        self.x, self.pixels, self.to_pixels = _variables(self.base, precondition if optimizer == "lbfgs" else "none")
+        self.done = 0
+
+    def start(
+        self, learning_rate: float, history: int, loss_scale: float | None, resume: dict[str, Any] | None
+    ) -> None:
+        """The optimiser and closure, fresh or as ``resume`` (a :meth:`state`) left them."""
+        x = self.x
+        self.opt = (
+            LBFGS(x, history, self.to_pixels) if self.optimizer == "lbfgs" else torch.optim.Adam([x], lr=learning_rate)
+        )
+        if resume is None:
+            scale = _scale(self.objective, self.pixels(), loss_scale) if self.optimizer == "lbfgs" else 1.0
+        else:
+            scale, self.done = resume["scale"], resume["step"]
+            with torch.no_grad():
+                x.copy_(resume["x"])
+            self.best.restore(resume["best"])
+            if isinstance(self.opt, LBFGS):
+                self.opt.restore(resume["optimiser"])
+            else:
+                self.opt.load_state_dict(resume["optimiser"])
+        self.closure = _Closure(self.objective, x, self.pixels, self.best, scale)
+
+    def run(
+        self,
+        steps: int,
+        on_step: StepCallback | None,
+        should_stop: Callable[[], bool] | None,
+        keep: Keeper | None,
+    ) -> tuple[bool, str | None]:
+        """Steps until ``steps`` are done (or a stop, or a fault); whether it was stopped, and the fault."""
+        stopped = False
+        for step in range(self.done + 1, steps + 1):
+            if should_stop is not None and should_stop():
+                stopped = True
+                break
+            _step(self.opt, self.x, self.closure)
+            self.done = step
+            loss, terms, image = self.closure.last
+            if (fault := _numerical_fault(loss, self.x.grad)) is not None:
+                return False, f"{fault} at step {step}"  # the image it stepped to is not evaluated: not finite either
+            if on_step is not None:
+                on_step(ScaleStep(step, loss, terms, image))
+            if keep is not None:
+                keep(step, self.state)
+        self.evaluate_last()  # the last update has not been evaluated yet: it may be the best
+        return stopped, None
+
+    def state(self) -> dict[str, Any]:
+        """Everything :meth:`start` needs to go on from here, as copies on the CPU."""
+        opt = self.opt.state() if isinstance(self.opt, LBFGS) else on_cpu(self.opt.state_dict())
+        return {
+            "base": self.base.detach().cpu().clone(),
+            "x": self.x.detach().cpu().clone(),
+            "optimiser": opt,
+            "best": self.best.state(),
+            "scale": self.closure.scale,
+            "step": self.done,
+        }
+
+    def evaluate_last(self) -> None:
+        """The last update has not been evaluated yet: evaluate it so that it can count as the best."""
+        with torch.no_grad():
+            image = self.pixels().clamp(0, 255)
+            loss, terms = self.objective(image)
+            self.best.update(loss, image, terms)
 
 
 def _scale(objective: Objective, x: torch.Tensor, loss_scale: float | None) -> float:

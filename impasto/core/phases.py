@@ -22,7 +22,7 @@ from .schedule import Plan
 
 __all__ = ["Phase", "PhaseName", "planned"]
 
-PhaseName = Literal["network", "plan", "targets", "first step"]
+PhaseName = Literal["network", "plan", "targets", "first step", "checkpoint"]
 
 
 @dataclass(frozen=True)

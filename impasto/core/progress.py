@@ -13,13 +13,15 @@ import torch
 from PIL import Image
 
 from ..config import Options
+from .checkpoint import Checkpoint
 from .objective import Weighted
 from .optimize import ScaleStep
+from .phases import Phase
 from .schedule import Budget, Scale
 from .targets import delivered
 from .terms.base import Term
 
-__all__ = ["Course", "Extra", "Result", "ScaleProgress", "Step"]
+__all__ = ["Course", "Extra", "Result", "ScaleProgress", "Step", "Watch"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,20 @@ class Result:
 
 
 @dataclass(frozen=True)
+class Watch:
+    """How a caller follows a transfer: a :class:`Step` after every step to ``on_step`` (with the
+    image every ``image_every`` steps), ``should_stop`` polled before every step, a
+    :class:`~impasto.core.phases.Phase` before each slow stage to ``on_phase``; ``start_time`` (a
+    ``time.perf_counter()`` value) is when ``max_time`` starts counting (None: when the transfer starts)."""
+
+    on_step: Callable[[Step], None] | None = None
+    image_every: int = 0
+    should_stop: Callable[[], bool] | None = None
+    on_phase: Callable[[Phase], None] | None = None
+    start_time: float | None = None
+
+
+@dataclass(frozen=True)
 class Course:
     """What the progress of every scale of one transfer refers to: the schedule, the budget, the caller's callbacks."""
 
@@ -88,6 +104,8 @@ class Course:
     should_stop: Callable[[], bool] | None
     compute: str = ""  # Step.compute
     extra: Sequence[Extra] = ()  # transfer(extra=...)
+    checkpoint: Checkpoint | None = None  # where the run's state is kept, and resumed from
+    palette: torch.Tensor | None = None  # the style images' colours, for ``photo_recolor`` (targets.palette_of)
 
 
 class ScaleProgress:
@@ -122,7 +140,7 @@ class ScaleProgress:
         step = self.done + ev.step
         image = None
         if run.image_every > 0 and step % run.image_every == 0:
-            image = delivered(ev.image, run.content, run.scales[-1].size, run.opts, self.content_t)
+            image = delivered(ev.image, run.content, run.scales[-1].size, run.opts, self.content_t, run.palette)
         run.on_step(
             Step(
                 step=step,

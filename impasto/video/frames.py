@@ -31,7 +31,7 @@ from PIL import Image
 from ..config import Options, resolve
 from ..core.terms.temporal import Temporal
 from ..core.transfer import Extra, Step, transfer
-from ..errors import ConfigError, register_fields
+from ..errors import ConfigError
 from ..image import DEFAULT_MAX_PIXELS, fit_size, load_image
 from ..inputs import check_init, split_images
 from ..net.vgg import VGG19
@@ -48,9 +48,6 @@ STEPS: dict[str, tuple[int | None, int]] = {
     "cuda": (None, 100),  # not measured (no GPU here): the same curve, more steps where they are cheap
     "mps": (None, 50),
 }
-
-
-register_fields("temporal_weight", "flow", "first_frame_steps", "frame_steps")  # errors name them (errors.py)
 
 
 @dataclass(frozen=True)

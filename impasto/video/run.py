@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,10 +23,11 @@ from PIL import Image
 from ..config import resolve
 from ..core.record import record
 from ..errors import InputError
-from ..image import DEFAULT_MAX_PIXELS, _new_file, load_image, save_image
+from ..image import DEFAULT_MAX_PIXELS, load_image, save_image
+from ..image.save import _new_file
 from ..inputs import IMAGE_ARGS, recorded, split_images
 from ..net.vgg import VGG19
-from .clip import is_video_path, read_clip, require, write_frames, write_video
+from .clip import Clip, is_video_path, read_clip, require, write_frames, write_video
 from .frames import FrameInterrupted, FrameStep, VideoSettings, stylize_video
 
 __all__ = ["VideoRun", "check_output", "run_video", "work_folder"]
@@ -121,6 +122,50 @@ def _open_work(work: Path, key: str, about: dict[str, Any]) -> bool:
     return restarted
 
 
+def _resume(
+    out: Path, src: Path, style_paths: list[Path], styles: list[str], options: dict[str, Any],
+    settings: VideoSettings, clip: Clip,
+) -> tuple[VideoRun, list[Image.Image]]:  # fmt: skip
+    """The run's work folder opened (cleared if another run's), and the frames it already holds."""
+    work = work_folder(out)
+    key = _fingerprint(src, style_paths, options, settings, [clip.start, len(clip.frames), float(clip.fps)])
+    restarted = _open_work(work, key, {"input": str(src), "styles": styles})
+    n = len(clip.frames)
+    done = _finished(work, n)
+    return VideoRun(out, n, len(done), restarted=restarted, work=work), done
+
+
+def _save_frames(frames: Iterator[Image.Image], run: VideoRun, done: int, params: dict[str, Any],
+                 on_frame: Callable[[int, int], None] | None) -> None:  # fmt: skip
+    """Each new frame saved in the work folder as it comes; Ctrl-C marks ``run`` interrupted (and keeps
+    the best image of the frame in progress beside the finished ones)."""
+    assert run.work is not None
+    work, n = run.work, run.frames
+    try:
+        for i, frame in enumerate(frames, start=1):
+            if i > done:
+                save_image(frame, work / f"frame_{i:05d}.png", params | {"frame": i, "frames": n})
+                if on_frame is not None:
+                    on_frame(i, n)
+    except KeyboardInterrupt as exc:
+        run.interrupted = True
+        if isinstance(exc, FrameInterrupted):  # the best of the frame in progress, kept beside the finished ones
+            run.partial = work / f"partial_{exc.frame:05d}.png"
+            save_image(exc.image, run.partial, params | {"frame": exc.frame, "frames": n, "partial": True})
+
+
+def _write_output(run: VideoRun, clip: Clip) -> None:
+    """The finished frames written as the output (a video, or a folder of PNGs); the work folder removed."""
+    assert run.work is not None
+    pngs = [run.work / f"frame_{i:05d}.png" for i in range(1, run.frames + 1)]
+    if is_video_path(run.output):
+        write_video(pngs, run.output, clip.fps, clip)
+    else:
+        write_frames(pngs, run.output)
+    shutil.rmtree(run.work)
+    run.work = None
+
+
 def run_video(
     source: str | os.PathLike[str],
     styles: Sequence[str | os.PathLike[str]],
@@ -156,14 +201,7 @@ def run_video(
     style_paths = [Path(s) for s in styles]
     style_imgs = [load_image(s, max_pixels) for s in style_paths]
     clip = read_clip(src, opts.size, start, duration, max_pixels, fps)
-    work = work_folder(out)
-    key = _fingerprint(
-        src, style_paths, opts.to_dict() | named, settings, [clip.start, len(clip.frames), float(clip.fps)]
-    )
-    restarted = _open_work(work, key, {"input": str(src), "styles": [str(s) for s in styles]})
-    n = len(clip.frames)
-    done = _finished(work, n)
-    run = VideoRun(out, n, len(done), restarted=restarted, work=work)
+    run, done = _resume(out, src, style_paths, [str(s) for s in styles], opts.to_dict() | named, settings, clip)
     if on_start is not None:
         on_start(run)
     params = record(
@@ -173,23 +211,7 @@ def run_video(
         clip.frames, style_imgs, preset=preset, settings=settings, done=done, network=network, on_step=on_step,
         max_pixels=max_pixels, **options,
     )  # fmt: skip
-    try:
-        for i, frame in enumerate(frames, start=1):
-            if i > len(done):
-                save_image(frame, work / f"frame_{i:05d}.png", params | {"frame": i, "frames": n})
-                if on_frame is not None:
-                    on_frame(i, n)
-    except KeyboardInterrupt as exc:
-        run.interrupted = True
-        if isinstance(exc, FrameInterrupted):  # the best of the frame in progress, kept beside the finished ones
-            run.partial = work / f"partial_{exc.frame:05d}.png"
-            save_image(exc.image, run.partial, params | {"frame": exc.frame, "frames": n, "partial": True})
-        return run
-    pngs = [work / f"frame_{i:05d}.png" for i in range(1, n + 1)]
-    if is_video_path(out):
-        write_video(pngs, out, clip.fps, clip)
-    else:
-        write_frames(pngs, out)
-    shutil.rmtree(work)
-    run.work = None
+    _save_frames(frames, run, len(done), params, on_frame)
+    if not run.interrupted:
+        _write_output(run, clip)
     return run

@@ -2,8 +2,8 @@
 
 The HTTP side only ever reads snapshots (:meth:`JobBoard.status`) taken under one lock, and is
 woken by :meth:`JobBoard.listen` when a job changes, so a running job never blocks a request;
-threads (scripts, tests) block on :meth:`JobBoard.wait` instead. :class:`~.jobs.JobManager`
-adds the queue, the workers and the database.
+threads (scripts, tests) block on :meth:`JobBoard.wait` instead. :class:`~.worker.JobWorkers` adds the
+workers, :class:`~.jobs.JobManager` the queue and the database.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The job queue: one worker thread per device runs one job at a time; the others wait in line.
+"""The job queue: one worker thread per device runs one job at a time (:mod:`.worker`); the others wait in line.
 
 What the HTTP side reads (snapshots, change notifications) is :class:`~.board.JobBoard`'s.
 Finished jobs and their folders are deleted after ``keep_seconds`` or beyond ``keep_jobs`` (:mod:`.prune`).
@@ -17,29 +17,24 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
 from pathlib import Path
 
-from ..core.transfer import Result, Step, transfer
+from ..core.transfer import transfer
 from ..errors import ImpastoError
-from .board import JobBoard
 from .job import FINISHED, Conflict, Job, JobSpec, QueueFull, State
 from .media import StorageFull
 from .prune import expired
 from .records import job_from_row, remove_strays, spec_to_json
-from .run_job import run_job
 from .settings import StudioSettings
 from .store import JobStore, StoreError, default_workdir, lock_workdir
+from .worker import RERUN_NOTE, JobWorkers, Runner
 
-__all__ = ["FINISHED", "Conflict", "Job", "JobManager", "JobSpec", "QueueFull", "Runner", "State"]
+__all__ = ["FINISHED", "RERUN_NOTE", "Conflict", "Job", "JobManager", "JobSpec", "QueueFull", "Runner", "State"]
 
 log = logging.getLogger("impasto.web")
-RERUN_NOTE = "run again from the start: the studio stopped during its run"
-
-Runner = Callable[..., Result]  # the signature of impasto.transfer.transfer: the job's checked Options
 
 
-class JobManager(JobBoard):
+class JobManager(JobWorkers):
     """Queues, runs, cancels and forgets jobs. ``runner`` defaults to :func:`impasto.transfer.transfer`."""
 
     def __init__(self, settings: StudioSettings, runner: Runner | None = None) -> None:
@@ -218,86 +213,3 @@ class JobManager(JobBoard):
             self._store.close()
             os.close(self._lock_fd)
             self._lock_fd = -1
-
-    # --- the worker -------------------------------------------------------------------------
-
-    def _work(self, device: str) -> None:
-        while True:
-            with self._lock:
-                queue = self._queues[device]
-                while not self._closed and not queue:
-                    self._wake.wait()
-                if self._closed:
-                    return
-                job = queue.popleft()
-                job.state, job.started = State.RUNNING, time.time()
-                job.runs += 1
-                self._bump(job)
-                for other in queue:
-                    self._bump(other)
-                self._record(job, "started", state=job.state.value, started=job.started, runs=job.runs)
-            log.info("job %s started%s", job.id, "" if job.runs == 1 else f" (run {job.runs})")
-            self._execute(job)
-            log.info("job %s %s", job.id, job.state.value)
-            self.prune()
-
-    def _image_every(self, device: str) -> int:
-        if self.settings.image_every > 0:
-            return self.settings.image_every
-        return 1 if device == "cpu" else 5  # a copy to the host costs a GPU a synchronisation
-
-    def _execute(self, job: Job) -> None:
-        spec = job.spec
-        last_preview = [0.0]
-
-        def on_step(s: Step) -> None:
-            now = time.monotonic()
-            with self._lock:
-                new_scale = s.scale != job.progress["scale"]
-                job.record(s)
-                due = now - last_preview[0] >= self.settings.preview_seconds or s.step >= s.total or new_scale
-                if s.image is not None and due:
-                    job.preview, job.image_step = s.image, s.step
-                    job.image_version += 1
-                    last_preview[0] = now
-                self._bump(job)
-
-        outcome = run_job(
-            self.runner,
-            job,
-            on_step=on_step,
-            image_every=self._image_every(spec.device),
-            should_stop=lambda: job.cancel.is_set() or self._closed,
-            max_pixels=self.settings.max_pixels,
-        )
-        if self._closed and not job.cancel.is_set():  # stopped by the studio's shutdown: it runs again
-            with self._lock:
-                if outcome.path is not None:
-                    outcome.path.unlink(missing_ok=True)
-                job.state, job.note = State.QUEUED, "the studio stopped during its run: it runs again when it restarts"
-                self._bump(job)
-                self._record(job, "interrupted by the studio's shutdown", state=job.state.value, note=RERUN_NOTE)
-            return
-        self._finish(job, outcome.state, error=outcome.error, result=outcome.result, path=outcome.path)
-
-    def _finish(
-        self,
-        job: Job,
-        state: State,
-        *,
-        error: str | None = None,
-        result: Result | None = None,
-        path: Path | None = None,
-    ) -> None:
-        with self._lock:
-            job.state, job.error, job.finished = state, error, time.time()
-            if result is not None:
-                job.record_result(result)
-                job.preview, job.image_step, job.result_path = result.image, result.steps, path
-                job.image_version += 1
-            self._bump(job)
-            result_name = None if job.result_path is None else job.result_path.name
-            self._record(
-                job, job.state.value, state=job.state.value, finished=job.finished, error=error,
-                progress=job.progress, result=result_name, image_step=job.image_step,
-            )  # fmt: skip

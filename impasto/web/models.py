@@ -135,5 +135,6 @@ class StudioInfo(BaseModel):
     version: str
     presets: dict[str, dict[str, Any]] = Field(description="every field's value under each preset")
     default_preset: str
+    preset_summaries: dict[str, str] = Field(default_factory=dict, description="each preset in one line")
     fields: list[FieldInfo]
     limits: dict[str, float]

@@ -177,6 +177,8 @@ export class SettingsForm {
     for (const name of this.inputs.keys()) {
       if (!this.edited.has(name)) this.set(name, this.presetValue(name), false);
     }
+    const summary = document.getElementById("preset-summary");
+    if (summary) summary.textContent = (this.studio.preset_summaries || {})[this.preset] || "";
   }
 
   // Put back a job's preset and submitted fields (the rest follow the preset).

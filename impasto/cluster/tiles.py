@@ -1,0 +1,188 @@
+"""One image's tiled step on a Ray cluster: the tiles' passes as tasks on workers that hold the network.
+
+A tiled step is a map-reduce (:mod:`impasto.core.objective`): pass 1 sums each tile's share of the
+global statistics, pass 2 back-propagates each tile against the global ones. :class:`RayTiles` is
+the objective's :class:`~impasto.core.objective.Runner`: each tile of a pass is one task on an
+actor (a worker process holding the network, sent once through the object store); the scale's
+terms (their targets) go to the object store once per scale, d(loss)/d(sums) once per step; a
+task carries its tile's crop and brings back its share. The driver keeps the pixels, the optimiser
+and the sums, and adds the shares up in tile order, as the local run does: the same objective and
+gradient, up to the workers' summation order within a tile (they run with ``threads`` threads).
+
+A worker that dies is restarted and its tasks retried (Ray's ``max_restarts`` and
+``max_task_retries``); when none can be, the step fails with a one-line :class:`ClusterError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+
+from ..core.objective import Objective, Share, Upstream
+from ..core.tile_layout import Tile
+from ..errors import ConfigError, ImpastoError
+from ..net.vgg import VGG19
+
+__all__ = ["RETRIES", "WORKER_MEMORY", "ClusterError", "RayTiles", "require_ray"]
+
+RETRIES = 3  # times a dead worker is restarted, and a task it was running retried
+WORKER_MEMORY = 2 * 2**30  # bytes a worker's tile may take, unless told otherwise
+
+log = logging.getLogger(__name__)
+
+
+class ClusterError(ImpastoError):
+    """The cluster could not finish a step: no worker left, or the cluster went away."""
+
+
+def require_ray() -> Any:
+    try:
+        import ray  # lazy on purpose: Ray is an optional extra, and slow to import
+    except ImportError:
+        raise ConfigError("`ray` needs Ray, an optional extra: pip install 'impasto[ray]'") from None
+    return ray
+
+
+def _check_reachable(address: str) -> None:
+    """A head node's ``host:port`` that refuses connections fails in seconds, not after Ray's minutes of retries."""
+    if address == "auto" or address.startswith("ray://") or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"`ray`: cannot reach a Ray head node at '{address}' ({exc})") from None
+
+
+class TileWorker:
+    """A Ray actor: the network, the current scale's objective, and one tile's pass at a time."""
+
+    def __init__(self, network: VGG19, threads: int) -> None:
+        torch.set_num_threads(threads)
+        self.network = network.eval()
+        self.key = -1
+        self.objective: Objective | None = None
+        self.upstream_key = -1
+        self.upstream: Upstream = {}
+
+    def _objective(self, key: int, boxed: list[Any]) -> Objective:
+        """The scale's objective (``boxed``: its reference, in a list so that Ray does not fetch it per task)."""
+        if key != self.key or self.objective is None:
+            import ray
+
+            terms, tile, layout_layers = ray.get(boxed[0])
+            self.objective = Objective(self.network, terms, tile, 0, layout_layers)
+            self.key = key
+        return self.objective
+
+    def share(self, key: int, boxed: list[Any], crop: torch.Tensor, tile: Tile) -> Share:
+        return self._objective(key, boxed).share(None, crop, tile)
+
+    def gradient(
+        self, key: int, boxed: list[Any], crop: torch.Tensor, tile: Tile, step: int, up: list[Any]
+    ) -> torch.Tensor | None:
+        if step != self.upstream_key:
+            import ray
+
+            self.upstream, self.upstream_key = ray.get(up[0]), step
+        return self._objective(key, boxed).tile_gradient(crop, tile, self.upstream)
+
+    def pid(self) -> int:
+        import os
+
+        return os.getpid()
+
+    def peak(self) -> int:
+        """This worker process's peak resident memory, bytes."""
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class RayTiles:
+    """The tiles of each step on ``workers`` actors of the Ray cluster at ``address`` (``auto``: the
+    one this machine belongs to; a ``ray.init`` already made is used as it is), each with ``threads``
+    threads and ``memory`` bytes (tiles are sized for it). The actors start at the first tiled step,
+    with that objective's network."""
+
+    def __init__(
+        self, address: str = "auto", *, workers: int | None = None, threads: int = 1, memory: int = WORKER_MEMORY
+    ) -> None:
+        self.ray = ray = require_ray()
+        if not ray.is_initialized():
+            _check_reachable(address)
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.workers = workers or max(1, cpus // threads)
+        self.address, self.threads, self.memory = address, threads, memory
+        self.actors: list[Any] = []
+        self._network: VGG19 | None = None
+        self._objective: Objective | None = None
+        self._key = 0
+        self._boxed: list[Any] = []
+        self._step = 0
+
+    def _start(self, network: VGG19) -> None:
+        """The actors, each with ``network`` (put in the object store once, for every worker and restart)."""
+        self.close()
+        net_ref = self.ray.put(network)
+        actor = self.ray.remote(num_cpus=self.threads, max_restarts=RETRIES, max_task_retries=RETRIES)(TileWorker)
+        self.actors = [actor.remote(net_ref, self.threads) for _ in range(self.workers)]
+        self._network, self._net_ref = network, net_ref
+
+    def describe(self) -> str:
+        return f"on Ray at {self.address}: {self.workers} worker(s)"
+
+    def _scale_of(self, objective: Objective) -> tuple[int, list[Any]]:
+        """The objective's key and reference, put in the object store once (a new objective: a new scale)."""
+        if objective.vgg is not self._network:
+            self._start(objective.vgg)
+        if objective is not self._objective:
+            self._objective, self._key = objective, self._key + 1
+            self._boxed = [self.ray.put((list(objective.terms), objective.tile, objective.layout_layers))]
+        return self._key, self._boxed
+
+    def _gather(self, refs: list[Any]) -> Iterator[Any]:
+        """The tasks' results in order, once they are all done (the tasks are already sent)."""
+        try:
+            yield from self.ray.get(refs)
+        except self.ray.exceptions.RayError as exc:  # retries used up, or the cluster went away
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ClusterError(f"the Ray cluster could not finish a step (no worker left?): {first}") from None
+
+    def shares(self, objective: Objective, crops: Sequence[torch.Tensor], tiles: Sequence[Tile]) -> Iterator[Share]:
+        key, boxed = self._scale_of(objective)
+        refs = [
+            self.actors[n % len(self.actors)].share.remote(key, boxed, crop.contiguous(), tile)
+            for n, (crop, tile) in enumerate(zip(crops, tiles, strict=True))
+        ]
+        return self._gather(refs)
+
+    def gradients(
+        self, objective: Objective, crops: Sequence[torch.Tensor], tiles: Sequence[Tile], upstream: Upstream
+    ) -> Iterator[torch.Tensor | None]:
+        key, boxed = self._scale_of(objective)
+        self._step += 1
+        up = [self.ray.put({i: {k: v.detach() for k, v in s.items()} for i, s in upstream.items()})]
+        refs = [
+            self.actors[n % len(self.actors)].gradient.remote(key, boxed, crop.contiguous(), tile, self._step, up)
+            for n, (crop, tile) in enumerate(zip(crops, tiles, strict=True))
+        ]
+        return self._gather(refs)
+
+    def pids(self) -> list[int]:
+        """The workers' process ids (for tests that kill one)."""
+        return [int(p) for p in self.ray.get([a.pid.remote() for a in self.actors])]
+
+    def peaks(self) -> list[int]:
+        """Each worker's peak resident memory, bytes."""
+        return [int(p) for p in self.ray.get([a.peak.remote() for a in self.actors])]
+
+    def close(self) -> None:
+        for a in self.actors:
+            self.ray.kill(a)
+        self.actors = []
