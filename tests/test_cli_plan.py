@@ -171,3 +171,10 @@ def test_a_plan_beyond_the_budget_is_printed_with_a_warning_naming_the_flag(cli:
     assert code == 0, err
     warning = next(line for line in out.splitlines() if line.startswith("warning  "))
     assert "--max-memory" in warning and "`" not in out
+
+
+def test_plan_takes_the_ray_flags_of_stylize(cli: Callable[..., Any]) -> None:
+    code, out, err = cli("plan", *SMALL, "--size", "256", "--ray", "--ray-workers", "3", "--ray-memory", "1GB")
+    assert code == 0, err
+    assert "on 3 workers at 1 Gbit/s" in out
+    one_line_error(*cli("plan", *SMALL, "--ray-memory", "lots")[::2], "--ray-memory")

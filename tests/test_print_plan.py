@@ -36,7 +36,7 @@ def schedule_of(**options: Any) -> Plan:
 def planned(workers: int = 1, bandwidth: float = 1.0, **options: Any) -> PrintPlan:
     schedule = schedule_of(**options)
     layers = layers_of(schedule.opts)
-    fits, over = fits_for(schedule, layers, CPU, False)
+    fits, over = fits_for(schedule, layers, CPU, False, max(workers, 1))
     return make_plan(schedule, layers, fits, CAL, workers, bandwidth, False, over)
 
 
@@ -115,9 +115,29 @@ def test_a_kept_forward_costs_half_a_pass_1() -> None:
 
 
 def test_an_untiled_scale_is_one_pass_on_one_machine() -> None:
-    s = planned(workers=8, size=256, scales=1, steps=5).scales[-1]
+    s = planned(workers=1, size=256, scales=1, steps=5).scales[-1]
     assert (s.tile, s.tiles, s.crop, s.traffic.total) == (None, 1, (256, 192), 0)
     assert s.step_seconds == pytest.approx(CAL.per_pixel()[1] * 256 * 192 + CAL.update * 256 * 192)
+
+
+def test_on_workers_the_tiles_are_sized_as_a_cluster_run_sizes_them() -> None:
+    """As impasto.core.transfer with a Ray runner: memory.worker_core for the workers' memory, no forward kept."""
+    schedule = schedule_of(size=2048, scales=2, steps=10, max_memory="16GB")
+    layers = layers_of(schedule.opts)
+    for budget in (2 * 2**30, 1 * 2**30):
+        fits, _ = fits_for(schedule, layers, CPU, False, workers=8, worker_memory=budget)
+        core = memory.worker_core(1536, 2048, layers, budget, False, 8)
+        assert [f.tile for f in fits] == [core, core] and {f.keep for f in fits} == {0}
+    local, _ = fits_for(schedule, layers, CPU, False)
+    assert local[-1].tile is None  # 16 GB holds it untiled on one machine
+
+
+def test_a_cluster_runs_driver_beyond_the_budget_is_said() -> None:
+    """A tile sized for the workers is not fitted to the driver's budget (memory.fit keeps the history)."""
+    p = planned(workers=8, print="A0", max_memory="16GB")
+    final = p.scales[-1]
+    assert final.history == 42 and final.memory > 16 * 2**30
+    assert p.over_budget is not None and "history of 42, more than the 16.0 GB budget" in p.over_budget
 
 
 def test_a_run_beyond_this_machine_is_still_planned() -> None:

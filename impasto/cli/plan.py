@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import cli_flag, register_fields, word
 from .flags import add_common, add_option_flags, option_values
+from .long_run import add_flags as add_long_run
 
 if TYPE_CHECKING:
     from ..core.print_plan import PrintPlan
@@ -31,7 +32,8 @@ def add_plan_flags(p: argparse.ArgumentParser, dry_run: bool) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="plan for a cluster of N worker machines like this one (default: 1, this machine)",
+        help="plan for a cluster of N workers like this machine (default: --ray-workers, else 1: this machine); "
+        "their tiles are sized for --ray-memory",
     )
     group.add_argument(
         "--bandwidth",
@@ -52,6 +54,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("-o", "--output", default=None, help="the output stylize would write (not written)")
     add_common(p)
     p.add_argument("-y", "--yes", action="store_true", help="accepted for the same command line as stylize")
+    add_long_run(p)
     add_option_flags(p)
     add_plan_flags(p, dry_run=False)
 
@@ -146,6 +149,7 @@ def format_plan(plan: PrintPlan, device: str = "") -> list[str]:
 def run(args: argparse.Namespace) -> int:
     """Print the plan of ``args`` (``impasto plan`` or ``stylize --dry-run``) on stdout; nothing is written."""
     from ..config import resolve
+    from ..config.checks import parse_size
     from ..core.print_plan import DEFAULT_BANDWIDTH, plan_run
     from ..net.network import resolve_device
 
@@ -155,11 +159,13 @@ def run(args: argparse.Namespace) -> int:
         from ..image import check_output_path
 
         check_output_path(args.output, 0)  # refused now as stylize would, never written
-    workers = 1 if args.workers is None else args.workers
+    workers = args.workers if args.workers is not None else args.ray_workers or 1
     bandwidth = DEFAULT_BANDWIDTH if args.bandwidth is None else args.bandwidth
+    worker_memory = parse_size(args.ray_memory, "--ray-memory")
     plan = plan_run(
-        args.content, args.styles, opts, workers=workers, bandwidth=bandwidth, max_pixels=args.max_pixels, **images
-    )
+        args.content, args.styles, opts, workers=workers, bandwidth=bandwidth, worker_memory=worker_memory,
+        max_pixels=args.max_pixels, **images,
+    )  # fmt: skip
     names = ", ".join(Path(s).name for s in args.styles)
     print(f"plan     {Path(args.content).name} in the manner of {names}, preset {args.preset}")
     device = resolve_device(opts.device).type

@@ -17,6 +17,7 @@ targets go to the workers once, not per step. An untiled scale runs on one machi
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -43,6 +44,7 @@ from .tile_layout import layout
 __all__ = [
     "DEFAULT_BANDWIDTH",
     "KEPT_FORWARD",
+    "WORKER_MEMORY",
     "PrintPlan",
     "ScalePlan",
     "Traffic",
@@ -55,6 +57,7 @@ __all__ = [
 register_fields("workers", "bandwidth")  # the parameters its errors name (errors.py)
 
 DEFAULT_BANDWIDTH = 1.0  # Gbit/s between the driver and the workers: a plain Ethernet link
+WORKER_MEMORY = 2 * 2**30  # bytes a worker's tile may take: impasto.cluster.RayTiles's default (--ray-memory)
 FP32 = 4  # bytes
 # A tile whose forward is kept from pass 1 for pass 2 still costs about half a pass 1 (its forward
 # records the graph and holds the responses): benchmarks/results/tiles-amd-*.md, 2048 px, 512-px
@@ -148,23 +151,52 @@ class PrintPlan:
         return sum(s.seconds for s in self.scales)
 
 
-def fits_for(schedule: Plan, layers: list[str], device: torch.device, bf16: bool) -> tuple[list[Fit], str | None]:
+def fits_for(
+    schedule: Plan,
+    layers: list[str],
+    device: torch.device,
+    bf16: bool,
+    workers: int = 1,
+    worker_memory: int = WORKER_MEMORY,
+) -> tuple[list[Fit], str | None]:
     """Each scale's :class:`Fit` as a run would make it; when nothing fits the budget, the frugal
-    tiling (:data:`memory.FRUGAL_CORE` cores or ``tile``, the shortest history) with the reason why."""
+    tiling (:data:`memory.FRUGAL_CORE` cores or ``tile``, the shortest history) with the reason why.
+
+    With ``workers > 1``, as a run on a cluster (``impasto.core.transfer``): tiles sized for the
+    workers' memory (:func:`memory.worker_core`, unless ``tile`` is given), no forward kept.
+    """
     opts = schedule.opts
     sizes, steps = [s.size for s in schedule.scales], [s.steps for s in schedule.scales]
-    args = (layers, opts.lbfgs_history, device, bf16, opts.tile, opts.max_memory)
+    tile = opts.tile
+    if workers > 1 and tile is None:
+        width, height = sizes[-1]
+        tile = memory.worker_core(height, width, layers, worker_memory, bf16, workers)
+    args = (layers, opts.lbfgs_history, device, bf16, tile, opts.max_memory)
     try:
-        return memory.fit_scales(sizes, steps, *args), None
+        fits = memory.fit_scales(sizes, steps, *args)
     except InputError as exc:
-        budget = parse_size(opts.max_memory) if opts.max_memory else memory.available(device)
-        fits = []
-        for (w, h), n in zip(sizes, steps, strict=True):
-            history = min(opts.lbfgs_history, memory.MIN_HISTORY, n or 1)
-            core = opts.tile or memory.FRUGAL_CORE
-            needed = memory.step_bytes(h, w, layers, history, bf16, core)
-            fits.append(Fit(core, history, needed, memory.step_bytes(h, w, layers, history, bf16), budget, steps=n))
-        return fits, str(exc)
+        return _frugal(schedule, layers, device, bf16, tile), str(exc)
+    fits = fits if workers == 1 else [dataclasses.replace(f, keep=0) for f in fits]
+    last = fits[-1]
+    if last.needed > memory.HEADROOM * last.budget:  # a given tile is not fitted to the budget (memory.fit)
+        over = f"~{memory.format_size(last.needed)} needed with {last.tile}-px tiles and an L-BFGS history of "
+        held = min(last.history, last.steps or last.history)
+        return fits, over + f"{held}, more than the {memory.format_size(last.budget)} budget"
+    return fits, None
+
+
+def _frugal(schedule: Plan, layers: list[str], device: torch.device, bf16: bool, tile: int | None) -> list[Fit]:
+    """Each scale with the frugal tiling (``tile`` or :data:`memory.FRUGAL_CORE`) and the shortest history."""
+    opts = schedule.opts
+    sizes, steps = [s.size for s in schedule.scales], [s.steps for s in schedule.scales]
+    budget = parse_size(opts.max_memory) if opts.max_memory else memory.available(device)
+    fits = []
+    for (w, h), n in zip(sizes, steps, strict=True):
+        history = min(opts.lbfgs_history, memory.MIN_HISTORY, n or 1)
+        core = tile or memory.FRUGAL_CORE
+        needed = memory.step_bytes(h, w, layers, history, bf16, core)
+        fits.append(Fit(core, history, needed, memory.step_bytes(h, w, layers, history, bf16), budget, steps=n))
+    return fits
 
 
 def _traffic(tiles: int, crop_pixels: int, style_layers: Sequence[str], workers: int) -> Traffic:
@@ -257,6 +289,7 @@ def plan_run(
     style_masks: Sequence[ImageLike] | None = None,
     workers: int = 1,
     bandwidth: float = DEFAULT_BANDWIDTH,
+    worker_memory: int = WORKER_MEMORY,
     network: VGG19 | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     clock: Clock = time.perf_counter,
@@ -288,7 +321,7 @@ def plan_run(
         network, dict(opts.content_layers), dict(opts.style_layers), opts.alpha, opts.beta,
         tv_weight=opts.tv_weight, layer_balance=opts.layer_balance, style_loss=opts.style_loss,
     )  # fmt: skip
-    fits, over = fits_for(schedule, equation.layers, device, bf16)
+    fits, over = fits_for(schedule, equation.layers, device, bf16, workers, worker_memory)
     args = (schedule, equation.layers, fits)
     final = make_plan(*args, Calibration((1, 1), 0, 0, 0), workers, bandwidth, bf16, over).scales[-1]
     crop, first, second = tile_seconds(equation, final.crop, device, clock=clock)  # the tile every step runs
