@@ -45,6 +45,8 @@ def test_none_keeps_the_presets_value() -> None:
 # docs/presets.md, `impasto presets`, the PNG parameters of every output), so it must be meant.
 DEFAULT_VALUES: dict[str, object] = {
     "size": 512,
+    "print": None,
+    "dpi": 300,
     "style_size": None,
     "steps": 300,
     "scales": 3,

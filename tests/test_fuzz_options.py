@@ -36,6 +36,8 @@ LAYERS = ["conv4_2", "relu3_1", "conv1_1:0.5 conv2_1", "conv9_9", "", "conv1_1:n
 
 VALUES: dict[str, list[Any]] = {
     "size": SIDES,
+    "print": [None, "1x1cm", "2x1.5cm", "B5", "", "0x1cm", 5, "A9"],  # small papers: at 1200 dpi 1 cm is 472 px
+    "dpi": [300, 50, 120, 49, 1201, 0, NAN, HUGE, "x"],
     "style_size": [None, *SIDES],
     "steps": COUNTS,
     "scales": COUNTS,

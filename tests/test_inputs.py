@@ -157,6 +157,7 @@ def test_no_style_image_is_refused_before_loading(monkeypatch: pytest.MonkeyPatc
 TEXT_KNOBS = {
     "device": "a device name",
     "max_memory": "a size, e.g. 2GB",
+    "print": "a paper size, e.g. A2 or 50x70cm",
     "weights": "the network's weights file: part of the model, not an image of the transfer",
 }
 

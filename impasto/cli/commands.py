@@ -269,11 +269,18 @@ def _command(args: argparse.Namespace) -> int:
         from .video import run as run_video
 
         return run_video(args)
+    if args.command == "plan" or getattr(args, "dry_run", False):
+        from .plan import run as run_plan
+
+        return run_plan(args)
+    if args.command == "stylize" and (args.workers is not None or args.bandwidth is not None):
+        raise ConfigError("`workers` and `bandwidth` describe a cluster to plan for: with `dry_run` or impasto plan")
     if args.command == "demo":
         from .. import bundled_image
         from ..config import DEMO_OPTIONS
 
-        args.demo_options = [key for key in DEMO_OPTIONS if getattr(args, key) is None]
+        given = {"size"} if args.print is not None else set()  # a print sets the size
+        args.demo_options = [key for key in DEMO_OPTIONS if getattr(args, key) is None and key not in given]
         for key in args.demo_options:  # sized to finish in under 2 minutes on 2 cores
             setattr(args, key, DEMO_OPTIONS[key])
         return _run_transfer(args, bundled_image("tubingen"), [bundled_image("starry_night")])

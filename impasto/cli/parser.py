@@ -17,6 +17,8 @@ from ..errors import ImpastoError, cli_flag
 from .batch import add_parser as add_batch
 from .flags import add_common, add_option_flags
 from .long_run import add_flags as add_long_run
+from .plan import add_parser as add_plan
+from .plan import add_plan_flags
 from .usage import Parser
 from .video import add_parser as add_video
 
@@ -42,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_yes(st)
     add_long_run(st)
     add_option_flags(st)
+    add_plan_flags(st, dry_run=True)
+    add_plan(sub)
 
     demo = sub.add_parser("demo", help="stylise the bundled Tübingen photo as The Starry Night")
     demo.add_argument("-o", "--output", default="impasto-demo.png", help="output image")

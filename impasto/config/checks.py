@@ -15,9 +15,10 @@ from typing import Any
 from ..errors import ConfigError, did_you_mean
 from ..net.vgg import canonical_layer
 from .options import LayerWeights, Options
+from .paper import DPI_RANGE, print_side
 from .schema import option_field, option_fields
 
-__all__ = ["check", "coerce_numbers", "parse_layers", "parse_size"]
+__all__ = ["check", "coerce_numbers", "parse_layers", "parse_size", "print_pixels"]
 
 
 MAX_SIDE = 2**16  # px: the longest side of any image a run makes (4.3 Gpx squared)
@@ -166,6 +167,43 @@ def _check_sides(opts: Options) -> None:
         )
 
 
+def print_pixels(print_size: object, dpi: int) -> int:
+    """The output's longest side for paper ``print_size`` at ``dpi``; a ConfigError naming `print` or `dpi` if
+    either is not valid, or the print would be larger than :data:`MAX_SIDE` px."""
+    low, high = DPI_RANGE
+    if not low <= dpi <= high:
+        raise ConfigError(f"`dpi` must be between {low} and {high}, got {dpi}")
+    if not isinstance(print_size, str):
+        raise ConfigError(f"`print` must be a paper size such as A2 or 50x70cm, got {print_size!r:.40}")
+    side = print_side(print_size, dpi)
+    if side > MAX_SIDE:
+        raise ConfigError(
+            f"`print` {print_size[:40]} at {dpi} dpi would be {side} px: at most {MAX_SIDE} px (lower `dpi`)"
+        )
+    return side
+
+
+def _check_print(opts: Options) -> None:
+    """``print`` sets the output's size: ``size`` must be its long side, and no option may set it otherwise."""
+    low, high = DPI_RANGE
+    if not low <= opts.dpi <= high:
+        raise ConfigError(f"`dpi` must be between {low} and {high}, got {opts.dpi}")
+    if opts.print is None:
+        return
+    side = print_pixels(opts.print, opts.dpi)
+    if opts.scale_sizes is not None:
+        raise ConfigError("`scale_sizes` and `print` both set the output's size: give one of them")
+    if opts.style_size is not None:
+        raise ConfigError(
+            "`style_size` is in pixels, which a print and its preview do not share: with `print` use "
+            "`style_scale` (relative to the output, so a preview shows the same strokes)"
+        )
+    if opts.size != side:
+        raise ConfigError(
+            f"`size` {opts.size} and `print` {opts.print} at {opts.dpi} dpi ({side} px) disagree: give one of them"
+        )
+
+
 def check(opts: Options) -> Options:
     """``opts`` if every value is in its range and every choice known; else a ConfigError naming the field."""
     if opts.size <= 0:
@@ -197,6 +235,7 @@ def check(opts: Options) -> Options:
             raise ConfigError(f"`scale_sizes` must be positive and increasing, got {sizes}")
     if opts.style_scale <= 0:
         raise ConfigError(f"`style_scale` must be > 0, got {opts.style_scale:g}")
+    _check_print(opts)
     _check_sides(opts)
     if not 1 <= opts.quality <= 100:
         raise ConfigError(f"`quality` must be between 1 and 100, got {opts.quality}")

@@ -56,6 +56,15 @@ class Options:
     """
 
     size: int = field(default=512, metadata={"help": "longest side of the output, px"})
+    print: str | None = field(
+        default=None,
+        metadata={
+            "help": "print size: A0 to A4, or WxH in cm, mm or in (e.g. 50x70cm, 24x36in); sets `size` to the "
+            "paper's long side at `dpi`. The image keeps the photo's aspect ratio and orientation: its long "
+            "side is the paper's, its short side the photo's (it fills the paper when the aspects agree)"
+        },
+    )
+    dpi: int = field(default=300, metadata={"help": "print resolution in dots per inch, with `print` (50-1200)"})
     style_size: int | None = field(
         default=None, metadata={"help": "longest side of each style image, px (default: --size)"}
     )

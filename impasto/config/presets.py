@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigError, did_you_mean
-from .checks import check, coerce_numbers, parse_layers
+from .checks import check, coerce_numbers, parse_layers, print_pixels
 from .options import Options
 
 __all__ = ["DEMO_OPTIONS", "PRESETS", "resolve", "unused"]
@@ -93,4 +93,12 @@ def resolve(preset: str = "default", **overrides: Any) -> Options:
             except ConfigError as exc:
                 raise ConfigError(f"`{key}`: {exc.args[0]}") from None
     coerce_numbers(values)
+    if values.get("print") is not None:  # the paper sets the size: its long side at `dpi`
+        side = print_pixels(values["print"], values.get("dpi", Options.dpi))
+        if overrides.get("size") is not None and values["size"] != side:
+            raise ConfigError(
+                f"`size` {values['size']} and `print` {values['print']} at {values.get('dpi', Options.dpi)} dpi "
+                f"({side} px) disagree: give one of them"
+            )
+        values["size"] = side
     return check(Options(**values))

@@ -21,7 +21,7 @@ from ..errors import InputError
 from ..net.vgg import LAYER_NAMES, canonical_layer, layer_depth
 from .tile_layout import geometry, layout
 
-__all__ = ["Fit", "available", "fit", "fit_scales", "format_size", "step_bytes"]
+__all__ = ["Fit", "available", "fit", "fit_scales", "format_size", "image_bytes", "network_bytes", "step_bytes"]
 
 # VGG19's conv widths per block, for the responses kept for the backward pass.
 _WIDTHS = (64, 128, 256, 512, 512)
@@ -67,6 +67,18 @@ def _network_bytes(height: int, width: int, layers: list[str], itemsize: int) ->
     return KEPT * total
 
 
+def network_bytes(height: int, width: int, layers: list[str], bf16: bool = False) -> float:
+    """Bytes of the responses one forward and backward pass over a height x width crop keeps (the
+    part of :func:`step_bytes` that a tile's worker needs; the network's weights are in :data:`FIXED`)."""
+    return _network_bytes(height, width, layers, 2 if bf16 else 4)
+
+
+def image_bytes(height: int, width: int, history: int) -> float:
+    """Bytes of the whole image's own vectors in a step (images, gradients, L-BFGS's ``history``
+    corrections, the content targets): the part of :func:`step_bytes` that grows with the image."""
+    return (4 * 3 * (IMAGE_COPIES + 2 * history) + 64) * height * width  # + conv4_2's targets (512 / 64 per px)
+
+
 def step_bytes(
     height: int,
     width: int,
@@ -93,10 +105,8 @@ def step_bytes(
         for t in tiles[: min(keep, len(tiles) - 1)]:  # their responses only: one backward runs at a time
             cy0, cy1, cx0, cx1 = t.crop
             kept += _network_bytes(cy1 - cy0, cx1 - cx0, layers, itemsize) / KEPT
-    pixels = height * width
-    per_pixel = 4 * 3 * (IMAGE_COPIES + 2 * history) + 64  # + conv4_2's targets (512 / 64 values per pixel)
     fixed = FIXED + (BF16_FIXED if bf16 else 0)
-    return fixed + _network_bytes(crop_h, crop_w, layers, itemsize) + kept + per_pixel * pixels
+    return fixed + _network_bytes(crop_h, crop_w, layers, itemsize) + kept + image_bytes(height, width, history)
 
 
 @dataclass(frozen=True)

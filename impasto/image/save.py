@@ -134,13 +134,16 @@ def save_image(
 ) -> Path:
     """Write ``img`` by extension with ``params`` embedded, atomically (temp file, then rename).
 
-    ``quality`` (1-100) is that of JPEG and WebP files; PNG is lossless.
+    ``quality`` (1-100) is that of JPEG and WebP files; PNG is lossless. The parameters of a print
+    (``print`` and ``dpi``) give a PNG or JPEG its resolution, so that it opens at its paper size.
 
     A new file gets the mode a plain ``open()`` would give it; a replaced file keeps its mode.
     """
     p = _target(path)
     fmt = OUTPUT_FORMATS[p.suffix.lower()]
     kwargs: dict[str, Any] = {}
+    if params and params.get("print") is not None and isinstance(params.get("dpi"), int) and fmt in ("PNG", "JPEG"):
+        kwargs["dpi"] = (params["dpi"], params["dpi"])  # a print: the file says its size on paper too
     if fmt == "PNG":
         kwargs["pnginfo"] = _png_info(params)
     else:

@@ -108,6 +108,9 @@ def excluded() -> dict[str, str]:
     for f in option_fields():
         if f.name not in out and _kind(f) is None:
             out[f.name] = "the studio does not know how to check this option yet"
+    # A poster is far beyond a web job's size limit (max_size); the resolution does nothing without it.
+    out["print"] = "a print size is larger than the studio's jobs: use impasto stylize --print"
+    out["dpi"] = "it is the resolution of a print size, which the studio does not offer"
     return out
 
 

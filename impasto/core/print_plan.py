@@ -1,0 +1,330 @@
+"""A run's plan before any work: sizes, tiles, memory, the bytes a cluster moves, and an ETA.
+
+For each scale of the schedule (:mod:`impasto.core.schedule`): the tiling that fits the memory
+budget (:func:`impasto.core.memory.fit_scales`, the same call a run makes) and its tiles
+(:mod:`impasto.core.tile_layout`); the memory of one machine running it all, and, split over
+workers, of a worker (the network and one crop's responses) and of the driver (the whole image's
+vectors: pixels, gradient, L-BFGS's history, the content targets); the time of a step from a
+calibration of one tile (:mod:`impasto.core.calibrate`).
+
+The cluster model. Each step, every tile's crop (core and halo, fp32, 3 x h x w) goes to a worker
+and its gradient (the same size) comes back; in pass 1 each tile also returns its share of every
+style layer's statistics (a C x C matrix and C means, fp32), and the driver sends d(loss)/d(statistics)
+(the same size) to each worker once. The tiles of a pass divide over the workers, rounded up; the
+transfers are not overlapped with the work (an upper bound). The network's weights and each scale's
+targets go to the workers once, not per step. An untiled scale runs on one machine, no transfers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ..config import Options
+from ..config.checks import parse_size
+from ..config.paper import Paper, on_paper, parse_paper
+from ..errors import ConfigError, InputError, register_fields
+from ..image import DEFAULT_MAX_PIXELS
+from ..inputs import ImageLike, gather
+from ..net.network import load_network, resolve_device, resolve_precision
+from ..net.vgg import LAYER_NAMES, VGG19, canonical_layer, layer_depth
+from . import memory
+from .calibrate import Calibration, Clock, tile_seconds, update_seconds
+from .eq7 import Eq7
+from .estimate import TARGET_PASSES
+from .memory import Fit
+from .schedule import Plan, plan
+from .tile_layout import layout
+
+__all__ = [
+    "DEFAULT_BANDWIDTH",
+    "KEPT_FORWARD",
+    "WORKER_MEMORY",
+    "PrintPlan",
+    "ScalePlan",
+    "Traffic",
+    "fits_for",
+    "make_plan",
+    "plan_run",
+    "weights_bytes",
+]
+
+register_fields("workers", "bandwidth")  # the parameters its errors name (errors.py)
+
+DEFAULT_BANDWIDTH = 1.0  # Gbit/s between the driver and the workers: a plain Ethernet link
+WORKER_MEMORY = 2 * 2**30  # bytes a worker's tile may take: impasto.cluster.RayTiles's default (--ray-memory)
+FP32 = 4  # bytes
+# A tile whose forward is kept from pass 1 for pass 2 still costs about half a pass 1 (its forward
+# records the graph and holds the responses): benchmarks/results/tiles-amd-*.md, 2048 px, 512-px
+# cores, 2 threads: 10.92 s/step with all 12 kept, 12.99 s with none, where a pass 1 is 1/3 of a tile.
+KEPT_FORWARD = 0.5
+_WIDTHS = (64, 128, 256, 512, 512)  # VGG19's channels per block
+
+
+def _channels(layer: str) -> int:
+    return _WIDTHS[int(canonical_layer(layer)[4]) - 1]
+
+
+def weights_bytes(layers: Sequence[str]) -> int:
+    """Bytes of VGG19's fp32 convolution weights and biases up to the deepest of ``layers``."""
+    last = max(LAYER_NAMES.index(canonical_layer(name)) for name in layers)
+    total, inputs = 0, 3
+    for name in LAYER_NAMES[: last + 1]:
+        if name.startswith("conv"):
+            out = _channels(name)
+            total += (inputs * out * 9 + out) * FP32
+            inputs = out
+    return total
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Bytes moved between the driver and the workers in one step of a scale."""
+
+    inputs: int  # every tile's crop to a worker, fp32 3 x h x w
+    gradients: int  # every crop's gradient back, the same size
+    statistics: int  # pass 1: every tile's share of each style layer's C x C matrix and C means
+    broadcast: int  # d(loss)/d(statistics), the same size as one set of statistics, to each worker
+
+    @property
+    def total(self) -> int:
+        return self.inputs + self.gradients + self.statistics + self.broadcast
+
+
+@dataclass(frozen=True)
+class ScalePlan:
+    """One scale of the plan. Sizes are (width, height) px, memory in bytes, times in seconds."""
+
+    size: tuple[int, int]
+    steps: int
+    style_side: int  # longest side of each style image at this scale
+    tile: int | None  # core size, or None: untiled
+    tiles: int
+    crop: tuple[int, int]  # the largest crop through the network at once
+    history: int  # L-BFGS corrections held
+    keep: int  # tiles whose forward one machine keeps from pass 1 to pass 2
+    memory: float  # one machine running the whole step (memory.fit's estimate)
+    worker_memory: float  # a worker: the network and one crop
+    driver_memory: float  # the driver: the whole image's vectors
+    traffic: Traffic  # per step, with the plan's workers (zero on one machine or untiled)
+    step_seconds: float  # with the plan's workers, transfers included
+    transfer_seconds: float  # of step_seconds
+    targets_seconds: float  # once per scale: the photo's and the painting's features
+
+    @property
+    def seconds(self) -> float:
+        return self.steps * self.step_seconds + self.targets_seconds
+
+
+@dataclass(frozen=True)
+class PrintPlan:
+    """What a run will take, before it starts (:func:`make_plan`)."""
+
+    opts: Options
+    paper: Paper | None  # with ``print``
+    placement: str | None  # how the image sits on the paper, in words
+    scales: tuple[ScalePlan, ...]  # coarsest first
+    workers: int
+    bandwidth: float  # Gbit/s
+    weights: int  # bytes of the network's weights, sent once to each worker
+    targets: int  # bytes of the final scale's targets (content responses, style statistics), once per scale
+    calibration: Calibration
+    budget: int  # the memory budget the tiling was fitted to, bytes
+    over_budget: str | None  # why the budget does not hold the run on one machine, else None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.scales[-1].size
+
+    @property
+    def steps(self) -> int:
+        return sum(s.steps for s in self.scales)
+
+    @property
+    def seconds(self) -> float:
+        """The whole run: every scale's steps and targets."""
+        return sum(s.seconds for s in self.scales)
+
+
+def fits_for(
+    schedule: Plan,
+    layers: list[str],
+    device: torch.device,
+    bf16: bool,
+    workers: int = 1,
+    worker_memory: int = WORKER_MEMORY,
+) -> tuple[list[Fit], str | None]:
+    """Each scale's :class:`Fit` as a run would make it; when nothing fits the budget, the frugal
+    tiling (:data:`memory.FRUGAL_CORE` cores or ``tile``, the shortest history) with the reason why.
+
+    With ``workers > 1``, as a run on a cluster (``impasto.core.transfer``): tiles sized for the
+    workers' memory (:func:`memory.worker_core`, unless ``tile`` is given), no forward kept.
+    """
+    opts = schedule.opts
+    sizes, steps = [s.size for s in schedule.scales], [s.steps for s in schedule.scales]
+    tile = opts.tile
+    if workers > 1 and tile is None:
+        width, height = sizes[-1]
+        tile = memory.worker_core(height, width, layers, worker_memory, bf16, workers)
+    args = (layers, opts.lbfgs_history, device, bf16, tile, opts.max_memory)
+    try:
+        fits = memory.fit_scales(sizes, steps, *args)
+    except InputError as exc:
+        return _frugal(schedule, layers, device, bf16, tile), str(exc)
+    fits = fits if workers == 1 else [dataclasses.replace(f, keep=0) for f in fits]
+    last = fits[-1]
+    if last.needed > memory.HEADROOM * last.budget:  # a given tile is not fitted to the budget (memory.fit)
+        over = f"~{memory.format_size(last.needed)} needed with {last.tile}-px tiles and an L-BFGS history of "
+        held = min(last.history, last.steps or last.history)
+        return fits, over + f"{held}, more than the {memory.format_size(last.budget)} budget"
+    return fits, None
+
+
+def _frugal(schedule: Plan, layers: list[str], device: torch.device, bf16: bool, tile: int | None) -> list[Fit]:
+    """Each scale with the frugal tiling (``tile`` or :data:`memory.FRUGAL_CORE`) and the shortest history."""
+    opts = schedule.opts
+    sizes, steps = [s.size for s in schedule.scales], [s.steps for s in schedule.scales]
+    budget = parse_size(opts.max_memory) if opts.max_memory else memory.available(device)
+    fits = []
+    for (w, h), n in zip(sizes, steps, strict=True):
+        history = min(opts.lbfgs_history, memory.MIN_HISTORY, n or 1)
+        core = tile or memory.FRUGAL_CORE
+        needed = memory.step_bytes(h, w, layers, history, bf16, core)
+        fits.append(Fit(core, history, needed, memory.step_bytes(h, w, layers, history, bf16), budget, steps=n))
+    return fits
+
+
+def _traffic(tiles: int, crop_pixels: int, style_layers: Sequence[str], workers: int) -> Traffic:
+    stats = sum((_channels(name) ** 2 + _channels(name)) * FP32 for name in style_layers)
+    return Traffic(3 * crop_pixels * FP32, 3 * crop_pixels * FP32, tiles * stats, workers * stats)
+
+
+def _scale_plan(
+    scale: tuple[tuple[int, int], int, int], fit: Fit, layers: list[str], style_layers: Sequence[str],
+    calibration: Calibration, workers: int, bandwidth: float, bf16: bool,
+) -> ScalePlan:  # fmt: skip
+    (w, h), steps, style_side = scale
+    tiles = layout(h, w, fit.tile, layers) if fit.tile is not None else layout(h, w, max(w, h), layers)
+    crops = [(t.crop[3] - t.crop[2], t.crop[1] - t.crop[0]) for t in tiles]
+    crop = max(crops, key=lambda c: c[0] * c[1])
+    crop_pixels = sum(cw * ch for cw, ch in crops)
+    first, second = calibration.per_pixel()
+    update = calibration.update * w * h
+    fixed = memory.FIXED + (memory.BF16_FIXED if bf16 else 0)
+    worker = fixed + memory.network_bytes(crop[1], crop[0], layers, bf16) + memory.image_bytes(crop[1], crop[0], 0)
+    driver = fixed + memory.image_bytes(h, w, min(fit.history, steps or fit.history))
+    if fit.tile is None or len(tiles) == 1:  # one pass with the gradient, on one machine
+        traffic, transfer = Traffic(0, 0, 0, 0), 0.0
+        step = second * w * h + update
+        targets = TARGET_PASSES * first * w * h
+    else:
+        share = math.ceil(len(tiles) / workers) / len(tiles)  # of the tiles, on the busiest worker
+        keep = fit.keep if workers == 1 else 0  # one machine keeps forwards for pass 2 (KEPT_FORWARD)
+        kept = sum(cw * ch for cw, ch in crops[:keep])
+        work = share * (crop_pixels * (first + second) - kept * first * (1 - KEPT_FORWARD))
+        traffic = _traffic(len(tiles), crop_pixels, style_layers, workers) if workers > 1 else Traffic(0, 0, 0, 0)
+        transfer = traffic.total * 8 / (bandwidth * 1e9)
+        step = work + update + transfer
+        targets = TARGET_PASSES * first * crop_pixels * share
+    return ScalePlan(
+        (w, h), steps, style_side, fit.tile, len(tiles), crop, min(fit.history, steps or fit.history),
+        fit.keep, fit.needed, worker, driver, traffic, step, transfer, targets,
+    )  # fmt: skip
+
+
+def _check_cluster(workers: int, bandwidth: float) -> None:
+    if workers < 1:
+        raise ConfigError(f"`workers` must be >= 1, got {workers}")
+    if not (bandwidth > 0 and math.isfinite(bandwidth)):
+        raise ConfigError(f"`bandwidth` must be a number of Gbit/s > 0, got {bandwidth:g}")
+
+
+def make_plan(
+    schedule: Plan,
+    layers: list[str],
+    fits: Sequence[Fit],
+    calibration: Calibration,
+    workers: int = 1,
+    bandwidth: float = DEFAULT_BANDWIDTH,
+    bf16: bool = False,
+    over_budget: str | None = None,
+) -> PrintPlan:
+    """The plan of ``schedule`` with each scale's ``fits``, the times of ``calibration``, on ``workers``
+    machines linked at ``bandwidth`` Gbit/s (``workers=1``: this machine, nothing moved)."""
+    _check_cluster(workers, bandwidth)
+    opts = schedule.opts
+    style_layers = [name for name, _ in opts.style_layers]
+    scales = tuple(
+        _scale_plan(
+            (sc.size, sc.steps, sc.style_side), fit, layers, style_layers, calibration, workers, bandwidth, bf16
+        )
+        for sc, fit in zip(schedule.scales, fits, strict=True)
+    )
+    paper = parse_paper(opts.print) if opts.print is not None else None
+    placement = on_paper(paper, opts.dpi, scales[-1].size) if paper is not None else None
+    w, h = scales[-1].size
+    content = sum(
+        _channels(name) * (h // 2 ** layer_depth(name)) * (w // 2 ** layer_depth(name))
+        for name, _ in opts.content_layers
+    )
+    stats = sum((_channels(name) ** 2 + _channels(name)) for name in style_layers)
+    return PrintPlan(
+        opts, paper, placement, scales, workers, bandwidth, weights_bytes(layers), (content + stats) * FP32,
+        calibration, fits[-1].budget, over_budget,
+    )  # fmt: skip
+
+
+def plan_run(
+    content: ImageLike,
+    styles: ImageLike | Sequence[ImageLike],
+    opts: Options,
+    *,
+    init_image: ImageLike | None = None,
+    content_mask: ImageLike | None = None,
+    style_masks: Sequence[ImageLike] | None = None,
+    workers: int = 1,
+    bandwidth: float = DEFAULT_BANDWIDTH,
+    worker_memory: int = WORKER_MEMORY,
+    network: VGG19 | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    clock: Clock = time.perf_counter,
+) -> PrintPlan:
+    """The plan of :func:`impasto.transfer` with these arguments, without running it.
+
+    Reads the images and checks them against the options as the run would (refusing what it would
+    refuse), loads the network (or takes ``network``) and times one tile and one update on this
+    machine (:mod:`impasto.core.calibrate`, in seconds of ``clock``). Nothing is optimised or written.
+    """
+    _check_cluster(workers, bandwidth)  # before the images are read and the network loaded
+    inputs = gather(
+        content,
+        styles,
+        opts.init,
+        init_image=init_image,
+        content_mask=content_mask,
+        style_masks=style_masks,
+        max_pixels=max_pixels,
+    )
+    n_masks = None if inputs.style_masks is None else len(inputs.style_masks)
+    schedule = plan(opts, inputs.content.size, [s.size for s in inputs.styles], n_masks, content_mask is not None)
+    device = resolve_device(opts.device)
+    if network is None:
+        precision, _ = resolve_precision(opts.precision, device)
+        network = load_network(opts.weights, opts.weights_format, opts.pooling, str(device), opts.network, precision)
+    bf16 = network.dtype == torch.bfloat16
+    equation = Eq7(
+        network, dict(opts.content_layers), dict(opts.style_layers), opts.alpha, opts.beta,
+        tv_weight=opts.tv_weight, layer_balance=opts.layer_balance, style_loss=opts.style_loss,
+    )  # fmt: skip
+    fits, over = fits_for(schedule, equation.layers, device, bf16, workers, worker_memory)
+    args = (schedule, equation.layers, fits)
+    final = make_plan(*args, Calibration((1, 1), 0, 0, 0), workers, bandwidth, bf16, over).scales[-1]
+    crop, first, second = tile_seconds(equation, final.crop, device, clock=clock)  # the tile every step runs
+    precondition = opts.precondition if opts.optimizer == "lbfgs" else "none"
+    update = update_seconds(final.history, precondition, device, clock=clock)
+    return make_plan(*args, Calibration(crop, first, second, update), workers, bandwidth, bf16, over)
