@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from impasto.config.checks import parse_size
+from impasto.core import memory
 from impasto.core.memory import available, fit, format_size, step_bytes
 from impasto.data import bundled_image
 from impasto.errors import ConfigError, InputError, cli_flag, word
@@ -127,3 +128,14 @@ def test_without_a_budget_of_its_own_a_tiled_cpu_run_is_frugal() -> None:
     assert note is not None and "history of 2:" in note  # what L-BFGS holds in two steps
     (given,) = fit_scales([(4096, 3072)], [2], LAYERS, 100, torch.device("cpu"), bf16=True, max_memory="18GB")
     assert given.tile == big.tile  # a budget given is spent
+
+
+def test_a_given_tile_keeps_the_longest_history_the_budget_holds() -> None:
+    """A tile given (``--tile``, or sized for a cluster's workers): the history is fitted beside it."""
+    layers = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv4_2", "conv5_1"]
+    roomy = memory.fit(3072, 4096, layers, 100, 64 * 2**30, tile=512, steps=100)
+    assert roomy.tile == 512 and roomy.history == 100
+    tight = memory.fit(3072, 4096, layers, 100, 10 * 2**30, tile=512, steps=100)
+    assert tight.tile == 512 and tight.history < 100 and tight.needed <= memory.HEADROOM * 10 * 2**30
+    hopeless = memory.fit(3072, 4096, layers, 100, 2**30, tile=512, steps=100)
+    assert hopeless.history == memory.MIN_HISTORY  # at least the shortest: the plan says what it needs

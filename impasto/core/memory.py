@@ -168,8 +168,10 @@ def fit(
         return fitted
 
     untiled = need(history, None)
-    if tile is not None:
-        return keeping(Fit(tile, history, need(history, tile), untiled, budget, steps=steps))
+    histories = sorted({history, min(history, 20), min(history, 10), min(history, MIN_HISTORY)}, reverse=True)
+    if tile is not None:  # the tile given; the longest history that fits beside it (at least the shortest)
+        hist = next((h for h in histories if need(h, tile) <= HEADROOM * budget), histories[-1])
+        return keeping(Fit(tile, hist, need(hist, tile), untiled, budget, steps=steps))
     if untiled <= HEADROOM * budget:
         return Fit(None, history, untiled, untiled, budget, steps=steps)
     align, _ = geometry(layers)
@@ -177,7 +179,7 @@ def fit(
     largest = FRUGAL_CORE if frugal else side
     cores = [c for c in (2048, 1536, 1024, 768, 512, 384, 256, 192, 128) if c % align == 0 and c < side]
     cores = [c for c in cores if c <= largest] or cores[-1:]
-    for hist in sorted({history, min(history, 20), min(history, 10), min(history, MIN_HISTORY)}, reverse=True):
+    for hist in histories:
         for core in cores:
             if need(hist, core) <= HEADROOM * budget:
                 fitted = Fit(core, hist, need(hist, core), untiled, budget, steps=steps)
