@@ -14,7 +14,8 @@ from impasto.config import Options
 from impasto.core import memory
 from impasto.core.calibrate import Calibration, tile_seconds, update_seconds
 from impasto.core.eq7 import Eq7
-from impasto.core.print_plan import KEPT_FORWARD, PrintPlan, fits_for, make_plan, plan_run, weights_bytes
+from impasto.core.print_plan import KEPT_FORWARD, PrintPlan, fits_for, make_plan, plan_run
+from impasto.core.traffic import weights_bytes
 from impasto.core.schedule import Plan, plan
 from impasto.core.tile_layout import layout
 from impasto.testing import narrow_vgg
@@ -71,7 +72,8 @@ def test_the_bytes_moved_per_step() -> None:
     tiles = layout(1536, 2048, 512, layers_of(p.opts))
     crop_pixels = sum((t.crop[1] - t.crop[0]) * (t.crop[3] - t.crop[2]) for t in tiles)
     t = final.traffic
-    assert t.inputs == t.gradients == 3 * 4 * crop_pixels  # fp32 3 x h x w, each tile's crop with its halo
+    assert t.gradients == 3 * 4 * crop_pixels  # fp32 3 x h x w, each tile's crop with its halo
+    assert t.inputs == 2 * t.gradients  # the crops go to the workers in both passes (cluster.tiles)
     assert t.statistics == len(tiles) * STATS
     assert t.broadcast == 4 * STATS  # d(loss)/d(statistics) to each of the 4 workers
     assert t.total == t.inputs + t.gradients + t.statistics + t.broadcast

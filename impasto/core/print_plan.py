@@ -28,11 +28,11 @@ import torch
 from ..config import Options
 from ..config.checks import parse_size
 from ..config.paper import Paper, on_paper, parse_paper
-from ..errors import ConfigError, InputError, register_fields
+from ..errors import ConfigError, InputError
 from ..image import DEFAULT_MAX_PIXELS
 from ..inputs import ImageLike, gather
 from ..net.network import load_network, resolve_device, resolve_precision
-from ..net.vgg import LAYER_NAMES, VGG19, canonical_layer, layer_depth
+from ..net.vgg import VGG19, layer_depth
 from . import memory
 from .calibrate import Calibration, Clock, tile_seconds, update_seconds
 from .eq7 import Eq7
@@ -40,6 +40,8 @@ from .estimate import TARGET_PASSES
 from .memory import Fit
 from .schedule import Plan, plan
 from .tile_layout import layout
+from .traffic import FP32, Traffic, channels, weights_bytes
+from .traffic import traffic as step_traffic
 
 __all__ = [
     "DEFAULT_BANDWIDTH",
@@ -54,46 +56,12 @@ __all__ = [
     "weights_bytes",
 ]
 
-register_fields("workers", "bandwidth")  # the parameters its errors name (errors.py)
-
 DEFAULT_BANDWIDTH = 1.0  # Gbit/s between the driver and the workers: a plain Ethernet link
 WORKER_MEMORY = 2 * 2**30  # bytes a worker's tile may take: impasto.cluster.RayTiles's default (--ray-memory)
-FP32 = 4  # bytes
 # A tile whose forward is kept from pass 1 for pass 2 still costs about half a pass 1 (its forward
 # records the graph and holds the responses): benchmarks/results/tiles-amd-*.md, 2048 px, 512-px
 # cores, 2 threads: 10.92 s/step with all 12 kept, 12.99 s with none, where a pass 1 is 1/3 of a tile.
 KEPT_FORWARD = 0.5
-_WIDTHS = (64, 128, 256, 512, 512)  # VGG19's channels per block
-
-
-def _channels(layer: str) -> int:
-    return _WIDTHS[int(canonical_layer(layer)[4]) - 1]
-
-
-def weights_bytes(layers: Sequence[str]) -> int:
-    """Bytes of VGG19's fp32 convolution weights and biases up to the deepest of ``layers``."""
-    last = max(LAYER_NAMES.index(canonical_layer(name)) for name in layers)
-    total, inputs = 0, 3
-    for name in LAYER_NAMES[: last + 1]:
-        if name.startswith("conv"):
-            out = _channels(name)
-            total += (inputs * out * 9 + out) * FP32
-            inputs = out
-    return total
-
-
-@dataclass(frozen=True)
-class Traffic:
-    """Bytes moved between the driver and the workers in one step of a scale."""
-
-    inputs: int  # every tile's crop to a worker, fp32 3 x h x w
-    gradients: int  # every crop's gradient back, the same size
-    statistics: int  # pass 1: every tile's share of each style layer's C x C matrix and C means
-    broadcast: int  # d(loss)/d(statistics), the same size as one set of statistics, to each worker
-
-    @property
-    def total(self) -> int:
-        return self.inputs + self.gradients + self.statistics + self.broadcast
 
 
 @dataclass(frozen=True)
@@ -199,11 +167,6 @@ def _frugal(schedule: Plan, layers: list[str], device: torch.device, bf16: bool,
     return fits
 
 
-def _traffic(tiles: int, crop_pixels: int, style_layers: Sequence[str], workers: int) -> Traffic:
-    stats = sum((_channels(name) ** 2 + _channels(name)) * FP32 for name in style_layers)
-    return Traffic(3 * crop_pixels * FP32, 3 * crop_pixels * FP32, tiles * stats, workers * stats)
-
-
 def _scale_plan(
     scale: tuple[tuple[int, int], int, int], fit: Fit, layers: list[str], style_layers: Sequence[str],
     calibration: Calibration, workers: int, bandwidth: float, bf16: bool,
@@ -227,7 +190,7 @@ def _scale_plan(
         keep = fit.keep if workers == 1 else 0  # one machine keeps forwards for pass 2 (KEPT_FORWARD)
         kept = sum(cw * ch for cw, ch in crops[:keep])
         work = share * (crop_pixels * (first + second) - kept * first * (1 - KEPT_FORWARD))
-        traffic = _traffic(len(tiles), crop_pixels, style_layers, workers) if workers > 1 else Traffic(0, 0, 0, 0)
+        traffic = step_traffic(len(tiles), crop_pixels, style_layers, workers) if workers > 1 else Traffic(0, 0, 0, 0)
         transfer = traffic.total * 8 / (bandwidth * 1e9)
         step = work + update + transfer
         targets = TARGET_PASSES * first * crop_pixels * share
@@ -269,10 +232,10 @@ def make_plan(
     placement = on_paper(paper, opts.dpi, scales[-1].size) if paper is not None else None
     w, h = scales[-1].size
     content = sum(
-        _channels(name) * (h // 2 ** layer_depth(name)) * (w // 2 ** layer_depth(name))
+        channels(name) * (h // 2 ** layer_depth(name)) * (w // 2 ** layer_depth(name))
         for name, _ in opts.content_layers
     )
-    stats = sum((_channels(name) ** 2 + _channels(name)) for name in style_layers)
+    stats = sum((channels(name) ** 2 + channels(name)) for name in style_layers)
     return PrintPlan(
         opts, paper, placement, scales, workers, bandwidth, weights_bytes(layers), (content + stats) * FP32,
         calibration, fits[-1].budget, over_budget,
