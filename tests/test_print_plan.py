@@ -15,9 +15,9 @@ from impasto.core import memory
 from impasto.core.calibrate import Calibration, tile_seconds, update_seconds
 from impasto.core.eq7 import Eq7
 from impasto.core.print_plan import KEPT_FORWARD, PrintPlan, fits_for, make_plan, plan_run
-from impasto.core.traffic import weights_bytes
 from impasto.core.schedule import Plan, plan
 from impasto.core.tile_layout import layout
+from impasto.core.traffic import weights_bytes
 from impasto.testing import narrow_vgg
 
 CPU = torch.device("cpu")
