@@ -58,6 +58,7 @@ def temporaries(folder: Path, target: str) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if is_temp(p.name, target))
 
 
+@pytest.mark.slow  # a few seconds: make test runs it, make check leaves it out
 def test_a_rerun_removes_the_temporary_of_a_killed_write_and_only_that(tmp_path: Path) -> None:
     target = tmp_path / "out.png"
     killed = stuck_writer(target, tmp_path / "killed-ready")

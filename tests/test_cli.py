@@ -889,6 +889,7 @@ def test_ctrl_c_while_torch_is_imported(tmp_path: Path, content_path: Path, styl
     assert not out.exists()
 
 
+@pytest.mark.slow  # a few seconds: make test runs it, make check leaves it out
 def test_output_piped_into_a_closed_pipe_is_no_traceback() -> None:
     proc = _cli_process("import sys, impasto.cli.commands; sys.exit(impasto.cli.commands.main(['presets']))")
     assert proc.stdout is not None

@@ -50,6 +50,7 @@ except ConfigError as exc:
 _EVERYTHING = "import impasto.cli.parser, impasto.config, impasto.web.fields, impasto.video.frames, impasto.batch.plan"
 
 
+@pytest.mark.slow  # a few seconds: make test runs it, make check leaves it out
 @pytest.mark.parametrize("prelude", ["", _EVERYTHING], ids=["library-only", "front-ends-imported"])
 def test_a_message_reads_the_same_whatever_else_was_imported(prelude: str) -> None:
     env = os.environ | {"PYTHONPATH": str(Path(impasto.__file__).parent.parent)}

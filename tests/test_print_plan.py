@@ -134,6 +134,7 @@ def test_on_workers_the_tiles_are_sized_as_a_cluster_run_sizes_them() -> None:
     assert local[-1].tile is None  # 16 GB holds it untiled on one machine
 
 
+@pytest.mark.slow  # a few seconds: make test runs it, make check leaves it out
 def test_a_cluster_runs_driver_beyond_the_budget_is_said() -> None:
     """A tile sized for the workers: the driver's L-BFGS history is the longest its budget holds beside
     it, at least the shortest; beyond that the plan says what the driver needs."""
