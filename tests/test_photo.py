@@ -94,3 +94,21 @@ def test_the_recolor_finish_moves_the_colours_onto_the_style_photos_as_a_whole()
     fit = x @ torch.linalg.lstsq(x, y).solution
     assert float((fit - y).abs().mean()) < 2.0
     assert moved.params["photo_recolor"] is True
+
+
+def test_the_photo_preset_works_with_masks_two_styles_and_tiles() -> None:
+    """Region correspondence (sky to sky) through the guided Gram matrices, several styles, tiles."""
+    dark, sunny = _photos()
+    w, h = dark.size
+    top = Image.fromarray(np.repeat((np.arange(h) < h // 2)[:, None] * 255, w, 1).astype(np.uint8))
+    bottom = Image.fromarray(255 - np.asarray(top))
+    net = narrow_vgg("max")
+    masked = transfer(
+        dark, [sunny, sunny.transpose(Image.Transpose.FLIP_TOP_BOTTOM)], resolve("photo", **TINY), network=net,
+        content_mask=top.convert("L"), style_masks=[top, bottom],
+    )  # fmt: skip
+    tiled = transfer(dark, [sunny], resolve("photo", **TINY | {"tile": 16}), network=net)
+    for result in (masked, tiled):
+        assert result.image.size == (48, 36) and result.fault is None and result.steps == TINY["steps"]
+        assert np.isfinite(result.losses["photorealism"]) and result.losses["photorealism"] >= 0
+    assert masked.params["content_mask"] == "image" and tiled.params["tile"] == 16
