@@ -178,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tile", type=int, default=512)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--folder", type=Path, default=Path("/tmp/impasto-cluster-bench"))
+    p.add_argument("--object-store", type=int, default=200, metavar="MB", help="the local cluster's object store")
     args = p.parse_args(argv)
     from impasto.cluster.local import local_cluster
 
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.part == "resume":
         row = resume(args.folder, args.size or 2048, args.steps or 30, 10, 5)
     else:
-        with local_cluster(cpus=2) as address:
+        with local_cluster(cpus=2, object_store=args.object_store * 2**20) as address:
             try:
                 if args.part == "equal":
                     row = equal(address, args.size or 1024, args.tile)
@@ -200,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 ray.shutdown()
     row = {"part": args.part, "cpu": cpu_tag(), "date": time.strftime("%Y-%m-%d %H:%M"), **row}
+    row["object_store_mb"] = args.object_store
     print(json.dumps(row), flush=True)
     results = HERE / "results" / "cluster.json"
     rows = json.loads(results.read_text()) if results.exists() else []

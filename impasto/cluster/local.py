@@ -28,8 +28,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def local_cluster(cpus: int = 2, env: dict[str, str] | None = None) -> Iterator[str]:
-    """A one-node Ray cluster with ``cpus`` CPUs (worker processes of one thread); yields its GCS address."""
+def local_cluster(cpus: int = 2, env: dict[str, str] | None = None, object_store: int = 200 * 2**20) -> Iterator[str]:
+    """A one-node Ray cluster with ``cpus`` CPUs (worker processes of one thread) and an object store of
+    ``object_store`` bytes (beyond it, Ray spills objects to disk); yields its GCS address."""
     port = free_port()
     temp = tempfile.mkdtemp(prefix="r15-", dir="/tmp")  # short: Ray's socket paths have a length limit
     ray_bin = Path(sys.executable).with_name("ray")
@@ -39,7 +40,7 @@ def local_cluster(cpus: int = 2, env: dict[str, str] | None = None) -> Iterator[
     env = os.environ | quiet | (env or {})
     cmd = [str(ray_bin), "start", "--head", "--block", "--num-cpus", str(cpus), "--port", str(port)]
     cmd += ["--node-ip-address", "127.0.0.1", "--temp-dir", temp, "--include-dashboard", "false"]
-    cmd += ["--object-store-memory", str(200 * 1024 * 1024), "--disable-usage-stats"]
+    cmd += ["--object-store-memory", str(object_store), "--disable-usage-stats"]
     for flag in ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--metrics-export-port"):
         cmd += [flag, str(free_port())]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
