@@ -9,9 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -29,6 +26,7 @@ from conftest import make_painting, make_photo
 
 from impasto.batch.driver import batch
 from impasto.batch.ray_cluster import HOLD_ENV
+from impasto.cluster.local import local_cluster
 from impasto.image import read_params
 from impasto.testing import narrow_vgg
 
@@ -41,12 +39,6 @@ pytestmark = [
 TINY: dict[str, Any] = {"size": 64, "steps": 4, "scales": 1}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def hold_dir() -> Iterator[Path]:
     folder = Path(tempfile.mkdtemp(prefix="impasto-hold-"))
@@ -56,37 +48,9 @@ def hold_dir() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def cluster(hold_dir: Path) -> Iterator[str]:
-    """A one-node Ray cluster with 2 CPUs on free ports; its GCS address."""
-    port = _free_port()
-    temp = tempfile.mkdtemp(prefix="r15-", dir="/tmp")  # short: Ray's socket paths have a length limit
-    ray_bin = Path(sys.executable).with_name("ray")
-    env = os.environ | {HOLD_ENV: f"{hold_dir}:held_paint0.png", "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
-    cmd = [str(ray_bin), "start", "--head", "--block", "--num-cpus", "2", "--port", str(port)]
-    cmd += ["--node-ip-address", "127.0.0.1", "--temp-dir", temp, "--include-dashboard", "false"]
-    cmd += ["--object-store-memory", str(100 * 1024 * 1024), "--disable-usage-stats"]
-    for flag in ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--metrics-export-port"):
-        cmd += [flag, str(_free_port())]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    lines = []
-    for line in proc.stdout:  # until the cluster says it is up (or the process ends)
-        lines.append(line)
-        if "Ray runtime started" in line:
-            break
-    else:
-        pytest.fail("ray start failed:\n" + "".join(lines))
-    drain = threading.Thread(target=proc.stdout.read, daemon=True)  # keep its pipe drained
-    drain.start()
-    yield f"127.0.0.1:{port}"
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    drain.join(timeout=10)
-    proc.stdout.close()
-    shutil.rmtree(temp, ignore_errors=True)
+    """A one-node Ray cluster with 2 CPUs on free ports (impasto.cluster.local); its GCS address."""
+    with local_cluster(cpus=2, env={HOLD_ENV: f"{hold_dir}:held_paint0.png"}) as address:
+        yield address
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from .worker import Run, reason_of, run_item
 if TYPE_CHECKING:
     from ..net.vgg import VGG19
 
-__all__ = ["HOLD_ENV", "MAX_RETRIES", "require_ray", "run_ray"]
+__all__ = ["HOLD_ENV", "MAX_RETRIES", "check_reachable", "require_ray", "run_ray"]
 
 MAX_RETRIES = 3  # times Ray reruns a task whose worker process died
 # Test hook: "FOLDER:NAME" makes the worker running item NAME write FOLDER/holding-PID and wait
@@ -41,7 +41,7 @@ def require_ray() -> Any:
     return ray
 
 
-def _check_reachable(address: str) -> None:
+def check_reachable(address: str) -> None:
     """A head node's ``host:port`` that refuses connections fails in seconds, not after Ray's minutes of retries."""
     if address == "auto" or address.startswith("ray://") or ":" not in address:
         return
@@ -101,7 +101,7 @@ def run_ray(run: Run, todo: list[Item], address: str, *, network: VGG19 | None, 
     ray = require_ray()
     started_here = not ray.is_initialized()
     if started_here:
-        _check_reachable(address)
+        check_reachable(address)
         try:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         except (ConnectionError, ValueError, RuntimeError) as exc:

@@ -16,15 +16,15 @@ A worker that dies is restarted and its tasks retried (Ray's ``max_restarts`` an
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 
+from ..batch.ray_cluster import check_reachable, require_ray
 from ..core.objective import Objective, Share, Upstream
 from ..core.tile_layout import Tile
-from ..errors import ConfigError, ImpastoError
+from ..errors import ImpastoError
 from ..net.kernels import unpacked
 from ..net.vgg import VGG19
 
@@ -38,25 +38,6 @@ log = logging.getLogger(__name__)
 
 class ClusterError(ImpastoError):
     """The cluster could not finish a step: no worker left, or the cluster went away."""
-
-
-def require_ray() -> Any:
-    try:
-        import ray  # lazy on purpose: Ray is an optional extra, and slow to import
-    except ImportError:
-        raise ConfigError("`ray` needs Ray, an optional extra: pip install 'impasto[ray]'") from None
-    return ray
-
-
-def _check_reachable(address: str) -> None:
-    """A head node's ``host:port`` that refuses connections fails in seconds, not after Ray's minutes of retries."""
-    if address == "auto" or address.startswith("ray://") or ":" not in address:
-        return
-    host, _, port = address.rpartition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=5).close()
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"`ray`: cannot reach a Ray head node at '{address}' ({exc})") from None
 
 
 class TileWorker:
@@ -115,7 +96,7 @@ class RayTiles:
     ) -> None:
         self.ray = ray = require_ray()
         if not ray.is_initialized():
-            _check_reachable(address)
+            check_reachable(address)
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.workers = workers or max(1, cpus // threads)
