@@ -35,13 +35,13 @@ from ..net.network import load_network, resolve_device, resolve_precision
 from ..net.vgg import VGG19, layer_depth
 from . import memory
 from .calibrate import Calibration, Clock, tile_seconds, update_seconds
-from .eq7 import Eq7
 from .estimate import TARGET_PASSES
 from .memory import Fit
 from .schedule import Plan, plan
 from .tile_layout import layout
 from .traffic import FP32, Traffic, channels, weights_bytes
 from .traffic import traffic as step_traffic
+from .transfer import equation_of
 
 __all__ = [
     "DEFAULT_BANDWIDTH",
@@ -280,10 +280,7 @@ def plan_run(
         precision, _ = resolve_precision(opts.precision, device)
         network = load_network(opts.weights, opts.weights_format, opts.pooling, str(device), opts.network, precision)
     bf16 = network.dtype == torch.bfloat16
-    equation = Eq7(
-        network, dict(opts.content_layers), dict(opts.style_layers), opts.alpha, opts.beta,
-        tv_weight=opts.tv_weight, layer_balance=opts.layer_balance, style_loss=opts.style_loss,
-    )  # fmt: skip
+    equation = equation_of(network, opts)  # the run's eq. 7
     fits, over = fits_for(schedule, equation.layers, device, bf16, workers, worker_memory)
     args = (schedule, equation.layers, fits)
     final = make_plan(*args, Calibration((1, 1), 0, 0, 0), workers, bandwidth, bf16, over).scales[-1]

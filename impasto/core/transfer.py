@@ -66,7 +66,7 @@ def _network(opts: Options, device: torch.device, given: VGG19 | None) -> tuple[
     return net, f"{device.type}, {'bf16' if net.dtype == torch.bfloat16 else 'fp32'} ({why})"
 
 
-def _equation(vgg: VGG19, opts: Options) -> Eq7:
+def equation_of(vgg: VGG19, opts: Options) -> Eq7:
     """Eq. 7 with the options' layers, weights and style term; each scale gets its tiling and targets."""
     return Eq7(
         vgg,
@@ -174,7 +174,7 @@ def paint(
     phase(Phase("network", f"loading the network on {device.type}"))
     network, compute = _network(opts, device, network)
     precision = "bf16" if network.dtype == torch.bfloat16 else "fp32"
-    equation = replace(_equation(network, opts), runner=runner)
+    equation = replace(equation_of(network, opts), runner=runner)
     fits = _fits(schedule, equation, opts, device, precision, runner)
     if (note := fits[-1].note()) is not None:
         compute += f"; {note}"
