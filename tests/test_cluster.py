@@ -22,6 +22,7 @@ from impasto.config import resolve
 from impasto.core.checkpoint import Checkpoint, path_for
 from impasto.core.eq7 import Eq7
 from impasto.core.objective import Objective, Upstream
+from impasto.core.terms.photoreal import Photorealism
 from impasto.core.tile_layout import Tile
 from impasto.core.transfer import paint
 from impasto.inputs import Images
@@ -50,7 +51,9 @@ def runner() -> Iterator[RayTiles]:
 def test_loss_and_gradient_on_the_cluster_equal_the_local_tiled_ones(runner: RayTiles) -> None:
     torch.manual_seed(0)
     eq = Eq7(narrow_vgg("avg"), {"conv4_2": 1.0}, STYLE, 1.0, 1e3, tv_weight=1e-3, tile=48)
-    local = eq.of(torch.rand(1, 3, 112, 136) * 255, [torch.rand(1, 3, 64, 64) * 255])
+    photo = torch.rand(1, 3, 112, 136) * 255
+    local = eq.of(photo, [torch.rand(1, 3, 64, 64) * 255])
+    local = replace(local, terms=[*local.terms, (1e2, Photorealism.of(photo))])  # workers get each tile's cut
     x = (torch.rand(1, 3, 112, 136) * 255).requires_grad_(True)
     assert len(local.tiles(112, 136)) >= 6
     loss, report = local(x)
@@ -62,7 +65,7 @@ def test_loss_and_gradient_on_the_cluster_equal_the_local_tiled_ones(runner: Ray
     remote_loss.backward()
     assert x.grad is not None
     assert float(remote_loss.detach()) == pytest.approx(float(loss.detach()), rel=1e-5)
-    assert set(remote_report) == set(report)
+    assert set(remote_report) == set(report) and "photorealism" in report
     assert float((x.grad - expected).norm() / expected.norm()) < 1e-5
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import pickle
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,8 @@ from PIL import Image, PngImagePlugin
 
 from impasto.config import Options, StyleLoss
 from impasto.core.eq7 import Eq7
-from impasto.core.objective import Objective
-from impasto.core.terms import StyleRegion, Temporal
+from impasto.core.objective import Objective, crop_of, features_of
+from impasto.core.terms import StyleRegion, Temporal, Where
 from impasto.core.terms.photoreal import Photorealism
 from impasto.core.tile_layout import geometry, layout
 from impasto.net.vgg import Pooling
@@ -115,6 +116,36 @@ def test_each_term_alone_tiled_equals_untiled(term: str) -> None:
     _, grad, _ = _loss_and_grad(objectives[0], _image(h, w, 26))
     assert float(grad.abs().max()) > 0, "the term moves the pixels"
     _assert_same(objectives[0], objectives[1], _image(h, w, 26))
+
+
+@pytest.mark.parametrize("term", ["content", "temporal", "photorealism"])
+def test_a_local_term_cut_to_a_tile_gives_that_tiles_value_and_gradient(term: str) -> None:
+    """What a cluster worker is sent (``at(tile)``, pickled) evaluates each tile exactly as the whole
+    term does, and is a small part of it."""
+    h, w = 200, 230
+    _, tiled = _pair("avg", tile=64)
+    base = tiled.of(_image(h, w, 24), [_image(120, 100, 25)])
+    whole = {
+        "content": base.term("content"),
+        "temporal": _temporal(h, w),
+        "photorealism": Photorealism.of(_image(h, w, 24)),
+    }[term]
+    x = _image(h, w, 26)
+    tiles = base.tiles(h, w)
+    assert len(tiles) == 16
+    for tile in tiles:
+        sent = pickle.dumps(whole.at(tile))
+        assert len(sent) < len(pickle.dumps(whole)) / 6, "a tile's cut, not the whole term"
+        cut = pickle.loads(sent)
+        values, grads = [], []
+        for t in (whole, cut):
+            crop = crop_of(x, tile).clone().requires_grad_(True)
+            value = t.local(features_of(base.vgg, crop, t.layers), crop, Where(tile))
+            value.backward()
+            values.append(float(value.detach()))
+            grads.append(crop.grad)
+        assert values[0] == values[1] and values[0] > 0
+        assert torch.equal(grads[0], grads[1])
 
 
 def test_a_tile_larger_than_the_image_is_one_tile() -> None:

@@ -4,10 +4,12 @@ A tiled step is a map-reduce (:mod:`impasto.core.objective`): pass 1 sums each t
 global statistics, pass 2 back-propagates each tile against the global ones. :class:`RayTiles` is
 the objective's :class:`~impasto.core.objective.Runner`: each tile of a pass is one task on an
 actor (a worker process holding the network, sent once through the object store); the scale's
-terms (their targets) go to the object store once per scale, d(loss)/d(sums) once per step; a
-task carries its tile's crop and brings back its share. The driver keeps the pixels, the optimiser
-and the sums, and adds the shares up in tile order, as the local run does: the same objective and
-gradient, up to the workers' summation order within a tile (they run with ``threads`` threads).
+global terms (their targets) go to the object store once per scale, d(loss)/d(sums) once per step;
+a task carries its tile's crop and its tile's cut of the local terms (:meth:`LocalTerm.at`: the
+content target of an A0 print is ~4 GB, its tile's part a few MB) and brings back its share. The
+driver keeps the pixels, the optimiser and the sums, and adds the shares up in tile order, as the
+local run does: the same objective and gradient, up to the workers' summation order within a tile
+(they run with ``threads`` threads).
 
 A worker that dies is restarted and its tasks retried (Ray's ``max_restarts`` and
 ``max_task_retries``); when none can be, the step fails with a one-line :class:`ClusterError`.
@@ -23,6 +25,7 @@ import torch
 
 from ..batch.ray_cluster import check_reachable, require_ray
 from ..core.objective import Objective, Share, Upstream
+from ..core.terms import LocalTerm, Term
 from ..core.tile_layout import Tile
 from ..errors import ImpastoError
 from ..net.kernels import unpacked
@@ -47,31 +50,39 @@ class TileWorker:
         torch.set_num_threads(threads)
         self.network = network.eval()
         self.key = -1
-        self.objective: Objective | None = None
+        self.scale: tuple[list[tuple[float, Term | None]], int | None, tuple[str, ...] | None] = ([], None, None)
         self.upstream_key = -1
         self.upstream: Upstream = {}
 
-    def _objective(self, key: int, boxed: list[Any]) -> Objective:
-        """The scale's objective (``boxed``: its reference, in a list so that Ray does not fetch it per task)."""
-        if key != self.key or self.objective is None:
+    def _objective(self, key: int, boxed: list[Any], cut: dict[int, LocalTerm]) -> Objective:
+        """The scale's objective for one tile (``boxed``: the scale's global terms, in a list so that
+        Ray does not fetch them per task; ``cut``: the local terms cut to the tile)."""
+        if key != self.key:
             import ray
 
-            terms, tile, layout_layers = ray.get(boxed[0])
-            self.objective = Objective(self.network, terms, tile, 0, layout_layers)
-            self.key = key
-        return self.objective
+            self.scale, self.key = ray.get(boxed[0]), key
+        terms, tile, layout_layers = self.scale
+        whole = [(w, cut[i] if t is None else t) for i, (w, t) in enumerate(terms)]
+        return Objective(self.network, whole, tile, 0, layout_layers)
 
-    def share(self, key: int, boxed: list[Any], crop: torch.Tensor, tile: Tile) -> Share:
-        return self._objective(key, boxed).share(None, crop, tile)
+    def share(self, key: int, boxed: list[Any], cut: dict[int, LocalTerm], crop: torch.Tensor, tile: Tile) -> Share:
+        return self._objective(key, boxed, cut).share(None, crop, tile)
 
     def gradient(
-        self, key: int, boxed: list[Any], crop: torch.Tensor, tile: Tile, step: int, up: list[Any]
+        self,
+        key: int,
+        boxed: list[Any],
+        cut: dict[int, LocalTerm],
+        crop: torch.Tensor,
+        tile: Tile,
+        step: int,
+        up: list[Any],
     ) -> torch.Tensor | None:
         if step != self.upstream_key:
             import ray
 
             self.upstream, self.upstream_key = ray.get(up[0]), step
-        return self._objective(key, boxed).tile_gradient(crop, tile, self.upstream)
+        return self._objective(key, boxed, cut).tile_gradient(crop, tile, self.upstream)
 
     def pid(self) -> int:
         import os
@@ -83,6 +94,11 @@ class TileWorker:
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _cut(objective: Objective, tile: Tile) -> dict[int, LocalTerm]:
+    """The objective's local terms as ``tile`` needs them (by their index in the objective)."""
+    return {i: t.at(tile) for i, (_, t) in enumerate(objective.terms) if isinstance(t, LocalTerm)}
 
 
 class RayTiles:
@@ -121,12 +137,14 @@ class RayTiles:
         return f"on Ray at {self.address}: {self.workers} worker(s)"
 
     def _scale_of(self, objective: Objective) -> tuple[int, list[Any]]:
-        """The objective's key and reference, put in the object store once (a new objective: a new scale)."""
+        """The objective's key and reference, put in the object store once (a new objective: a new
+        scale): its global terms, the local ones left for each tile's task (:func:`_cut`)."""
         if objective.vgg is not self._network:
             self._start(objective.vgg)
         if objective is not self._objective:
             self._objective, self._key = objective, self._key + 1
-            self._boxed = [self.ray.put((list(objective.terms), objective.tile, objective.layout_layers))]
+            terms = [(w, None if isinstance(t, LocalTerm) else t) for w, t in objective.terms]
+            self._boxed = [self.ray.put((terms, objective.tile, objective.layout_layers))]
         return self._key, self._boxed
 
     def _gather(self, refs: list[Any]) -> Iterator[Any]:
@@ -140,7 +158,7 @@ class RayTiles:
     def shares(self, objective: Objective, crops: Sequence[torch.Tensor], tiles: Sequence[Tile]) -> Iterator[Share]:
         key, boxed = self._scale_of(objective)
         refs = [
-            self.actors[n % len(self.actors)].share.remote(key, boxed, crop.contiguous(), tile)
+            self.actors[n % len(self.actors)].share.remote(key, boxed, _cut(objective, tile), crop.contiguous(), tile)
             for n, (crop, tile) in enumerate(zip(crops, tiles, strict=True))
         ]
         return self._gather(refs)
@@ -152,7 +170,9 @@ class RayTiles:
         self._step += 1
         up = [self.ray.put({i: {k: v.detach() for k, v in s.items()} for i, s in upstream.items()})]
         refs = [
-            self.actors[n % len(self.actors)].gradient.remote(key, boxed, crop.contiguous(), tile, self._step, up)
+            self.actors[n % len(self.actors)].gradient.remote(
+                key, boxed, _cut(objective, tile), crop.contiguous(), tile, self._step, up
+            )
             for n, (crop, tile) in enumerate(zip(crops, tiles, strict=True))
         ]
         return self._gather(refs)

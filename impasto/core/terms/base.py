@@ -48,10 +48,14 @@ class Where:
         return responses[:, :, rows, cols]
 
     def part(self, full: torch.Tensor, depth: int) -> torch.Tensor:
-        """The counted positions of an image-wide map (B, C, H_d, W_d) at ``depth`` (a view)."""
+        """The counted positions of an image-wide map (B, C, H_d, W_d) at ``depth`` (a view). A map
+        the core's size is returned as it is: it is one already cut to the core (:meth:`LocalTerm.at`),
+        or the core is the whole image."""
         if self.tile is None:
             return full
         _, _, rows, cols = self.tile.at(depth)
+        if full.shape[-2:] == (rows.stop - rows.start, cols.stop - cols.start):
+            return full
         return full[:, :, rows, cols]
 
     def rows_cols(self, height: int, width: int, depth: int) -> tuple[slice, slice]:
@@ -74,6 +78,13 @@ class LocalTerm(ABC):
     @abstractmethod
     def local(self, feats: Features, pixels: torch.Tensor, where: Where) -> torch.Tensor:
         """The part of the sum at ``where``'s positions: ``feats`` and ``pixels`` are a crop's (or the image's)."""
+
+    def at(self, tile: Tile) -> LocalTerm:
+        """The term as ``tile``'s evaluation needs it: its image-wide maps (targets, guides) cut to
+        the tile's core and copied, so that a worker given one tile is sent only that tile's part
+        (:mod:`impasto.cluster.tiles`). ``at(tile).local(f, x, Where(tile))`` is ``local(f, x,
+        Where(tile))``. The default: the term itself (one with no image-wide map)."""
+        return self
 
 
 class GlobalTerm(ABC):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
 from ...net.vgg import layer_depth
+from ..tile_layout import Tile
 from .base import Features, LocalTerm, Where
 
 __all__ = ["Content", "content_loss"]
@@ -42,3 +43,7 @@ class Content(LocalTerm):
                 f = where.core(feats[layer], depth)
                 total = total + w * content_loss(f, where.part(self.targets[layer], depth))
         return total
+
+    def at(self, tile: Tile) -> Content:
+        where = Where(tile)
+        return replace(self, targets={k: where.part(v, layer_depth(k)).clone() for k, v in self.targets.items()})

@@ -11,11 +11,12 @@ tile whose core holds its centre (a window reads 1 px around its centre, inside 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from ..matting import MattingGuide, matting_energy, precompute
+from ..tile_layout import Tile
 from .base import Features, LocalTerm, Where
 
 __all__ = ["Photorealism"]
@@ -33,15 +34,29 @@ class Photorealism(LocalTerm):
         """The term for outputs of ``photo``'s size; ``photo`` (1, 3, H, W) in 0..255."""
         return cls(precompute(photo / 255.0))
 
+    def _windows(self, tile: Tile) -> MattingGuide | None:
+        """The guide of the windows whose centres lie in ``tile``'s core (views; None: there are none)."""
+        (y0, y1, x0, x1), (top, left), (rows, cols) = tile.core, self.guide.offset, self.guide.windows
+        if y1 <= top or x1 <= left or y0 >= top + rows or x0 >= left + cols:
+            return None
+        return self.guide.crop(y0, x0, y1 - y0, x1 - x0)
+
+    def at(self, tile: Tile) -> Photorealism:
+        g = self.guide
+        windows = self._windows(tile) or MattingGuide(
+            g.image[..., :0, :0], g.mean[..., :0, :0], g.inv[..., :0, :0], (0, 0)
+        )
+        image, mean, inv = (t.clone() for t in (windows.image, windows.mean, windows.inv))
+        return replace(self, guide=MattingGuide(image, mean, inv, windows.offset))
+
     def local(self, feats: Features, pixels: torch.Tensor, where: Where) -> torch.Tensor:
         v = pixels / 255.0
         if where.tile is None:
             return matting_energy(v, self.guide).sum()
-        (y0, y1, x0, x1), (cy0, _, cx0, _) = where.tile.core, where.tile.crop
-        rows, cols = self.guide.windows
-        if y1 <= 1 or x1 <= 1 or y0 > rows or x0 > cols:  # no window centre in this core
+        windows = self._windows(where.tile)
+        if windows is None:
             return pixels.new_zeros(())
-        windows = self.guide.crop(y0, x0, y1 - y0, x1 - x0)
+        cy0, _, cx0, _ = where.tile.crop
         top, left = windows.offset[0] - 1 - cy0, windows.offset[1] - 1 - cx0  # the windows' pixels, in the crop
         h, w = windows.windows
         return matting_energy(v[:, :, top : top + h + 2, left : left + w + 2], windows).sum()

@@ -10,10 +10,11 @@ weight that multiplies it (gamma times the objective at the warm start) is the v
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
+from ..tile_layout import Tile
 from .base import Features, LocalTerm, Where
 
 __all__ = ["Temporal"]
@@ -21,15 +22,22 @@ __all__ = ["Temporal"]
 
 @dataclass(frozen=True, eq=False)
 class Temporal(LocalTerm):
-    """``pairs``: (w_j (1, 3, H, W) in 0..255, c_j (1, 1, H, W) in 0..1) for each earlier frame used."""
+    """``pairs``: (w_j (1, 3, H, W) in 0..255, c_j (1, 1, H, W) in 0..1) for each earlier frame used;
+    ``values``: D (0: that of the pairs' images, which are the whole frame's unless cut by :meth:`at`)."""
 
     pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]
     name: str = "temporal"
+    values: int = 0
 
     def local(self, feats: Features, pixels: torch.Tensor, where: Where) -> torch.Tensor:
         x = where.core(pixels, 0)
-        n = self.pairs[0][0].numel() if self.pairs else 1  # D, the whole image's
+        n = self.values or (self.pairs[0][0].numel() if self.pairs else 1)  # D, the whole image's
         total = pixels.new_zeros(())
         for w, c in self.pairs:
             total = total + (where.part(c, 0) * (x - where.part(w, 0)) ** 2).sum() / (n * 255.0**2)
         return total
+
+    def at(self, tile: Tile) -> Temporal:
+        where = Where(tile)
+        pairs = [(where.part(w, 0).clone(), where.part(c, 0).clone()) for w, c in self.pairs]
+        return replace(self, pairs=pairs, values=self.values or (self.pairs[0][0].numel() if self.pairs else 1))
