@@ -104,3 +104,17 @@ def test_wrong_shapes_are_refused_with_the_shapes_named() -> None:
         matting_energy(v[..., :-1], precompute(guide))
     with pytest.raises(ValueError, match="no window centre"):
         precompute(guide).crop(0, 0, 1, 1)
+
+
+@pytest.mark.parametrize("strip", [1, 7, 64])
+def test_statistics_built_in_strips_equal_one_block_bit_for_bit(strip: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The strips bound the float64 working memory; no window's statistics may depend on them."""
+    import impasto.core.matting as matting
+
+    guide = torch.rand(1, 3, 75, 41, generator=torch.Generator().manual_seed(3))
+    whole = precompute(guide)
+    monkeypatch.setattr(matting, "STRIP", strip)
+    strips = precompute(guide)
+    assert whole.windows == strips.windows == (73, 39)
+    for a, b in ((whole.image, strips.image), (whole.mean, strips.mean), (whole.inv, strips.inv)):
+        assert torch.equal(a, b)

@@ -60,3 +60,16 @@ def test_bad_arguments_are_refused() -> None:
         guided_filter(guide, torch.rand(1, 3, 8, 9))
     with pytest.raises(ValueError, match="radius"):
         guided_filter(guide, torch.rand(1, 3, 8, 8), radius=0)
+
+
+@pytest.mark.parametrize(("strip", "radius"), [(1, 1), (5, 3), (16, 4)])
+def test_rows_filtered_in_strips_equal_one_block_bit_for_bit(
+    strip: int, radius: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import impasto.core.photo_project as project
+
+    gen = torch.Generator().manual_seed(4)
+    guide, image = torch.rand(1, 3, 53, 30, generator=gen), torch.rand(1, 3, 53, 30, generator=gen)
+    whole = guided_filter(guide, image, radius, 1e-3)
+    monkeypatch.setattr(project, "STRIP", strip)
+    assert torch.equal(guided_filter(guide, image, radius, 1e-3), whole)

@@ -4,9 +4,9 @@ A tiled step is a map-reduce (:mod:`impasto.core.objective`): pass 1 sums each t
 global statistics, pass 2 back-propagates each tile against the global ones. :class:`RayTiles` is
 the objective's :class:`~impasto.core.objective.Runner`: each tile of a pass is one task on an
 actor (a worker process holding the network, sent once through the object store); the scale's
-global terms (their targets) go to the object store once per scale, d(loss)/d(sums) once per step;
-a task carries its tile's crop and its tile's cut of the local terms (:meth:`LocalTerm.at`: the
-content target of an A0 print is ~4 GB, its tile's part a few MB) and brings back its share. The
+global terms (their targets) and each tile's cut of the local terms (:meth:`LocalTerm.at`: the
+content target of an A0 print is ~4 GB, a tile's part a few MB) go to the object store once per
+scale, d(loss)/d(sums) once per step; a task carries its tile's crop and cut and brings back its share. The
 driver keeps the pixels, the optimiser and the sums, and adds the shares up in tile order, as the
 local run does: the same objective and gradient, up to the workers' summation order within a tile
 (they run with ``threads`` threads).
@@ -122,6 +122,7 @@ class RayTiles:
         self._objective: Objective | None = None
         self._key = 0
         self._boxed: list[Any] = []
+        self._cuts: list[Any] = []
         self._step = 0
 
     def _start(self, network: VGG19) -> None:
@@ -136,16 +137,19 @@ class RayTiles:
     def describe(self) -> str:
         return f"on Ray at {self.address}: {self.workers} worker(s)"
 
-    def _scale_of(self, objective: Objective) -> tuple[int, list[Any]]:
-        """The objective's key and reference, put in the object store once (a new objective: a new
-        scale): its global terms, the local ones left for each tile's task (:func:`_cut`)."""
+    def _scale_of(self, objective: Objective, tiles: Sequence[Tile]) -> tuple[int, list[Any], list[Any]]:
+        """The objective's key and references, put in the object store once (a new objective: a new
+        scale): its global terms, and each tile's cut of the local terms (:func:`_cut`), which Ray
+        hands to that tile's tasks (a worker holds one tile's part at a time; a remote node fetches a
+        part once per scale and keeps it in its own object store)."""
         if objective.vgg is not self._network:
             self._start(objective.vgg)
         if objective is not self._objective:
             self._objective, self._key = objective, self._key + 1
             terms = [(w, None if isinstance(t, LocalTerm) else t) for w, t in objective.terms]
             self._boxed = [self.ray.put((terms, objective.tile, objective.layout_layers))]
-        return self._key, self._boxed
+            self._cuts = [self.ray.put(_cut(objective, tile)) for tile in tiles]
+        return self._key, self._boxed, self._cuts
 
     def _gather(self, refs: list[Any]) -> Iterator[Any]:
         """The tasks' results in order, once they are all done (the tasks are already sent)."""
@@ -156,9 +160,9 @@ class RayTiles:
             raise ClusterError(f"the Ray cluster could not finish a step (no worker left?): {first}") from None
 
     def shares(self, objective: Objective, crops: Sequence[torch.Tensor], tiles: Sequence[Tile]) -> Iterator[Share]:
-        key, boxed = self._scale_of(objective)
+        key, boxed, cuts = self._scale_of(objective, tiles)
         refs = [
-            self.actors[n % len(self.actors)].share.remote(key, boxed, _cut(objective, tile), crop.contiguous(), tile)
+            self.actors[n % len(self.actors)].share.remote(key, boxed, cuts[n], crop.contiguous(), tile)
             for n, (crop, tile) in enumerate(zip(crops, tiles, strict=True))
         ]
         return self._gather(refs)
@@ -166,12 +170,12 @@ class RayTiles:
     def gradients(
         self, objective: Objective, crops: Sequence[torch.Tensor], tiles: Sequence[Tile], upstream: Upstream
     ) -> Iterator[torch.Tensor | None]:
-        key, boxed = self._scale_of(objective)
+        key, boxed, cuts = self._scale_of(objective, tiles)
         self._step += 1
         up = [self.ray.put({i: {k: v.detach() for k, v in s.items()} for i, s in upstream.items()})]
         refs = [
             self.actors[n % len(self.actors)].gradient.remote(
-                key, boxed, _cut(objective, tile), crop.contiguous(), tile, self._step, up
+                key, boxed, cuts[n], crop.contiguous(), tile, self._step, up
             )
             for n, (crop, tile) in enumerate(zip(crops, tiles, strict=True))
         ]

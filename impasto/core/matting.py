@@ -36,6 +36,7 @@ __all__ = ["EPS", "MattingGuide", "laplacian_apply", "matting_energy", "precompu
 
 EPS = 1e-7  # Levin et al.'s regulariser, on colours in [0, 1]
 WINDOW = 9  # |w|: 3x3 windows
+STRIP = 256  # rows of window centres whose statistics :func:`precompute` builds at a time
 _PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))  # the upper triangle of a symmetric 3x3
 
 
@@ -83,9 +84,22 @@ class MattingGuide:
 
 @torch.no_grad()
 def precompute(guide: torch.Tensor, eps: float = EPS, dtype: torch.dtype = torch.float32) -> MattingGuide:
-    """The statistics of ``guide`` (1, 3, H, W), colours in [0, 1], H and W at least 3."""
+    """The statistics of ``guide`` (1, 3, H, W), colours in [0, 1], H and W at least 3.
+
+    Built :data:`STRIP` rows of window centres at a time: the float64 working maps (~440 bytes per
+    pixel) then take a strip's memory, not the photo's (~5 GB at 4096 x 3072); each window's
+    statistics do not depend on the strip (bit for bit)."""
     if guide.dim() != 4 or guide.shape[0] != 1 or guide.shape[1] != 3 or min(guide.shape[-2:]) < 3:
         raise ValueError(f"the guide must be (1, 3, H, W) with H, W >= 3, not {tuple(guide.shape)}")
+    rows = guide.shape[-2] - 2
+    strips = [_statistics(guide[..., r : min(r + STRIP, rows) + 2, :], eps, dtype) for r in range(0, rows, STRIP)]
+    mean, tri = (torch.cat([s[n] for s in strips], dim=-2) for n in (0, 1))
+    return MattingGuide((guide.to(torch.float64) - 0.5).to(dtype), mean, tri)
+
+
+def _statistics(guide: torch.Tensor, eps: float, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """mu_k - 1/2 (1, 3, h, w) and the upper triangle of (Sigma_k + eps/|w| Id)^-1 (1, 6, h, w),
+    computed in float64 and returned in ``dtype``."""
     g = guide.to(torch.float64) - 0.5
     mean = _box(g)  # (1, 3, h, w)
     products = torch.cat([g[:, i : i + 1] * g[:, j : j + 1] for i, j in _PAIRS], dim=1)  # (1, 6, H, W)
@@ -97,8 +111,7 @@ def precompute(guide: torch.Tensor, eps: float = EPS, dtype: torch.dtype = torch
         sigma[..., j, i] = cov
     sigma = sigma + (eps / WINDOW) * torch.eye(3, dtype=torch.float64, device=g.device)
     inv = torch.linalg.inv(sigma)  # (h, w, 3, 3)
-    tri = torch.stack([inv[..., i, j] for i, j in _PAIRS], dim=0)[None]  # (1, 6, h, w)
-    return MattingGuide(g.to(dtype), mean.to(dtype), tri.to(dtype))
+    return mean.to(dtype), torch.stack([inv[..., i, j] for i, j in _PAIRS], dim=0)[None].to(dtype)  # (1, 6, h, w)
 
 
 def matting_energy(v: torch.Tensor, stats: MattingGuide) -> torch.Tensor:

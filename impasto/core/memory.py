@@ -21,7 +21,17 @@ from ..errors import InputError
 from ..net.vgg import LAYER_NAMES, canonical_layer, layer_depth
 from .tile_layout import geometry, layout
 
-__all__ = ["Fit", "available", "fit", "fit_scales", "format_size", "image_bytes", "network_bytes", "step_bytes"]
+__all__ = [
+    "Fit",
+    "available",
+    "crop_bytes",
+    "fit",
+    "fit_scales",
+    "format_size",
+    "image_bytes",
+    "network_bytes",
+    "step_bytes",
+]
 
 # VGG19's conv widths per block, for the responses kept for the backward pass.
 _WIDTHS = (64, 128, 256, 512, 512)
@@ -29,6 +39,8 @@ FIXED = 500 * 2**20  # torch, the network's weights, the interpreter (measured, 
 BF16_FIXED = 300 * 2**20  # bf16: oneDNN-packed weights per input shape (kernels.py) and fp32 casts (measured)
 KEPT = 1.6  # responses kept per conv output value (output, pooling indices, backward's transients)
 IMAGE_COPIES = 8  # full-size 3-channel fp32 tensors alive in a step: images, gradients, L-BFGS (optimize.LBFGS)
+PHOTO_GUIDE = 48  # bytes per pixel of the image: the photorealism term's window statistics (float32)
+PHOTO_EVAL = 450  # bytes per pixel of a crop: one evaluation of that term with its gradient (measured at 2048 px)
 HEADROOM = 0.75  # a run plans to this share of its budget: measured peaks were up to 1.29x the model (bf16, tiled)
 MIN_HISTORY = 5  # fewer L-BFGS corrections than this are not worth tiling for
 # Without a budget of its own, a run that must tile uses cores of at most this size and keeps no
@@ -73,10 +85,18 @@ def network_bytes(height: int, width: int, layers: list[str], bf16: bool = False
     return _network_bytes(height, width, layers, 2 if bf16 else 4)
 
 
-def image_bytes(height: int, width: int, history: int) -> float:
+def image_bytes(height: int, width: int, history: int, photo: bool = False) -> float:
     """Bytes of the whole image's own vectors in a step (images, gradients, L-BFGS's ``history``
-    corrections, the content targets): the part of :func:`step_bytes` that grows with the image."""
-    return (4 * 3 * (IMAGE_COPIES + 2 * history) + 64) * height * width  # + conv4_2's targets (512 / 64 per px)
+    corrections, the content targets; with ``photo``, the photorealism term's guide): the part of
+    :func:`step_bytes` that grows with the image."""
+    per_pixel = 4 * 3 * (IMAGE_COPIES + 2 * history) + 64  # + conv4_2's targets (512 / 64 per px)
+    return (per_pixel + (PHOTO_GUIDE if photo else 0)) * height * width
+
+
+def crop_bytes(height: int, width: int, layers: list[str], bf16: bool = False, photo: bool = False) -> float:
+    """Bytes one crop's evaluation with its gradient takes: the network's responses and, with
+    ``photo``, the photorealism term's window maps."""
+    return _network_bytes(height, width, layers, 2 if bf16 else 4) + (PHOTO_EVAL * height * width if photo else 0)
 
 
 def step_bytes(
@@ -87,11 +107,13 @@ def step_bytes(
     bf16: bool = False,
     tile: int | None = None,
     keep: int = 0,
+    photo: bool = False,
 ) -> float:
     """Estimated peak bytes of an optimisation step at height x width (tiled with cores of ``tile`` px).
 
     ``history`` is the number of L-BFGS corrections held: ``min(lbfgs_history, steps)``; ``keep``
-    tiles' forwards are held from pass 1 to pass 2 (all of them: no crop is recomputed).
+    tiles' forwards are held from pass 1 to pass 2 (all of them: no crop is recomputed); ``photo``:
+    the objective has the photorealism term.
     """
     itemsize = 2 if bf16 else 4
     kept = 0.0
@@ -106,7 +128,7 @@ def step_bytes(
             cy0, cy1, cx0, cx1 = t.crop
             kept += _network_bytes(cy1 - cy0, cx1 - cx0, layers, itemsize) / KEPT
     fixed = FIXED + (BF16_FIXED if bf16 else 0)
-    return fixed + _network_bytes(crop_h, crop_w, layers, itemsize) + kept + image_bytes(height, width, history)
+    return fixed + crop_bytes(crop_h, crop_w, layers, bf16, photo) + kept + image_bytes(height, width, history, photo)
 
 
 @dataclass(frozen=True)
@@ -144,6 +166,7 @@ def fit(
     tile: int | None = None,
     steps: int | None = None,
     frugal: bool = False,
+    photo: bool = False,
 ) -> Fit:
     """The largest tiling (and longest history) whose step fits ``budget``; ``tile`` forces a core size.
 
@@ -157,7 +180,7 @@ def fit(
     """
 
     def need(hist: int, core: int | None, keep: int = 0) -> float:
-        return step_bytes(height, width, layers, min(hist, steps or hist), bf16, core, keep)
+        return step_bytes(height, width, layers, min(hist, steps or hist), bf16, core, keep, photo)
 
     def keeping(fitted: Fit) -> Fit:
         """``fitted`` with as many tiles' forwards kept for pass 2 as the rest of its budget holds."""
@@ -200,6 +223,7 @@ def fit_scales(
     bf16: bool,
     tile: int | None = None,
     max_memory: str | None = None,
+    photo: bool = False,
 ) -> list[Fit]:
     """One :class:`Fit` per scale (sizes are (width, height)), within ``max_memory`` or what is free.
 
@@ -208,19 +232,23 @@ def fit_scales(
     budget = parse_size(max_memory) if max_memory is not None else available(device)
     frugal = max_memory is None and device.type == "cpu"
     scales = list(zip(sizes, steps, strict=True))[::-1]  # the largest first: a refusal names the output size
-    return [fit(h, w, layers, history, budget, bf16, tile, n, frugal) for (w, h), n in scales][::-1]
+    return [fit(h, w, layers, history, budget, bf16, tile, n, frugal, photo) for (w, h), n in scales][::-1]
 
 
-def worker_core(height: int, width: int, layers: list[str], budget: int, bf16: bool, workers: int) -> int:
-    """The core size of tiles for workers of ``budget`` bytes each (one crop's forward and backward
-    and the network): the largest that fits, and no larger than gives each of ``workers`` a tile."""
+def worker_core(
+    height: int, width: int, layers: list[str], budget: int, bf16: bool, workers: int, photo: bool = False
+) -> int:
+    """The core size of tiles for workers of ``budget`` bytes each (one crop's forward and backward,
+    its cut of the local terms, and the network): the largest that fits, and no larger than gives
+    each of ``workers`` a tile."""
     align, halo = geometry(layers)
     fixed = FIXED + (BF16_FIXED if bf16 else 0)
     cores = [c for c in (2048, 1536, 1024, 768, 512, 384, 256, 192, 128) if c % align == 0]
 
     def fits(core: int) -> bool:
         crop_h, crop_w = min(height, core + 2 * halo), min(width, core + 2 * halo)
-        return fixed + _network_bytes(crop_h, crop_w, layers, 2 if bf16 else 4) <= HEADROOM * budget
+        need = fixed + crop_bytes(crop_h, crop_w, layers, bf16, photo) + image_bytes(crop_h, crop_w, 0, photo)
+        return need <= HEADROOM * budget
 
     fitting = [c for c in cores if fits(c)] or cores[-1:]
     shared = [c for c in fitting if len(layout(height, width, c, layers)) >= workers]

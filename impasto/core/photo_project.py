@@ -19,6 +19,8 @@ from torch.nn import functional as F
 
 __all__ = ["guided_filter"]
 
+STRIP = 256  # output rows filtered at a time (their float64 working maps, ~400 bytes per pixel)
+
 
 def _mean(x: torch.Tensor, radius: int) -> torch.Tensor:
     """Mean of ``x`` (N, C, H, W) over the (2r+1)^2 window at each pixel, clipped at the borders."""
@@ -38,6 +40,18 @@ def guided_filter(guide: torch.Tensor, image: torch.Tensor, radius: int = 8, eps
         )
     if radius < 1 or eps <= 0:
         raise ValueError(f"radius must be >= 1 and eps > 0, not {radius} and {eps}")
+    height, reach = image.shape[-2], 2 * radius  # a row of q reads the coefficients of rows +-r, each the pixels of +-r
+    out = []
+    for r0 in range(0, height, STRIP):
+        r1 = min(r0 + STRIP, height)
+        top, bottom = max(r0 - reach, 0), min(r1 + reach, height)
+        q = _filter(guide[..., top:bottom, :], image[..., top:bottom, :], radius, eps)
+        out.append(q[..., r0 - top : r1 - top, :].to(image.dtype))
+    return torch.cat(out, dim=-2)
+
+
+def _filter(guide: torch.Tensor, image: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
+    """The guided filter of a block of rows, in float64 (exact for the rows ``radius`` * 2 from a cut edge)."""
     g, p = guide.to(torch.float64), image.to(torch.float64)
     mu = _mean(g, radius)  # (1, 3, H, W)
     sigma = torch.stack(
@@ -58,4 +72,4 @@ def guided_filter(guide: torch.Tensor, image: torch.Tensor, radius: int = 8, eps
         a = a.permute(2, 0, 1).unsqueeze(0)  # (1, 3, H, W)
         b = mp - (a * mu).sum(1, keepdim=True)  # (1, 1, H, W)
         out.append((_mean(a, radius) * g).sum(1, keepdim=True) + _mean(b, radius))
-    return torch.cat(out, dim=1).to(image.dtype)
+    return torch.cat(out, dim=1)

@@ -135,11 +135,11 @@ def fits_for(
     """
     opts = schedule.opts
     sizes, steps = [s.size for s in schedule.scales], [s.steps for s in schedule.scales]
-    tile = opts.tile
+    tile, photo = opts.tile, opts.photorealism > 0
     if workers > 1 and tile is None:
         width, height = sizes[-1]
-        tile = memory.worker_core(height, width, layers, worker_memory, bf16, workers)
-    args = (layers, opts.lbfgs_history, device, bf16, tile, opts.max_memory)
+        tile = memory.worker_core(height, width, layers, worker_memory, bf16, workers, photo)
+    args = (layers, opts.lbfgs_history, device, bf16, tile, opts.max_memory, photo)
     try:
         fits = memory.fit_scales(sizes, steps, *args)
     except InputError as exc:
@@ -162,14 +162,16 @@ def _frugal(schedule: Plan, layers: list[str], device: torch.device, bf16: bool,
     for (w, h), n in zip(sizes, steps, strict=True):
         history = min(opts.lbfgs_history, memory.MIN_HISTORY, n or 1)
         core = tile or memory.FRUGAL_CORE
-        needed = memory.step_bytes(h, w, layers, history, bf16, core)
-        fits.append(Fit(core, history, needed, memory.step_bytes(h, w, layers, history, bf16), budget, steps=n))
+        photo = opts.photorealism > 0
+        needed = memory.step_bytes(h, w, layers, history, bf16, core, photo=photo)
+        untiled = memory.step_bytes(h, w, layers, history, bf16, photo=photo)
+        fits.append(Fit(core, history, needed, untiled, budget, steps=n))
     return fits
 
 
 def _scale_plan(
     scale: tuple[tuple[int, int], int, int], fit: Fit, layers: list[str], style_layers: Sequence[str],
-    calibration: Calibration, workers: int, bandwidth: float, bf16: bool,
+    calibration: Calibration, workers: int, bandwidth: float, bf16: bool, photo: bool,
 ) -> ScalePlan:  # fmt: skip
     (w, h), steps, style_side = scale
     tiles = layout(h, w, fit.tile, layers) if fit.tile is not None else layout(h, w, max(w, h), layers)
@@ -179,8 +181,9 @@ def _scale_plan(
     first, second = calibration.per_pixel()
     update = calibration.update * w * h
     fixed = memory.FIXED + (memory.BF16_FIXED if bf16 else 0)
-    worker = fixed + memory.network_bytes(crop[1], crop[0], layers, bf16) + memory.image_bytes(crop[1], crop[0], 0)
-    driver = fixed + memory.image_bytes(h, w, min(fit.history, steps or fit.history))
+    worker = fixed + memory.crop_bytes(crop[1], crop[0], layers, bf16, photo)
+    worker += memory.image_bytes(crop[1], crop[0], 0, photo)  # its crop's vectors and its cut of the local terms
+    driver = fixed + memory.image_bytes(h, w, min(fit.history, steps or fit.history), photo)
     if fit.tile is None or len(tiles) == 1:  # one pass with the gradient, on one machine
         traffic, transfer = Traffic(0, 0, 0, 0), 0.0
         step = second * w * h + update
@@ -222,9 +225,10 @@ def make_plan(
     _check_cluster(workers, bandwidth)
     opts = schedule.opts
     style_layers = [name for name, _ in opts.style_layers]
+    photo = opts.photorealism > 0
     scales = tuple(
         _scale_plan(
-            (sc.size, sc.steps, sc.style_side), fit, layers, style_layers, calibration, workers, bandwidth, bf16
+            (sc.size, sc.steps, sc.style_side), fit, layers, style_layers, calibration, workers, bandwidth, bf16, photo
         )
         for sc, fit in zip(schedule.scales, fits, strict=True)
     )

@@ -99,10 +99,11 @@ def _fits(
 ) -> list[Fit]:
     """How each scale fits the device's memory: its tile and L-BFGS history (:func:`impasto.memory.fit_scales`);
     with a ``runner``, tiles sized for its workers' memory (:func:`impasto.memory.worker_core`)."""
-    tile = opts.tile
+    tile, photo = opts.tile, opts.photorealism > 0
     if runner is not None and tile is None:
         width, height = plan.scales[-1].size
-        tile = memory.worker_core(height, width, equation.layers, runner.memory, precision == "bf16", runner.workers)
+        bf16 = precision == "bf16"
+        tile = memory.worker_core(height, width, equation.layers, runner.memory, bf16, runner.workers, photo)
     fits = memory.fit_scales(
         [sc.size for sc in plan.scales],
         [sc.steps for sc in plan.scales],
@@ -112,6 +113,7 @@ def _fits(
         precision == "bf16",
         tile,
         opts.max_memory,
+        photo,
     )
     return fits if runner is None else [dataclasses.replace(f, keep=0) for f in fits]  # workers keep nothing
 
