@@ -112,3 +112,25 @@ def test_the_photo_preset_works_with_masks_two_styles_and_tiles() -> None:
         assert result.image.size == (48, 36) and result.fault is None and result.steps == TINY["steps"]
         assert np.isfinite(result.losses["photorealism"]) and result.losses["photorealism"] >= 0
     assert masked.params["content_mask"] == "image" and tiled.params["tile"] == 16
+
+
+def test_the_term_keeps_a_flat_sky_flat_rather_than_amplify_its_banding() -> None:
+    """A dusk sky: nearly flat, with 8-bit steps. Levin's eps (1e-7) lets the output stretch those
+    steps at a tenth of the term's cost (the rings across the launch pad's sky); with the term's eps a
+    20x stretch costs 400x what brightening the sky as a whole does (the regulariser: eps |a|^2)."""
+    from impasto.core.matting import precompute
+    from impasto.core.terms import EVERYWHERE
+    from impasto.core.terms.photoreal import EPS, Photorealism
+
+    rows = torch.arange(64, dtype=torch.float64)[:, None].expand(64, 64)
+    sky = (40 + torch.floor(rows / 16)).expand(1, 3, 64, 64).clone()  # four 8-bit bands, 0..255
+    stretched = (sky - 40) * 20 + 60  # the bands 20 levels apart
+    brighter = sky + 60  # the same sky, lighter: affine in the photo
+    term = Photorealism.of(sky)
+    assert EPS >= 1e-6 and term.guide.inv.dtype == torch.float32
+    cost = {
+        name: float(term.local({}, x, EVERYWHERE)) for name, x in (("stretched", stretched), ("brighter", brighter))
+    }
+    levin = Photorealism(precompute(sky / 255, 1e-7)).local({}, stretched, EVERYWHERE)
+    assert cost["brighter"] < cost["stretched"] / 100
+    assert cost["stretched"] > 5 * float(levin)

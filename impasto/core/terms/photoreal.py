@@ -19,7 +19,13 @@ from ..matting import MattingGuide, matting_energy, precompute
 from ..tile_layout import Tile
 from .base import Features, LocalTerm, Where
 
-__all__ = ["Photorealism"]
+__all__ = ["EPS", "Photorealism"]
+
+# The regulariser of the windows' covariances, on colours in [0, 1]. Levin et al.'s 1e-7 lets a
+# nearly flat window (a dusk sky) take any affine map of its own 8-bit banding and JPEG noise, which
+# the style loss amplifies into rings across the sky (benchmarks/results/photo/); 1e-6 keeps a flat
+# region flat and thin structures (gantries, masts) whole; 1e-5 fades those (docs/photo.md).
+EPS = 1e-6
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,7 +38,7 @@ class Photorealism(LocalTerm):
     @classmethod
     def of(cls, photo: torch.Tensor) -> Photorealism:
         """The term for outputs of ``photo``'s size; ``photo`` (1, 3, H, W) in 0..255."""
-        return cls(precompute(photo / 255.0))
+        return cls(precompute(photo / 255.0, EPS))
 
     def _windows(self, tile: Tile) -> MattingGuide | None:
         """The guide of the windows whose centres lie in ``tile``'s core (views; None: there are none)."""
