@@ -44,6 +44,7 @@ def one(size: int, tile: int | None, max_memory: str | None, steps: int, threads
     from impasto.config import resolve
     from impasto.core.print_plan import plan_run
     from impasto.core.transfer import Step, transfer
+    from impasto.inputs import Images
     from impasto.net.network import get_vgg, resolve_precision
 
     torch.set_num_threads(threads)
@@ -52,7 +53,8 @@ def one(size: int, tile: int | None, max_memory: str | None, steps: int, threads
     net = get_vgg(None, "auto", opts.pooling, "cpu", "raw", dtype=precision)
     photo, painting = bundled_image("tubingen"), bundled_image("starry_night")
     begin = time.perf_counter()
-    plans = {name: plan_run(photo, [painting], opts, network=net, clock=clock) for name, clock in CLOCKS.items()}
+    images = Images(photo, [painting])
+    plans = {name: plan_run(images, opts, network=net, clock=clock) for name, clock in CLOCKS.items()}
     plan_s = time.perf_counter() - begin
     stamps: dict[str, list[float]] = {name: [] for name in CLOCKS}
 

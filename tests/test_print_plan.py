@@ -18,6 +18,7 @@ from impasto.core.print_plan import KEPT_FORWARD, PrintPlan, fits_for, make_plan
 from impasto.core.schedule import Plan, plan
 from impasto.core.tile_layout import layout
 from impasto.core.traffic import weights_bytes
+from impasto.inputs import Images
 from impasto.testing import narrow_vgg
 
 CPU = torch.device("cpu")
@@ -168,7 +169,7 @@ def test_a_cluster_that_cannot_be_is_refused(workers: int, bandwidth: float, fie
 
 def test_plan_run_calibrates_one_tile(content_path: Path, style_path: Path) -> None:
     opts = resolve(size=128, scales=1, steps=3, tile=64, device="cpu", precision="fp32")
-    p = plan_run(content_path, [style_path], opts, workers=2, network=narrow_vgg())
+    p = plan_run(Images(content_path, [style_path]), opts, workers=2, network=narrow_vgg())
     final = p.scales[-1]
     assert final.size == (128, 96) and final.tiles == 4
     assert p.calibration.crop == final.crop  # the tile every step runs was the one timed
@@ -188,6 +189,6 @@ def test_the_calibration_reads_the_clock_given(content_path: Path, style_path: P
     """A clock that moves one second a reading: every timed part takes exactly 1 s."""
     ticks = iter(range(10**6))
     opts = resolve(size=128, scales=1, steps=3, tile=64, device="cpu", precision="fp32")
-    p = plan_run(content_path, [style_path], opts, network=narrow_vgg(), clock=lambda: float(next(ticks)))
+    p = plan_run(Images(content_path, [style_path]), opts, network=narrow_vgg(), clock=lambda: float(next(ticks)))
     assert (p.calibration.statistics, p.calibration.gradient) == (1.0, 1.0)
     assert p.calibration.update == 1.0 / 256**2  # 1 s a step, whatever the history, on a 256-px image

@@ -151,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
     from ..config import resolve
     from ..config.checks import parse_size
     from ..core.print_plan import DEFAULT_BANDWIDTH, plan_run
+    from ..inputs import Images
     from ..net.network import resolve_device
 
     options, images = option_values(args)
@@ -163,8 +164,8 @@ def run(args: argparse.Namespace) -> int:
     bandwidth = DEFAULT_BANDWIDTH if args.bandwidth is None else args.bandwidth
     worker_memory = parse_size(args.ray_memory, "--ray-memory")
     plan = plan_run(
-        args.content, args.styles, opts, workers=workers, bandwidth=bandwidth, worker_memory=worker_memory,
-        max_pixels=args.max_pixels, **images,
+        Images(args.content, args.styles, **images), opts, workers=workers, bandwidth=bandwidth,
+        worker_memory=worker_memory, max_pixels=args.max_pixels,
     )  # fmt: skip
     names = ", ".join(Path(s).name for s in args.styles)
     print(f"plan     {Path(args.content).name} in the manner of {names}, preset {args.preset}")

@@ -30,18 +30,17 @@ from ..config.checks import parse_size
 from ..config.paper import Paper, on_paper, parse_paper
 from ..errors import ConfigError, InputError
 from ..image import DEFAULT_MAX_PIXELS
-from ..inputs import ImageLike, gather
-from ..net.network import load_network, resolve_device, resolve_precision
+from ..inputs import Images
 from ..net.vgg import VGG19, layer_depth
 from . import memory
 from .calibrate import Calibration, Clock, tile_seconds, update_seconds
 from .estimate import TARGET_PASSES
 from .memory import Fit
-from .schedule import Plan, plan
+from .schedule import Plan
 from .tile_layout import layout
 from .traffic import FP32, Traffic, channels, weights_bytes
 from .traffic import traffic as step_traffic
-from .transfer import equation_of
+from .transfer import equation_of, network_for, prepare
 
 __all__ = [
     "DEFAULT_BANDWIDTH",
@@ -247,13 +246,9 @@ def make_plan(
 
 
 def plan_run(
-    content: ImageLike,
-    styles: ImageLike | Sequence[ImageLike],
+    images: Images,
     opts: Options,
     *,
-    init_image: ImageLike | None = None,
-    content_mask: ImageLike | None = None,
-    style_masks: Sequence[ImageLike] | None = None,
     workers: int = 1,
     bandwidth: float = DEFAULT_BANDWIDTH,
     worker_memory: int = WORKER_MEMORY,
@@ -261,28 +256,16 @@ def plan_run(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     clock: Clock = time.perf_counter,
 ) -> PrintPlan:
-    """The plan of :func:`impasto.transfer` with these arguments, without running it.
+    """The plan of :func:`impasto.core.transfer.paint` with these arguments, without running it.
 
-    Reads the images and checks them against the options as the run would (refusing what it would
-    refuse), loads the network (or takes ``network``) and times one tile and one update on this
-    machine (:mod:`impasto.core.calibrate`, in seconds of ``clock``). Nothing is optimised or written.
+    Reads the images and checks them against the options as the run does (refusing what it would
+    refuse: :func:`~impasto.core.transfer.prepare`), loads the network as it does (or takes
+    ``network``: :func:`~impasto.core.transfer.network_for`) and times one tile and one update on
+    this machine (:mod:`impasto.core.calibrate`, in seconds of ``clock``). Nothing is optimised or written.
     """
     _check_cluster(workers, bandwidth)  # before the images are read and the network loaded
-    inputs = gather(
-        content,
-        styles,
-        opts.init,
-        init_image=init_image,
-        content_mask=content_mask,
-        style_masks=style_masks,
-        max_pixels=max_pixels,
-    )
-    n_masks = None if inputs.style_masks is None else len(inputs.style_masks)
-    schedule = plan(opts, inputs.content.size, [s.size for s in inputs.styles], n_masks, content_mask is not None)
-    device = resolve_device(opts.device)
-    if network is None:
-        precision, _ = resolve_precision(opts.precision, device)
-        network = load_network(opts.weights, opts.weights_format, opts.pooling, str(device), opts.network, precision)
+    schedule, device = prepare(opts, images.gather(opts.init, max_pixels))
+    network, _ = network_for(opts, device, network)
     bf16 = network.dtype == torch.bfloat16
     equation = equation_of(network, opts)  # the run's eq. 7
     fits, over = fits_for(schedule, equation.layers, device, bf16, workers, worker_memory)

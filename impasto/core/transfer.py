@@ -42,7 +42,7 @@ NO_WATCH = Watch()  # a run no one follows
 __all__ = ["MIN_COARSE_SIDE", "Extra", "Result", "Step", "Watch", "paint", "plan_scales", "resolve_device", "transfer"]
 
 
-def _prepare(opts: Options, inputs: Inputs) -> tuple[Plan, torch.device]:
+def prepare(opts: Options, inputs: Inputs) -> tuple[Plan, torch.device]:
     """The run's plan (:func:`impasto.schedule.plan`: it refuses what cannot make a transfer, before
     any work), with the masks checked against their images; and the device."""
     n_style_masks = None if inputs.style_masks is None else len(inputs.style_masks)
@@ -52,7 +52,7 @@ def _prepare(opts: Options, inputs: Inputs) -> tuple[Plan, torch.device]:
     return schedule, resolve_device(opts.device)
 
 
-def _network(opts: Options, device: torch.device, given: VGG19 | None) -> tuple[VGG19, str]:
+def network_for(opts: Options, device: torch.device, given: VGG19 | None) -> tuple[VGG19, str]:
     """The VGG19 ``opts`` names in the precision it resolves to, or ``given``: as it is for ``auto``,
     else a copy cast to the precision asked for; and how it runs, in words (``Step.compute``)."""
     precision, why = resolve_precision(opts.precision, device)
@@ -171,10 +171,10 @@ def paint(
     if checkpoint is not None:
         images_ = [inputs.content, *inputs.styles, inputs.init_image, inputs.content_mask, *(inputs.style_masks or [])]
         checkpoint.fingerprint = fingerprint(opts.to_dict(), images_)
-    schedule, device = _prepare(opts, inputs)
+    schedule, device = prepare(opts, inputs)
     phase = watch.on_phase or (lambda _: None)
     phase(Phase("network", f"loading the network on {device.type}"))
-    network, compute = _network(opts, device, network)
+    network, compute = network_for(opts, device, network)
     precision = "bf16" if network.dtype == torch.bfloat16 else "fp32"
     equation = replace(equation_of(network, opts), runner=runner)
     fits = _fits(schedule, equation, opts, device, precision, runner)
