@@ -192,3 +192,27 @@ def test_the_calibration_reads_the_clock_given(content_path: Path, style_path: P
     p = plan_run(Images(content_path, [style_path]), opts, network=narrow_vgg(), clock=lambda: float(next(ticks)))
     assert (p.calibration.statistics, p.calibration.gradient) == (1.0, 1.0)
     assert p.calibration.update == 1.0 / 256**2  # 1 s a step, whatever the history, on a 256-px image
+
+
+@pytest.mark.parametrize(("workers", "expected"), [(1, None), (3, memory.WORKER_THREADS)])
+def test_a_clusters_tile_is_timed_on_a_workers_threads(
+    workers: int, expected: int | None, content_path: Path, style_path: Path
+) -> None:
+    """--ray makes one worker per CPU, each of WORKER_THREADS threads: the plan times its tile so; on
+    one machine, on all of this process's threads. The threads are this process's again afterwards."""
+    before = torch.get_num_threads()
+    seen: list[int] = []
+
+    def clock() -> float:
+        seen.append(torch.get_num_threads())
+        return float(len(seen))
+
+    opts = resolve(size=128, scales=1, steps=3, tile=64, device="cpu", precision="fp32")
+    torch.set_num_threads(2)
+    try:
+        plan_run(Images(content_path, [style_path]), opts, workers=workers, network=narrow_vgg(), clock=clock)
+        tile_readings = seen[:8]  # readings of the tile timing (the update is timed after it)
+        assert set(tile_readings) == {expected or 2}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -32,8 +32,8 @@ def add_plan_flags(p: argparse.ArgumentParser, dry_run: bool) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="plan for a cluster of N workers like this machine (default: --ray-workers, else 1: this machine); "
-        "their tiles are sized for --ray-memory",
+        help="plan for a cluster of N workers, one per CPU of a machine like this one, as --ray makes them "
+        "(default: --ray-workers, else 1: this machine alone); their tiles are sized for --ray-memory",
     )
     group.add_argument(
         "--bandwidth",

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from ..batch.ray_cluster import check_reachable, require_ray
+from ..core.memory import WORKER_MEMORY, WORKER_THREADS
 from ..core.objective import Objective, Share, Upstream
 from ..core.terms import LocalTerm, Term
 from ..core.tile_layout import Tile
@@ -34,7 +35,6 @@ from ..net.vgg import VGG19
 __all__ = ["RETRIES", "WORKER_MEMORY", "ClusterError", "RayTiles", "require_ray"]
 
 RETRIES = 3  # times a dead worker is restarted, and a task it was running retried
-WORKER_MEMORY = 2 * 2**30  # bytes a worker's tile may take, unless told otherwise
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,12 @@ class RayTiles:
     with that objective's network."""
 
     def __init__(
-        self, address: str = "auto", *, workers: int | None = None, threads: int = 1, memory: int = WORKER_MEMORY
+        self,
+        address: str = "auto",
+        *,
+        workers: int | None = None,
+        threads: int = WORKER_THREADS,
+        memory: int = WORKER_MEMORY,
     ) -> None:
         self.ray = ray = require_ray()
         if not ray.is_initialized():

@@ -56,12 +56,29 @@ def _sync(device: torch.device) -> None:
 
 
 def tile_seconds(
-    equation: Eq7, crop: tuple[int, int], device: torch.device, repeats: int = 3, clock: Clock = time.perf_counter
+    equation: Eq7,
+    crop: tuple[int, int],
+    device: torch.device,
+    repeats: int = 3,
+    clock: Clock = time.perf_counter,
+    threads: int | None = None,
 ) -> tuple[tuple[int, int], float, float]:
-    """(crop timed, pass 1 s, pass 2 s) of ``equation`` on one crop of ``crop`` (width, height) px.
+    """(crop timed, pass 1 s, pass 2 s) of ``equation`` on one crop of ``crop`` (width, height) px,
+    on ``threads`` CPU threads (None: this process's; a cluster worker's are fewer).
 
     The crop is shrunk to :data:`MAX_SIDE` on its longest side (keeping its aspect) first.
     """
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        return _tile_seconds(equation, crop, device, repeats, clock)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _tile_seconds(
+    equation: Eq7, crop: tuple[int, int], device: torch.device, repeats: int, clock: Clock
+) -> tuple[tuple[int, int], float, float]:
     w, h = crop
     if max(w, h) > MAX_SIDE:
         w, h = max(16, round(w * MAX_SIDE / max(crop))), max(16, round(h * MAX_SIDE / max(crop)))

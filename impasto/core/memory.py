@@ -22,6 +22,8 @@ from ..net.vgg import LAYER_NAMES, canonical_layer, layer_depth
 from .tile_layout import geometry, layout
 
 __all__ = [
+    "WORKER_MEMORY",
+    "WORKER_THREADS",
     "Fit",
     "available",
     "crop_bytes",
@@ -41,6 +43,8 @@ KEPT = 1.6  # responses kept per conv output value (output, pooling indices, bac
 IMAGE_COPIES = 8  # full-size 3-channel fp32 tensors alive in a step: images, gradients, L-BFGS (optimize.LBFGS)
 PHOTO_GUIDE = 48  # bytes per pixel of the image: the photorealism term's window statistics (float32)
 PHOTO_EVAL = 450  # bytes per pixel of a crop: one evaluation of that term with its gradient (measured at 2048 px)
+WORKER_MEMORY = 2 * 2**30  # bytes a cluster worker's tile may take, unless told otherwise (--ray-memory)
+WORKER_THREADS = 1  # threads of a cluster worker: one worker per CPU (impasto.cluster.RayTiles)
 HEADROOM = 0.75  # a run plans to this share of its budget: measured peaks were up to 1.29x the model (bf16, tiled)
 MIN_HISTORY = 5  # fewer L-BFGS corrections than this are not worth tiling for
 # Without a budget of its own, a run that must tile uses cores of at most this size and keeps no

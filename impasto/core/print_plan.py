@@ -35,7 +35,7 @@ from ..net.vgg import VGG19, layer_depth
 from . import memory
 from .calibrate import Calibration, Clock, tile_seconds, update_seconds
 from .estimate import TARGET_PASSES
-from .memory import Fit
+from .memory import WORKER_MEMORY, WORKER_THREADS, Fit
 from .schedule import Plan
 from .tile_layout import layout
 from .traffic import FP32, Traffic, channels, weights_bytes
@@ -56,7 +56,6 @@ __all__ = [
 ]
 
 DEFAULT_BANDWIDTH = 1.0  # Gbit/s between the driver and the workers: a plain Ethernet link
-WORKER_MEMORY = 2 * 2**30  # bytes a worker's tile may take: impasto.cluster.RayTiles's default (--ray-memory)
 # A tile whose forward is kept from pass 1 for pass 2 still costs about half a pass 1 (its forward
 # records the graph and holds the responses): benchmarks/results/tiles-amd-*.md, 2048 px, 512-px
 # cores, 2 threads: 10.92 s/step with all 12 kept, 12.99 s with none, where a pass 1 is 1/3 of a tile.
@@ -271,7 +270,8 @@ def plan_run(
     fits, over = fits_for(schedule, equation.layers, device, bf16, workers, worker_memory)
     args = (schedule, equation.layers, fits)
     final = make_plan(*args, Calibration((1, 1), 0, 0, 0), workers, bandwidth, bf16, over).scales[-1]
-    crop, first, second = tile_seconds(equation, final.crop, device, clock=clock)  # the tile every step runs
+    threads = WORKER_THREADS if workers > 1 else None  # a cluster's workers: one per CPU
+    crop, first, second = tile_seconds(equation, final.crop, device, clock=clock, threads=threads)  # every step's tile
     precondition = opts.precondition if opts.optimizer == "lbfgs" else "none"
     update = update_seconds(final.history, precondition, device, clock=clock)
     return make_plan(*args, Calibration(crop, first, second, update), workers, bandwidth, bf16, over)
