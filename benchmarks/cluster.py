@@ -142,8 +142,24 @@ def resume(folder: Path, size: int, steps: int, kill_after: int, every: int) -> 
     }
 
 
+def planned(size: int, tile: int, workers: int) -> dict[str, float]:
+    """The plan's seconds per step (``impasto plan --workers``) for the measured configuration: its
+    tile timed here on a worker's threads; the transfers apart (a local cluster moves them in memory)."""
+    from impasto import bundled_image
+    from impasto.config import resolve
+    from impasto.core.print_plan import plan_run
+    from impasto.inputs import Images
+
+    opts = resolve("default", size=size, scales=1, steps=2, tile=tile, precision="bf16", seed=1)
+    plan = plan_run(Images(bundled_image("tubingen"), [bundled_image("starry_night")]), opts, workers=workers)
+    final = plan.scales[-1]
+    update = plan.calibration.update * final.size[0] * final.size[1]  # the measured steps have no update
+    return {"planned_s_per_step": final.step_seconds - final.transfer_seconds - update, "planned_tiles": final.tiles}
+
+
 def memory(address: str, size: int, steps: int) -> dict[str, Any]:
-    """Seconds per step and peak memory on the cluster (2 workers) and locally (tiled, 2 threads)."""
+    """Seconds per step and peak memory on the cluster (2 workers) and locally (tiled, 2 threads),
+    and the plan's seconds per step for the cluster."""
     import torch
 
     from impasto.cluster import RayTiles
@@ -157,6 +173,7 @@ def memory(address: str, size: int, steps: int) -> dict[str, Any]:
     remote = [_step(replace(objective, runner=runner), x)[2] for _ in range(steps)]
     peaks = runner.peaks()
     driver = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    plan = planned(size, tile, runner.workers)  # after the driver's peak: it loads a network of its own
     runner.close()
     torch.set_num_threads(2)
     local = [_step(objective, x)[2] for _ in range(steps)]
@@ -168,6 +185,7 @@ def memory(address: str, size: int, steps: int) -> dict[str, Any]:
         "s_per_step_local_tiled": sorted(local)[len(local) // 2],
         "worker_peak_gb": [p / 2**30 for p in peaks],
         "driver_peak_gb": driver / 2**30,
+        **plan,
     }
 
 
