@@ -18,6 +18,7 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from dataclasses import replace
@@ -157,6 +158,36 @@ def planned(size: int, tile: int, workers: int) -> dict[str, float]:
     return {"planned_s_per_step": final.step_seconds - final.transfer_seconds - update, "planned_tiles": final.tiles}
 
 
+class Sampler(threading.Thread):
+    """The peaks of processes' resident memory, read from /proc every 20 ms: all of it (VmRSS), the
+    private part (RssAnon) and the shared memory mapped in (RssShmem: for a Ray worker, the pages of
+    the node's object store it has read its tasks' arguments from, which every worker shares)."""
+
+    FIELDS = ("VmRSS", "RssAnon", "RssShmem")
+
+    def __init__(self, pids: list[int]) -> None:
+        super().__init__(daemon=True)
+        self.peaks = {pid: dict.fromkeys(self.FIELDS, 0) for pid in pids}
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.02):
+            for pid, peak in self.peaks.items():
+                try:
+                    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+                except OSError:
+                    continue
+                for line in lines:
+                    key, _, value = line.partition(":")
+                    if key in peak:
+                        peak[key] = max(peak[key], int(value.split()[0]) * 1024)
+
+    def stop(self) -> dict[str, list[float]]:
+        self.done.set()
+        self.join()
+        return {f"worker_{k}_gb": [p[k] / 2**30 for p in self.peaks.values()] for k in self.FIELDS}
+
+
 def memory(address: str, size: int, steps: int) -> dict[str, Any]:
     """Seconds per step and peak memory on the cluster (2 workers) and locally (tiled, 2 threads),
     and the plan's seconds per step for the cluster."""
@@ -170,7 +201,11 @@ def memory(address: str, size: int, steps: int) -> dict[str, Any]:
     tile = worker_core(*content.shape[-2:], list(objective.layers), runner.memory, True, runner.workers)
     objective = replace(objective, tile=tile)
     x = content.clone().requires_grad_(True)
-    remote = [_step(replace(objective, runner=runner), x)[2] for _ in range(steps)]
+    remote = [_step(replace(objective, runner=runner), x)[2]]  # the workers start in the first step
+    sampler = Sampler(runner.pids())
+    sampler.start()
+    remote += [_step(replace(objective, runner=runner), x)[2] for _ in range(steps - 1)]
+    sampled = sampler.stop()
     peaks = runner.peaks()
     driver = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     plan = planned(size, tile, runner.workers)  # after the driver's peak: it loads a network of its own
@@ -185,6 +220,7 @@ def memory(address: str, size: int, steps: int) -> dict[str, Any]:
         "s_per_step_local_tiled": sorted(local)[len(local) // 2],
         "worker_peak_gb": [p / 2**30 for p in peaks],
         "driver_peak_gb": driver / 2**30,
+        **sampled,  # after the first step
         **plan,
     }
 

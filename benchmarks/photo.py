@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from photo_metrics import affine_residual, colour_closed, global_colour_map, structure, style_closed
 from photo_recipe import Recipe, project, render
@@ -41,7 +42,34 @@ from impasto.net.network import get_vgg
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = {"tubingen": bundled_image("tubingen"), "rocket": Path("/work/shared/images/photos/rocket.jpg")}
-PAIRS = ("rocket:tubingen", "tubingen:rocket")
+PAIRS = ("rocket:tubingen", "tubingen:rocket", "tubingen-left:tubingen-right-dusk")
+# A pair with a known answer (a best case): two overlapping crops of the Tübingen photo, the second
+# turned to dusk by a known global change. The right answer for the left crop is that change applied
+# to it (the "truth" of its rows: the mean absolute difference from it, in levels).
+MADE = {"tubingen-left": (0.0, 0.6, False), "tubingen-right-dusk": (0.4, 1.0, True)}
+
+
+def dusk(image: Image.Image) -> Image.Image:
+    """The known change: a stop and a half darker, a cool white balance, the blacks lifted a little."""
+    a = np.asarray(image, dtype=np.float64) / 255
+    a = 0.03 + 0.35 * a**1.1 * np.array([0.8, 0.95, 1.3])
+    return Image.fromarray((a.clip(0, 1) * 255).round().astype(np.uint8))
+
+
+def photo_path(name: str, cache: Path) -> Path:
+    """A test photo: a bundled or shared one, or one of :data:`MADE` (written to ``cache`` once)."""
+    if name in PHOTOS:
+        return PHOTOS[name]
+    left, right, darken = MADE[name]
+    path = cache / f"{name}.png"
+    if not path.exists():
+        base = load_image(PHOTOS["tubingen"])
+        crop = base.crop((round(left * base.width), 0, round(right * base.width), base.height))
+        cache.mkdir(parents=True, exist_ok=True)
+        (dusk(crop) if darken else crop).save(path)
+    return path
+
+
 LIMITS = {"structure": 0.90, "affine_residual": 5.0, "colour_closed": 0.3, "style_over_map": 0.1, "time_ratio": 1.5}
 OUT = ROOT / "benchmarks" / "results" / "photo"
 
@@ -99,12 +127,16 @@ def measure_pair(
 ) -> list[tuple[Image.Image, dict[str, Any]]]:
     """The reference rows and one row per recipe for ``pair`` ("content:style") at ``size``."""
     cname, sname = pair.split(":")
-    c_img = resize(load_image(PHOTOS[cname]), size)
+    cpath, spath = photo_path(cname, cache), photo_path(sname, cache)
+    c_img = resize(load_image(cpath), size)
     c = pil_to_tensor(c_img)
-    s = pil_to_tensor(resize(load_image(PHOTOS[sname]), size))
+    s = pil_to_tensor(resize(load_image(spath), size))
     base = {"pair": pair, "size": size}
+    truth = np.asarray(dusk(c_img), dtype=np.float64) if cname in MADE else None
 
     def row(name: str, image: Image.Image, seconds: float | None, **more: Any) -> tuple[Image.Image, dict[str, Any]]:
+        if truth is not None:
+            more["truth"] = round(float(np.abs(np.asarray(image, dtype=np.float64) - truth).mean()), 2)
         return image, base | {"row": name, "seconds": seconds} | more | figures(pil_to_tensor(image), c, s)
 
     rows = [row("C", c_img, None), row("global map", tensor_to_pil(global_colour_map(c, s)), None)]
@@ -113,7 +145,7 @@ def measure_pair(
         bare = dataclasses.replace(recipe, project=None, recolor=False)  # the render is cached; the finish is cheap
 
         def make() -> tuple[Image.Image, dict[str, Any]]:
-            image, seconds, cpu, steps = render(PHOTOS[cname], PHOTOS[sname], size, bare)
+            image, seconds, cpu, steps = render(cpath, spath, size, bare)
             return row(name, image, round(seconds, 1), cpu=round(cpu, 1), steps=steps, recipe=_describe(bare))
 
         image, r = _cached(cache, f"{cname}-{sname}-{size}", render_key(bare, size), make)
@@ -121,9 +153,9 @@ def measure_pair(
             return image, r | {"row": name}
         start, cpu = time.perf_counter(), time.process_time()
         if recipe.project is not None:
-            image = project(load_image(PHOTOS[cname]), image, recipe.project)
+            image = project(load_image(cpath), image, recipe.project)
         if recipe.recolor:  # as impasto's photo_recolor does it
-            palette = palette_of([load_image(PHOTOS[sname])])
+            palette = palette_of([load_image(spath)])
             image = tensor_to_pil(colour_map(pil_to_tensor(image), palette))
         seconds, cpu = r["seconds"] + time.perf_counter() - start, r["cpu"] + time.process_time() - cpu
         return row(name, image, round(seconds, 1), cpu=round(cpu, 1), steps=r["steps"], recipe=_describe(recipe))
@@ -211,6 +243,11 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             f"| {r['pair']} | {r['size']} | {r['row']} | {r['structure']:.3f} | {r['affine_residual']:.2f} | "
             f"{r['colour_closed']:.2f} | {r['style_closed']:.2f} | {sec or ' | '} | {ok} |"
         )
+    known = [r for r in rows if "truth" in r]
+    if known:
+        lines += ["", "The pair with a known answer (tubingen-left, turned to dusk by `dusk()`): the mean absolute "
+                  "difference from that answer, in levels:", ""]  # fmt: skip
+        lines += [f"- {r['size']} px, {r['row']}: {r['truth']:.1f}" for r in known]
     lines += ["", "Recipes:", *(f"- {k}: {v}" for k, v in meta["recipes"].items())]
     return "\n".join(lines) + "\n"
 
@@ -237,12 +274,15 @@ def main(argv: list[str] | None = None) -> int:
             all_rows += [r for _, r in rows]
             for _, r in rows:
                 print(json.dumps(r), flush=True)
-            style = resize(load_image(PHOTOS[pair.split(":")[1]]), size)
+            style = resize(load_image(photo_path(pair.split(":")[1], args.cache)), size)
             for name in list(recipes)[-1:]:  # the sheet of the last recipe: the one proposed
                 stem = f"{pair.replace(':', '-')}-{size}"
                 sheet(rows, style, name).save(args.out / f"{stem}.jpg", quality=85)  # small in the repo
     meta = {"cpu": cpuinfo()["cpu_model"], "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M"),
             "recipes": {k: _describe(v) for k, v in recipes.items()}}  # fmt: skip
+    done = {(r["pair"], r["size"]) for r in all_rows}  # rows of pairs and sizes not measured now are kept
+    earlier = json.loads((args.out / "results.json").read_text()) if (args.out / "results.json").exists() else {}
+    all_rows = [r for r in earlier.get("rows", []) if (r["pair"], r["size"]) not in done] + all_rows
     (args.out / "results.json").write_text(json.dumps({"meta": meta, "rows": all_rows}, indent=1) + "\n")
     (args.out / "results.md").write_text(markdown(all_rows, meta))
     print(markdown(all_rows, meta))
