@@ -283,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     done = {(r["pair"], r["size"]) for r in all_rows}  # rows of pairs and sizes not measured now are kept
     earlier = json.loads((args.out / "results.json").read_text()) if (args.out / "results.json").exists() else {}
     all_rows = [r for r in earlier.get("rows", []) if (r["pair"], r["size"]) not in done] + all_rows
+    order = {pair: n for n, pair in enumerate(PAIRS)}
+    all_rows.sort(key=lambda r: (order.get(r["pair"], len(order)), r["pair"], r["size"]))  # stable: rows in order
     (args.out / "results.json").write_text(json.dumps({"meta": meta, "rows": all_rows}, indent=1) + "\n")
     (args.out / "results.md").write_text(markdown(all_rows, meta))
     print(markdown(all_rows, meta))

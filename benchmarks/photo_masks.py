@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     for pair in args.pairs:
         cname, sname = pair.split(":")
         for size in args.sizes:
-            cells = [Cell(resize(sky_mask(cname), 320), "C's mask"), Cell(resize(sky_mask(sname), 320), "S's mask")]
+            cells = [Cell(resize(sky_mask(cname), 320), "sky white"), Cell(resize(sky_mask(sname), 320), "sky white")]
             for masked in (False, True):
                 image, figs = run(pair, size, masked)
                 row = {"pair": pair, "size": size, "masks": masked, **figs}
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{figs[k]:.2f}" for k in ("structure", "affine_residual", "colour_closed", "style_closed")
                 )
                 cells.append(Cell(image, text))
-            labels = ["content mask (sky white)", "style mask", "photo", "photo with the masks"]
+            labels = ["C's mask", "S's mask", "photo", "with the masks"]
             title = f"{cname} in the light of {sname}, {size} px"
             footer = "under each: structure / affine residual / colour closed / style closed"
             make_grid([cells], title, col_labels=labels, footer=footer, cell_size=320).save(
