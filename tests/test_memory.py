@@ -139,3 +139,20 @@ def test_a_given_tile_keeps_the_longest_history_the_budget_holds() -> None:
     assert tight.tile == 512 and tight.history < 100 and tight.needed <= memory.HEADROOM * 10 * 2**30
     hopeless = memory.fit(3072, 4096, layers, 100, 2**30, tile=512, steps=100)
     assert hopeless.history == memory.MIN_HISTORY  # at least the shortest: the plan says what it needs
+
+
+def test_the_photorealism_term_is_counted_image_wide_and_per_crop() -> None:
+    """Its window statistics for the whole image, one evaluation with its gradient per crop; a
+    photo run that fits one machine untiled plain may need tiles with the term."""
+    layers = ["conv1_1", "conv4_2", "conv5_1"]
+    h, w = 1366, 2048
+    plain, photo = (step_bytes(h, w, layers, 5, True, None, 0, p) for p in (False, True))
+    assert photo - plain == pytest.approx((memory.PHOTO_GUIDE + memory.PHOTO_EVAL) * h * w)
+    tiled = step_bytes(h, w, layers, 5, True, 512, 0, True) - step_bytes(h, w, layers, 5, True, 512, 0, False)
+    assert memory.PHOTO_GUIDE * h * w < tiled < memory.PHOTO_GUIDE * h * w + memory.PHOTO_EVAL * 800 * 800
+    budget = int((plain + photo) / 2 / memory.HEADROOM)
+    assert fit(h, w, layers, 5, budget, True).tile is None
+    assert fit(h, w, layers, 5, budget, True, photo=True).tile is not None
+    worker = 5 * 2**30 // 2  # a cluster worker's budget where the term's maps take a larger core's room
+    assert memory.worker_core(4096, 4096, layers, worker, True, 2) == 768
+    assert memory.worker_core(4096, 4096, layers, worker, True, 2, photo=True) == 512
