@@ -188,6 +188,12 @@ class Sampler(threading.Thread):
         return {f"worker_{k}_gb": [p[k] / 2**30 for p in self.peaks.values()] for k in self.FIELDS}
 
 
+def _typical(seconds: list[float]) -> float:
+    """The median step after the first (which starts the workers and packs the network's weights)."""
+    later = sorted(seconds[1:] or seconds)
+    return later[len(later) // 2]
+
+
 def memory(address: str, size: int, steps: int) -> dict[str, Any]:
     """Seconds per step and peak memory on the cluster (2 workers) and locally (tiled, 2 threads),
     and the plan's seconds per step for the cluster."""
@@ -216,8 +222,10 @@ def memory(address: str, size: int, steps: int) -> dict[str, Any]:
         "size": size,
         "tile": tile,
         "tiles": len(objective.tiles(*content.shape[-2:])),
-        "s_per_step_cluster": sorted(remote)[len(remote) // 2],
-        "s_per_step_local_tiled": sorted(local)[len(local) // 2],
+        "s_per_step_cluster": _typical(remote),
+        "s_per_step_local_tiled": _typical(local),
+        "steps_s_cluster": remote,
+        "steps_s_local_tiled": local,
         "worker_peak_gb": [p / 2**30 for p in peaks],
         "driver_peak_gb": driver / 2**30,
         **sampled,  # after the first step
