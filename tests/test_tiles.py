@@ -21,7 +21,7 @@ from PIL import Image, PngImagePlugin
 from impasto.config import Options, StyleLoss
 from impasto.core.eq7 import Eq7
 from impasto.core.objective import Objective, crop_of, features_of
-from impasto.core.terms import StyleRegion, Temporal, Where
+from impasto.core.terms import LocalTerm, StyleRegion, Temporal, Where
 from impasto.core.terms.photoreal import Photorealism
 from impasto.core.tile_layout import geometry, layout
 from impasto.net.vgg import Pooling
@@ -125,8 +125,10 @@ def test_a_local_term_cut_to_a_tile_gives_that_tiles_value_and_gradient(term: st
     h, w = 200, 230
     _, tiled = _pair("avg", tile=64)
     base = tiled.of(_image(h, w, 24), [_image(120, 100, 25)])
-    whole = {
-        "content": base.term("content"),
+    content = base.term("content")
+    assert isinstance(content, LocalTerm)
+    whole: LocalTerm = {
+        "content": content,
         "temporal": _temporal(h, w),
         "photorealism": Photorealism.of(_image(h, w, 24)),
     }[term]
@@ -137,12 +139,14 @@ def test_a_local_term_cut_to_a_tile_gives_that_tiles_value_and_gradient(term: st
         sent = pickle.dumps(whole.at(tile))
         assert len(sent) < len(pickle.dumps(whole)) / 6, "a tile's cut, not the whole term"
         cut = pickle.loads(sent)
-        values, grads = [], []
+        values: list[float] = []
+        grads: list[torch.Tensor] = []
         for t in (whole, cut):
             crop = crop_of(x, tile).clone().requires_grad_(True)
             value = t.local(features_of(base.vgg, crop, t.layers), crop, Where(tile))
             value.backward()
             values.append(float(value.detach()))
+            assert crop.grad is not None
             grads.append(crop.grad)
         assert values[0] == values[1] and values[0] > 0
         assert torch.equal(grads[0], grads[1])
