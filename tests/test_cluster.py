@@ -96,6 +96,17 @@ def test_steps_on_the_cluster_give_the_local_image(runner: RayTiles, pair: Image
     assert diff.mean() <= 0.5 and diff.max() <= 4
 
 
+def test_the_photo_preset_on_the_cluster_gives_the_local_image(runner: RayTiles, pair: Images) -> None:
+    """The photorealism term reaches the workers cut to their tiles; the start, projection and
+    recolour stay on the driver: the same photograph."""
+    opts = resolve("photo", size=128, steps=8, scales=1, seed=2, tile=48, precision="fp32")
+    local = paint(pair, opts, network=narrow_vgg())
+    remote = paint(pair, opts, network=narrow_vgg(), runner=runner)
+    assert remote.params["photorealism"] > 0 and remote.params["tile"] == 48
+    diff = np.abs(_pixels(remote) - _pixels(local))
+    assert diff.mean() <= 0.5 and diff.max() <= 4
+
+
 class _KillingOne(RayTiles):
     """Kills one worker (SIGKILL) right after the tasks of the ``at``-th gradient pass were sent."""
 
