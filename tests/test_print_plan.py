@@ -58,12 +58,12 @@ def test_sizes_tiles_and_memory_are_memorys_own() -> None:
     final = p.scales[-1]
     assert final.tile is not None and final.tiles > 1
     crop_w, crop_h = final.crop
-    assert final.worker_memory == memory.FIXED + memory.network_bytes(crop_h, crop_w, layers) + memory.image_bytes(
+    assert final.worker_memory == memory.FIXED + memory.crop_bytes(crop_h, crop_w, layers) + memory.image_bytes(
         crop_h, crop_w, 0
     )
     assert final.driver_memory == memory.FIXED + memory.image_bytes(1536, 2048, final.history)
     # one machine = the driver's vectors + one crop's responses (+ the tiles' forwards it keeps)
-    assert final.memory >= final.driver_memory + memory.network_bytes(crop_h, crop_w, layers) - 1
+    assert final.memory >= final.driver_memory + memory.crop_bytes(crop_h, crop_w, layers) - 1
     assert p.budget == 3 * 2**30
 
 

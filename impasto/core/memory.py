@@ -29,10 +29,11 @@ __all__ = [
     "crop_bytes",
     "fit",
     "fit_scales",
+    "fixed_bytes",
     "format_size",
     "image_bytes",
-    "network_bytes",
     "step_bytes",
+    "worker_bytes",
 ]
 
 # VGG19's conv widths per block, for the responses kept for the backward pass.
@@ -83,10 +84,10 @@ def _network_bytes(height: int, width: int, layers: list[str], itemsize: int) ->
     return KEPT * total
 
 
-def network_bytes(height: int, width: int, layers: list[str], bf16: bool = False) -> float:
-    """Bytes of the responses one forward and backward pass over a height x width crop keeps (the
-    part of :func:`step_bytes` that a tile's worker needs; the network's weights are in :data:`FIXED`)."""
-    return _network_bytes(height, width, layers, 2 if bf16 else 4)
+def fixed_bytes(bf16: bool = False) -> int:
+    """Bytes every process running the network holds whatever the image: torch, the weights (and
+    with ``bf16``, oneDNN's packed weights)."""
+    return FIXED + (BF16_FIXED if bf16 else 0)
 
 
 def image_bytes(height: int, width: int, history: int, photo: bool = False) -> float:
@@ -101,6 +102,12 @@ def crop_bytes(height: int, width: int, layers: list[str], bf16: bool = False, p
     """Bytes one crop's evaluation with its gradient takes: the network's responses and, with
     ``photo``, the photorealism term's window maps."""
     return _network_bytes(height, width, layers, 2 if bf16 else 4) + (PHOTO_EVAL * height * width if photo else 0)
+
+
+def worker_bytes(height: int, width: int, layers: list[str], bf16: bool = False, photo: bool = False) -> float:
+    """Bytes a cluster worker holds for a height x width crop: the network, the crop's evaluation,
+    and the crop's own vectors and cut of the local terms (:meth:`LocalTerm.at`)."""
+    return fixed_bytes(bf16) + crop_bytes(height, width, layers, bf16, photo) + image_bytes(height, width, 0, photo)
 
 
 def step_bytes(
@@ -131,8 +138,8 @@ def step_bytes(
         for t in tiles[: min(keep, len(tiles) - 1)]:  # their responses only: one backward runs at a time
             cy0, cy1, cx0, cx1 = t.crop
             kept += _network_bytes(cy1 - cy0, cx1 - cx0, layers, itemsize) / KEPT
-    fixed = FIXED + (BF16_FIXED if bf16 else 0)
-    return fixed + crop_bytes(crop_h, crop_w, layers, bf16, photo) + kept + image_bytes(height, width, history, photo)
+    crop = crop_bytes(crop_h, crop_w, layers, bf16, photo)
+    return fixed_bytes(bf16) + crop + kept + image_bytes(height, width, history, photo)
 
 
 @dataclass(frozen=True)
@@ -246,13 +253,11 @@ def worker_core(
     its cut of the local terms, and the network): the largest that fits, and no larger than gives
     each of ``workers`` a tile."""
     align, halo = geometry(layers)
-    fixed = FIXED + (BF16_FIXED if bf16 else 0)
     cores = [c for c in (2048, 1536, 1024, 768, 512, 384, 256, 192, 128) if c % align == 0]
 
     def fits(core: int) -> bool:
         crop_h, crop_w = min(height, core + 2 * halo), min(width, core + 2 * halo)
-        need = fixed + crop_bytes(crop_h, crop_w, layers, bf16, photo) + image_bytes(crop_h, crop_w, 0, photo)
-        return need <= HEADROOM * budget
+        return worker_bytes(crop_h, crop_w, layers, bf16, photo) <= HEADROOM * budget
 
     fitting = [c for c in cores if fits(c)] or cores[-1:]
     shared = [c for c in fitting if len(layout(height, width, c, layers)) >= workers]

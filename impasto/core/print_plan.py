@@ -178,10 +178,8 @@ def _scale_plan(
     crop_pixels = sum(cw * ch for cw, ch in crops)
     first, second = calibration.per_pixel()
     update = calibration.update * w * h
-    fixed = memory.FIXED + (memory.BF16_FIXED if bf16 else 0)
-    worker = fixed + memory.crop_bytes(crop[1], crop[0], layers, bf16, photo)
-    worker += memory.image_bytes(crop[1], crop[0], 0, photo)  # its crop's vectors and its cut of the local terms
-    driver = fixed + memory.image_bytes(h, w, min(fit.history, steps or fit.history), photo)
+    worker = memory.worker_bytes(crop[1], crop[0], layers, bf16, photo)
+    driver = memory.fixed_bytes(bf16) + memory.image_bytes(h, w, min(fit.history, steps or fit.history), photo)
     if fit.tile is None or len(tiles) == 1:  # one pass with the gradient, on one machine
         traffic, transfer = Traffic(0, 0, 0, 0), 0.0
         step = second * w * h + update
