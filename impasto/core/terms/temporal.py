@@ -29,9 +29,14 @@ class Temporal(LocalTerm):
     name: str = "temporal"
     values: int = 0
 
+    @property
+    def count(self) -> int:
+        """D, the number of values of the whole image."""
+        return self.values or (self.pairs[0][0].numel() if self.pairs else 1)
+
     def local(self, feats: Features, pixels: torch.Tensor, where: Where) -> torch.Tensor:
         x = where.core(pixels, 0)
-        n = self.values or (self.pairs[0][0].numel() if self.pairs else 1)  # D, the whole image's
+        n = self.count
         total = pixels.new_zeros(())
         for w, c in self.pairs:
             total = total + (where.part(c, 0) * (x - where.part(w, 0)) ** 2).sum() / (n * 255.0**2)
@@ -40,4 +45,4 @@ class Temporal(LocalTerm):
     def at(self, tile: Tile) -> Temporal:
         where = Where(tile)
         pairs = [(where.part(w, 0).clone(), where.part(c, 0).clone()) for w, c in self.pairs]
-        return replace(self, pairs=pairs, values=self.values or (self.pairs[0][0].numel() if self.pairs else 1))
+        return replace(self, pairs=pairs, values=self.count)
